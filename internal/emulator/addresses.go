@@ -1,0 +1,298 @@
+package emulator
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	compute "google.golang.org/api/compute/v1"
+)
+
+func (s *Server) routesAddresses() {
+	s.handle("POST", "regions/{region}/addresses", "compute.addresses.insert", s.addressesInsert)
+	s.handle("GET", "regions/{region}/addresses", "compute.addresses.list", s.addressesList)
+	s.handle("GET", "regions/{region}/addresses/{address}", "compute.addresses.get", s.addressesGet)
+	s.handle("DELETE", "regions/{region}/addresses/{address}", "compute.addresses.delete", s.addressesDelete)
+	s.handle("POST", "regions/{region}/addresses/{resource}/setLabels", "compute.addresses.setLabels", s.addressesSetLabels)
+	s.handle("GET", "aggregated/addresses", "compute.addresses.aggregatedList", s.addressesAggregated)
+}
+
+func (s *Server) addressesInsert(c *call) (any, *apiError) {
+	var a compute.Address
+	if e := c.decode(&a); e != nil {
+		return nil, e
+	}
+	if e := checkName(a.Name); e != nil {
+		return nil, e
+	}
+	scope := "regions/" + c.region
+	if _, ok := c.p.addresses.get(scope, a.Name); ok {
+		return nil, errAlreadyExists(relPath(c.p.name, scope, "addresses", a.Name))
+	}
+	if a.AddressType == "" {
+		a.AddressType = "EXTERNAL"
+	}
+	if a.AddressType != "EXTERNAL" && a.AddressType != "INTERNAL" {
+		return nil, errInvalidField("resource.addressType", a.AddressType, "")
+	}
+	if a.NetworkTier == "" && a.AddressType == "EXTERNAL" {
+		a.NetworkTier = "PREMIUM"
+	}
+	if a.AddressType == "EXTERNAL" {
+		if e := s.checkQuota(c.p, c.region, "STATIC_ADDRESSES", 1); e != nil {
+			return nil, e
+		}
+	}
+	a.Kind = "compute#address"
+	a.Id = s.newID()
+	a.CreationTimestamp = timestamp(time.Now())
+	a.Region = s.link(c.p.name, scope)
+	a.SelfLink = s.link(c.p.name, scope, "addresses", a.Name)
+	a.LabelFingerprint = fingerprint("labels", a.SelfLink, 0)
+	// Labels sent at insert are not applied (recorded on real GCE); clients
+	// follow with setLabels.
+	a.Labels = nil
+	a.ForceSendFields = append(a.ForceSendFields, "Description")
+	a.Status = "RESERVING"
+
+	var promoteUser string
+	if a.AddressType == "INTERNAL" {
+		if a.Purpose == "" {
+			a.Purpose = "GCE_ENDPOINT"
+		}
+		n, e := s.networkRef(c.p, a.Network)
+		if e != nil {
+			return nil, e
+		}
+		sn, e := s.subnetFor(c.p, n, c.region, a.Subnetwork)
+		if e != nil {
+			return nil, e
+		}
+		if sn != nil {
+			a.Subnetwork = sn.SelfLink
+		}
+		a.Network = ""
+		if a.Address != "" {
+			ip := addrOf(a.Address)
+			if !ip.IsValid() || (sn != nil && !netip.MustParsePrefix(sn.IpCidrRange).Contains(ip)) {
+				return nil, errInvalidField("resource.address", a.Address, "The address is not within the subnetwork's range.")
+			}
+			if !s.ips.claim(ip, a.SelfLink) {
+				return nil, errInvalidField("resource.address", a.Address, "IP address is already in use.")
+			}
+		} else {
+			ip, e := s.allocInternal(n, sn, a.SelfLink)
+			if e != nil {
+				return nil, e
+			}
+			a.Address = ip.String()
+		}
+	} else if a.Address != "" {
+		ip := addrOf(a.Address)
+		if !ip.IsValid() || !ip.Is4() {
+			return nil, errInvalidField("resource.address", a.Address, "Must be a valid IPv4 address.")
+		}
+		holder, held := s.ips.holder(ip)
+		switch {
+		case !held:
+			if !s.opts.ExternalRange.Contains(ip) {
+				return nil, errInvalidField("resource.address", a.Address, "The address is not available for reservation.")
+			}
+			s.ips.claim(ip, a.SelfLink)
+		default:
+			// Giving the current ephemeral IP of a VM promotes it to static.
+			in := s.instanceByLink(c.p, holder)
+			if in == nil || s.regionOfZone(in.Zone) != c.region {
+				return nil, errInvalidField("resource.address", a.Address, "Specified IP address is in-use and would result in a conflict.")
+			}
+			promoteUser = holder
+			s.ips.setHolder(ip, holder)
+		}
+	} else {
+		ip, ok := s.ips.allocate(netip.Prefix{}, a.SelfLink)
+		if !ok {
+			return nil, &apiError{Code: 400, Reason: "invalid", OpCode: "IP_SPACE_EXHAUSTED", Message: "No external IP addresses are available in region " + c.region + "."}
+		}
+		a.Address = ip.String()
+	}
+	obj := &a
+	c.p.addresses.put(scope, obj.Name, obj)
+	return s.startOp(c, opSpec{Type: "insert", Target: obj.SelfLink, TargetID: obj.Id, Scope: scope,
+		Done: func() *apiError {
+			if promoteUser != "" {
+				obj.Status = "IN_USE"
+				obj.Users = []string{promoteUser}
+			} else {
+				obj.Status = "RESERVED"
+			}
+			return nil
+		},
+		Fail: func() {
+			c.p.addresses.del(scope, obj.Name)
+			if promoteUser == "" {
+				s.ips.release(addrOf(obj.Address))
+			}
+		}}), nil
+}
+
+func (s *Server) addressesGet(c *call) (any, *apiError) {
+	scope := "regions/" + c.region
+	a, ok := c.p.addresses.get(scope, c.name)
+	if !ok {
+		return nil, errNotFound(relPath(c.p.name, scope, "addresses", c.name))
+	}
+	return a, nil
+}
+
+func (s *Server) addressesList(c *call) (any, *apiError) {
+	scope := "regions/" + c.region
+	return s.listResponse(c, "compute#addressList", toAny(c.p.addresses.list(scope)), s.link(c.p.name, scope, "addresses"))
+}
+
+func (s *Server) addressesAggregated(c *call) (any, *apiError) {
+	return s.aggregatedResponse(c, "compute#addressAggregatedList", "addresses", c.p.addresses.scoped(), s.regionScopes())
+}
+
+// addressesDelete releases a reservation. Releasing an address that is in use
+// is allowed, as in GCE: the IP stays with its user as an ephemeral one.
+func (s *Server) addressesDelete(c *call) (any, *apiError) {
+	scope := "regions/" + c.region
+	a, ok := c.p.addresses.get(scope, c.name)
+	if !ok {
+		return nil, errNotFound(relPath(c.p.name, scope, "addresses", c.name))
+	}
+	if e := s.checkNotBusy(c.p, a.SelfLink, relPath(c.p.name, scope, "addresses", c.name)); e != nil {
+		return nil, e
+	}
+	return s.startOp(c, opSpec{Type: "delete", Target: a.SelfLink, TargetID: a.Id, Scope: scope,
+		Done: func() *apiError {
+			c.p.addresses.del(scope, a.Name)
+			ip := addrOf(a.Address)
+			if len(a.Users) > 0 {
+				s.ips.setHolder(ip, a.Users[0])
+			} else {
+				s.ips.release(ip)
+			}
+			return nil
+		}}), nil
+}
+
+func (s *Server) addressesSetLabels(c *call) (any, *apiError) {
+	scope := "regions/" + c.region
+	a, ok := c.p.addresses.get(scope, c.name)
+	if !ok {
+		return nil, errNotFound(relPath(c.p.name, scope, "addresses", c.name))
+	}
+	var req compute.RegionSetLabelsRequest
+	if e := c.decode(&req); e != nil {
+		return nil, e
+	}
+	if e := checkLabels(req.Labels); e != nil {
+		return nil, e
+	}
+	if req.LabelFingerprint != a.LabelFingerprint {
+		return nil, errFingerprint("Labels fingerprint either invalid or resource labels have changed")
+	}
+	a.Labels = req.Labels
+	a.LabelFingerprint = s.newFingerprint()
+	return s.startOp(c, opSpec{Type: "setLabels", Target: a.SelfLink, TargetID: a.Id, Scope: scope, Immediate: true}), nil
+}
+
+// findAddressByIP returns the static address of region that holds ip.
+func (s *Server) findAddressByIP(p *project, region string, ip netip.Addr) *compute.Address {
+	for _, a := range p.addresses.list("") {
+		if addrOf(a.Address) == ip && (region == "" || lastSegment(a.Region) == region) {
+			return a
+		}
+	}
+	return nil
+}
+
+// useExternalIP gives ip to user (an instance access config or a forwarding
+// rule) in region. The IP must be a RESERVED static address of that region,
+// or free in the external range; a static IP in use elsewhere or in another
+// region is refused as GCE refuses it.
+func (s *Server) useExternalIP(p *project, region string, ip netip.Addr, user, field string) *apiError {
+	if a := s.findAddressByIP(p, "", ip); a != nil {
+		if lastSegment(a.Region) != region {
+			return errInvalidField(field, ip.String(), fmt.Sprintf("The address is in region '%s', not '%s'.", lastSegment(a.Region), region))
+		}
+		if a.Status == "IN_USE" && (len(a.Users) == 0 || a.Users[0] != user) {
+			return errInvalidField(field, ip.String(), "Specified IP address is in-use and would result in a conflict.")
+		}
+		if a.Status == "RESERVING" {
+			return errNotReady(relPath(p.name, "regions/"+region, "addresses", a.Name))
+		}
+		a.Status = "IN_USE"
+		a.Users = []string{user}
+		return nil
+	}
+	if h, held := s.ips.holder(ip); held {
+		if h == user {
+			return nil
+		}
+		return errInvalidField(field, ip.String(), "Specified IP address is in-use and would result in a conflict.")
+	}
+	return errInvalidField(field, ip.String(), "The IP address is not reserved in this project; reserve it as a static address first.")
+}
+
+// releaseExternalIP undoes useExternalIP or an ephemeral allocation: a
+// static address goes back to RESERVED, an ephemeral IP is freed.
+func (s *Server) releaseExternalIP(p *project, ip netip.Addr, user string) {
+	if !ip.IsValid() {
+		return
+	}
+	if a := s.findAddressByIP(p, "", ip); a != nil {
+		if len(a.Users) > 0 && a.Users[0] == user {
+			a.Status = "RESERVED"
+			a.Users = nil
+		}
+		s.ips.setHolder(ip, a.SelfLink)
+		return
+	}
+	if h, ok := s.ips.holder(ip); ok && h == user {
+		s.ips.release(ip)
+	}
+}
+
+// allocEphemeral hands out an ephemeral external IP to user.
+func (s *Server) allocEphemeral(user string) (netip.Addr, *apiError) {
+	ip, ok := s.ips.allocate(netip.Prefix{}, user)
+	if !ok {
+		return netip.Addr{}, &apiError{Code: 400, Reason: "invalid", OpCode: "IP_SPACE_EXHAUSTED", Message: "No external IP addresses are available."}
+	}
+	return ip, nil
+}
+
+// regionOfZone maps a zone name or URL to its region name.
+func (s *Server) regionOfZone(zone string) string { return s.cat.zoneRgn[lastSegment(zone)] }
+
+// checkLabels enforces GCE's label syntax: at most 64, keys start with a
+// lowercase letter, keys and values ≤ 63 of [a-z0-9_-].
+func checkLabels(labels map[string]string) *apiError {
+	if len(labels) > 64 {
+		return errInvalidField("labels", fmt.Sprint(len(labels)), "At most 64 labels are allowed.")
+	}
+	ok := func(s string, key bool) bool {
+		if len(s) > 63 || (key && len(s) == 0) {
+			return false
+		}
+		for i, r := range s {
+			switch {
+			case r >= 'a' && r <= 'z', r >= '0' && r <= '9' && !(key && i == 0), r == '_' && !(key && i == 0), r == '-' && !(key && i == 0):
+			default:
+				return false
+			}
+		}
+		return true
+	}
+	for k, v := range labels {
+		if !ok(k, true) {
+			return errInvalidField("labels."+k, k, "Label keys must start with a lowercase letter and contain only lowercase letters, digits, '_' and '-'.")
+		}
+		if !ok(v, false) {
+			return errInvalidField("labels."+k, v, "Label values may contain only lowercase letters, digits, '_' and '-'.")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,334 @@
+package emulator
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	compute "google.golang.org/api/compute/v1"
+)
+
+// The catalogue is the part of GCE every project sees: regions and zones,
+// machine and disk types, public images. It is fixed at start.
+
+type regionInfo struct {
+	name  string
+	zones []string
+	// index orders regions; it also picks the region's auto-mode subnet range.
+	index int
+}
+
+// regionCatalog is a realistic subset of GCE's regions, zone letters as in
+// production.
+var regionCatalog = []regionInfo{
+	{name: "asia-east1", zones: []string{"a", "b", "c"}},
+	{name: "asia-northeast1", zones: []string{"a", "b", "c"}},
+	{name: "asia-southeast1", zones: []string{"a", "b", "c"}},
+	{name: "australia-southeast1", zones: []string{"a", "b", "c"}},
+	{name: "europe-north1", zones: []string{"a", "b", "c"}},
+	{name: "europe-west1", zones: []string{"b", "c", "d"}},
+	{name: "europe-west2", zones: []string{"a", "b", "c"}},
+	{name: "europe-west3", zones: []string{"a", "b", "c"}},
+	{name: "europe-west4", zones: []string{"a", "b", "c"}},
+	{name: "me-central2", zones: []string{"a", "b", "c"}},
+	{name: "northamerica-northeast1", zones: []string{"a", "b", "c"}},
+	{name: "southamerica-east1", zones: []string{"a", "b", "c"}},
+	{name: "us-central1", zones: []string{"a", "b", "c", "f"}},
+	{name: "us-east1", zones: []string{"b", "c", "d"}},
+	{name: "us-east4", zones: []string{"a", "b", "c"}},
+	{name: "us-west1", zones: []string{"a", "b", "c"}},
+	{name: "us-west2", zones: []string{"a", "b", "c"}},
+}
+
+var cpuPlatforms = []string{"Intel Broadwell", "Intel Haswell", "Intel Cascade Lake", "Intel Ice Lake", "AMD Milan", "AMD Rome"}
+
+type catalog struct {
+	regions  map[string]regionInfo
+	zoneRgn  map[string]string // zone → region
+	zones    []string          // sorted
+	regNames []string          // sorted
+}
+
+func newCatalog() *catalog {
+	c := &catalog{regions: map[string]regionInfo{}, zoneRgn: map[string]string{}}
+	for i, r := range regionCatalog {
+		r.index = i
+		c.regions[r.name] = r
+		c.regNames = append(c.regNames, r.name)
+		for _, z := range r.zones {
+			zn := r.name + "-" + z
+			c.zoneRgn[zn] = r.name
+			c.zones = append(c.zones, zn)
+		}
+	}
+	sort.Strings(c.zones)
+	sort.Strings(c.regNames)
+	return c
+}
+
+func (c *catalog) regionOf(zone string) (string, bool) {
+	r, ok := c.zoneRgn[zone]
+	return r, ok
+}
+
+// machineType describes one machine type of the catalogue.
+type machineType struct {
+	name   string
+	cpus   int64
+	memMB  int64
+	shared bool
+}
+
+func machineTypes() []machineType {
+	var out []machineType
+	out = append(out,
+		machineType{"e2-micro", 2, 1024, true},
+		machineType{"e2-small", 2, 2048, true},
+		machineType{"e2-medium", 2, 4096, true},
+		machineType{"f1-micro", 1, 614, true},
+		machineType{"g1-small", 1, 1740, true},
+	)
+	for _, n := range []int64{2, 4, 8, 16, 32} {
+		out = append(out, machineType{fmt.Sprintf("e2-standard-%d", n), n, n * 4096, false})
+		out = append(out, machineType{fmt.Sprintf("e2-highmem-%d", n), n, n * 8192, false})
+		out = append(out, machineType{fmt.Sprintf("e2-highcpu-%d", n), n, n * 1024, false})
+	}
+	for _, n := range []int64{1, 2, 4, 8, 16, 32, 64, 96} {
+		out = append(out, machineType{fmt.Sprintf("n1-standard-%d", n), n, n * 3840, false})
+	}
+	for _, n := range []int64{2, 4, 8, 16, 32, 48, 64, 80, 96, 128} {
+		out = append(out, machineType{fmt.Sprintf("n2-standard-%d", n), n, n * 4096, false})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+func findMachineType(name string) (machineType, bool) {
+	for _, m := range machineTypes() {
+		if m.name == name {
+			return m, true
+		}
+	}
+	return machineType{}, false
+}
+
+func (s *Server) machineTypeObj(project, zone string, m machineType) *compute.MachineType {
+	return &compute.MachineType{
+		Kind:                         "compute#machineType",
+		Id:                           uint64(1000 + len(m.name)*7919 + int(m.cpus)),
+		CreationTimestamp:            "1969-12-31T16:00:00.000-08:00",
+		Name:                         m.name,
+		Description:                  fmt.Sprintf("%d vCPUs, %g GB RAM", m.cpus, float64(m.memMB)/1024),
+		GuestCpus:                    m.cpus,
+		MemoryMb:                     m.memMB,
+		IsSharedCpu:                  m.shared,
+		MaximumPersistentDisks:       128,
+		MaximumPersistentDisksSizeGb: 263168,
+		ImageSpaceGb:                 0,
+		Zone:                         zone,
+		SelfLink:                     s.link(project, "zones", zone, "machineTypes", m.name),
+		Architecture:                 "X86_64",
+		ForceSendFields:              []string{"IsSharedCpu", "ImageSpaceGb"},
+	}
+}
+
+type diskType struct {
+	name        string
+	description string
+	defaultGB   int64
+	validGB     string
+}
+
+var diskTypes = []diskType{
+	{"pd-balanced", "Balanced Persistent Disk", 100, "10GB-65536GB"},
+	{"pd-extreme", "Extreme Persistent Disk", 1000, "500GB-65536GB"},
+	{"pd-ssd", "SSD Persistent Disk", 100, "10GB-65536GB"},
+	{"pd-standard", "Standard Persistent Disk", 500, "10GB-65536GB"},
+}
+
+func findDiskType(name string) (diskType, bool) {
+	for _, d := range diskTypes {
+		if d.name == name {
+			return d, true
+		}
+	}
+	return diskType{}, false
+}
+
+func (s *Server) diskTypeObj(project, zone string, d diskType) *compute.DiskType {
+	return &compute.DiskType{
+		Kind:              "compute#diskType",
+		Id:                uint64(30000 + len(d.name)),
+		CreationTimestamp: "1969-12-31T16:00:00.000-08:00",
+		Name:              d.name,
+		Description:       d.description,
+		ValidDiskSize:     d.validGB,
+		DefaultDiskSizeGb: d.defaultGB,
+		Zone:              s.link(project, "zones", zone),
+		SelfLink:          s.link(project, "zones", zone, "diskTypes", d.name),
+	}
+}
+
+// publicImage is an image in one of the public image projects.
+type publicImage struct {
+	project, name, family string
+	id                    uint64
+	sizeGB                int64
+	deprecated            bool
+}
+
+var publicImages = []publicImage{
+	{"debian-cloud", "debian-11-bullseye-v20261013", "debian-11", 6204458135071372151, 10, false},
+	{"debian-cloud", "debian-12-bookworm-v20260910", "debian-12", 5770952442594484091, 10, true},
+	{"debian-cloud", "debian-12-bookworm-v20261013", "debian-12", 5770952442594484092, 10, false},
+	{"ubuntu-os-cloud", "ubuntu-2204-jammy-v20261020", "ubuntu-2204-lts", 3411204815577201913, 10, false},
+	{"ubuntu-os-cloud", "ubuntu-2404-noble-amd64-v20261020", "ubuntu-2404-lts-amd64", 3411204815577201977, 10, false},
+	{"cos-cloud", "cos-117-18613-164-4", "cos-117-lts", 8812317151291014413, 10, false},
+	{"cos-cloud", "cos-stable-121-18867-90-18", "cos-stable", 8812317151291014599, 10, false},
+}
+
+func isImageProject(p string) bool {
+	for _, im := range publicImages {
+		if im.project == p {
+			return true
+		}
+	}
+	return false
+}
+
+func findImage(project, name string) (publicImage, bool) {
+	for _, im := range publicImages {
+		if im.project == project && im.name == name {
+			return im, true
+		}
+	}
+	return publicImage{}, false
+}
+
+// familyImage is the newest non-deprecated image of the family.
+func familyImage(project, family string) (publicImage, bool) {
+	var best publicImage
+	found := false
+	for _, im := range publicImages {
+		if im.project == project && im.family == family && !im.deprecated && (!found || im.name > best.name) {
+			best, found = im, true
+		}
+	}
+	return best, found
+}
+
+func (s *Server) imageObj(im publicImage) *compute.Image {
+	obj := &compute.Image{
+		Kind:              "compute#image",
+		Id:                im.id,
+		CreationTimestamp: "2026-10-13T10:02:51.771-07:00",
+		Name:              im.name,
+		Description:       "Public image " + im.name,
+		Family:            im.family,
+		SelfLink:          s.link(im.project, "global", "images", im.name),
+		SourceType:        "RAW",
+		Status:            "READY",
+		ArchiveSizeBytes:  1 << 30,
+		DiskSizeGb:        im.sizeGB,
+		Architecture:      "X86_64",
+		LabelFingerprint:  "42WmSpB8rSM=",
+		Licenses:          []string{s.link(im.project, "global", "licenses", im.family)},
+		GuestOsFeatures: []*compute.GuestOsFeature{
+			{Type: "UEFI_COMPATIBLE"}, {Type: "VIRTIO_SCSI_MULTIQUEUE"}, {Type: "GVNIC"},
+		},
+		StorageLocations: []string{"eu", "us", "asia"},
+	}
+	if im.deprecated {
+		repl, _ := familyImage(im.project, im.family)
+		obj.Deprecated = &compute.DeprecationStatus{
+			State:       "DEPRECATED",
+			Replacement: s.link(im.project, "global", "images", repl.name),
+		}
+	}
+	return obj
+}
+
+// zoneObj renders a zone with its current status (zones can be marked DOWN
+// through the control API).
+func (s *Server) zoneObj(project, zone string) *compute.Zone {
+	region := s.cat.zoneRgn[zone]
+	status := "UP"
+	if s.zoneDown[zone] {
+		status = "DOWN"
+	}
+	return &compute.Zone{
+		Kind:                  "compute#zone",
+		Id:                    2000 + zoneIndex(s.cat, zone),
+		CreationTimestamp:     "1969-12-31T16:00:00.000-08:00",
+		Name:                  zone,
+		Description:           zone,
+		Status:                status,
+		Region:                s.link(project, "regions", region),
+		SelfLink:              s.link(project, "zones", zone),
+		AvailableCpuPlatforms: cpuPlatforms,
+		SupportsPzs:           false,
+		ForceSendFields:       []string{"SupportsPzs"},
+	}
+}
+
+func zoneIndex(c *catalog, zone string) uint64 {
+	for i, z := range c.zones {
+		if z == zone {
+			return uint64(i)
+		}
+	}
+	return 0
+}
+
+// regionObj renders a region with quota usage computed from the inventory.
+func (s *Server) regionObj(p *project, region string) *compute.Region {
+	ri := s.cat.regions[region]
+	status := "UP"
+	var zones []string
+	allDown := len(ri.zones) > 0
+	for _, z := range ri.zones {
+		zn := region + "-" + z
+		zones = append(zones, s.link(p.name, "zones", zn))
+		if !s.zoneDown[zn] {
+			allDown = false
+		}
+	}
+	if allDown {
+		status = "DOWN"
+	}
+	var quotas []*compute.Quota
+	for _, m := range regionalQuotaMetrics {
+		quotas = append(quotas, &compute.Quota{
+			Metric: m, Limit: s.quotaLimit(p, "regions/"+region, m), Usage: s.quotaUsage(p, region, m),
+			ForceSendFields: []string{"Usage"},
+		})
+	}
+	return &compute.Region{
+		Kind:              "compute#region",
+		Id:                uint64(1000 + ri.index),
+		CreationTimestamp: "1969-12-31T16:00:00.000-08:00",
+		Name:              region,
+		Description:       region,
+		Status:            status,
+		Zones:             zones,
+		Quotas:            quotas,
+		SelfLink:          s.link(p.name, "regions", region),
+		SupportsPzs:       false,
+		ForceSendFields:   []string{"SupportsPzs"},
+	}
+}
+
+// autoSubnetRange returns the auto-mode subnet range of a region. Real GCE
+// uses /20 slices of 10.128.0.0/9; the emulator slices its internal loopback
+// range instead, so that every internal IP can be dialled locally, and uses
+// /16 slices so that a MIG of thousands of VMs fits in one region.
+func (s *Server) autoSubnetRange(region string) string {
+	ri := s.cat.regions[region]
+	base := s.opts.InternalRange.Addr().As4()
+	n := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
+	n += uint32(ri.index) << 16
+	return fmt.Sprintf("%d.%d.%d.%d/16", n>>24, (n>>16)&0xff, (n>>8)&0xff, n&0xff)
+}
+
+func parseInt64(s string) (int64, error) { return strconv.ParseInt(strings.TrimSpace(s), 10, 64) }

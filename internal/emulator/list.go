@@ -1,0 +1,209 @@
+package emulator
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+const maxPageSize = 500
+
+// listBody is the shape of every Compute list response.
+type listBody struct {
+	Kind          string            `json:"kind"`
+	ID            string            `json:"id"`
+	Items         []json.RawMessage `json:"items,omitempty"`
+	NextPageToken string            `json:"nextPageToken,omitempty"`
+	SelfLink      string            `json:"selfLink"`
+}
+
+// pageParams reads maxResults and pageToken. Tokens are opaque offsets.
+func pageParams(c *call) (offset, size int, e *apiError) {
+	size = maxPageSize
+	if v := c.query("maxResults"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return 0, 0, errInvalidField("maxResults", v, "Must be a non-negative integer.")
+		}
+		if n > maxPageSize {
+			return 0, 0, errInvalidField("maxResults", v, fmt.Sprintf("Must be less than or equal to %d.", maxPageSize))
+		}
+		if n > 0 {
+			size = n
+		}
+	}
+	if tok := c.query("pageToken"); tok != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(tok)
+		if err != nil || !strings.HasPrefix(string(raw), "o:") {
+			return 0, 0, errInvalidField("pageToken", tok, "Invalid page token.")
+		}
+		n, err := strconv.Atoi(string(raw[2:]))
+		if err != nil || n < 0 {
+			return 0, 0, errInvalidField("pageToken", tok, "Invalid page token.")
+		}
+		offset = n
+	}
+	return offset, size, nil
+}
+
+func pageToken(offset int) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("o:" + strconv.Itoa(offset)))
+}
+
+// encoded is one item ready for output, with its decoded form for filters.
+type encoded struct {
+	raw json.RawMessage
+	obj map[string]any
+}
+
+// encodeFiltered marshals items and keeps those the request's filter matches.
+func encodeFiltered(c *call, items []any) ([]encoded, *apiError) {
+	f, e := parseFilter(c.query("filter"))
+	if e != nil {
+		return nil, e
+	}
+	out := make([]encoded, 0, len(items))
+	for _, it := range items {
+		raw, err := json.Marshal(it)
+		if err != nil {
+			return nil, &apiError{Code: 500, Reason: "internalError", Message: err.Error()}
+		}
+		en := encoded{raw: raw}
+		if f != nil || c.query("orderBy") != "" {
+			if err := json.Unmarshal(raw, &en.obj); err != nil {
+				return nil, &apiError{Code: 500, Reason: "internalError", Message: err.Error()}
+			}
+			if f != nil && !f.match(en.obj) {
+				continue
+			}
+		}
+		out = append(out, en)
+	}
+	if ob := strings.TrimSpace(c.query("orderBy")); ob != "" {
+		switch ob {
+		case "name":
+		case "creationTimestamp desc":
+			sort.SliceStable(out, func(i, j int) bool {
+				return fmt.Sprint(out[i].obj["creationTimestamp"]) > fmt.Sprint(out[j].obj["creationTimestamp"])
+			})
+		default:
+			return nil, errInvalidField("orderBy", ob, "Only 'name' and 'creationTimestamp desc' are supported.")
+		}
+	}
+	return out, nil
+}
+
+// listResponse pages, filters and renders items (already in name order).
+func (s *Server) listResponse(c *call, kind string, items []any, selfLink string) (any, *apiError) {
+	offset, size, e := pageParams(c)
+	if e != nil {
+		return nil, e
+	}
+	enc, e := encodeFiltered(c, items)
+	if e != nil {
+		return nil, e
+	}
+	body := &listBody{Kind: kind, SelfLink: selfLink, ID: strings.TrimPrefix(selfLink, s.linkBase)}
+	if offset > len(enc) {
+		offset = len(enc)
+	}
+	end := offset + size
+	if end < len(enc) {
+		body.NextPageToken = pageToken(end)
+	} else {
+		end = len(enc)
+	}
+	for _, en := range enc[offset:end] {
+		body.Items = append(body.Items, en.raw)
+	}
+	return body, nil
+}
+
+// aggregatedResponse renders an aggregatedList: items keyed by scope, with a
+// NO_RESULTS_ON_PAGE warning for every scope that has none on this page.
+// maxResults counts items across scopes.
+func (s *Server) aggregatedResponse(c *call, kind, listKey string, byScope map[string][]any, scopes []string) (any, *apiError) {
+	offset, size, e := pageParams(c)
+	if e != nil {
+		return nil, e
+	}
+	type scoped struct {
+		scope string
+		en    encoded
+	}
+	var all []scoped
+	for _, sc := range scopes {
+		enc, e := encodeFiltered(c, byScope[sc])
+		if e != nil {
+			return nil, e
+		}
+		for _, en := range enc {
+			all = append(all, scoped{sc, en})
+		}
+	}
+	if offset > len(all) {
+		offset = len(all)
+	}
+	end := offset + size
+	next := ""
+	if end < len(all) {
+		next = pageToken(end)
+	} else {
+		end = len(all)
+	}
+	page := map[string][]json.RawMessage{}
+	for _, it := range all[offset:end] {
+		page[it.scope] = append(page[it.scope], it.en.raw)
+	}
+	items := map[string]any{}
+	for _, sc := range scopes {
+		if raws, ok := page[sc]; ok {
+			items[sc] = map[string]any{listKey: raws}
+			continue
+		}
+		items[sc] = map[string]any{"warning": map[string]any{
+			"code":    "NO_RESULTS_ON_PAGE",
+			"message": fmt.Sprintf("There are no results for scope '%s' on this page.", sc),
+			"data":    []map[string]string{{"key": "scope", "value": sc}},
+		}}
+	}
+	out := map[string]any{
+		"kind":     kind,
+		"id":       "projects/" + c.p.name + "/aggregated/" + listKey,
+		"items":    items,
+		"selfLink": s.link(c.p.name, "aggregated", listKey),
+	}
+	if next != "" {
+		out["nextPageToken"] = next
+	}
+	return out, nil
+}
+
+// zoneScopes and regionScopes list every scope key for aggregatedList.
+func (s *Server) zoneScopes() []string {
+	out := make([]string, len(s.cat.zones))
+	for i, z := range s.cat.zones {
+		out[i] = "zones/" + z
+	}
+	return out
+}
+
+func (s *Server) regionScopes() []string {
+	out := make([]string, len(s.cat.regNames))
+	for i, r := range s.cat.regNames {
+		out[i] = "regions/" + r
+	}
+	return out
+}
+
+// toAny converts a typed slice for listResponse.
+func toAny[V any](in []V) []any {
+	out := make([]any, len(in))
+	for i, v := range in {
+		out[i] = v
+	}
+	return out
+}

@@ -1,0 +1,192 @@
+package emulator
+
+import (
+	"net/netip"
+	"strings"
+
+	compute "google.golang.org/api/compute/v1"
+)
+
+// Regional and project quota metrics the emulator tracks. Usage is computed
+// from the inventory, so it can never drift from what exists.
+var regionalQuotaMetrics = []string{
+	"CPUS", "INSTANCES", "IN_USE_ADDRESSES", "STATIC_ADDRESSES", "DISKS_TOTAL_GB", "SSD_TOTAL_GB",
+	"TARGET_POOLS", "FORWARDING_RULES", "INSTANCE_GROUP_MANAGERS", "INSTANCE_GROUPS",
+}
+
+var projectQuotaMetrics = []string{"FIREWALLS", "NETWORKS", "SUBNETWORKS", "ROUTES", "INSTANCE_TEMPLATES", "HEALTH_CHECKS"}
+
+// defaultQuota is generous: hakube's tests and benchmarks (a MIG of 5,000
+// VMs) must fit, and tests lower limits through the control API.
+var defaultQuota = map[string]float64{
+	"CPUS": 50000, "INSTANCES": 20000, "IN_USE_ADDRESSES": 20000, "STATIC_ADDRESSES": 100,
+	"DISKS_TOTAL_GB": 10000000, "SSD_TOTAL_GB": 500000, "TARGET_POOLS": 50, "FORWARDING_RULES": 50,
+	"INSTANCE_GROUP_MANAGERS": 500, "INSTANCE_GROUPS": 1000,
+	"FIREWALLS": 500, "NETWORKS": 50, "SUBNETWORKS": 1000, "ROUTES": 1000, "INSTANCE_TEMPLATES": 1000,
+	"HEALTH_CHECKS": 500,
+}
+
+func knownQuotaMetric(m string) bool {
+	_, ok := defaultQuota[m]
+	return ok
+}
+
+// quotaLimit is the limit of metric in scope ("regions/r" or "global").
+func (s *Server) quotaLimit(p *project, scope, metric string) float64 {
+	if v, ok := p.quotaLimits[scope+"/"+metric]; ok {
+		return v
+	}
+	return defaultQuota[metric]
+}
+
+// quotaUsage computes current usage of a regional metric (region "") means
+// the project-level metric.
+func (s *Server) quotaUsage(p *project, region, metric string) float64 {
+	inRegion := func(zoneOrRegion string) bool {
+		name := lastSegment(zoneOrRegion)
+		if r, ok := s.cat.zoneRgn[name]; ok {
+			return r == region
+		}
+		return name == region
+	}
+	var n float64
+	switch metric {
+	case "CPUS", "INSTANCES":
+		for _, in := range p.instances.list("") {
+			if !inRegion(in.Zone) {
+				continue
+			}
+			if metric == "INSTANCES" {
+				n++
+			} else if in.Status != "TERMINATED" {
+				if mt, ok := findMachineType(lastSegment(in.MachineType)); ok {
+					n += float64(mt.cpus)
+				}
+			}
+		}
+	case "IN_USE_ADDRESSES":
+		for _, in := range p.instances.list("") {
+			if !inRegion(in.Zone) {
+				continue
+			}
+			for _, ni := range in.NetworkInterfaces {
+				n += float64(len(ni.AccessConfigs))
+			}
+		}
+		for _, fr := range p.forwardingRules.list("regions/" + region) {
+			if fr.LoadBalancingScheme == "" || fr.LoadBalancingScheme == "EXTERNAL" {
+				n++
+			}
+		}
+	case "STATIC_ADDRESSES":
+		for _, a := range p.addresses.list("regions/" + region) {
+			if a.AddressType != "INTERNAL" {
+				n++
+			}
+		}
+	case "DISKS_TOTAL_GB", "SSD_TOTAL_GB":
+		for _, d := range p.disks.list("") {
+			if !inRegion(d.Zone) {
+				continue
+			}
+			ssd := strings.HasSuffix(d.Type, "/pd-ssd") || strings.HasSuffix(d.Type, "/pd-extreme")
+			if metric == "DISKS_TOTAL_GB" && !ssd || metric == "SSD_TOTAL_GB" && ssd {
+				n += float64(d.SizeGb)
+			}
+		}
+	case "TARGET_POOLS":
+		n = float64(len(p.targetPools.list("regions/" + region)))
+	case "FORWARDING_RULES":
+		n = float64(len(p.forwardingRules.list("regions/" + region)))
+	case "INSTANCE_GROUP_MANAGERS":
+		for _, m := range p.migs.list("") {
+			if inRegion(m.Zone) {
+				n++
+			}
+		}
+	case "INSTANCE_GROUPS":
+		for _, g := range p.instanceGroups.list("") {
+			if inRegion(g.Zone) {
+				n++
+			}
+		}
+	case "FIREWALLS":
+		n = float64(p.firewalls.len())
+	case "NETWORKS":
+		n = float64(p.networks.len())
+	case "SUBNETWORKS":
+		n = float64(p.subnetworks.len())
+	case "ROUTES":
+		n = float64(p.routes.len())
+	case "INSTANCE_TEMPLATES":
+		n = float64(p.templates.len())
+	case "HEALTH_CHECKS":
+		n = float64(p.httpHealthChecks.len())
+	}
+	return n
+}
+
+// checkQuota refuses a change that would take metric above its limit.
+// region "" checks a project-level metric.
+func (s *Server) checkQuota(p *project, region, metric string, add float64) *apiError {
+	scope := "global"
+	if region != "" {
+		scope = "regions/" + region
+	}
+	limit := s.quotaLimit(p, scope, metric)
+	if s.quotaUsage(p, region, metric)+add > limit {
+		return errQuota(metric, limit, region)
+	}
+	return nil
+}
+
+func (s *Server) projectObj(p *project) *compute.Project {
+	var quotas []*compute.Quota
+	for _, m := range projectQuotaMetrics {
+		quotas = append(quotas, &compute.Quota{Metric: m, Limit: s.quotaLimit(p, "global", m),
+			Usage: s.quotaUsage(p, "", m), ForceSendFields: []string{"Usage"}})
+	}
+	return &compute.Project{
+		Kind:                  "compute#project",
+		Id:                    p.number,
+		Name:                  p.name,
+		CreationTimestamp:     "2024-04-01T05:34:56.123-07:00",
+		SelfLink:              s.link(p.name),
+		DefaultServiceAccount: projectServiceAccount(p),
+		XpnProjectStatus:      "UNSPECIFIED_XPN_PROJECT_STATUS",
+		DefaultNetworkTier:    "PREMIUM",
+		Quotas:                quotas,
+		CommonInstanceMetadata: &compute.Metadata{
+			Kind:        "compute#metadata",
+			Fingerprint: fingerprint("common-metadata", p.name),
+		},
+		VmDnsSetting: "ZONAL_ONLY",
+	}
+}
+
+func projectServiceAccount(p *project) string {
+	return uitoa(p.number) + "-compute@developer.gserviceaccount.com"
+}
+
+func uitoa(n uint64) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}
+
+// addrOf parses an IPv4 string; invalid input yields the zero Addr.
+func addrOf(s string) netip.Addr {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a
+}

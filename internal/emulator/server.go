@@ -1,0 +1,452 @@
+// Package emulator is a local Google Compute Engine: the Compute v1 REST API
+// (enough of it for hakube and its users' gcloud commands), operations that
+// progress over a latency model, fault injection, and a control API under
+// /emulator/v1/. The unmodified official Go client and gcloud talk to it.
+package emulator
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Projects the emulator knows; any other project answers 403.
+	Projects []string
+	// Latency preset: realistic, fast or none.
+	Latency string
+	// TimeScale multiplies every modelled duration (0.1 = ten times faster).
+	TimeScale float64
+	// WaitCap bounds one operations.wait long poll (GCE: about 2 minutes).
+	WaitCap time.Duration
+	// LinkBase prefixes every selfLink and reference the emulator returns.
+	// Real GCE uses https://www.googleapis.com/compute/v1/; set it to the
+	// emulator's own endpoint to make links resolvable.
+	LinkBase string
+	// ExternalRange and InternalRange are where external and internal IPs
+	// come from; loopback so that every IP can be dialled on this machine.
+	ExternalRange netip.Prefix
+	InternalRange netip.Prefix
+	// Seed makes ids, names and latency draws reproducible (0: random).
+	Seed uint64
+	// DataPlane makes masters answer on their IPs and forwarding rules
+	// forward (see dataplane.go). Off for pure API tests.
+	DataPlane bool
+	Logger    *zap.Logger
+}
+
+// DefaultLinkBase is the host real GCE puts in every link.
+const DefaultLinkBase = "https://www.googleapis.com/compute/v1/"
+
+func (o *Options) setDefaults() error {
+	if len(o.Projects) == 0 {
+		return errors.New("at least one project is required")
+	}
+	for _, p := range o.Projects {
+		if !validProjectID(p) {
+			return fmt.Errorf("invalid project id %q: 6-30 characters, lowercase letters, digits and hyphens, starting with a letter", p)
+		}
+	}
+	if o.Latency == "" {
+		o.Latency = LatencyFast
+	}
+	if err := validPreset(o.Latency); err != nil {
+		return err
+	}
+	if o.TimeScale == 0 {
+		o.TimeScale = 1
+	}
+	if o.TimeScale < 0 {
+		return fmt.Errorf("time scale must be positive, got %g", o.TimeScale)
+	}
+	if o.WaitCap == 0 {
+		o.WaitCap = 2 * time.Minute
+	}
+	if o.LinkBase == "" {
+		o.LinkBase = DefaultLinkBase
+	}
+	if !strings.HasSuffix(o.LinkBase, "/compute/v1/") {
+		return fmt.Errorf("link base %q must end with /compute/v1/", o.LinkBase)
+	}
+	if !o.ExternalRange.IsValid() {
+		o.ExternalRange = netip.MustParsePrefix("127.64.0.0/10")
+	}
+	if !o.InternalRange.IsValid() {
+		o.InternalRange = netip.MustParsePrefix("127.128.0.0/9")
+	}
+	if o.ExternalRange.Overlaps(o.InternalRange) {
+		return fmt.Errorf("external range %s overlaps internal range %s", o.ExternalRange, o.InternalRange)
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	return nil
+}
+
+func validProjectID(p string) bool {
+	if len(p) < 6 || len(p) > 30 || !validName(p) {
+		return false
+	}
+	return true
+}
+
+// Server is one emulated GCE. It is safe for concurrent use.
+type Server struct {
+	opts     Options
+	linkBase string
+	cat      *catalog
+	mux      *http.ServeMux
+	log      *zap.Logger
+
+	mu       sync.Mutex // guards everything below
+	rng      *rand.Rand
+	lat      latencyModel
+	projects map[string]*project
+	zoneDown map[string]bool
+	ips      *ipPool
+	faults   faultSet
+	counts   requestCounts
+	rates    rateLimiter
+
+	timerMu sync.Mutex
+	timers  map[*time.Timer]struct{}
+	closed  bool
+	closing chan struct{}
+
+	changeCh chan struct{} // signalled after every state change (data plane)
+	dp       *dataPlane
+}
+
+// New builds a server. Call Close to release its timers and listeners.
+func New(opts Options) (*Server, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	seed := opts.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	s := &Server{
+		opts:     opts,
+		linkBase: opts.LinkBase,
+		cat:      newCatalog(),
+		log:      opts.Logger,
+		rng:      rng,
+		lat:      latencyModel{preset: opts.Latency, scale: opts.TimeScale, rng: rng},
+		projects: map[string]*project{},
+		zoneDown: map[string]bool{},
+		timers:   map[*time.Timer]struct{}{},
+		closing:  make(chan struct{}),
+		changeCh: make(chan struct{}, 1),
+	}
+	s.ips = newIPPool(opts.ExternalRange)
+	s.counts.reset()
+	s.resetProjects()
+	s.mux = http.NewServeMux()
+	s.routes()
+	s.controlRoutes()
+	if opts.DataPlane {
+		s.dp = newDataPlane(s)
+	}
+	return s, nil
+}
+
+// resetProjects recreates every project as a fresh one (default network and
+// firewall rules included). Called under mu or before the server is shared.
+func (s *Server) resetProjects() {
+	s.projects = map[string]*project{}
+	s.ips = newIPPool(s.opts.ExternalRange)
+	for i, name := range s.opts.Projects {
+		p := newProject(name, 100000000000+uint64(i)*7919+uint64(len(name)))
+		s.seedProject(p)
+		s.projects[name] = p
+	}
+}
+
+// Handler serves the Compute API under /compute/v1/ and the control API
+// under /emulator/v1/.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Close stops timers, wakes waiters and stops the data plane.
+func (s *Server) Close() error {
+	s.timerMu.Lock()
+	if s.closed {
+		s.timerMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for t := range s.timers {
+		t.Stop()
+	}
+	s.timers = nil
+	close(s.closing)
+	s.timerMu.Unlock()
+	if s.dp != nil {
+		s.dp.close()
+	}
+	return nil
+}
+
+// changed tells the data plane that the inventory moved.
+func (s *Server) changed() {
+	select {
+	case s.changeCh <- struct{}{}:
+	default:
+	}
+}
+
+// call is one Compute API request on its way through a handler.
+type call struct {
+	s         *Server
+	r         *http.Request
+	p         *project
+	method    string // API method id, e.g. "compute.instances.insert"
+	mutation  bool
+	zone      string
+	region    string
+	name      string // the resource named in the path, if any
+	bodyName  string // "name" from the request body (inserts)
+	requestID  string
+	requestKey string // canonical form of requestID
+	body      []byte
+}
+
+// decode parses the JSON body into v (a compute.* struct).
+func (c *call) decode(v any) *apiError {
+	if len(bytes.TrimSpace(c.body)) == 0 {
+		return errRequired("resource")
+	}
+	if err := json.Unmarshal(c.body, v); err != nil {
+		return &apiError{Code: 400, Reason: "parseError", Message: "Invalid JSON payload received. " + err.Error()}
+	}
+	return nil
+}
+
+func (c *call) query(k string) string { return c.r.URL.Query().Get(k) }
+
+// noContent is returned by handlers that answer with an empty object.
+type noContent struct{}
+
+type handlerFunc func(c *call) (any, *apiError)
+
+// handle registers one API method. pattern is relative to
+// /compute/v1/projects/{project}/.
+func (s *Server) handle(httpMethod, pattern, method string, h handlerFunc) {
+	mutation := httpMethod != http.MethodGet && !strings.HasSuffix(method, ".getHealth") &&
+		!strings.HasSuffix(method, ".listManagedInstances") && !strings.HasSuffix(method, ".listInstances") &&
+		!strings.HasSuffix(method, ".wait")
+	full := httpMethod + " /compute/v1/projects/{project}"
+	if pattern != "" {
+		full += "/" + pattern
+	}
+	s.mux.HandleFunc(full, func(w http.ResponseWriter, r *http.Request) {
+		s.serve(w, r, method, mutation, h)
+	})
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, method string, mutation bool, h handlerFunc) {
+	c := &call{s: s, r: r, method: method, mutation: mutation,
+		zone: r.PathValue("zone"), region: r.PathValue("region")}
+	for _, k := range []string{"resource", "instance", "disk", "address", "network", "subnetwork", "firewall",
+		"route", "instanceTemplate", "instanceGroupManager", "instanceGroup", "targetPool", "httpHealthCheck",
+		"forwardingRule", "operation", "image", "family", "machineType", "diskType"} {
+		if v := r.PathValue(k); v != "" {
+			c.name = v
+			break
+		}
+	}
+	if r.Body != nil {
+		b, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
+		if err != nil {
+			writeError(w, errInvalid("could not read request body: %v", err))
+			return
+		}
+		c.body = b
+	}
+	if mutation && len(c.body) > 0 {
+		var named struct {
+			Name string `json:"name"`
+		}
+		_ = json.Unmarshal(c.body, &named)
+		c.bodyName = named.Name
+	}
+	projectName := r.PathValue("project")
+
+	s.mu.Lock()
+	s.counts.add(method)
+	p, ok := s.projects[projectName]
+	if !ok && !(isImageProject(projectName) && strings.HasPrefix(method, "compute.images.")) {
+		s.mu.Unlock()
+		writeError(w, errForbiddenProject(projectName))
+		return
+	}
+	c.p = p
+	if p == nil { // public image project: a stand-in with no resources
+		c.p = newProject(projectName, 0)
+	}
+	if e := s.rates.take(projectName, method, time.Now()); e != nil {
+		s.mu.Unlock()
+		writeError(w, e)
+		return
+	}
+	if e := s.faults.take(c, deliverSync); e != nil {
+		s.mu.Unlock()
+		writeError(w, e)
+		return
+	}
+	if c.zone != "" {
+		if _, ok := s.cat.zoneRgn[c.zone]; !ok {
+			s.mu.Unlock()
+			writeError(w, errNotFound("projects/"+projectName+"/zones/"+c.zone))
+			return
+		}
+	}
+	if c.region != "" {
+		if _, ok := s.cat.regions[c.region]; !ok {
+			s.mu.Unlock()
+			writeError(w, errNotFound("projects/"+projectName+"/regions/"+c.region))
+			return
+		}
+	}
+	if strings.HasSuffix(method, "Operations.wait") {
+		s.mu.Unlock()
+		s.opsWait(w, c)
+		return
+	}
+	if mutation {
+		rid := r.URL.Query().Get("requestId")
+		if rid != "" {
+			u, err := uuid.Parse(rid)
+			if err != nil || u == uuid.Nil {
+				s.mu.Unlock()
+				writeError(w, errInvalidField("requestId", rid, "Must be a valid non-zero UUID."))
+				return
+			}
+			if prev, ok := p.requestIDs[u.String()]; ok {
+				body, err := marshal(prev.op)
+				s.mu.Unlock()
+				writeResult(w, body, err)
+				return
+			}
+			c.requestID = rid
+			c.requestKey = u.String()
+		}
+	}
+	res, apiErr := h(c)
+	if apiErr != nil {
+		s.mu.Unlock()
+		writeError(w, apiErr)
+		return
+	}
+	if op, ok := res.(*operation); ok {
+		if c.requestID != "" {
+			p.requestIDs[c.requestKey] = op
+		}
+		res = op.op
+	}
+	var body []byte
+	var err error
+	if _, ok := res.(noContent); ok {
+		body = []byte("{}")
+	} else {
+		body, err = marshal(res)
+	}
+	s.mu.Unlock()
+	if mutation {
+		s.changed()
+	}
+	writeResult(w, body, err)
+}
+
+func marshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+func writeResult(w http.ResponseWriter, body []byte, err error) {
+	if err != nil {
+		writeError(w, &apiError{Code: 500, Reason: "internalError", Message: err.Error()})
+		return
+	}
+	writeJSON(w, 200, body)
+}
+
+func writeJSON(w http.ResponseWriter, code int, body []byte) {
+	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(code)
+	_, _ = w.Write(body)
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	body, _ := json.Marshal(e.envelope())
+	writeJSON(w, e.Code, body)
+}
+
+// notFoundHandler answers paths no route matches, in GCE's envelope.
+func (s *Server) notFoundHandler(w http.ResponseWriter, r *http.Request) {
+	path := strings.TrimPrefix(r.URL.Path, "/compute/v1/")
+	writeError(w, errNotFound(path))
+}
+
+// requestCounts counts API requests per method since start, and keeps marks
+// so callers can ask for counts since a point in time.
+type requestCounts struct {
+	total map[string]int64
+	marks []map[string]int64
+}
+
+func (rc *requestCounts) reset() {
+	rc.total = map[string]int64{}
+	rc.marks = nil
+}
+
+func (rc *requestCounts) add(method string) { rc.total[method]++ }
+
+// mark snapshots the counters and returns the mark's id.
+func (rc *requestCounts) mark() int {
+	snap := make(map[string]int64, len(rc.total))
+	for k, v := range rc.total {
+		snap[k] = v
+	}
+	rc.marks = append(rc.marks, snap)
+	return len(rc.marks)
+}
+
+// since returns counts since mark id (0: since start).
+func (rc *requestCounts) since(id int) (map[string]int64, bool) {
+	if id < 0 || id > len(rc.marks) {
+		return nil, false
+	}
+	out := map[string]int64{}
+	for k, v := range rc.total {
+		if id > 0 {
+			v -= rc.marks[id-1][k]
+		}
+		if v > 0 {
+			out[k] = v
+		}
+	}
+	return out, true
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
