@@ -127,7 +127,9 @@ func (c *Control) Faults(ctx context.Context) ([]Fault, error) {
 }
 
 // ClearFaults removes every fault rule.
-func (c *Control) ClearFaults(ctx context.Context) error { return c.do(ctx, "DELETE", "faults", nil, nil) }
+func (c *Control) ClearFaults(ctx context.Context) error {
+	return c.do(ctx, "DELETE", "faults", nil, nil)
+}
 
 // SetZone marks a zone "UP" or "DOWN".
 func (c *Control) SetZone(ctx context.Context, zone, status string) error {

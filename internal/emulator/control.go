@@ -82,17 +82,17 @@ func (s *Server) ctlInventory(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		colls := map[string][]any{
-			"networks":         toAny(p.networks.list("")),
-			"subnetworks":      toAny(p.subnetworks.list("")),
-			"firewalls":        toAny(p.firewalls.list("")),
-			"routes":           toAny(p.routes.list("")),
-			"addresses":        toAny(p.addresses.list("")),
-			"disks":            toAny(p.disks.list("")),
+			"networks":          toAny(p.networks.list("")),
+			"subnetworks":       toAny(p.subnetworks.list("")),
+			"firewalls":         toAny(p.firewalls.list("")),
+			"routes":            toAny(p.routes.list("")),
+			"addresses":         toAny(p.addresses.list("")),
+			"disks":             toAny(p.disks.list("")),
 			"instanceTemplates": toAny(p.templates.list("")),
-			"instanceGroups":   toAny(p.instanceGroups.list("")),
-			"targetPools":      toAny(p.targetPools.list("")),
-			"httpHealthChecks": toAny(p.httpHealthChecks.list("")),
-			"forwardingRules":  toAny(p.forwardingRules.list("")),
+			"instanceGroups":    toAny(p.instanceGroups.list("")),
+			"targetPools":       toAny(p.targetPools.list("")),
+			"httpHealthChecks":  toAny(p.httpHealthChecks.list("")),
+			"forwardingRules":   toAny(p.forwardingRules.list("")),
 		}
 		var ins, migs []any
 		for _, in := range p.instances.list("") {

@@ -1,6 +1,5 @@
 package emulator
 
-
 // routes registers the Compute API. Paths follow the v1 discovery document;
 // each resource file registers its own methods.
 func (s *Server) routes() {

@@ -212,18 +212,18 @@ func (s *Server) changed() {
 
 // call is one Compute API request on its way through a handler.
 type call struct {
-	s         *Server
-	r         *http.Request
-	p         *project
-	method    string // API method id, e.g. "compute.instances.insert"
-	mutation  bool
-	zone      string
-	region    string
-	name      string // the resource named in the path, if any
-	bodyName  string // "name" from the request body (inserts)
+	s          *Server
+	r          *http.Request
+	p          *project
+	method     string // API method id, e.g. "compute.instances.insert"
+	mutation   bool
+	zone       string
+	region     string
+	name       string // the resource named in the path, if any
+	bodyName   string // "name" from the request body (inserts)
 	requestID  string
 	requestKey string // canonical form of requestID
-	body      []byte
+	body       []byte
 }
 
 // decode parses the JSON body into v (a compute.* struct).
