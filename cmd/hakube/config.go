@@ -1,0 +1,64 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hakube/hakube/internal/cluster"
+)
+
+func newConfigCmd(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Inspect the effective configuration",
+	}
+	var showOrigin bool
+	var command string
+	view := &cobra.Command{
+		Use:   "view",
+		Short: "Print the effective settings (a valid config file); --show-origin says where each came from",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.loadConfig(cmd, command)
+			if err != nil {
+				return err
+			}
+			if showOrigin {
+				if g.output != "text" {
+					return writeData(g.streams.out, g.output, cfg.Settings())
+				}
+				tw := tabwriter.NewWriter(g.streams.out, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "KEY\tVALUE\tORIGIN")
+				for _, s := range cfg.Settings() {
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Key, s.Value, s.Origin)
+				}
+				return tw.Flush()
+			}
+			b, err := cfg.View()
+			if err != nil {
+				return err
+			}
+			_, err = g.streams.out.Write(b)
+			return err
+		},
+	}
+	view.Flags().BoolVar(&showOrigin, "show-origin", false, "show where each value came from: flag, environment variable, file or default")
+	view.Flags().StringVar(&command, "for", "up", "the command whose defaults apply (up, down, status)")
+	cluster.BindFlags(view.Flags())
+	cmd.AddCommand(view)
+	return cmd
+}
+
+func newVersionCmd(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print hakube's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintf(g.streams.out, "hakube %s\n", version)
+			return err
+		},
+	}
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"github.com/hakube/hakube/internal/cluster"
+)
+
+// flowOptions are the flags of the mutating commands.
+type flowOptions struct {
+	g           *globalOptions
+	command     string
+	dryRun      bool
+	yes         bool
+	breakLock   bool
+	parallelism int
+}
+
+func (o *flowOptions) addFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.BoolVar(&o.dryRun, "dry-run", false, "print the plan and change nothing")
+	f.BoolVarP(&o.yes, "yes", "y", false, "do not ask for confirmation")
+	f.BoolVar(&o.breakLock, "break-lock", false, "take over the cluster lock from a run that died holding it")
+	f.IntVar(&o.parallelism, "parallelism", 8, "steps run at once, at most")
+	cluster.BindFlags(f)
+}
+
+func newUpCmd(g *globalOptions) *cobra.Command {
+	o := &flowOptions{g: g, command: "up"}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Create a cluster, add a node pool (--use-existing-master) or a master replica (--replicate-master)",
+		Long: `Create or grow a cluster in --zone (KUBE_GCE_ZONE):
+
+  hakube up                           a fresh cluster: master, static IP, node pool
+  hakube up --use-existing-master     add the node pool of --zone to the cluster
+  hakube up --replicate-master        add a master replica in --zone; the first one
+                                      also builds the load balancer and moves the
+                                      static IP onto it (a short, measured outage)
+
+Re-running any of them is safe: what exists is kept, what is missing is made,
+and a cluster that already matches makes no change at all.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
+	}
+	o.addFlags(cmd)
+	return cmd
+}
+
+func newDownCmd(g *globalOptions) *cobra.Command {
+	o := &flowOptions{g: g, command: "down"}
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Tear down a cluster, a zone, a node pool (--use-existing-master) or a master replica (--delete-nodes=false)",
+		Long: `Shrink or remove a cluster:
+
+  hakube down                                  everything the cluster owns, in every zone
+  hakube down --zone Z                         the node pool and master replica of zone Z
+  hakube down --zone Z --use-existing-master   only the node pool of zone Z
+  hakube down --zone Z --delete-nodes=false    only the master replica of zone Z
+  hakube down --replica NAME --delete-nodes=false   that exact replica
+
+Removing the second-to-last replica gives the static IP back to the last master
+and removes the load balancer. The last master is only removed with the whole
+cluster, and never while node pools remain in other zones.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
+	}
+	o.addFlags(cmd)
+	return cmd
+}
+
+func (o *flowOptions) run(cmd *cobra.Command) error {
+	ctx := cmd.Context()
+	g := o.g
+	cfg, err := g.loadConfig(cmd, o.command)
+	if err != nil {
+		return err
+	}
+	if o.parallelism < 1 {
+		return &usageError{fmt.Errorf("--parallelism must be at least 1, got %d", o.parallelism)}
+	}
+	cloud, err := g.newCloud(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	prog := newProgress(g)
+	defer prog.stop()
+	env := g.newEnv(cloud, prog, o.parallelism, o.breakLock)
+	opts := cluster.RunOptions{
+		Command:  o.command,
+		DryRun:   o.dryRun,
+		Reporter: prog,
+		ShowPlan: func(p *cluster.Plan) error {
+			if o.dryRun && g.output != "text" {
+				return nil // the report on stdout carries the plan
+			}
+			w := g.streams.err
+			if o.dryRun {
+				w = g.streams.out
+			}
+			return p.WriteText(w)
+		},
+	}
+	if o.command == "down" && !o.yes && !o.dryRun && isTTY(g.streams.err) {
+		opts.Confirm = func(p *cluster.Plan) (bool, error) { return confirm(g.streams.in, g.streams.err, p) }
+	}
+	rep, err := cluster.Run(ctx, env, cfg, opts)
+	prog.stop()
+	if rep != nil && rep.Plan != nil {
+		if werr := o.writeReport(rep, err); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	if err != nil && rep != nil && rep.Result != nil {
+		return fmt.Errorf("%w\n%s; re-run the same command to resume", err, rep.Result.Summary())
+	}
+	return err
+}
+
+// confirm asks before a destructive plan runs.
+func confirm(in io.Reader, w io.Writer, p *cluster.Plan) (bool, error) {
+	fmt.Fprintf(w, "Proceed with %d changes? [y/N] ", p.Mutations())
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, err
+	}
+	ans := strings.ToLower(strings.TrimSpace(line))
+	return ans == "y" || ans == "yes", nil
+}
+
+// writeReport prints the run's outcome: data on stdout.
+func (o *flowOptions) writeReport(rep *cluster.Report, runErr error) error {
+	g := o.g
+	switch g.output {
+	case "json", "yaml":
+		return writeData(g.streams.out, g.output, rep)
+	}
+	if rep.DryRun {
+		return nil
+	}
+	w := g.streams.out
+	if rep.NothingToDo && runErr == nil {
+		fmt.Fprintf(w, "Nothing to do: cluster %q already matches the request (%d API calls, no changes).\n", rep.Cluster, rep.APICalls)
+		return nil
+	}
+	if rep.Result == nil {
+		return nil
+	}
+	verb := "Done"
+	if runErr != nil {
+		verb = "Stopped"
+	}
+	fmt.Fprintf(w, "%s: %s for cluster %q in %s: %s in %s, %d Compute API calls.\n",
+		verb, rep.Flow, rep.Cluster, rep.Project, rep.Result.Summary(), round(rep.Duration), rep.APICalls)
+	for _, mv := range rep.Outages {
+		state := "measured outage"
+		if mv.Reverted {
+			state = "reverted after"
+		}
+		fmt.Fprintf(w, "Static IP moved from %s to %s: %s %s.\n", mv.From, mv.To, state, round(mv.Outage))
+	}
+	return nil
+}
+
+// writeData renders v as JSON or YAML on w.
+func writeData(w io.Writer, format string, v any) error {
+	b, err := jsonIndent(v)
+	if err != nil {
+		return err
+	}
+	if format == "yaml" {
+		if b, err = yaml.JSONToYAML(b); err != nil {
+			return err
+		}
+	}
+	_, err = w.Write(b)
+	return err
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/term"
+
+	"github.com/hakube/hakube/internal/cluster"
+	"github.com/hakube/hakube/internal/gce"
+)
+
+type streams struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+// isTTY reports whether w is a terminal (progress displays and prompts only
+// appear there).
+func isTTY(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// globalOptions are the flags every command shares.
+type globalOptions struct {
+	streams    streams
+	configFile string
+	output     string
+	logFormat  string
+	verbose    int
+	log        *zap.Logger
+}
+
+func newRootCmd(s streams) *cobra.Command {
+	g := &globalOptions{streams: s}
+	root := &cobra.Command{
+		Use:   "hakube",
+		Short: "Highly available Kubernetes clusters on Google Compute Engine, the kube-up way",
+		Long: `hakube creates, grows, shrinks and tears down highly available Kubernetes
+clusters on Google Compute Engine: master replicas in several zones of a region,
+a node pool per zone, and a load balancer in front of the masters.
+
+It honours kube-up.sh's environment variables (KUBE_GCE_ZONE, NUM_NODES,
+KUBE_REPLICATE_EXISTING_MASTER, KUBE_USE_EXISTING_MASTER, KUBE_DELETE_NODES, ...),
+so existing CI scripts keep working. Precedence: flag > environment > config
+file (--config, HAKUBE_CONFIG) > default.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			switch g.output {
+			case "text", "json", "yaml":
+			default:
+				return &usageError{fmt.Errorf("-o/--output must be text, json or yaml, got %q", g.output)}
+			}
+			log, err := newLogger(g.logFormat, g.verbose, s.err)
+			if err != nil {
+				return &usageError{err}
+			}
+			g.log = log
+			return nil
+		},
+	}
+	root.SetOut(s.out)
+	root.SetErr(s.err)
+	root.SetIn(s.in)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.configFile, "config", "", "config file (YAML; env HAKUBE_CONFIG)")
+	pf.StringVarP(&g.output, "output", "o", "text", "output format of data on stdout: text, json or yaml")
+	pf.StringVar(&g.logFormat, "log-format", "text", "stderr format: text (human progress) or json (structured zap logs)")
+	pf.CountVarP(&g.verbose, "verbose", "v", "more detail in logs (-v, -vv)")
+	root.AddCommand(
+		newUpCmd(g),
+		newDownCmd(g),
+		newStatusCmd(g),
+		newValidateCmd(g),
+		newConfigCmd(g),
+		newVersionCmd(g),
+	)
+	return root
+}
+
+// newLogger builds the zap logger: quiet human text by default, JSON on
+// request; -v lowers the level.
+func newLogger(format string, verbose int, w io.Writer) (*zap.Logger, error) {
+	level := zapcore.WarnLevel
+	switch {
+	case verbose == 1:
+		level = zapcore.InfoLevel
+	case verbose >= 2:
+		level = zapcore.DebugLevel
+	}
+	var enc zapcore.Encoder
+	switch format {
+	case "json":
+		if verbose == 0 {
+			level = zapcore.InfoLevel
+		}
+		enc = zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	case "text":
+		cfg := zap.NewDevelopmentEncoderConfig()
+		cfg.TimeKey = ""
+		enc = zapcore.NewConsoleEncoder(cfg)
+	default:
+		return nil, fmt.Errorf("--log-format must be text or json, got %q", format)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), level)), nil
+}
+
+// loadConfig reads settings for a command from flags, environment and file.
+func (g *globalOptions) loadConfig(cmd *cobra.Command, command string) (*cluster.Config, error) {
+	return cluster.Load(cluster.LoadOptions{
+		Flags:      cmd.Flags(),
+		ConfigFile: g.configFile,
+		Command:    command,
+		Warn:       func(msg string) { fmt.Fprintln(g.streams.err, "Warning:", msg) },
+	})
+}
+
+// newCloud connects to GCE (or the emulator the endpoint names).
+func (g *globalOptions) newCloud(ctx context.Context, cfg *cluster.Config) (*gce.Cloud, error) {
+	return gce.New(ctx, gce.Options{Project: cfg.Project, Endpoint: cfg.Endpoint, Logger: g.log.Named("gce")})
+}
+
+// newEnv assembles what a flow runs with.
+func (g *globalOptions) newEnv(cloud *gce.Cloud, p *progress, parallelism int, breakLock bool) *cluster.Env {
+	return &cluster.Env{
+		Cloud:       cloud,
+		Log:         g.log,
+		Parallelism: parallelism,
+		Progress:    p.stepProgress,
+		BreakLock:   breakLock,
+	}
+}
+
+func indent(s, prefix string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return prefix + strings.Join(lines, "\n"+prefix) + "\n"
+}

@@ -1,0 +1,258 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxNameLen is GCE's limit on resource names (RFC 1035 labels).
+const maxNameLen = 63
+
+// minBootDiskGB is the smallest boot disk the default images accept.
+const minBootDiskGB = 10
+
+// parseBool accepts what shell scripts commonly write; kube-up itself only
+// compared with "true", so anything else here is surely a mistake.
+func parseBool(raw string) (bool, error) {
+	switch strings.ToLower(raw) {
+	case "true", "1", "yes":
+		return true, nil
+	case "false", "0", "no":
+		return false, nil
+	}
+	return false, errors.New("want true/false/1/0/yes/no")
+}
+
+func parseInt(raw string) (int, error) {
+	n, err := strconv.Atoi(raw)
+	if errors.Is(err, strconv.ErrRange) {
+		return 0, errors.New("number too large")
+	}
+	if err != nil {
+		return 0, errors.New("not a whole number")
+	}
+	return n, nil
+}
+
+func parseDuration(raw string) (time.Duration, error) {
+	d, err := time.ParseDuration(raw)
+	if err != nil {
+		return 0, errors.New("want a duration like 90s or 5m")
+	}
+	return d, nil
+}
+
+// parseDiskSizeGB reads kube-up's (and gcloud's) disk sizes: "100GB", "1TB",
+// or a bare number of GB.
+func parseDiskSizeGB(raw string) (int, error) {
+	bad := errors.New("want a disk size like 100GB or 1TB")
+	num, mult := raw, 1
+	switch upper := strings.ToUpper(raw); {
+	case strings.HasSuffix(upper, "GB"):
+		num = raw[:len(raw)-2]
+	case strings.HasSuffix(upper, "TB"):
+		num, mult = raw[:len(raw)-2], 1024
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 0 || n > 64*1024 {
+		return 0, bad
+	}
+	return n * mult, nil
+}
+
+func checkNotNegative[T int | time.Duration](v T) error {
+	if v < 0 {
+		return errors.New("must not be negative")
+	}
+	return nil
+}
+
+func checkPort(p int) error {
+	if p < 1 || p > 65535 {
+		return errors.New("want a port from 1 to 65535")
+	}
+	return nil
+}
+
+func checkProvider(p string) error {
+	if p != "gce" {
+		return errors.New(`hakube only supports provider "gce"`)
+	}
+	return nil
+}
+
+// checkProject is deliberately loose (project numbers and legacy
+// "domain:project" IDs exist); it only stops text that cannot be part of an
+// API URL. Whether the project exists is for the API to say.
+func checkProject(p string) error {
+	for _, r := range p {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == ':') {
+			return errors.New("want a project ID like my-project-123 (lowercase letters, digits and hyphens)")
+		}
+	}
+	return nil
+}
+
+// isZone checks the syntax of a zone name, e.g. europe-west1-c. Whether the
+// zone exists is checked later against the API.
+func isZone(z string) bool {
+	parts := strings.Split(z, "-")
+	if len(parts) != 3 {
+		return false
+	}
+	geo, loc, letter := parts[0], parts[1], parts[2]
+	letters := func(s string) bool {
+		for _, r := range s {
+			if r < 'a' || r > 'z' {
+				return false
+			}
+		}
+		return s != ""
+	}
+	i := strings.IndexFunc(loc, func(r rune) bool { return r >= '0' && r <= '9' })
+	if i <= 0 || !letters(loc[:i]) {
+		return false
+	}
+	for _, r := range loc[i:] {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return letters(geo) && len(letter) == 1 && letters(letter)
+}
+
+func checkZone(z string) error {
+	if !isZone(z) {
+		return errors.New("want a zone like us-central1-b or europe-west1-c (<region>-<letter>)")
+	}
+	return nil
+}
+
+// isRFC1035 is GCE's rule for resource names: a lowercase letter, then
+// lowercase letters, digits and hyphens, not ending in a hyphen.
+func isRFC1035(s string) bool {
+	if s == "" || len(s) > maxNameLen || s[0] < 'a' || s[0] > 'z' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+const rfc1035Rule = "lowercase letters, digits and hyphens, starting with a letter, not ending with a hyphen, at most 63 characters"
+
+// checkPrefix also makes sure every name built from the prefix fits in 63
+// characters, so a long prefix fails here and not halfway through `up`.
+func checkPrefix(p string) error {
+	if !isRFC1035(p) {
+		return fmt.Errorf("want a name prefix of %s", rfc1035Rule)
+	}
+	c := Config{Prefix: p}
+	longest := ""
+	for _, n := range c.prefixNames() {
+		if len(n) > len(longest) {
+			longest = n
+		}
+	}
+	if len(longest) > maxNameLen {
+		return fmt.Errorf("too long: resource name %q would have %d characters, GCE allows %d; use a prefix of at most %d characters",
+			longest, len(longest), maxNameLen, maxNameLen-(len(longest)-len(p)))
+	}
+	return nil
+}
+
+func checkNetwork(n string) error {
+	if !isRFC1035(n) {
+		return fmt.Errorf("want a network name of %s", rfc1035Rule)
+	}
+	c := Config{Network: n}
+	if fw := c.SSHFirewallName(); len(fw) > maxNameLen {
+		return fmt.Errorf("too long: firewall rule %q would have %d characters, GCE allows %d", fw, len(fw), maxNameLen)
+	}
+	return nil
+}
+
+func checkReplica(r string) error {
+	if r == "" {
+		return nil
+	}
+	if !isRFC1035(r) {
+		return fmt.Errorf("want a replica name of %s", rfc1035Rule)
+	}
+	if d := (&Config{}).MasterDiskName(r); len(d) > maxNameLen {
+		return fmt.Errorf("too long: its disk %q would have %d characters, GCE allows %d", d, len(d), maxNameLen)
+	}
+	return nil
+}
+
+// checkReplicaOf refuses a replica of another cluster: kube-up's replicas are
+// the master itself or <master>-<suffix>.
+func checkReplicaOf(replica, master string) error {
+	if replica == master || strings.HasPrefix(replica, master+"-") && len(replica) > len(master)+1 {
+		return nil
+	}
+	return fmt.Errorf("not a master replica of this cluster (want %s or %s-<suffix>; check --prefix)", master, master)
+}
+
+func checkMachineType(t string) error {
+	if !isRFC1035(t) {
+		return errors.New("want a machine type like e2-standard-2")
+	}
+	return nil
+}
+
+func checkDiskType(t string) error {
+	if !isRFC1035(t) {
+		return errors.New("want a disk type like pd-standard, pd-balanced or pd-ssd")
+	}
+	return nil
+}
+
+func checkBootDiskSize(gb int) error {
+	if gb < minBootDiskGB {
+		return fmt.Errorf("want at least %dGB for a boot disk", minBootDiskGB)
+	}
+	return nil
+}
+
+func checkImageFamily(f string) error {
+	if !isRFC1035(f) {
+		return errors.New("want an image family like debian-12")
+	}
+	return nil
+}
+
+// checkEndpoint wants what gcloud's CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE
+// and the Go client's option.WithEndpoint want: the full base URL.
+func checkEndpoint(e string) error {
+	if e == "" {
+		return nil
+	}
+	u, err := url.Parse(e)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		!strings.HasSuffix(u.Path, "/compute/v1/") || u.RawQuery != "" || u.Fragment != "" {
+		return errors.New("want an absolute http(s) URL ending in /compute/v1/, e.g. http://127.0.0.1:8080/compute/v1/")
+	}
+	return nil
+}
+
+// shellQuote quotes s only when a shell would need it, so messages show
+// inputs the way users type them.
+func shellQuote(s string) string {
+	if s == "" {
+		return `""`
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:@+,=", r)) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}

@@ -1,0 +1,150 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"math/big"
+	"time"
+
+	"go.uber.org/zap"
+	compute "google.golang.org/api/compute/v1"
+
+	"github.com/hakube/hakube/internal/gce"
+	"github.com/hakube/hakube/internal/lb"
+)
+
+// Env is what a flow runs with: the cloud, logging, and its tunables.
+type Env struct {
+	Cloud *gce.Cloud
+	Log   *zap.Logger
+	// Parallelism bounds concurrently running steps.
+	Parallelism int
+	// Progress receives a human line while a step waits (may be nil).
+	Progress func(step, msg string)
+	// Holder names this run in the cluster lock; BreakLock takes over a
+	// lock another run holds.
+	Holder    string
+	BreakLock bool
+	// APIDeadline bounds waiting for the API to serve after a change
+	// (kube-up: 30 minutes for the load balancer).
+	APIDeadline time.Duration
+	// StableTimeout bounds waiting for a node pool to be stable (kube-up: 30 minutes).
+	StableTimeout time.Duration
+	// PollInterval is the first interval of status polls (grows to 10 s).
+	PollInterval time.Duration
+}
+
+func (e *Env) defaults() {
+	if e.Log == nil {
+		e.Log = zap.NewNop()
+	}
+	if e.Parallelism <= 0 {
+		e.Parallelism = 8
+	}
+	if e.Holder == "" {
+		e.Holder = gce.DefaultHolder()
+	}
+	if e.APIDeadline == 0 {
+		e.APIDeadline = 30 * time.Minute
+	}
+	if e.StableTimeout == 0 {
+		e.StableTimeout = 30 * time.Minute
+	}
+	if e.PollInterval == 0 {
+		e.PollInterval = 500 * time.Millisecond
+	}
+}
+
+func (e *Env) progress(step, format string, args ...any) {
+	if e.Progress != nil {
+		e.Progress(step, fmt.Sprintf(format, args...))
+	}
+}
+
+// poll calls check with growing intervals until it reports done, fails, or
+// the timeout passes; every few seconds it reports progress.
+func (e *Env) poll(ctx context.Context, step, what string, timeout time.Duration, check func(ctx context.Context) (bool, string, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	interval := e.PollInterval
+	lastReport := start
+	for {
+		done, state, err := check(ctx)
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+		if time.Since(lastReport) >= 5*time.Second {
+			lastReport = time.Now()
+			e.progress(step, "%s: %s (%s elapsed of %s)", what, state, time.Since(start).Round(time.Second), timeout)
+		}
+		select {
+		case <-ctx.Done():
+			if ctx.Err() == context.DeadlineExceeded {
+				return fmt.Errorf("%s: still %s after %s", what, state, timeout)
+			}
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+		if interval *= 2; interval > 10*time.Second {
+			interval = 10 * time.Second
+		}
+	}
+}
+
+// waitMIGStable waits until a zone's pool has all its VMs running and
+// nothing in progress, as `gcloud ... wait-until-stable` does.
+func (e *Env) waitMIGStable(ctx context.Context, step, zone, name string) error {
+	return e.poll(ctx, step, fmt.Sprintf("node pool %s in %s", name, zone), e.StableTimeout, func(ctx context.Context) (bool, string, error) {
+		m, err := e.Cloud.GetMIG(ctx, zone, name)
+		if err != nil {
+			return false, "", fmt.Errorf("read managed instance group %s: %w", name, err)
+		}
+		if m.Status != nil && m.Status.IsStable {
+			return true, "stable", nil
+		}
+		a := m.CurrentActions
+		if a == nil {
+			return false, "not stable", nil
+		}
+		return false, fmt.Sprintf("%d creating, %d deleting, %d running of %d", a.Creating+a.CreatingWithoutRetries, a.Deleting, a.None, m.TargetSize), nil
+	})
+}
+
+// waitMemberHealthy waits until the target pool sees the instance healthy.
+func (e *Env) waitMemberHealthy(ctx context.Context, step, region, pool, instance string) error {
+	return e.poll(ctx, step, "health check of "+gce.LastSegment(instance), e.APIDeadline, func(ctx context.Context) (bool, string, error) {
+		st, err := e.Cloud.TargetPoolHealth(ctx, region, pool, instance)
+		if err != nil {
+			return false, "", err
+		}
+		return st == "HEALTHY", st, nil
+	})
+}
+
+// prober makes the TLS prober for a cluster whose CA is in a master's metadata.
+func (e *Env) prober(cfg *Config, ca []byte) *lb.Prober {
+	return &lb.Prober{CA: ca, Port: cfg.APIServerPort, Timeout: 2 * time.Second}
+}
+
+// randomSuffix returns n characters of [a-z0-9], kube-up's replica suffix
+// alphabet (hex there; a wider one here to make collisions rarer).
+func randomSuffix(n int) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, n)
+	for i := range b {
+		v, err := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
+		if err != nil {
+			panic(err) // crypto/rand does not fail on supported platforms
+		}
+		b[i] = alphabet[v.Int64()]
+	}
+	return string(b)
+}
+
+// running reports whether an instance is up as far as GCE is concerned.
+func running(in *compute.Instance) bool { return in.Status == "RUNNING" }

@@ -1,0 +1,163 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// recorder is a Reporter that remembers the order steps finished in.
+type recorder struct {
+	mu   sync.Mutex
+	done []string
+}
+
+func (r *recorder) StepStarted(*Step) {}
+func (r *recorder) StepDone(s *Step, _ error, _ time.Duration) {
+	r.mu.Lock()
+	r.done = append(r.done, s.ID)
+	r.mu.Unlock()
+}
+
+func step(id string, run func(ctx context.Context) error, deps ...string) *Step {
+	return &Step{ID: id, Action: ActCreate, Resource: id, Run: run, DependsOn: deps, Mutating: true}
+}
+
+func ok(context.Context) error { return nil }
+
+func statuses(r *Result) map[string]string {
+	out := map[string]string{}
+	for _, s := range r.Steps {
+		out[s.ID] = s.Status
+	}
+	return out
+}
+
+func TestExecuteOrderAndFailures(t *testing.T) {
+	boom := errors.New("boom")
+	fail := func(context.Context) error { return boom }
+	tests := []struct {
+		name  string
+		steps []*Step
+		want  map[string]string
+		err   bool
+	}{
+		{
+			name:  "chain runs in order",
+			steps: []*Step{step("a", ok), step("b", ok, "a"), step("c", ok, "b")},
+			want:  map[string]string{"a": "done", "b": "done", "c": "done"},
+		},
+		{
+			name: "failure skips dependents and keeps independent branches going",
+			steps: []*Step{
+				step("net", ok), step("fw", fail, "net"), step("vm", ok, "fw"), step("verify", ok, "vm"),
+				step("disk", ok), step("mig", ok, "disk"),
+			},
+			want: map[string]string{"net": "done", "fw": "failed", "vm": "skipped", "verify": "skipped", "disk": "done", "mig": "done"},
+			err:  true,
+		},
+		{
+			name:  "diamond waits for both parents",
+			steps: []*Step{step("a", ok), step("b", ok, "a"), step("c", ok, "a"), step("d", ok, "b", "c")},
+			want:  map[string]string{"a": "done", "b": "done", "c": "done", "d": "done"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &Plan{Steps: tt.steps}
+			if err := p.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			rec := &recorder{}
+			res := Execute(context.Background(), p, 4, rec)
+			if diff := cmp.Diff(tt.want, statuses(res)); diff != "" {
+				t.Errorf("statuses (-want +got):\n%s", diff)
+			}
+			if (res.Err != nil) != tt.err {
+				t.Errorf("err = %v, want error %v", res.Err, tt.err)
+			}
+			if tt.err && !errors.Is(res.Err, boom) {
+				t.Errorf("err = %v, want it to wrap the step's error", res.Err)
+			}
+			pos := map[string]int{}
+			for i, id := range rec.done {
+				pos[id] = i
+			}
+			for _, s := range tt.steps {
+				for _, d := range s.DependsOn {
+					if _, ran := pos[s.ID]; ran && pos[d] > pos[s.ID] {
+						t.Errorf("%s finished before its dependency %s", s.ID, d)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestExecuteBoundsParallelism(t *testing.T) {
+	var cur, peak atomic.Int32
+	run := func(context.Context) error {
+		n := cur.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+		cur.Add(-1)
+		return nil
+	}
+	p := &Plan{}
+	for _, id := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
+		p.Steps = append(p.Steps, step(id, run))
+	}
+	res := Execute(context.Background(), p, 3, nil)
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if got := peak.Load(); got != 3 {
+		t.Errorf("peak parallelism = %d, want 3 (8 independent steps, limit 3)", got)
+	}
+}
+
+func TestExecuteCancellationLeavesRestNotStarted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	slow := func(ctx context.Context) error {
+		cancel()
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	p := &Plan{Steps: []*Step{step("a", slow), step("b", ok, "a"), step("c", ok, "b")}}
+	res := Execute(ctx, p, 2, nil)
+	want := map[string]string{"a": "failed", "b": "skipped", "c": "skipped"}
+	if diff := cmp.Diff(want, statuses(res)); diff != "" {
+		t.Errorf("statuses (-want +got):\n%s", diff)
+	}
+	if !errors.Is(res.Err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", res.Err)
+	}
+}
+
+func TestPlanValidate(t *testing.T) {
+	cyc := &Plan{Steps: []*Step{step("a", ok, "b"), step("b", ok, "a")}}
+	if err := cyc.Validate(); err == nil {
+		t.Error("cycle not detected")
+	}
+	missing := &Plan{Steps: []*Step{step("a", ok, "nope")}}
+	if err := missing.Validate(); err == nil {
+		t.Error("unknown dependency not detected")
+	}
+}
+
+func TestResultSummary(t *testing.T) {
+	r := &Result{Steps: []StepResult{{Status: "done"}, {Status: "done"}, {Status: "failed"}, {Status: "skipped"}}}
+	if got, want := r.Summary(), "2 done, 1 failed, 1 skipped"; got != want {
+		t.Errorf("Summary() = %q, want %q", got, want)
+	}
+}

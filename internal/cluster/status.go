@@ -1,0 +1,260 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hakube/hakube/internal/gce"
+	"github.com/hakube/hakube/internal/lb"
+)
+
+// Status is what `hakube status` shows: per zone, the master replicas and
+// the node pool; the static IP and who holds it; the load balancer.
+type Status struct {
+	Cluster      string        `json:"cluster"`
+	Project      string        `json:"project"`
+	Region       string        `json:"region,omitempty"`
+	Exists       bool          `json:"exists"`
+	Mode         string        `json:"mode,omitempty"` // single-master, load-balanced, lb-first
+	StaticIP     *IPStatus     `json:"staticIP,omitempty"`
+	LoadBalancer *LBStatus     `json:"loadBalancer,omitempty"`
+	Zones        []ZoneStatus  `json:"zones"`
+	Lock         *gce.LockInfo `json:"lock,omitempty"`
+	Conflicts    []string      `json:"conflicts,omitempty"`
+}
+
+// IPStatus is the static IP and its holder.
+type IPStatus struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Status  string `json:"status"`
+	Owner   string `json:"owner"` // "instance <name>", "forwarding-rule <name>" or "none"
+	Serving bool   `json:"serving"`
+}
+
+// LBStatus is the masters' load balancer.
+type LBStatus struct {
+	ForwardingRule string `json:"forwardingRule,omitempty"`
+	TargetPool     string `json:"targetPool,omitempty"`
+	HealthCheck    string `json:"healthCheck,omitempty"`
+}
+
+// ZoneStatus is one zone of the cluster.
+type ZoneStatus struct {
+	Zone    string         `json:"zone"`
+	Masters []MasterStatus `json:"masters,omitempty"`
+	Pool    *PoolStatus    `json:"pool,omitempty"`
+}
+
+// MasterStatus is one master replica.
+type MasterStatus struct {
+	Name       string `json:"name"`
+	Status     string `json:"status"`
+	InternalIP string `json:"internalIP,omitempty"`
+	ExternalIP string `json:"externalIP,omitempty"`
+	Ready      bool   `json:"ready"`
+	// Health is the load balancer's view (HEALTHY/UNHEALTHY), when there is one.
+	Health string `json:"health,omitempty"`
+	InPool bool   `json:"inPool"`
+}
+
+// PoolStatus is one zone's node pool.
+type PoolStatus struct {
+	Name       string `json:"name"`
+	TargetSize int64  `json:"targetSize"`
+	Running    int    `json:"running"`
+	Stable     bool   `json:"stable"`
+}
+
+// GetStatus reads the cluster and probes its API.
+func GetStatus(ctx context.Context, env *Env, cfg *Config) (*Status, error) {
+	env.defaults()
+	obs, err := Observe(ctx, env.Cloud, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return statusOf(ctx, env, cfg, obs)
+}
+
+func statusOf(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*Status, error) {
+	p := newPlanner(env, cfg, obs, "status")
+	st := &Status{Cluster: cfg.ClusterName(), Project: cfg.Project, Region: obs.Region, Exists: obs.Exists(), Conflicts: obs.Conflicts}
+	if !st.Exists {
+		return st, nil
+	}
+	byZone := map[string]*ZoneStatus{}
+	zone := func(z string) *ZoneStatus {
+		if byZone[z] == nil {
+			byZone[z] = &ZoneStatus{Zone: z}
+		}
+		return byZone[z]
+	}
+	owner := lb.IPOwner(obs.Address)
+	switch {
+	case obs.ForwardingRule != nil && p.lbMode == modeLBFirst:
+		st.Mode = "lb-first"
+	case obs.ForwardingRule != nil:
+		st.Mode = "load-balanced"
+	case len(obs.Masters) > 0:
+		st.Mode = "single-master"
+	}
+	if obs.ForwardingRule != nil || obs.TargetPool != nil || obs.HealthCheck != nil {
+		st.LoadBalancer = &LBStatus{}
+		if obs.ForwardingRule != nil {
+			st.LoadBalancer.ForwardingRule = obs.ForwardingRule.Name
+		}
+		if obs.TargetPool != nil {
+			st.LoadBalancer.TargetPool = obs.TargetPool.Name
+		}
+		if obs.HealthCheck != nil {
+			st.LoadBalancer.HealthCheck = obs.HealthCheck.Name
+		}
+	}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(env.Parallelism)
+	if obs.Address != nil {
+		ip := &IPStatus{Name: obs.Address.Name, Address: obs.Address.Address, Status: obs.Address.Status, Owner: "none"}
+		switch owner.Kind {
+		case lb.OwnerMaster:
+			ip.Owner = "instance " + owner.Instance
+		case lb.OwnerLB:
+			ip.Owner = "forwarding-rule " + cfg.ForwardingRuleName()
+		}
+		st.StaticIP = ip
+		if p.ca != nil {
+			g.Go(func() error {
+				err := env.prober(cfg, p.ca).Probe(gctx, ip.Address)
+				mu.Lock()
+				ip.Serving = err == nil
+				mu.Unlock()
+				return nil
+			})
+		}
+		if info, err := lockInfoOf(obs); err == nil && info.Holder != "" {
+			st.Lock = &info
+		}
+	}
+	for _, m := range obs.Masters {
+		ms := MasterStatus{Name: m.Name, Status: m.Status, InternalIP: internalIP(m), ExternalIP: natIP(m)}
+		if obs.TargetPool != nil {
+			ms.InPool = contains(obs.TargetPool.Instances, m.SelfLink)
+		}
+		z := zone(gce.LastSegment(m.Zone))
+		z.Masters = append(z.Masters, ms)
+	}
+	// Probes run once every entry is in place, each writing only its own.
+	for _, z := range byZone {
+		for i := range z.Masters {
+			ms := &z.Masters[i]
+			var in = obs.Masters[0]
+			for _, m := range obs.Masters {
+				if m.Name == ms.Name {
+					in = m
+				}
+			}
+			if running(in) && ms.ExternalIP != "" && p.ca != nil && obs.Address != nil {
+				g.Go(func() error {
+					pr := env.prober(cfg, p.ca)
+					pr.ServerName = obs.Address.Address
+					err := pr.Probe(gctx, ms.ExternalIP)
+					mu.Lock()
+					ms.Ready = err == nil
+					mu.Unlock()
+					return nil
+				})
+			}
+			if ms.InPool && obs.HealthCheck != nil {
+				g.Go(func() error {
+					h, err := env.Cloud.TargetPoolHealth(gctx, obs.Region, obs.TargetPool.Name, in.SelfLink)
+					if err != nil {
+						h = "UNKNOWN"
+					}
+					mu.Lock()
+					ms.Health = h
+					mu.Unlock()
+					return nil
+				})
+			}
+		}
+	}
+	for z, mig := range obs.MIGs {
+		z, mig := z, mig
+		ps := &PoolStatus{Name: mig.Name, TargetSize: mig.TargetSize, Stable: mig.Status != nil && mig.Status.IsStable}
+		zone(z).Pool = ps
+		g.Go(func() error {
+			ins, err := env.Cloud.ListManagedInstances(gctx, z, mig.Name)
+			if err != nil {
+				return nil // shown as 0 running; status is best effort per pool
+			}
+			n := 0
+			for _, in := range ins {
+				if in.InstanceStatus == "RUNNING" {
+					n++
+				}
+			}
+			mu.Lock()
+			ps.Running = n
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for _, z := range byZone {
+		st.Zones = append(st.Zones, *z)
+	}
+	sort.Slice(st.Zones, func(i, j int) bool { return st.Zones[i].Zone < st.Zones[j].Zone })
+	return st, nil
+}
+
+func lockInfoOf(obs *Observed) (gce.LockInfo, error) {
+	info := gce.LockInfo{Holder: obs.Address.Labels[gce.LabelLockHolder], Operation: obs.Address.Labels[gce.LabelLockOp]}
+	if s := obs.Address.Labels[gce.LabelLockSince]; s != "" {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			info.Since = time.Unix(n, 0)
+		}
+	}
+	return info, nil
+}
+
+// Problems lists what keeps a cluster from fully serving (empty: healthy).
+func Problems(st *Status) []string {
+	if !st.Exists {
+		return []string{fmt.Sprintf("cluster %q does not exist", st.Cluster)}
+	}
+	var out []string
+	if st.StaticIP == nil {
+		out = append(out, "the static IP is missing")
+	} else if !st.StaticIP.Serving {
+		out = append(out, fmt.Sprintf("the API does not answer on the static IP %s (held by %s)", st.StaticIP.Address, st.StaticIP.Owner))
+	}
+	masters := 0
+	for _, z := range st.Zones {
+		for _, m := range z.Masters {
+			masters++
+			switch {
+			case m.Status != "RUNNING":
+				out = append(out, fmt.Sprintf("master %s in %s is %s", m.Name, z.Zone, m.Status))
+			case !m.Ready:
+				out = append(out, fmt.Sprintf("master %s in %s does not answer", m.Name, z.Zone))
+			case m.Health == "UNHEALTHY":
+				out = append(out, fmt.Sprintf("master %s in %s fails the load balancer's health check", m.Name, z.Zone))
+			}
+		}
+		if p := z.Pool; p != nil && (int64(p.Running) < p.TargetSize || !p.Stable) {
+			out = append(out, fmt.Sprintf("node pool %s in %s runs %d of %d nodes", p.Name, z.Zone, p.Running, p.TargetSize))
+		}
+	}
+	if masters == 0 {
+		out = append(out, "the cluster has no master")
+	}
+	return out
+}

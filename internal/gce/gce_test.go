@@ -1,0 +1,236 @@
+package gce_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	compute "google.golang.org/api/compute/v1"
+
+	"github.com/hakube/hakube/internal/emulator"
+	"github.com/hakube/hakube/internal/emulator/emulatortest"
+	"github.com/hakube/hakube/internal/gce"
+)
+
+const project = "test-project"
+
+func newCloud(t *testing.T, opts emulator.Options) (*gce.Cloud, *emulatortest.Emulator) {
+	t.Helper()
+	emu := emulatortest.Start(t, opts)
+	c, err := gce.New(context.Background(), gce.Options{
+		Project: project, Endpoint: emu.Endpoint,
+		RetryInitial: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond, RequestsPerSecond: 1000,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, emu
+}
+
+func TestMutationWaitsUntilDone(t *testing.T) {
+	c, emu := newCloud(t, emulator.Options{Latency: emulator.LatencyFast})
+	ctx := context.Background()
+	if err := c.InsertAddress(ctx, "europe-west1", &compute.Address{Name: "ip1"}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := c.GetAddress(ctx, "europe-west1", "ip1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Status != "RESERVED" {
+		t.Errorf("status after insert returned = %q, want RESERVED (the insert must wait for DONE)", a.Status)
+	}
+	rc, err := emu.Control.RequestsSince(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.Counts["compute.regionOperations.wait"] == 0 {
+		t.Errorf("no regionOperations.wait call; counts %v", rc.Counts)
+	}
+	if rc.Counts["compute.regionOperations.get"] != 0 {
+		t.Errorf("operations polled with get (%d); waits must use the wait method", rc.Counts["compute.regionOperations.get"])
+	}
+}
+
+func TestRetriesReuseRequestID(t *testing.T) {
+	c, emu := newCloud(t, emulator.Options{})
+	ctx := context.Background()
+	if _, err := emu.Control.AddFault(ctx, emulator.Fault{Method: "addresses.insert", Code: 503, Count: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.InsertAddress(ctx, "us-central1", &compute.Address{Name: "ip1"}); err != nil {
+		t.Fatalf("insert after two 503s: %v", err)
+	}
+	rc, _ := emu.Control.RequestsSince(ctx, 0)
+	if got := rc.Counts["compute.addresses.insert"]; got != 3 {
+		t.Errorf("addresses.insert calls = %d, want 3 (two 503s, one success)", got)
+	}
+	// A repeated logical mutation is deduplicated by GCE only with the same
+	// requestId: check the emulator saw one address, not three attempts.
+	inv, _ := emu.Control.Inventory(ctx, project)
+	n := 0
+	for _, name := range inv.Names() {
+		if name == "projects/test-project/regions/us-central1/addresses/ip1" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("address created %d times", n)
+	}
+}
+
+func TestNoRetryOfWhatCannotSucceed(t *testing.T) {
+	c, emu := newCloud(t, emulator.Options{})
+	ctx := context.Background()
+	for _, f := range []emulator.Fault{
+		{Method: "addresses.insert", Code: 400, Reason: "invalid", Count: 1},
+		{Method: "addresses.get", Code: 403, Reason: "forbidden", Count: 1},
+	} {
+		if _, err := emu.Control.AddFault(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.InsertAddress(ctx, "us-central1", &compute.Address{Name: "ip1"}); err == nil {
+		t.Fatal("insert with injected 400 succeeded")
+	}
+	if _, err := c.GetAddress(ctx, "us-central1", "nope"); err == nil {
+		t.Fatal("get with injected 403 succeeded")
+	}
+	rc, _ := emu.Control.RequestsSince(ctx, 0)
+	if rc.Counts["compute.addresses.insert"] != 1 || rc.Counts["compute.addresses.get"] != 1 {
+		t.Errorf("retried a non-retryable error: %v", rc.Counts)
+	}
+}
+
+func TestRetryableReasons(t *testing.T) {
+	for _, f := range []emulator.Fault{
+		{Code: 429, Reason: "rateLimitExceeded"},
+		{Code: 403, Reason: "rateLimitExceeded"},
+		{Code: 400, Reason: "resourceNotReady"},
+		{Code: 500, Reason: "internalError"},
+	} {
+		t.Run(fmt.Sprintf("%d-%s", f.Code, f.Reason), func(t *testing.T) {
+			c, emu := newCloud(t, emulator.Options{})
+			ctx := context.Background()
+			f.Method, f.Count = "addresses.get", 2
+			if _, err := emu.Control.AddFault(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+			_, err := c.GetAddress(ctx, "us-central1", "missing")
+			if !gce.IsNotFound(err) {
+				t.Errorf("after retries: err = %v, want the real 404", err)
+			}
+		})
+	}
+}
+
+func TestOperationErrorBecomesError(t *testing.T) {
+	c, emu := newCloud(t, emulator.Options{Latency: emulator.LatencyFast})
+	ctx := context.Background()
+	if _, err := emu.Control.AddFault(ctx, emulator.Fault{Method: "addresses.insert", Code: 403, Reason: "quotaExceeded",
+		Message: "Quota 'STATIC_ADDRESSES' exceeded. Limit: 8.0 in region us-central1.", Delivery: "operation", Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	err := c.InsertAddress(ctx, "us-central1", &compute.Address{Name: "ip1"})
+	if !gce.IsQuota(err) {
+		t.Fatalf("err = %v, want a quota error from inside the operation", err)
+	}
+	if _, err := c.GetAddress(ctx, "us-central1", "ip1"); !gce.IsNotFound(err) {
+		t.Errorf("failed insert left the address behind: %v", err)
+	}
+}
+
+func TestDeleteOfMissingIsSuccess(t *testing.T) {
+	c, _ := newCloud(t, emulator.Options{})
+	if err := c.DeleteAddress(context.Background(), "us-central1", "never-was"); err != nil {
+		t.Errorf("delete of a missing address: %v, want nil", err)
+	}
+}
+
+func TestListsFollowPages(t *testing.T) {
+	c, emu := newCloud(t, emulator.Options{})
+	ctx := context.Background()
+	for i := 0; i < 7; i++ {
+		fw := &compute.Firewall{Name: fmt.Sprintf("fw-%d", i), Allowed: []*compute.FirewallAllowed{{IPProtocol: "tcp", Ports: []string{"80"}}}}
+		if err := c.InsertFirewall(ctx, fw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := c.ListFirewalls(ctx, "name eq 'fw-.*'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 7 {
+		t.Errorf("listed %d firewalls, want 7", len(got))
+	}
+	_ = emu
+}
+
+func TestLockRefusesSecondHolder(t *testing.T) {
+	c, _ := newCloud(t, emulator.Options{})
+	ctx := context.Background()
+	if err := c.InsertAddress(ctx, "us-central1", &compute.Address{Name: "lock-ip"}); err != nil {
+		t.Fatal(err)
+	}
+	since := time.Unix(1700000000, 0)
+	l1, err := c.AcquireLock(ctx, "us-central1", "lock-ip", gce.LockInfo{Holder: "alice-host-1", Operation: "up", Since: since}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.AcquireLock(ctx, "us-central1", "lock-ip", gce.LockInfo{Holder: "bob-host-2", Operation: "down", Since: time.Now()}, false)
+	var locked *gce.LockedError
+	if !errors.As(err, &locked) {
+		t.Fatalf("second acquire: %v, want LockedError", err)
+	}
+	if diff := cmp.Diff(gce.LockInfo{Holder: "alice-host-1", Operation: "up", Since: since}, locked.Info); diff != "" {
+		t.Errorf("holder info (-want +got):\n%s", diff)
+	}
+	// Breaking the lock takes it over; the old holder's release leaves it alone.
+	l2, err := c.AcquireLock(ctx, "us-central1", "lock-ip", gce.LockInfo{Holder: "bob-host-2", Operation: "down", Since: time.Now()}, true)
+	if err != nil {
+		t.Fatalf("break lock: %v", err)
+	}
+	if err := l1.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := c.LockHolder(ctx, "us-central1", "lock-ip"); info.Holder != "bob-host-2" {
+		t.Errorf("holder after stale release = %q, want bob-host-2", info.Holder)
+	}
+	if err := l2.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := c.LockHolder(ctx, "us-central1", "lock-ip"); info.Holder != "" {
+		t.Errorf("lock still held by %q after release", info.Holder)
+	}
+}
+
+func TestLockRaceHasOneWinner(t *testing.T) {
+	c, _ := newCloud(t, emulator.Options{Latency: emulator.LatencyFast})
+	ctx := context.Background()
+	if err := c.InsertAddress(ctx, "us-central1", &compute.Address{Name: "lock-ip"}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for i := 0; i < 5; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, err := c.AcquireLock(ctx, "us-central1", "lock-ip", gce.LockInfo{Holder: fmt.Sprintf("run-%d", i), Operation: "up", Since: time.Now()}, false)
+			if err == nil {
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			}
+		}(i)
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Errorf("%d runs got the lock, want exactly 1", wins)
+	}
+}

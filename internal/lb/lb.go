@@ -1,0 +1,415 @@
+// Package lb owns the masters' load balancer — a legacy HTTP health check, a
+// target pool holding the master replicas and a forwarding rule on the
+// cluster's static IP — and the dangerous step of moving that IP between the
+// first master VM and the forwarding rule. Everything reversible happens
+// before the move; the move itself is kept to "delete the static access
+// config → insert the forwarding rule", measured, and reverted when it takes
+// longer than allowed.
+package lb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	compute "google.golang.org/api/compute/v1"
+
+	"github.com/hakube/hakube/internal/gce"
+)
+
+// Cloud is what the load balancer needs from GCE (gce.Cloud implements it).
+type Cloud interface {
+	GetHTTPHealthCheck(ctx context.Context, name string) (*compute.HttpHealthCheck, error)
+	InsertHTTPHealthCheck(ctx context.Context, hc *compute.HttpHealthCheck) error
+	DeleteHTTPHealthCheck(ctx context.Context, name string) error
+	GetTargetPool(ctx context.Context, region, name string) (*compute.TargetPool, error)
+	InsertTargetPool(ctx context.Context, region string, tp *compute.TargetPool) error
+	DeleteTargetPool(ctx context.Context, region, name string) error
+	AddTargetPoolInstances(ctx context.Context, region, pool string, instances ...string) error
+	RemoveTargetPoolInstances(ctx context.Context, region, pool string, instances ...string) error
+	GetForwardingRule(ctx context.Context, region, name string) (*compute.ForwardingRule, error)
+	InsertForwardingRule(ctx context.Context, region string, fr *compute.ForwardingRule) error
+	DeleteForwardingRule(ctx context.Context, region, name string) error
+	SetForwardingRuleLabels(ctx context.Context, region, name string, labels map[string]string, fingerprint string) error
+	GetInstance(ctx context.Context, zone, name string) (*compute.Instance, error)
+	AddAccessConfig(ctx context.Context, zone, instance, name, natIP string) error
+	DeleteAccessConfig(ctx context.Context, zone, instance, name string) error
+	GetAddress(ctx context.Context, region, name string) (*compute.Address, error)
+}
+
+// AccessConfigName is the name hakube gives every access config (GCE's own
+// default, sent explicitly).
+const AccessConfigName = "external-nat"
+
+// Spec names the load balancer of one cluster.
+type Spec struct {
+	Cluster     string
+	Region      string
+	Address     string // static address name
+	IP          string // its IP
+	Pool        string // target pool name
+	Rule        string // forwarding rule name
+	HealthCheck string // legacy HTTP health check name
+	APIPort     int
+	HealthPort  int
+	// Deadline bounds the wait for the IP to serve after a move (kube-up: 30 min).
+	Deadline time.Duration
+	// MaxDowntime reverts a move whose outage exceeds it (0: never revert).
+	MaxDowntime time.Duration
+	Prober      *Prober
+	// Progress receives human progress lines during long waits.
+	Progress func(msg string)
+}
+
+func (s *Spec) progress(format string, args ...any) {
+	if s.Progress != nil {
+		s.Progress(fmt.Sprintf(format, args...))
+	}
+}
+
+// Master is one master VM as the load balancer sees it.
+type Master struct {
+	Name string
+	Zone string
+	Link string // selfLink
+}
+
+// MasterOf makes a Master from an instance.
+func MasterOf(in *compute.Instance) Master {
+	return Master{Name: in.Name, Zone: gce.LastSegment(in.Zone), Link: in.SelfLink}
+}
+
+// EnsureHealthCheck creates the legacy HTTP health check on the masters'
+// health port if it is missing.
+func EnsureHealthCheck(ctx context.Context, c Cloud, s *Spec) error {
+	if _, err := c.GetHTTPHealthCheck(ctx, s.HealthCheck); err == nil {
+		return nil
+	} else if !gce.IsNotFound(err) {
+		return fmt.Errorf("read health check %s: %w", s.HealthCheck, err)
+	}
+	hc := &compute.HttpHealthCheck{
+		Name:               s.HealthCheck,
+		Description:        gce.Description(s.Cluster, gce.RoleHealthCheck, "apiserver /healthz of the masters"),
+		Port:               int64(s.HealthPort),
+		RequestPath:        "/healthz",
+		CheckIntervalSec:   5,
+		TimeoutSec:         5,
+		HealthyThreshold:   2,
+		UnhealthyThreshold: 2,
+	}
+	if err := c.InsertHTTPHealthCheck(ctx, hc); err != nil && !gce.IsAlreadyExists(err) {
+		return fmt.Errorf("create health check %s: %w", s.HealthCheck, err)
+	}
+	return nil
+}
+
+// EnsurePool creates the target pool with the health check and the given
+// masters, or adds the masters that are missing from an existing pool.
+func EnsurePool(ctx context.Context, c Cloud, s *Spec, masters []Master) error {
+	tp, err := c.GetTargetPool(ctx, s.Region, s.Pool)
+	if gce.IsNotFound(err) {
+		tp = &compute.TargetPool{
+			Name:            s.Pool,
+			Description:     gce.Description(s.Cluster, gce.RoleTargetPool, "master replicas"),
+			SessionAffinity: "NONE",
+		}
+		if s.HealthCheck != "" {
+			hc, err := c.GetHTTPHealthCheck(ctx, s.HealthCheck)
+			if err != nil {
+				return fmt.Errorf("read health check %s: %w", s.HealthCheck, err)
+			}
+			tp.HealthChecks = []string{hc.SelfLink}
+		}
+		for _, m := range masters {
+			tp.Instances = append(tp.Instances, m.Link)
+		}
+		if err := c.InsertTargetPool(ctx, s.Region, tp); err != nil && !gce.IsAlreadyExists(err) {
+			return fmt.Errorf("create target pool %s: %w", s.Pool, err)
+		}
+		tp, err = c.GetTargetPool(ctx, s.Region, s.Pool)
+	}
+	if err != nil {
+		return fmt.Errorf("read target pool %s: %w", s.Pool, err)
+	}
+	var missing []string
+	for _, m := range masters {
+		if !contains(tp.Instances, m.Link) {
+			missing = append(missing, m.Link)
+		}
+	}
+	if len(missing) > 0 {
+		if err := c.AddTargetPoolInstances(ctx, s.Region, s.Pool, missing...); err != nil {
+			return fmt.Errorf("add masters to target pool %s: %w", s.Pool, err)
+		}
+	}
+	return nil
+}
+
+// RemoveFromPool takes a master out of the pool if it is in it.
+func RemoveFromPool(ctx context.Context, c Cloud, s *Spec, m Master) error {
+	tp, err := c.GetTargetPool(ctx, s.Region, s.Pool)
+	if gce.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read target pool %s: %w", s.Pool, err)
+	}
+	if !contains(tp.Instances, m.Link) {
+		return nil
+	}
+	if err := c.RemoveTargetPoolInstances(ctx, s.Region, s.Pool, m.Link); err != nil {
+		return fmt.Errorf("remove %s from target pool %s: %w", m.Name, s.Pool, err)
+	}
+	return nil
+}
+
+// Owner says who holds the static IP now.
+type Owner struct {
+	Kind     string // "master", "forwarding-rule" or "none"
+	Instance string // the master holding it, when Kind is "master"
+}
+
+// Owners of the static IP.
+const (
+	OwnerMaster = "master"
+	OwnerLB     = "forwarding-rule"
+	OwnerNone   = "none"
+)
+
+// IPOwner works out who holds the IP from the address's users.
+func IPOwner(addr *compute.Address) Owner {
+	if addr == nil {
+		return Owner{Kind: OwnerNone}
+	}
+	for _, u := range addr.Users {
+		switch {
+		case strings.Contains(u, "/forwardingRules/"):
+			return Owner{Kind: OwnerLB}
+		case strings.Contains(u, "/instances/"):
+			return Owner{Kind: OwnerMaster, Instance: gce.LastSegment(u)}
+		}
+	}
+	return Owner{Kind: OwnerNone}
+}
+
+// Move is the outcome of an IP move.
+type Move struct {
+	From     string        `json:"from"`
+	To       string        `json:"to"`
+	Outage   time.Duration `json:"outageNs"`
+	Reverted bool          `json:"reverted"`
+}
+
+// ErrReverted means a move exceeded MaxDowntime and was rolled back.
+var ErrReverted = errors.New("IP move reverted")
+
+// externalIP returns the instance's access config on nic0, if any.
+func externalIP(in *compute.Instance) *compute.AccessConfig {
+	if len(in.NetworkInterfaces) == 0 || len(in.NetworkInterfaces[0].AccessConfigs) == 0 {
+		return nil
+	}
+	return in.NetworkInterfaces[0].AccessConfigs[0]
+}
+
+// Promote moves the static IP from the master to a forwarding rule in front
+// of the target pool. The pool must exist (EnsurePool). It resumes from any
+// point: IP still on the master, on nobody, or already on the rule.
+func Promote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
+	mv := Move{From: "instance " + m.Name, To: "forwarding rule " + s.Rule}
+	addr, err := c.GetAddress(ctx, s.Region, s.Address)
+	if err != nil {
+		return mv, fmt.Errorf("read address %s: %w", s.Address, err)
+	}
+	owner := IPOwner(addr)
+	in, err := c.GetInstance(ctx, m.Zone, m.Name)
+	if err != nil {
+		return mv, fmt.Errorf("read master %s: %w", m.Name, err)
+	}
+	start := time.Now()
+	switch owner.Kind {
+	case OwnerLB:
+		mv.From = "forwarding rule " + s.Rule
+		// Already moved; make sure the old master has an IP of its own.
+		if externalIP(in) == nil {
+			if err := c.AddAccessConfig(ctx, m.Zone, m.Name, AccessConfigName, ""); err != nil {
+				return mv, fmt.Errorf("give %s an ephemeral IP: %w", m.Name, err)
+			}
+		}
+		if _, err := s.Prober.WaitServing(ctx, s.IP, s.Deadline, s.waitProgress("load balancer")); err != nil {
+			return mv, err
+		}
+		return mv, nil
+	case OwnerMaster:
+		if owner.Instance != m.Name {
+			return mv, fmt.Errorf("static IP %s is on %s, not on %s", s.IP, owner.Instance, m.Name)
+		}
+		// The outage starts here: the IP stops answering once this is done.
+		ac := externalIP(in)
+		if err := c.DeleteAccessConfig(ctx, m.Zone, m.Name, ac.Name); err != nil {
+			return mv, fmt.Errorf("detach static IP from %s: %w", m.Name, err)
+		}
+	case OwnerNone:
+		mv.From = "nobody (an earlier move was interrupted)"
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return insertRule(gctx, c, s) })
+	g.Go(func() error {
+		in, err := c.GetInstance(gctx, m.Zone, m.Name)
+		if err != nil {
+			return fmt.Errorf("read master %s: %w", m.Name, err)
+		}
+		if ac := externalIP(in); ac != nil && ac.NatIP != s.IP {
+			return nil
+		} else if ac != nil {
+			if err := c.DeleteAccessConfig(gctx, m.Zone, m.Name, ac.Name); err != nil {
+				return fmt.Errorf("detach static IP from %s: %w", m.Name, err)
+			}
+		}
+		if err := c.AddAccessConfig(gctx, m.Zone, m.Name, AccessConfigName, ""); err != nil {
+			return fmt.Errorf("give %s an ephemeral IP: %w", m.Name, err)
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return mv, err
+	}
+	deadline := s.Deadline
+	if s.MaxDowntime > 0 {
+		if left := s.MaxDowntime - time.Since(start); left < deadline {
+			deadline = left
+		}
+	}
+	if deadline <= 0 {
+		deadline = time.Millisecond
+	}
+	_, err = s.Prober.WaitServing(ctx, s.IP, deadline, s.waitProgress("load balancer"))
+	mv.Outage = time.Since(start)
+	if err == nil {
+		return mv, nil
+	}
+	if s.MaxDowntime == 0 || ctx.Err() != nil {
+		return mv, err
+	}
+	s.progress("outage %s exceeded --max-downtime %s: moving the IP back to %s", mv.Outage.Round(time.Second), s.MaxDowntime, m.Name)
+	if _, rerr := Demote(ctx, c, s, m); rerr != nil {
+		return mv, fmt.Errorf("revert after %s: %w (the move failed first: %v)", mv.Outage.Round(time.Second), rerr, err)
+	}
+	mv.Outage = time.Since(start)
+	mv.Reverted = true
+	return mv, fmt.Errorf("%w: %s did not serve through the load balancer within --max-downtime %s; the IP is back on %s", ErrReverted, s.IP, s.MaxDowntime, m.Name)
+}
+
+func (s *Spec) waitProgress(via string) func(time.Duration) {
+	return func(elapsed time.Duration) {
+		s.progress("waiting for https://%s:%d to answer via the %s: %s elapsed of %s",
+			s.IP, s.APIPort, via, elapsed.Round(time.Second), s.Deadline)
+	}
+}
+
+// insertRule creates the forwarding rule on the static IP and labels it.
+func insertRule(ctx context.Context, c Cloud, s *Spec) error {
+	tp, err := c.GetTargetPool(ctx, s.Region, s.Pool)
+	if err != nil {
+		return fmt.Errorf("read target pool %s: %w", s.Pool, err)
+	}
+	fr := &compute.ForwardingRule{
+		Name:        s.Rule,
+		Description: gce.Description(s.Cluster, gce.RoleLB, "the masters' API on the cluster's static IP"),
+		IPAddress:   s.IP,
+		IPProtocol:  "TCP",
+		PortRange:   strconv.Itoa(s.APIPort),
+		Target:      tp.SelfLink,
+	}
+	if err := c.InsertForwardingRule(ctx, s.Region, fr); err != nil && !gce.IsAlreadyExists(err) {
+		return fmt.Errorf("create forwarding rule %s: %w", s.Rule, err)
+	}
+	got, err := c.GetForwardingRule(ctx, s.Region, s.Rule)
+	if err != nil {
+		return fmt.Errorf("read forwarding rule %s: %w", s.Rule, err)
+	}
+	if got.Labels[gce.LabelCluster] == s.Cluster {
+		return nil
+	}
+	// GCE drops labels given at insert on forwarding rules.
+	if err := c.SetForwardingRuleLabels(ctx, s.Region, s.Rule, gce.Labels(s.Cluster, gce.RoleLB), got.LabelFingerprint); err != nil {
+		return fmt.Errorf("label forwarding rule %s: %w", s.Rule, err)
+	}
+	return nil
+}
+
+// EnsureRule creates the forwarding rule on the static IP when the IP is
+// free (LB-first clusters never put it on a VM).
+func EnsureRule(ctx context.Context, c Cloud, s *Spec) error { return insertRule(ctx, c, s) }
+
+// Demote gives the static IP back to the master: the forwarding rule goes
+// (in parallel with the master's ephemeral access config), then the master
+// gets an access config with the static IP and the IP serves again. It
+// resumes from any point.
+func Demote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
+	mv := Move{From: "forwarding rule " + s.Rule, To: "instance " + m.Name}
+	start := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := c.DeleteForwardingRule(gctx, s.Region, s.Rule); err != nil {
+			return fmt.Errorf("delete forwarding rule %s: %w", s.Rule, err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		in, err := c.GetInstance(gctx, m.Zone, m.Name)
+		if err != nil {
+			return fmt.Errorf("read master %s: %w", m.Name, err)
+		}
+		if ac := externalIP(in); ac != nil && ac.NatIP != s.IP {
+			if err := c.DeleteAccessConfig(gctx, m.Zone, m.Name, ac.Name); err != nil {
+				return fmt.Errorf("drop %s's ephemeral IP: %w", m.Name, err)
+			}
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return mv, err
+	}
+	in, err := c.GetInstance(ctx, m.Zone, m.Name)
+	if err != nil {
+		return mv, fmt.Errorf("read master %s: %w", m.Name, err)
+	}
+	if externalIP(in) == nil {
+		if err := c.AddAccessConfig(ctx, m.Zone, m.Name, AccessConfigName, s.IP); err != nil {
+			return mv, fmt.Errorf("attach static IP %s to %s: %w", s.IP, m.Name, err)
+		}
+	}
+	if _, err := s.Prober.WaitServing(ctx, s.IP, s.Deadline, s.waitProgress("master "+m.Name)); err != nil {
+		mv.Outage = time.Since(start)
+		return mv, err
+	}
+	mv.Outage = time.Since(start)
+	return mv, nil
+}
+
+// Teardown deletes the pool and then the health check (the rule must be
+// gone already). Missing pieces are fine.
+func Teardown(ctx context.Context, c Cloud, s *Spec) error {
+	if err := c.DeleteTargetPool(ctx, s.Region, s.Pool); err != nil {
+		return fmt.Errorf("delete target pool %s: %w", s.Pool, err)
+	}
+	if s.HealthCheck != "" {
+		if err := c.DeleteHTTPHealthCheck(ctx, s.HealthCheck); err != nil {
+			return fmt.Errorf("delete health check %s: %w", s.HealthCheck, err)
+		}
+	}
+	return nil
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
