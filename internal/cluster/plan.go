@@ -153,9 +153,9 @@ func (p *Plan) WriteText(w io.Writer) error {
 	if p.Zone != "" {
 		where = p.Zone
 	}
-	fmt.Fprintf(&b, "Plan: %s for cluster %q in project %s", p.Flow, p.Cluster, p.Project)
+	fmt.Fprintf(&b, "Plan to %s: cluster %q, project %s", p.Flow, p.Cluster, p.Project)
 	if where != "" {
-		fmt.Fprintf(&b, " (%s)", where)
+		fmt.Fprintf(&b, ", %s", where)
 	}
 	b.WriteString("\n")
 	if p.Empty() {

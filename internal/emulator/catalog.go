@@ -104,13 +104,19 @@ func machineTypes() []machineType {
 	return out
 }
 
-func findMachineType(name string) (machineType, bool) {
+// machineTypeIndex is built once and only read: quota accounting looks up
+// every instance's machine type, so a lookup must not rebuild the catalogue.
+var machineTypeIndex = func() map[string]machineType {
+	idx := map[string]machineType{}
 	for _, m := range machineTypes() {
-		if m.name == name {
-			return m, true
-		}
+		idx[m.name] = m
 	}
-	return machineType{}, false
+	return idx
+}()
+
+func findMachineType(name string) (machineType, bool) {
+	m, ok := machineTypeIndex[name]
+	return m, ok
 }
 
 func (s *Server) machineTypeObj(project, zone string, m machineType) *compute.MachineType {

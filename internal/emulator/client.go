@@ -145,3 +145,10 @@ func (c *Control) SetQuota(ctx context.Context, q QuotaLimit) error {
 func (c *Control) SetRateLimits(ctx context.Context, limits map[string]int) error {
 	return c.do(ctx, "PUT", "ratelimits", limits, nil)
 }
+
+// DataPlane reports what answers on each emulated IP, each master's boot,
+// each forwarding rule's propagation and each pool member's health.
+func (c *Control) DataPlane(ctx context.Context) (*DataPlane, error) {
+	var out DataPlane
+	return &out, c.do(ctx, "GET", "dataplane", nil, &out)
+}

@@ -35,6 +35,7 @@ func (s *Server) controlRoutes() {
 	s.mux.HandleFunc("/emulator/", func(w http.ResponseWriter, r *http.Request) {
 		ctlError(w, 404, fmt.Sprintf("no control endpoint %s %s", r.Method, r.URL.Path))
 	})
+	s.dataPlaneRoutes()
 }
 
 func ctlJSON(w http.ResponseWriter, code int, v any) {
@@ -163,6 +164,7 @@ func (s *Server) ctlRequests(w http.ResponseWriter, r *http.Request) {
 // faults, all zones UP, counters cleared. Running operations are abandoned.
 func (s *Server) ctlReset(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
+	s.gen++
 	s.resetProjects()
 	s.faults = faultSet{}
 	s.zoneDown = map[string]bool{}

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"encoding/json"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -59,6 +60,12 @@ func (s *Server) firewallsInsert(c *call) (any, *apiError) {
 	var fw compute.Firewall
 	if e := c.decode(&fw); e != nil {
 		return nil, e
+	}
+	// An explicit priority 0 is the highest priority, not "unset": decoding
+	// cannot tell them apart, the raw body can.
+	var raw map[string]json.RawMessage
+	if json.Unmarshal(c.body, &raw) == nil && raw["priority"] != nil && string(raw["priority"]) != "null" {
+		fw.ForceSendFields = append(fw.ForceSendFields, "Priority")
 	}
 	if e := checkName(fw.Name); e != nil {
 		return nil, e

@@ -51,6 +51,7 @@ var realisticLatency = map[string]span{
 	"instanceGroupManagers.insert":    {2, 5},
 	"instanceGroupManagers.delete":    {10, 30},
 	"instanceGroupManagers.resize":    {0.002, 0.01}, // DONE once scheduled
+	"instanceGroupManagers.retry":     {10, 30},      // a MIG retrying VMs it could not create
 	"targetPools.insert":              {2, 6},
 	"targetPools.delete":              {2, 6},
 	"targetPools.addInstance":         {2, 5},

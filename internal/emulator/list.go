@@ -102,6 +102,13 @@ func (s *Server) listResponse(c *call, kind string, items []any, selfLink string
 	if e != nil {
 		return nil, e
 	}
+	base := 0 // items before the first one encoded
+	if unfiltered(c) {
+		// Nothing to match or reorder: encode only this page, so that paging
+		// through thousands of VMs is not quadratic.
+		items, base = pageWindow(items, offset, size)
+		offset -= base
+	}
 	enc, e := encodeFiltered(c, items)
 	if e != nil {
 		return nil, e
@@ -112,7 +119,7 @@ func (s *Server) listResponse(c *call, kind string, items []any, selfLink string
 	}
 	end := offset + size
 	if end < len(enc) {
-		body.NextPageToken = pageToken(end)
+		body.NextPageToken = pageToken(base + end)
 	} else {
 		end = len(enc)
 	}
@@ -120,6 +127,24 @@ func (s *Server) listResponse(c *call, kind string, items []any, selfLink string
 		body.Items = append(body.Items, en.raw)
 	}
 	return body, nil
+}
+
+func unfiltered(c *call) bool {
+	return strings.TrimSpace(c.query("filter")) == "" && strings.TrimSpace(c.query("orderBy")) == ""
+}
+
+// pageWindow cuts items down to the page at offset plus one more item (so
+// the caller still sees whether a next page exists), and returns how many
+// items were cut off before the window.
+func pageWindow[V any](items []V, offset, size int) ([]V, int) {
+	if offset > len(items) {
+		offset = len(items)
+	}
+	end := offset + size + 1
+	if end > len(items) {
+		end = len(items)
+	}
+	return items[offset:end], offset
 }
 
 // aggregatedResponse renders an aggregatedList: items keyed by scope, with a
@@ -135,13 +160,37 @@ func (s *Server) aggregatedResponse(c *call, kind, listKey string, byScope map[s
 		en    encoded
 	}
 	var all []scoped
-	for _, sc := range scopes {
-		enc, e := encodeFiltered(c, byScope[sc])
-		if e != nil {
-			return nil, e
+	total := 0 // items before the first one encoded
+	if unfiltered(c) {
+		// Encode only this page (see listResponse).
+		type item struct {
+			scope string
+			v     any
 		}
-		for _, en := range enc {
-			all = append(all, scoped{sc, en})
+		var flat []item
+		for _, sc := range scopes {
+			for _, v := range byScope[sc] {
+				flat = append(flat, item{sc, v})
+			}
+		}
+		flat, total = pageWindow(flat, offset, size)
+		for _, it := range flat {
+			enc, e := encodeFiltered(c, []any{it.v})
+			if e != nil {
+				return nil, e
+			}
+			all = append(all, scoped{it.scope, enc[0]})
+		}
+		offset -= total
+	} else {
+		for _, sc := range scopes {
+			enc, e := encodeFiltered(c, byScope[sc])
+			if e != nil {
+				return nil, e
+			}
+			for _, en := range enc {
+				all = append(all, scoped{sc, en})
+			}
 		}
 	}
 	if offset > len(all) {
@@ -150,7 +199,7 @@ func (s *Server) aggregatedResponse(c *call, kind, listKey string, byScope map[s
 	end := offset + size
 	next := ""
 	if end < len(all) {
-		next = pageToken(end)
+		next = pageToken(total + end)
 	} else {
 		end = len(all)
 	}

@@ -14,6 +14,8 @@ type operation struct {
 	op    *compute.Operation
 	scope string
 	done  chan struct{} // closed at DONE; wait long-polls on it
+	// finish completes a Manual operation (no-op once DONE).
+	finish func()
 }
 
 func (o *operation) isDone() bool { return o.op.Status == "DONE" }
@@ -41,6 +43,10 @@ type opSpec struct {
 	// NotBusy keeps the target free for other mutations while this runs
 	// (MIG resize only schedules work).
 	NotBusy bool
+	// Manual leaves completion to the caller through the returned
+	// operation's finish (MIG delete ends when its last VM is gone); no
+	// timer runs and Steps are ignored.
+	Manual bool
 }
 
 type opStep struct {
@@ -115,6 +121,14 @@ func (s *Server) startOp(c *call, spec opSpec) *operation {
 		}
 		s.completeOp(c.p, rec, err)
 	}
+	if spec.Manual {
+		rec.finish = func() {
+			if !rec.isDone() {
+				finish()
+			}
+		}
+		return rec
+	}
 	dur := s.lat.draw(kind)
 	if dur <= 0 || spec.Immediate {
 		for _, st := range spec.Steps {
@@ -177,8 +191,10 @@ func zoneDownError(project, zone, opType string) *apiError {
 		Message: fmt.Sprintf("The zone 'projects/%s/zones/%s' is currently unavailable. Try again later.", project, zone)}
 }
 
-// after runs fn under Server.mu once d has passed, unless the server closed.
+// after runs fn under Server.mu once d has passed, unless the server closed
+// or was reset meanwhile. Call it with Server.mu held.
 func (s *Server) after(d time.Duration, fn func()) {
+	gen := s.gen // callers hold s.mu
 	s.timerMu.Lock()
 	defer s.timerMu.Unlock()
 	if s.closed {
@@ -194,7 +210,9 @@ func (s *Server) after(d time.Duration, fn func()) {
 			return
 		}
 		s.mu.Lock()
-		fn()
+		if s.gen == gen { // a reset abandons what was scheduled before it
+			fn()
+		}
 		s.mu.Unlock()
 		s.changed()
 	})

@@ -39,6 +39,7 @@ func (s *Server) routes() {
 	s.routesInstances()
 	s.routesTemplates()
 	s.routesMIGs()
+	s.handle("GET", "aggregated/instanceGroupManagers", "compute.instanceGroupManagers.aggregatedList", s.migsAggregated)
 	s.routesInstanceGroups()
 	s.routesTargetPools()
 	s.routesHealthChecks()

@@ -121,6 +121,7 @@ type Server struct {
 	faults   faultSet
 	counts   requestCounts
 	rates    rateLimiter
+	gen      int // bumped by a reset; timers of an older generation do nothing
 
 	timerMu sync.Mutex
 	timers  map[*time.Timer]struct{}

@@ -76,7 +76,7 @@ func (p *Prober) WaitServing(ctx context.Context, ip string, deadline time.Durat
 	ctx, cancel := context.WithTimeout(ctx, deadline)
 	defer cancel()
 	interval := 100 * time.Millisecond
-	lastReport := time.Time{}
+	lastReport := start
 	for {
 		err := p.Probe(ctx, ip)
 		if err == nil {

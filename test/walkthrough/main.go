@@ -1,0 +1,592 @@
+// Command walkthrough performs kube-up's HA guide end to end, the way a CI
+// script would: the built hakube binary driven by kube-up's environment
+// variables, against a gce-emulator it starts. After every step it checks
+// the whole inventory (what should exist exists, nothing else does) and
+// whether the static IP serves the API, then prints a summary of each step's
+// duration, Compute API calls and measured outage.
+//
+//	go run ./test/walkthrough -hakube bin/hakube -emulator bin/gce-emulator
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	compute "google.golang.org/api/compute/v1"
+	"google.golang.org/api/option"
+
+	"github.com/hakube/hakube/internal/emulator"
+)
+
+type options struct {
+	hakube, emulator string
+	project          string
+	timeScale        float64
+	apiPort          int
+	verbose          bool
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.hakube, "hakube", "bin/hakube", "hakube binary")
+	flag.StringVar(&o.emulator, "emulator", "bin/gce-emulator", "gce-emulator binary")
+	flag.StringVar(&o.project, "project", "hakube-demo", "project id")
+	flag.Float64Var(&o.timeScale, "time-scale", 0.05, "emulator time scale (1 = real GCE timings)")
+	flag.IntVar(&o.apiPort, "apiserver-port", 6443, "API server port (ports below 1024 need root)")
+	flag.BoolVar(&o.verbose, "v", false, "show hakube's progress lines")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "walkthrough failed:", err)
+		os.Exit(1)
+	}
+}
+
+// walk holds the running walkthrough.
+type walk struct {
+	o        options
+	out      io.Writer
+	endpoint string
+	ctl      *emulator.Control
+	svc      *compute.Service
+	baseline map[string]int
+	rows     []row
+}
+
+type row struct {
+	step     string
+	took     time.Duration
+	apiCalls int
+	outage   string
+}
+
+// report is the part of `hakube -o json` the walkthrough reads.
+type report struct {
+	APICalls int `json:"apiCalls"`
+	Outages  []struct {
+		From     string `json:"from"`
+		To       string `json:"to"`
+		OutageNs int64  `json:"outageNs"`
+		Reverted bool   `json:"reverted"`
+	} `json:"outages"`
+	NothingToDo bool `json:"nothingToDo"`
+}
+
+// cluster is what should exist after a step.
+type cluster struct {
+	masters map[string]bool // zones with a master replica
+	pools   map[string]bool // zones with a node pool
+	lb      bool            // forwarding rule, pool and health check
+	exists  bool
+}
+
+const (
+	region = "europe-west1"
+	zoneB  = "europe-west1-b"
+	zoneC  = "europe-west1-c"
+	zoneD  = "europe-west1-d"
+)
+
+func run(ctx context.Context, o options, out io.Writer) error {
+	w := &walk{o: o, out: out}
+	stopEmu, err := w.startEmulator(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopEmu()
+	if w.baseline, err = w.inventory(ctx); err != nil {
+		return err
+	}
+	state := cluster{masters: map[string]bool{}, pools: map[string]bool{}}
+	fmt.Fprintf(out, "gce-emulator at %s (project %s, realistic latency x%g)\n\n", w.endpoint, o.project, o.timeScale)
+
+	steps := []struct {
+		title string
+		env   []string
+		args  []string
+		after func(*cluster)
+	}{
+		{"Create the first master and its nodes in " + zoneB,
+			[]string{"MULTIZONE=true", "ENABLE_ETCD_QUORUM_READ=true", "NUM_NODES=3", "KUBE_GCE_ZONE=" + zoneB}, []string{"up"},
+			func(c *cluster) { c.exists, c.masters[zoneB], c.pools[zoneB] = true, true, true }},
+		{"Re-run it: nothing to do", []string{"MULTIZONE=true", "ENABLE_ETCD_QUORUM_READ=true", "NUM_NODES=3", "KUBE_GCE_ZONE=" + zoneB}, []string{"up"}, nil},
+		{"Add nodes in " + zoneC, []string{"KUBE_USE_EXISTING_MASTER=true", "KUBE_GCE_ZONE=" + zoneC}, []string{"up"},
+			func(c *cluster) { c.pools[zoneC] = true }},
+		{"Add nodes in " + zoneD, []string{"KUBE_USE_EXISTING_MASTER=true", "KUBE_GCE_ZONE=" + zoneD}, []string{"up"},
+			func(c *cluster) { c.pools[zoneD] = true }},
+		{"Add a master replica in " + zoneC + " (builds the load balancer, moves the IP)", []string{"KUBE_REPLICATE_EXISTING_MASTER=true", "KUBE_GCE_ZONE=" + zoneC}, []string{"up"},
+			func(c *cluster) { c.masters[zoneC], c.lb = true, true }},
+		{"Add a master replica in " + zoneD, []string{"KUBE_REPLICATE_EXISTING_MASTER=true", "KUBE_GCE_ZONE=" + zoneD}, []string{"up"},
+			func(c *cluster) { c.masters[zoneD] = true }},
+	}
+	for _, s := range steps {
+		if err := w.hakube(ctx, s.title, s.env, s.args...); err != nil {
+			return err
+		}
+		if s.after != nil {
+			s.after(&state)
+		}
+		if err := w.check(ctx, state); err != nil {
+			return fmt.Errorf("after %q: %w", s.title, err)
+		}
+	}
+	if err := w.status(ctx, "Status with three replicas"); err != nil {
+		return err
+	}
+	if err := w.haltAndRestart(ctx, zoneD); err != nil {
+		return err
+	}
+	if err := w.check(ctx, state); err != nil {
+		return fmt.Errorf("after the restart: %w", err)
+	}
+	tail := []struct {
+		title string
+		env   []string
+		args  []string
+		after func(*cluster)
+	}{
+		{"Remove the master replica in " + zoneD, []string{"KUBE_DELETE_NODES=false", "KUBE_GCE_ZONE=" + zoneD}, []string{"down", "--yes"},
+			func(c *cluster) { delete(c.masters, zoneD) }},
+		{"Remove the master replica in " + zoneC + " (the IP goes back to the last master)", []string{"KUBE_DELETE_NODES=false", "KUBE_GCE_ZONE=" + zoneC}, []string{"down", "--yes"},
+			func(c *cluster) { delete(c.masters, zoneC); c.lb = false }},
+		{"Remove the nodes in " + zoneD, []string{"KUBE_USE_EXISTING_MASTER=true", "KUBE_GCE_ZONE=" + zoneD}, []string{"down", "--yes"},
+			func(c *cluster) { delete(c.pools, zoneD) }},
+		{"Remove the nodes in " + zoneC, []string{"KUBE_USE_EXISTING_MASTER=true", "KUBE_GCE_ZONE=" + zoneC}, []string{"down", "--yes"},
+			func(c *cluster) { delete(c.pools, zoneC) }},
+		{"Tear the cluster down (" + zoneB + ", the last zone)", []string{"KUBE_GCE_ZONE=" + zoneB}, []string{"down", "--yes"},
+			func(c *cluster) { *c = cluster{masters: map[string]bool{}, pools: map[string]bool{}} }},
+	}
+	for _, s := range tail {
+		if err := w.hakube(ctx, s.title, s.env, s.args...); err != nil {
+			return err
+		}
+		s.after(&state)
+		if err := w.check(ctx, state); err != nil {
+			return fmt.Errorf("after %q: %w", s.title, err)
+		}
+	}
+	w.summary()
+	return nil
+}
+
+// startEmulator runs gce-emulator and reads its endpoint from stdout's first line.
+func (w *walk) startEmulator(ctx context.Context) (func(), error) {
+	cmd := exec.CommandContext(ctx, w.o.emulator, "--project", w.o.project, "--latency", "realistic",
+		"--time-scale", strconv.FormatFloat(w.o.timeScale, 'g', -1, 64))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", w.o.emulator, err)
+	}
+	stop := func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("gce-emulator printed no endpoint: %v\n%s", err, stderr.String())
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	w.endpoint = strings.TrimSpace(line)
+	w.ctl = emulator.NewControl(w.endpoint)
+	w.svc, err = compute.NewService(ctx, option.WithEndpoint(w.endpoint), option.WithoutAuthentication())
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	return stop, nil
+}
+
+// hakube runs one hakube command with kube-up variables, as CI would.
+func (w *walk) hakube(ctx context.Context, title string, env []string, args ...string) error {
+	fmt.Fprintf(w.out, "== %s\n   $ %s hakube %s\n", title, strings.Join(env, " "), strings.Join(args, " "))
+	cmd := exec.CommandContext(ctx, w.o.hakube, append(args, "-o", "json")...)
+	cmd.Env = append(cleanEnv(), env...)
+	cmd.Env = append(cmd.Env, "PROJECT="+w.o.project, "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE="+w.endpoint,
+		"HAKUBE_APISERVER_PORT="+strconv.Itoa(w.o.apiPort))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	took := time.Since(start)
+	if w.o.verbose || err != nil {
+		fmt.Fprint(w.out, indent(stderr.String(), "   | "))
+	} else {
+		for _, l := range strings.Split(stderr.String(), "\n") {
+			if strings.HasPrefix(l, " ✓") || strings.HasPrefix(l, " ✗") {
+				fmt.Fprintf(w.out, "   %s\n", l)
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("hakube %s: %v", strings.Join(args, " "), err)
+	}
+	var rep report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		return fmt.Errorf("hakube -o json printed no report: %v\n%s", err, stdout.String())
+	}
+	r := row{step: title, took: took, apiCalls: rep.APICalls, outage: "-"}
+	var outages []string
+	for _, mv := range rep.Outages {
+		s := time.Duration(mv.OutageNs).Round(10 * time.Millisecond).String()
+		if mv.Reverted {
+			s += " (reverted)"
+		}
+		outages = append(outages, s)
+	}
+	if len(outages) > 0 {
+		r.outage = strings.Join(outages, ", ")
+	}
+	note := ""
+	if rep.NothingToDo {
+		note = ", nothing to do"
+	}
+	fmt.Fprintf(w.out, "   done in %s, %d Compute API calls%s, outage %s\n\n", took.Round(10*time.Millisecond), rep.APICalls, note, r.outage)
+	w.rows = append(w.rows, r)
+	return nil
+}
+
+// cleanEnv is the environment without any variable hakube reads, so the
+// walkthrough sets exactly what it shows.
+func cleanEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch {
+		case strings.HasPrefix(k, "KUBE_"), strings.HasPrefix(k, "HAKUBE_"), strings.HasPrefix(k, "CLOUDSDK_"),
+			k == "PROJECT", k == "GOOGLE_CLOUD_PROJECT", k == "NUM_NODES", k == "MULTIZONE", k == "KUBERNETES_PROVIDER",
+			k == "MASTER_SIZE", k == "NODE_SIZE", strings.HasPrefix(k, "ENABLE_ETCD_QUORUM_READ"), strings.HasPrefix(k, "NODE_DISK_"):
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+func (w *walk) status(ctx context.Context, title string) error {
+	cmd := exec.CommandContext(ctx, w.o.hakube, "status", "--zone", zoneB)
+	cmd.Env = append(cleanEnv(), "PROJECT="+w.o.project, "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE="+w.endpoint,
+		"HAKUBE_APISERVER_PORT="+strconv.Itoa(w.o.apiPort))
+	b, err := cmd.CombinedOutput()
+	fmt.Fprintf(w.out, "== %s\n   $ hakube status\n%s\n", title, indent(string(b), "   "))
+	if err != nil {
+		return fmt.Errorf("hakube status: %v", err)
+	}
+	return nil
+}
+
+// haltAndRestart is the HA guide's "Verifying": stop one replica like
+// `gcloud compute instances stop` does; the static IP keeps serving through
+// the load balancer once the health check marks the replica down; after
+// start it is back in rotation.
+func (w *walk) haltAndRestart(ctx context.Context, zone string) error {
+	title := "Halt the replica in " + zone + ", then start it again"
+	fmt.Fprintf(w.out, "== %s\n", title)
+	start := time.Now()
+	replica, err := w.masterIn(ctx, zone)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w.out, "   $ gcloud compute instances stop %s --zone %s\n", replica.Name, zone)
+	op, err := w.svc.Instances.Stop(w.o.project, zone, replica.Name).Context(ctx).Do()
+	if err == nil {
+		_, err = w.waitOp(ctx, zone, op)
+	}
+	if err != nil {
+		return fmt.Errorf("stop %s: %w", replica.Name, err)
+	}
+	// Until the health check marks the replica down, the load balancer still
+	// sends it a share of connections; after that, every request succeeds.
+	if err := w.until(ctx, "the static IP serves every request with "+replica.Name+" halted", func() bool {
+		return w.serveCheck(ctx, 20) == nil
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(w.out, "   the static IP served 20 of 20 requests with %s halted\n", replica.Name)
+	if err := w.status(ctx, "Status with "+replica.Name+" halted"); err != nil {
+		return err
+	}
+	fmt.Fprintf(w.out, "   $ gcloud compute instances start %s --zone %s\n", replica.Name, zone)
+	op, err = w.svc.Instances.Start(w.o.project, zone, replica.Name).Context(ctx).Do()
+	if err == nil {
+		_, err = w.waitOp(ctx, zone, op)
+	}
+	if err != nil {
+		return fmt.Errorf("start %s: %w", replica.Name, err)
+	}
+	if err := w.until(ctx, replica.Name+" is back in rotation", func() bool {
+		h, err := w.svc.TargetPools.GetHealth(w.o.project, region, "kubernetes-master", &compute.InstanceReference{Instance: replica.SelfLink}).Context(ctx).Do()
+		return err == nil && len(h.HealthStatus) > 0 && h.HealthStatus[0].HealthState == "HEALTHY"
+	}); err != nil {
+		return err
+	}
+	took := time.Since(start)
+	fmt.Fprintf(w.out, "   %s is HEALTHY again after %s\n\n", replica.Name, took.Round(10*time.Millisecond))
+	w.rows = append(w.rows, row{step: title, took: took, apiCalls: 0, outage: "none"})
+	return nil
+}
+
+func (w *walk) masterIn(ctx context.Context, zone string) (*compute.Instance, error) {
+	l, err := w.svc.Instances.List(w.o.project, zone).Filter(`labels.hakube-role = "master"`).Context(ctx).Do()
+	if err != nil {
+		return nil, err
+	}
+	if len(l.Items) != 1 {
+		return nil, fmt.Errorf("want one master in %s, found %d", zone, len(l.Items))
+	}
+	return l.Items[0], nil
+}
+
+func (w *walk) waitOp(ctx context.Context, zone string, op *compute.Operation) (*compute.Operation, error) {
+	for op.Status != "DONE" {
+		var err error
+		if op, err = w.svc.ZoneOperations.Wait(w.o.project, zone, op.Name).Context(ctx).Do(); err != nil {
+			return nil, err
+		}
+	}
+	if op.Error != nil && len(op.Error.Errors) > 0 {
+		return op, errors.New(op.Error.Errors[0].Message)
+	}
+	return op, nil
+}
+
+func (w *walk) until(ctx context.Context, what string, cond func() bool) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out waiting until %s", what)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// check compares the whole inventory with what the cluster state promises,
+// and probes the static IP.
+func (w *walk) check(ctx context.Context, c cluster) error {
+	got, err := w.inventory(ctx)
+	if err != nil {
+		return err
+	}
+	want := map[string]int{}
+	for k, v := range w.baseline {
+		want[k] = v
+	}
+	if c.exists {
+		add := func(k string, n int) { want[k] += n }
+		add("regions/"+region+"/addresses/kubernetes-master-ip", 1)
+		for _, fw := range []string{"kubernetes-master-https", "kubernetes-master-etcd", "kubernetes-minion-all",
+			"kubernetes-default-internal-master", "kubernetes-default-internal-node", "default-default-ssh"} {
+			add("global/firewalls/"+fw, 1)
+		}
+		if len(c.pools) > 0 {
+			add("global/instanceTemplates/kubernetes-minion-template", 1)
+		}
+		for z := range c.pools {
+			add("zones/"+z+"/instanceGroupManagers/kubernetes-minion-group", 1)
+			add("zones/"+z+"/instanceGroups/kubernetes-minion-group", 1)
+			add("zones/"+z+"/instances/kubernetes-minion-*", 3)
+			add("zones/"+z+"/disks/kubernetes-minion-*", 3)
+		}
+		for z := range c.masters {
+			name := "kubernetes-master-*"
+			if z == zoneB {
+				name = "kubernetes-master"
+			}
+			add("zones/"+z+"/instances/"+name, 1)
+			add("zones/"+z+"/disks/"+name, 1)       // boot disk
+			add("zones/"+z+"/disks/"+name+"-pd", 1) // etcd data
+		}
+		if c.lb {
+			add("global/httpHealthChecks/kubernetes-master", 1)
+			add("regions/"+region+"/targetPools/kubernetes-master", 1)
+			add("regions/"+region+"/forwardingRules/kubernetes-master", 1)
+		}
+	}
+	if diff := diffCounts(want, got); diff != "" {
+		return fmt.Errorf("inventory differs from what the flow promised:\n%s", diff)
+	}
+	if !c.exists {
+		fmt.Fprintf(w.out, "   inventory: the project holds exactly what it held before the first up\n\n")
+		return nil
+	}
+	if err := w.serveCheck(ctx, 5); err != nil {
+		return err
+	}
+	fmt.Fprintf(w.out, "   inventory: as promised (%d cluster resources); the static IP serves the API\n\n", total(got)-total(w.baseline))
+	return nil
+}
+
+func total(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+var randomSuffix = regexp.MustCompile(`^(kubernetes-(master|minion))-[a-z0-9]{3,4}(-pd)?$`)
+
+// inventory reads every resource and folds random names into patterns.
+func (w *walk) inventory(ctx context.Context) (map[string]int, error) {
+	inv, err := w.ctl.Inventory(ctx, w.o.project)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	prefix := "projects/" + w.o.project + "/"
+	for _, name := range inv.Names() {
+		name = strings.TrimPrefix(name, prefix)
+		i := strings.LastIndexByte(name, '/')
+		base := name[i+1:]
+		coll := name[:i]
+		folded := strings.HasSuffix(coll, "/instances") || strings.HasSuffix(coll, "/disks")
+		if m := randomSuffix.FindStringSubmatch(base); m != nil && folded {
+			base = m[1] + "-*" + m[3]
+		}
+		out[name[:i+1]+base]++
+	}
+	// The default network's route has a random name too.
+	for k, v := range out {
+		if strings.HasPrefix(k, "global/routes/default-route-") {
+			delete(out, k)
+			out["global/routes/default-route-*"] += v
+		}
+	}
+	return out, nil
+}
+
+func diffCounts(want, got map[string]int) string {
+	keys := map[string]bool{}
+	for k := range want {
+		keys[k] = true
+	}
+	for k := range got {
+		keys[k] = true
+	}
+	var sorted []string
+	for k := range keys {
+		sorted = append(sorted, k)
+	}
+	sort.Strings(sorted)
+	var b strings.Builder
+	for _, k := range sorted {
+		if want[k] != got[k] {
+			fmt.Fprintf(&b, "     %s: want %d, have %d\n", k, want[k], got[k])
+		}
+	}
+	return b.String()
+}
+
+// serveCheck makes n TLS requests to the static IP, verified against the
+// cluster CA, and wants every one to succeed.
+func (w *walk) serveCheck(ctx context.Context, n int) error {
+	addr, err := w.svc.Addresses.Get(w.o.project, region, "kubernetes-master-ip").Context(ctx).Do()
+	if err != nil {
+		return err
+	}
+	ca, err := w.clusterCA(ctx)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	for i := 0; i < n; i++ {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: addr.Address}, DisableKeepAlives: true}
+		client := &http.Client{Transport: tr, Timeout: 3 * time.Second}
+		resp, err := client.Get("https://" + net.JoinHostPort(addr.Address, strconv.Itoa(w.o.apiPort)) + "/healthz")
+		if err != nil {
+			return fmt.Errorf("static IP %s does not serve: %v", addr.Address, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("static IP %s answered %s", addr.Address, resp.Status)
+		}
+	}
+	return nil
+}
+
+// clusterCA reads the CA from a master's kube-master-certs metadata.
+func (w *walk) clusterCA(ctx context.Context) ([]byte, error) {
+	l, err := w.svc.Instances.AggregatedList(w.o.project).Filter(`labels.hakube-role = "master"`).Context(ctx).Do()
+	if err != nil {
+		return nil, err
+	}
+	for _, scoped := range l.Items {
+		for _, in := range scoped.Instances {
+			for _, it := range in.Metadata.Items {
+				if it.Key != "kube-master-certs" || it.Value == nil {
+					continue
+				}
+				for _, line := range strings.Split(*it.Value, "\n") {
+					if v, ok := strings.CutPrefix(line, "CA_CERT: "); ok {
+						return base64.StdEncoding.DecodeString(strings.Trim(v, "'"))
+					}
+				}
+			}
+		}
+	}
+	return nil, errors.New("no master carries kube-master-certs")
+}
+
+func (w *walk) summary() {
+	fmt.Fprintln(w.out, "Summary")
+	tw := tabwriter.NewWriter(w.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  STEP\tDURATION\tAPI CALLS\tOUTAGE")
+	var sum time.Duration
+	calls := 0
+	for _, r := range w.rows {
+		sum += r.took
+		calls += r.apiCalls
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\n", r.step, r.took.Round(10*time.Millisecond), r.apiCalls, r.outage)
+	}
+	fmt.Fprintf(tw, "  total\t%s\t%d\t\n", sum.Round(10*time.Millisecond), calls)
+	_ = tw.Flush()
+	fmt.Fprintf(w.out, "\nDurations are at the emulator's realistic latency scaled by %g; multiply by %g for real GCE.\n", w.o.timeScale, 1/w.o.timeScale)
+}
+
+func indent(s, prefix string) string {
+	s = strings.TrimRight(s, "\n")
+	if s == "" {
+		return ""
+	}
+	return prefix + strings.ReplaceAll(s, "\n", "\n"+prefix) + "\n"
+}
