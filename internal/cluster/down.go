@@ -310,7 +310,12 @@ func (p *planner) teardown() *planner {
 	}
 	var fws []string
 	for _, name := range firewallNames(cfg) {
-		if _, ok := obs.Firewalls[name]; !ok {
+		fw, ok := obs.Firewalls[name]
+		if !ok {
+			continue
+		}
+		if name == cfg.SSHFirewallName() && (obs.SharedNetwork || !strings.HasPrefix(fw.Description, "hakube-cluster=")) {
+			// Shared by the network's other clusters, or not hakube's at all.
 			continue
 		}
 		name := name

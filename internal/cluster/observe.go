@@ -30,12 +30,21 @@ type Observed struct {
 	TargetPool     *compute.TargetPool
 	ForwardingRule *compute.ForwardingRule
 	Conflicts      []string
+	// SharedNetwork is true when other hakube clusters have rules on the
+	// cluster's network, so shared rules stay at teardown.
+	SharedNetwork bool
 }
 
 // Exists reports whether any part of the cluster exists.
 func (o *Observed) Exists() bool {
+	fws := 0
+	for _, fw := range o.Firewalls {
+		if fw.Name != "" && !strings.HasSuffix(fw.Name, "-default-ssh") {
+			fws++
+		}
+	}
 	return o.Address != nil || len(o.Masters) > 0 || len(o.MIGs) > 0 || o.Template != nil ||
-		o.ForwardingRule != nil || o.TargetPool != nil || len(o.Disks) > 0 || o.HealthCheck != nil || len(o.Firewalls) > 0
+		o.ForwardingRule != nil || o.TargetPool != nil || len(o.Disks) > 0 || o.HealthCheck != nil || fws > 0
 }
 
 // MasterIn returns the masters of a zone.
@@ -103,16 +112,27 @@ func Observe(ctx context.Context, c Observer, cfg *Config) (*Observed, error) {
 		return wrap(err, "read network %s", cfg.Network)
 	})
 	g.Go(func() error {
-		fws, err := c.ListFirewalls(gctx, fmt.Sprintf("name eq '(%s)'", strings.Join(firewallNames(cfg), "|")))
+		// One list of every rule: the cluster's own, and whether other hakube
+		// clusters share the network (the <network>-default-ssh rule is
+		// shared, as in kube-up).
+		fws, err := c.ListFirewalls(gctx, "")
 		if err != nil {
 			return wrap(err, "list firewall rules")
 		}
+		ours := map[string]bool{}
+		for _, n := range firewallNames(cfg) {
+			ours[n] = true
+		}
 		for _, fw := range fws {
-			if gce.OwnedByDescription(cluster, fw.Description) {
+			switch {
+			case fw.Name == cfg.SSHFirewallName():
 				o.Firewalls[fw.Name] = fw
-			} else if fw.Name != cfg.SSHFirewallName() {
-				// <network>-default-ssh may predate the cluster and is shared, as in kube-up.
+			case ours[fw.Name] && gce.OwnedByDescription(cluster, fw.Description):
+				o.Firewalls[fw.Name] = fw
+			case ours[fw.Name]:
 				conflict("firewall rule %s exists but is not cluster %q's", fw.Name, cluster)
+			case strings.HasPrefix(fw.Description, "hakube-cluster=") && gce.LastSegment(fw.Network) == cfg.Network:
+				o.SharedNetwork = true
 			}
 		}
 		return nil

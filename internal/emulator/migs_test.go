@@ -256,7 +256,9 @@ func TestMIGResize(t *testing.T) {
 	if m.TargetSize != 2 {
 		t.Errorf("targetSize %d", m.TargetSize)
 	}
-	if before := m.Fingerprint; e.ok(t, e.svc.InstanceGroupManagers.Resize(vmProj, vmZone, "nodes", 2)) != nil && e.mig(t, "nodes").Fingerprint == before {
+	before := m.Fingerprint
+	e.ok(t, e.svc.InstanceGroupManagers.Resize(vmProj, vmZone, "nodes", 2))
+	if e.mig(t, "nodes").Fingerprint == before {
 		t.Error("a resize must change the MIG fingerprint")
 	}
 	vmEventually(t, "the extra VM gone", func() bool { return len(e.vmNames(t)) == 2 })

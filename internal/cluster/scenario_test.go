@@ -1,0 +1,471 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/hakube/hakube/internal/emulator"
+	"github.com/hakube/hakube/internal/emulator/emulatortest"
+	"github.com/hakube/hakube/internal/gce"
+	"github.com/hakube/hakube/internal/lb"
+)
+
+// Scenario tests run real flows against the in-process emulator, data
+// plane on, at the realistic latency model sped up 200 times, and check the
+// whole inventory after each flow: what should exist exists, nothing else.
+
+const (
+	scenarioProject = "test-project"
+	scenarioPort    = "16443"
+)
+
+type scenario struct {
+	t        *testing.T
+	emu      *emulatortest.Emulator
+	cloud    *gce.Cloud
+	baseline map[string]int
+}
+
+func newScenario(t *testing.T) *scenario {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("scenario tests run flows against the emulator; skipped with -short")
+	}
+	emu := emulatortest.Start(t, emulator.Options{
+		Projects: []string{scenarioProject}, DataPlane: true,
+		Latency: emulator.LatencyRealistic, TimeScale: 0.005,
+		WaitCap: 2 * time.Second,
+	})
+	cloud, err := gce.New(context.Background(), gce.Options{
+		Project: scenarioProject, Endpoint: emu.Endpoint,
+		RetryInitial: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond, RequestsPerSecond: 2000,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &scenario{t: t, emu: emu, cloud: cloud}
+	s.baseline = s.inventory()
+	return s
+}
+
+func (s *scenario) env() *Env {
+	return &Env{Cloud: s.cloud, Parallelism: 8, PollInterval: 20 * time.Millisecond,
+		APIDeadline: 20 * time.Second, StableTimeout: 20 * time.Second, Holder: "scenario-test"}
+}
+
+// config loads a configuration the way the CLI does, from flags.
+func (s *scenario) config(command string, args ...string) *Config {
+	s.t.Helper()
+	args = append([]string{"--project", scenarioProject, "--endpoint", s.emu.Endpoint, "--apiserver-port", scenarioPort}, args...)
+	return run{cmd: command, args: args}.mustLoad(s.t)
+}
+
+func (s *scenario) run(ctx context.Context, command string, args ...string) (*Report, error) {
+	s.t.Helper()
+	return Run(ctx, s.env(), s.config(command, args...), RunOptions{Command: command})
+}
+
+func (s *scenario) mustRun(command string, args ...string) *Report {
+	s.t.Helper()
+	rep, err := s.run(context.Background(), command, args...)
+	if err != nil {
+		s.t.Fatalf("hakube %s %s: %v", command, strings.Join(args, " "), err)
+	}
+	return rep
+}
+
+var suffixed = regexp.MustCompile(`^(.*-(master|minion))-[a-z0-9]{3,4}(-pd)?$`)
+
+// inventory reads every resource, folding random names into patterns.
+func (s *scenario) inventory() map[string]int {
+	s.t.Helper()
+	inv, err := s.emu.Control.Inventory(context.Background(), scenarioProject)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, name := range inv.Names() {
+		name = strings.TrimPrefix(name, "projects/"+scenarioProject+"/")
+		i := strings.LastIndexByte(name, '/')
+		coll, base := name[:i], name[i+1:]
+		if strings.HasSuffix(coll, "/instances") || strings.HasSuffix(coll, "/disks") {
+			if m := suffixed.FindStringSubmatch(base); m != nil {
+				base = m[1] + "-*" + m[3]
+			}
+		}
+		if strings.HasPrefix(base, "default-route-") {
+			base = "default-route-*"
+		}
+		out[coll+"/"+base]++
+	}
+	return out
+}
+
+// shape is what a cluster should consist of.
+type shape struct {
+	prefix  string
+	masters []string // zones with a replica; the first is the first master's
+	pools   map[string]int
+	lb      bool
+}
+
+func (sh shape) resources() map[string]int {
+	out := map[string]int{}
+	p, region := sh.prefix, ""
+	if len(sh.masters) > 0 {
+		region = sh.masters[0][:strings.LastIndexByte(sh.masters[0], '-')]
+	}
+	if len(sh.masters) == 0 && len(sh.pools) == 0 {
+		return out
+	}
+	out["regions/"+region+"/addresses/"+p+"-master-ip"] = 1
+	for _, fw := range []string{p + "-master-https", p + "-master-etcd", p + "-minion-all", p + "-default-internal-master", p + "-default-internal-node"} {
+		out["global/firewalls/"+fw] = 1
+	}
+	if len(sh.pools) > 0 {
+		out["global/instanceTemplates/"+p+"-minion-template"] = 1
+	}
+	for z, n := range sh.pools {
+		out["zones/"+z+"/instanceGroupManagers/"+p+"-minion-group"] = 1
+		out["zones/"+z+"/instanceGroups/"+p+"-minion-group"] = 1
+		if n > 0 {
+			out["zones/"+z+"/instances/"+p+"-minion-*"] = n
+			out["zones/"+z+"/disks/"+p+"-minion-*"] = n
+		}
+	}
+	for i, z := range sh.masters {
+		name := p + "-master-*"
+		if i == 0 {
+			name = p + "-master"
+		}
+		out["zones/"+z+"/instances/"+name]++
+		out["zones/"+z+"/disks/"+name]++
+		out["zones/"+z+"/disks/"+name+"-pd"]++
+	}
+	if sh.lb {
+		out["global/httpHealthChecks/"+p+"-master"] = 1
+		out["regions/"+region+"/targetPools/"+p+"-master"] = 1
+		out["regions/"+region+"/forwardingRules/"+p+"-master"] = 1
+	}
+	return out
+}
+
+// expect checks the inventory is the baseline plus the clusters' resources,
+// and nothing else. The shared default-default-ssh rule counts once.
+func (s *scenario) expect(clusters ...shape) {
+	s.t.Helper()
+	want := map[string]int{}
+	for k, v := range s.baseline {
+		want[k] = v
+	}
+	ssh := false
+	for _, c := range clusters {
+		for k, v := range c.resources() {
+			want[k] += v
+		}
+		if len(c.masters) > 0 || len(c.pools) > 0 {
+			ssh = true
+		}
+	}
+	if ssh {
+		want["global/firewalls/default-default-ssh"]++
+	}
+	if diff := cmp.Diff(want, s.inventory()); diff != "" {
+		s.t.Errorf("inventory (-want +got):\n%s", diff)
+	}
+}
+
+// mutations counts mutating Compute calls since a mark.
+func (s *scenario) mutations(mark int) map[string]int64 {
+	s.t.Helper()
+	rc, err := s.emu.Control.RequestsSince(context.Background(), mark)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for m, n := range rc.Counts {
+		verb := m[strings.LastIndexByte(m, '.')+1:]
+		switch verb {
+		case "get", "list", "aggregatedList", "wait", "getHealth", "listManagedInstances", "getFromFamily":
+			continue
+		}
+		out[m] = n
+	}
+	return out
+}
+
+func (s *scenario) mark() int {
+	s.t.Helper()
+	m, err := s.emu.Control.Mark(context.Background())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return m
+}
+
+// ipOwner reports who holds the cluster's static IP, and checks it serves.
+func (s *scenario) ipOwner(prefix, region string) lb.Owner {
+	s.t.Helper()
+	a, err := s.cloud.GetAddress(context.Background(), region, prefix+"-master-ip")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return lb.IPOwner(a)
+}
+
+func (s *scenario) serving(cfg *Config) error {
+	st, err := GetStatus(context.Background(), s.env(), cfg)
+	if err != nil {
+		return err
+	}
+	if st.StaticIP == nil || !st.StaticIP.Serving {
+		return fmt.Errorf("static IP not serving: %+v", st.StaticIP)
+	}
+	return nil
+}
+
+func pools(zones ...string) map[string]int {
+	out := map[string]int{}
+	for _, z := range zones {
+		out[z] = 3
+	}
+	return out
+}
+
+func TestScenarioFreshUpRerunAndDown(t *testing.T) {
+	s := newScenario(t)
+	rep := s.mustRun("up", "--zone", "europe-west1-b", "--multizone", "--etcd-quorum-read")
+	s.expect(shape{prefix: "kubernetes", masters: []string{"europe-west1-b"}, pools: pools("europe-west1-b")})
+	if rep.Flow != FlowFreshUp || rep.Result.Count("failed") != 0 {
+		t.Errorf("report: flow %q, %s", rep.Flow, rep.Result.Summary())
+	}
+	if o := s.ipOwner("kubernetes", "europe-west1"); o.Kind != lb.OwnerMaster || o.Instance != "kubernetes-master" {
+		t.Errorf("IP owner = %+v, want the master", o)
+	}
+	cfg := s.config("status")
+	if err := s.serving(cfg); err != nil {
+		t.Error(err)
+	}
+	master, err := s.cloud.GetInstance(context.Background(), "europe-west1-b", "kubernetes-master")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := ParseKubeEnv(metadataValue(master, MetaKubeEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"KUBERNETES_MASTER": "true", "MULTIZONE": "true", "ETCD_QUORUM_READ": "true",
+		"INITIAL_ETCD_CLUSTER": "kubernetes-master", "INITIAL_ETCD_CLUSTER_STATE": "new", "ZONE": "europe-west1-b",
+		"REGION": "europe-west1", "APISERVER_PORT": scenarioPort, "HEALTHCHECK_PORT": "3990", "NUM_NODES": "3",
+		"KUBERNETES_MASTER_NAME": natIP(master)} {
+		if got := env.Get(k); got != v {
+			t.Errorf("kube-env %s = %q, want %q", k, got, v)
+		}
+	}
+
+	// A re-run changes nothing, not even the lock labels.
+	m := s.mark()
+	rep = s.mustRun("up", "--zone", "europe-west1-b", "--multizone", "--etcd-quorum-read")
+	if !rep.NothingToDo {
+		t.Errorf("re-run planned %d changes", rep.Plan.Mutations())
+	}
+	if muts := s.mutations(m); len(muts) > 0 {
+		t.Errorf("re-run made mutations: %v", muts)
+	}
+
+	s.mustRun("down")
+	s.expect()
+}
+
+func TestScenarioDownLeavesOtherClustersAlone(t *testing.T) {
+	s := newScenario(t)
+	s.mustRun("up", "--zone", "europe-west1-b", "--num-nodes", "1")
+	s.mustRun("up", "--zone", "us-central1-b", "--prefix", "other", "--num-nodes", "2")
+	a := shape{prefix: "kubernetes", masters: []string{"europe-west1-b"}, pools: map[string]int{"europe-west1-b": 1}}
+	b := shape{prefix: "other", masters: []string{"us-central1-b"}, pools: map[string]int{"us-central1-b": 2}}
+	s.expect(a, b)
+	s.mustRun("down")
+	s.expect(b)
+	if err := s.serving(s.config("status", "--prefix", "other")); err != nil {
+		t.Errorf("the other cluster stopped serving: %v", err)
+	}
+}
+
+func TestScenarioConflictsRefuseBeforeChanges(t *testing.T) {
+	s := newScenario(t)
+	s.mustRun("up", "--zone", "europe-west1-b", "--num-nodes", "1")
+	sh := shape{prefix: "kubernetes", masters: []string{"europe-west1-b"}, pools: map[string]int{"europe-west1-b": 1}}
+	m := s.mark()
+	tests := []struct {
+		name string
+		cmd  string
+		args []string
+		want error
+		text string
+	}{
+		{"fresh up in another zone", "up", []string{"--zone", "europe-west1-c"}, ErrRefused, "--use-existing-master"},
+		{"node pool in another region", "up", []string{"--zone", "europe-west2-a", "--use-existing-master"}, ErrInvalidConfig, "europe-west1-b, europe-west1-c, europe-west1-d"},
+		{"replica in another region", "up", []string{"--zone", "us-east1-b", "--replicate-master"}, ErrInvalidConfig, "region us-east1"},
+		{"unknown zone", "up", []string{"--zone", "europe-west1-a", "--use-existing-master"}, ErrInvalidConfig, "does not exist"},
+		{"last master with a pool elsewhere", "down", []string{"--zone", "europe-west1-b", "--delete-nodes=false"}, nil, ""},
+		{"node pool without a cluster", "up", []string{"--zone", "us-west1-a", "--use-existing-master", "--prefix", "ghost"}, ErrRefused, "no cluster \"ghost\""},
+		{"unknown replica", "down", []string{"--replica", "kubernetes-master-zzz", "--delete-nodes=false"}, ErrInvalidConfig, "has no master replica"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.want == nil {
+				return
+			}
+			_, err := s.run(context.Background(), tt.cmd, tt.args...)
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.text) {
+				t.Errorf("err = %v, want %v mentioning %q", err, tt.want, tt.text)
+			}
+		})
+	}
+	if muts := s.mutations(m); len(muts) > 0 {
+		t.Errorf("refused requests made mutations: %v", muts)
+	}
+	s.expect(sh)
+}
+
+func TestScenarioCrashMidUpConverges(t *testing.T) {
+	s := newScenario(t)
+	ctx := context.Background()
+	// The master VM cannot be created: everything independent of it is made,
+	// its dependents are skipped, and the run fails naming it.
+	f, err := s.emu.Control.AddFault(ctx, emulator.Fault{Method: "instances.insert", Name: "kubernetes-master", Code: 503})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.run(ctx, "up", "--zone", "europe-west1-b", "--num-nodes", "2")
+	if err == nil || !strings.Contains(err.Error(), "create master kubernetes-master") {
+		t.Fatalf("err = %v, want the master's creation to fail", err)
+	}
+	st := map[string]string{}
+	for _, r := range rep.Result.Steps {
+		st[r.Action+" "+r.Resource] = r.Status
+	}
+	if st["create instance kubernetes-master (europe-west1-b)"] != "failed" || st["wait api https://kubernetes-master-ip:"+scenarioPort] != "skipped" ||
+		st["create instance-group kubernetes-minion-group (europe-west1-b)"] != "done" {
+		t.Errorf("step outcomes: %v", st)
+	}
+	if err := s.emu.Control.ClearFaults(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = f
+	rep = s.mustRun("up", "--zone", "europe-west1-b", "--num-nodes", "2")
+	if rep.NothingToDo {
+		t.Error("re-run found nothing to do")
+	}
+	s.expect(shape{prefix: "kubernetes", masters: []string{"europe-west1-b"}, pools: map[string]int{"europe-west1-b": 2}})
+	if err := s.serving(s.config("status")); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestScenarioFailureInsideOperationConverges(t *testing.T) {
+	s := newScenario(t)
+	ctx := context.Background()
+	if _, err := s.emu.Control.AddFault(ctx, emulator.Fault{Method: "instanceGroupManagers.insert", Code: 403, Reason: "quotaExceeded",
+		Message: "Quota 'INSTANCE_GROUP_MANAGERS' exceeded. Limit: 0.0 in region europe-west1.", Delivery: "operation", Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.run(ctx, "up", "--zone", "europe-west1-b", "--num-nodes", "1")
+	if !gce.IsQuota(err) {
+		t.Fatalf("err = %v, want the quota error from inside the operation", err)
+	}
+	s.mustRun("up", "--zone", "europe-west1-b", "--num-nodes", "1")
+	s.expect(shape{prefix: "kubernetes", masters: []string{"europe-west1-b"}, pools: map[string]int{"europe-west1-b": 1}})
+}
+
+func TestScenarioInterruptedUpResumes(t *testing.T) {
+	s := newScenario(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	env := s.env()
+	cfg := s.config("up", "--zone", "europe-west1-b", "--num-nodes", "2")
+	// Ctrl-C as soon as the master VM is being created.
+	rep := &cancelOn{match: "create instance kubernetes-master", cancel: cancel}
+	_, err := Run(ctx, env, cfg, RunOptions{Command: "up", Reporter: rep})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	info, err := s.cloud.LockHolder(context.Background(), "europe-west1", "kubernetes-master-ip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Holder != "" {
+		t.Errorf("interrupted run left the lock held by %q", info.Holder)
+	}
+	s.mustRun("up", "--zone", "europe-west1-b", "--num-nodes", "2")
+	s.expect(shape{prefix: "kubernetes", masters: []string{"europe-west1-b"}, pools: map[string]int{"europe-west1-b": 2}})
+	if err := s.serving(s.config("status")); err != nil {
+		t.Error(err)
+	}
+}
+
+// cancelOn cancels the run when a step whose id starts with match starts.
+type cancelOn struct {
+	match  string
+	cancel context.CancelFunc
+}
+
+func (c *cancelOn) StepStarted(s *Step) {
+	if strings.HasPrefix(s.ID, c.match) {
+		c.cancel()
+	}
+}
+func (c *cancelOn) StepDone(*Step, error, time.Duration) {}
+
+func TestScenarioConcurrentRunIsRefused(t *testing.T) {
+	s := newScenario(t)
+	s.mustRun("up", "--zone", "europe-west1-b", "--num-nodes", "1")
+	ctx := context.Background()
+	since := time.Now().Add(-time.Hour)
+	if _, err := s.cloud.AcquireLock(ctx, "europe-west1", "kubernetes-master-ip", gce.LockInfo{Holder: "ci-runner-42", Operation: "up", Since: since}, false); err != nil {
+		t.Fatal(err)
+	}
+	m := s.mark()
+	_, err := s.run(ctx, "up", "--zone", "europe-west1-c", "--use-existing-master", "--num-nodes", "1")
+	var locked *gce.LockedError
+	if !errors.As(err, &locked) || locked.Info.Holder != "ci-runner-42" || !strings.Contains(err.Error(), "--break-lock") {
+		t.Fatalf("err = %v, want the lock held by ci-runner-42", err)
+	}
+	for method := range s.mutations(m) {
+		if method != "compute.addresses.setLabels" {
+			t.Errorf("refused run made a mutation: %s", method)
+		}
+	}
+	// Breaking the stale lock lets the run through.
+	env := s.env()
+	env.BreakLock = true
+	if _, err := Run(ctx, env, s.config("up", "--zone", "europe-west1-c", "--use-existing-master", "--num-nodes", "1"), RunOptions{Command: "up"}); err != nil {
+		t.Fatalf("with --break-lock: %v", err)
+	}
+	s.expect(shape{prefix: "kubernetes", masters: []string{"europe-west1-b"}, pools: map[string]int{"europe-west1-b": 1, "europe-west1-c": 1}})
+}
+
+func TestScenarioPlanGolden(t *testing.T) {
+	s := newScenario(t)
+	p, err := MakePlan(context.Background(), s.env(), s.config("up", "--zone", "europe-west1-b"), "up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := p.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "plan/fresh-up.txt", []byte(b.String()))
+	ids := make([]string, 0, len(p.Steps))
+	for _, st := range p.Steps {
+		ids = append(ids, st.ID)
+	}
+	sort.Strings(ids)
+}
