@@ -79,6 +79,7 @@ func planRemoveReplica(env *Env, cfg *Config, obs *Observed) (*planner, error) {
 	if target == nil {
 		p.plan.Notes = append(p.plan.Notes, fmt.Sprintf("no master replica of cluster %q in %s", cfg.ClusterName(), cfg.Zone))
 		p.removeOrphanDisks(cfg.Zone)
+		p.repairLB()
 		return p, nil
 	}
 	if len(obs.Masters) == 1 {
@@ -175,9 +176,29 @@ func (p *planner) demote(last *compute.Instance, deps ...string) {
 			},
 		})
 	}
-	p.step(ActDelete, fmt.Sprintf("target-pool %s (%s), http-health-check %s", cfg.TargetPoolName(), p.region(), cfg.HealthCheckName()),
-		"the load balancer is not needed with one master",
-		func(ctx context.Context) error { return lb.Teardown(ctx, p.env.Cloud, p.lbSpec("")) }, append([]string{move}, deps...)...)
+	if p.obs.TargetPool != nil || p.obs.HealthCheck != nil {
+		p.step(ActDelete, fmt.Sprintf("target-pool %s (%s), http-health-check %s", cfg.TargetPoolName(), p.region(), cfg.HealthCheckName()),
+			"the load balancer is not needed with one master",
+			func(ctx context.Context) error { return lb.Teardown(ctx, p.env.Cloud, p.lbSpec("")) }, append([]string{move}, deps...)...)
+	}
+}
+
+// repairLB finishes a demotion an earlier run left half-done: one master
+// remains and the cluster is not LB-first, but load-balancer pieces remain or
+// the static IP is not on the master. The IP is never left unowned.
+func (p *planner) repairLB() {
+	if len(p.obs.Masters) != 1 || p.obs.Address == nil || p.lbFirst() {
+		return
+	}
+	o := p.obs
+	if o.ForwardingRule == nil && o.TargetPool == nil && o.HealthCheck == nil && lb.IPOwner(o.Address).Kind == lb.OwnerMaster {
+		return
+	}
+	if p.lockID == "" {
+		p.addLock(false)
+	}
+	p.plan.Notes = append(p.plan.Notes, "an earlier run left the load balancer half removed; finishing that")
+	p.demote(o.Masters[0])
 }
 
 // removeOrphanDisks deletes replica disks whose VM is gone (an earlier run
@@ -231,6 +252,9 @@ func planRemoveZone(env *Env, cfg *Config, obs *Observed) (*planner, error) {
 		p.removeReplica(m)
 	}
 	p.removeOrphanDisks(cfg.Zone)
+	if len(masters) == 0 {
+		p.repairLB()
+	}
 	return p, nil
 }
 

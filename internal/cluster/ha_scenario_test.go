@@ -1,0 +1,307 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hakube/hakube/internal/emulator"
+	"github.com/hakube/hakube/internal/lb"
+)
+
+// The HA flows of DESIGN §4, each checked against the full inventory and the
+// static IP's owner, and the IP move under failure.
+
+const (
+	zb, zc, zd = "europe-west1-b", "europe-west1-c", "europe-west1-d"
+	euw1       = "europe-west1"
+)
+
+// haCluster builds the starting point most HA tests share: one master and
+// a pool of one node in zone b.
+func haCluster(t *testing.T, extra ...string) *scenario {
+	s := newScenario(t)
+	s.mustRun("up", append([]string{"--zone", zb, "--num-nodes", "1", "--multizone"}, extra...)...)
+	return s
+}
+
+func (s *scenario) replicaIn(zone string) string {
+	s.t.Helper()
+	ins, err := s.cloud.AggregatedInstances(context.Background(), `labels.hakube-role = "master"`)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for _, in := range ins {
+		if strings.HasSuffix(in.Zone, "/"+zone) {
+			return in.Name
+		}
+	}
+	s.t.Fatalf("no master in %s", zone)
+	return ""
+}
+
+func (s *scenario) wantOwner(kind string) {
+	s.t.Helper()
+	o := s.ipOwner("kubernetes", euw1)
+	if o.Kind != kind {
+		s.t.Errorf("static IP owner = %+v, want %s", o, kind)
+	}
+	if err := s.serving(s.config("status")); err != nil {
+		s.t.Errorf("after the flow: %v", err)
+	}
+}
+
+func TestScenarioNodePoolsAndReplicasGrowAndShrink(t *testing.T) {
+	s := haCluster(t)
+	one := map[string]int{zb: 1}
+	s.mustRun("up", "--zone", zc, "--use-existing-master", "--num-nodes", "1")
+	one[zc] = 1
+	s.expect(shape{prefix: "kubernetes", masters: []string{zb}, pools: one})
+
+	// The first replica builds the load balancer and moves the IP.
+	rep := s.mustRun("up", "--zone", zc, "--replicate-master")
+	s.expect(shape{prefix: "kubernetes", masters: []string{zb, zc}, pools: one, lb: true})
+	s.wantOwner(lb.OwnerLB)
+	if len(rep.Outages) != 1 || rep.Outages[0].Outage <= 0 || rep.Outages[0].Reverted {
+		t.Errorf("outages = %+v, want one measured move", rep.Outages)
+	}
+	replica := s.replicaIn(zc)
+	in, err := s.cloud.GetInstance(context.Background(), zc, replica)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, _ := ParseKubeEnv(metadataValue(in, MetaKubeEnv))
+	if got, want := env.Get("INITIAL_ETCD_CLUSTER"), etcdCluster("kubernetes-master", replica); got != want {
+		t.Errorf("replica INITIAL_ETCD_CLUSTER = %q, want %q", got, want)
+	}
+	if env.Get("INITIAL_ETCD_CLUSTER_STATE") != "existing" || env.Get("ZONE") != zc || env.Get("MULTIZONE") != "true" {
+		t.Errorf("replica kube-env: %q", env.String())
+	}
+	if metadataValue(in, MetaMasterCerts) == "" {
+		t.Error("replica did not get the serving certificates")
+	}
+
+	// Re-running the same request changes nothing: one replica per zone.
+	m := s.mark()
+	if rep := s.mustRun("up", "--zone", zc, "--replicate-master"); !rep.NothingToDo {
+		t.Errorf("re-run planned changes: %v", rep.Plan.Steps)
+	}
+	if muts := s.mutations(m); len(muts) > 0 {
+		t.Errorf("re-run made mutations: %v", muts)
+	}
+
+	// A second replica joins without moving anything.
+	rep = s.mustRun("up", "--zone", zd, "--replicate-master")
+	if len(rep.Outages) != 0 {
+		t.Errorf("second replica moved the IP: %+v", rep.Outages)
+	}
+	s.expect(shape{prefix: "kubernetes", masters: []string{zb, zc, zd}, pools: one, lb: true})
+	st, err := GetStatus(context.Background(), s.env(), s.config("status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode != "load-balanced" || len(Problems(st)) != 0 {
+		t.Errorf("status mode %q, problems %v", st.Mode, Problems(st))
+	}
+
+	// Remove replicas: the last removal but one gives the IP back.
+	s.mustRun("down", "--zone", zd, "--delete-nodes=false")
+	s.expect(shape{prefix: "kubernetes", masters: []string{zb, zc}, pools: one, lb: true})
+	s.wantOwner(lb.OwnerLB)
+	rep = s.mustRun("down", "--zone", zc, "--delete-nodes=false")
+	s.expect(shape{prefix: "kubernetes", masters: []string{zb}, pools: one})
+	s.wantOwner(lb.OwnerMaster)
+	if len(rep.Outages) != 1 {
+		t.Errorf("demotion outages = %+v, want one", rep.Outages)
+	}
+
+	// Remove a pool: the template stays while another pool uses it.
+	s.mustRun("down", "--zone", zc, "--use-existing-master")
+	s.expect(shape{prefix: "kubernetes", masters: []string{zb}, pools: map[string]int{zb: 1}})
+	s.mustRun("down", "--zone", zb)
+	s.expect()
+}
+
+func TestScenarioZoneTeardownSemantics(t *testing.T) {
+	s := haCluster(t)
+	s.mustRun("up", "--zone", zc, "--use-existing-master", "--num-nodes", "1")
+	s.mustRun("up", "--zone", zc, "--replicate-master")
+	// The last master's zone cannot go while a pool remains elsewhere.
+	s.mustRun("down", "--zone", zc) // zone c: its pool and its replica
+	s.expect(shape{prefix: "kubernetes", masters: []string{zb}, pools: map[string]int{zb: 1}})
+	s.wantOwner(lb.OwnerMaster)
+	s.mustRun("up", "--zone", zd, "--use-existing-master", "--num-nodes", "1")
+	_, err := s.run(context.Background(), "down", "--zone", zb)
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), zd) {
+		t.Fatalf("down of the last master's zone with a pool in %s: %v, want a refusal naming it", zd, err)
+	}
+	// down without a zone takes everything, from any state.
+	s.mustRun("down")
+	s.expect()
+}
+
+func TestScenarioHaltedReplica(t *testing.T) {
+	s := haCluster(t)
+	s.mustRun("up", "--zone", zc, "--replicate-master")
+	s.mustRun("up", "--zone", zd, "--replicate-master")
+	ctx := context.Background()
+	halted := s.replicaIn(zd)
+	if err := s.cloud.StopInstance(ctx, zd, halted); err != nil {
+		t.Fatal(err)
+	}
+	// The static IP keeps serving once the health check marks it down.
+	cfg := s.config("status")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := GetStatus(ctx, s.env(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ms *MasterStatus
+		for _, z := range st.Zones {
+			for i := range z.Masters {
+				if z.Masters[i].Name == halted {
+					ms = &z.Masters[i]
+				}
+			}
+		}
+		if ms == nil || ms.Ready || ms.Status != "TERMINATED" {
+			t.Fatalf("status of the halted replica: %+v", ms)
+		}
+		if st.StaticIP.Serving {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("static IP did not serve with one replica halted")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Removing the halted replica works.
+	s.mustRun("down", "--replica", halted, "--delete-nodes=false")
+	s.expect(shape{prefix: "kubernetes", masters: []string{zb, zc}, pools: map[string]int{zb: 1}, lb: true})
+	s.wantOwner(lb.OwnerLB)
+}
+
+func TestScenarioNeverRemovesTheLastRunningMasterByAccident(t *testing.T) {
+	s := haCluster(t)
+	s.mustRun("up", "--zone", zc, "--replicate-master")
+	if err := s.cloud.StopInstance(context.Background(), zb, "kubernetes-master"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.run(context.Background(), "down", "--zone", zc, "--delete-nodes=false")
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "only running master") {
+		t.Fatalf("removing the only running replica: %v, want a refusal", err)
+	}
+}
+
+func TestScenarioLBFirst(t *testing.T) {
+	s := haCluster(t, "--lb-first")
+	s.expect(shape{prefix: "kubernetes", masters: []string{zb}, pools: map[string]int{zb: 1}, lb: true})
+	s.wantOwner(lb.OwnerLB)
+	rep := s.mustRun("up", "--zone", zc, "--replicate-master")
+	for _, st := range rep.Plan.Steps {
+		if st.Outage {
+			t.Errorf("an LB-first cluster planned an outage: %s", st.ID)
+		}
+	}
+	if len(rep.Outages) != 0 {
+		t.Errorf("outages = %+v, want none", rep.Outages)
+	}
+	s.mustRun("down", "--zone", zc, "--delete-nodes=false")
+	s.expect(shape{prefix: "kubernetes", masters: []string{zb}, pools: map[string]int{zb: 1}, lb: true})
+	s.wantOwner(lb.OwnerLB)
+	st, err := GetStatus(context.Background(), s.env(), s.config("status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode != "lb-first" {
+		t.Errorf("mode = %q, want lb-first", st.Mode)
+	}
+}
+
+func TestScenarioMaxDowntimeReverts(t *testing.T) {
+	s := haCluster(t)
+	// Propagation takes 200–400 ms at this time scale: 1 ms is never enough.
+	_, err := s.run(context.Background(), "up", "--zone", zc, "--replicate-master", "--max-downtime", "1ms")
+	if !errors.Is(err, lb.ErrReverted) {
+		t.Fatalf("err = %v, want the move reverted", err)
+	}
+	s.wantOwner(lb.OwnerMaster)
+	// Without the limit the re-run completes the move.
+	s.mustRun("up", "--zone", zc, "--replicate-master")
+	s.expect(shape{prefix: "kubernetes", masters: []string{zb, zc}, pools: map[string]int{zb: 1}, lb: true})
+	s.wantOwner(lb.OwnerLB)
+}
+
+// TestScenarioIPMoveFailures fails each call of the IP move, synchronously
+// and inside its operation, and checks a re-run always converges with the
+// IP serving: the move never leaves the IP unowned for good.
+func TestScenarioIPMoveFailures(t *testing.T) {
+	type fault struct{ method, name, delivery string }
+	promote := []fault{
+		{"instances.deleteAccessConfig", "kubernetes-master", "sync"},
+		{"instances.deleteAccessConfig", "kubernetes-master", "operation"},
+		{"forwardingRules.insert", "", "sync"},
+		{"forwardingRules.insert", "", "operation"},
+		{"forwardingRules.setLabels", "", "sync"},
+		{"instances.addAccessConfig", "kubernetes-master", "sync"},
+		{"instances.addAccessConfig", "kubernetes-master", "operation"},
+		{"targetPools.insert", "", "operation"},
+		{"httpHealthChecks.insert", "", "sync"},
+	}
+	demote := []fault{
+		{"forwardingRules.delete", "", "sync"},
+		{"forwardingRules.delete", "", "operation"},
+		{"instances.deleteAccessConfig", "kubernetes-master", "operation"},
+		{"instances.addAccessConfig", "kubernetes-master", "sync"},
+		{"instances.addAccessConfig", "kubernetes-master", "operation"},
+		{"targetPools.delete", "", "sync"},
+	}
+	for _, f := range promote {
+		t.Run(fmt.Sprintf("promote/%s/%s", f.method, f.delivery), func(t *testing.T) {
+			s := haCluster(t)
+			s.inject(f.method, f.name, f.delivery)
+			if _, err := s.run(context.Background(), "up", "--zone", zc, "--replicate-master"); err == nil {
+				t.Fatal("the run succeeded despite the fault")
+			}
+			s.clearFaults()
+			s.mustRun("up", "--zone", zc, "--replicate-master")
+			s.expect(shape{prefix: "kubernetes", masters: []string{zb, zc}, pools: map[string]int{zb: 1}, lb: true})
+			s.wantOwner(lb.OwnerLB)
+		})
+	}
+	for _, f := range demote {
+		t.Run(fmt.Sprintf("demote/%s/%s", f.method, f.delivery), func(t *testing.T) {
+			s := haCluster(t)
+			s.mustRun("up", "--zone", zc, "--replicate-master")
+			s.inject(f.method, f.name, f.delivery)
+			if _, err := s.run(context.Background(), "down", "--zone", zc, "--delete-nodes=false"); err == nil {
+				t.Fatal("the run succeeded despite the fault")
+			}
+			s.clearFaults()
+			s.mustRun("down", "--zone", zc, "--delete-nodes=false")
+			s.expect(shape{prefix: "kubernetes", masters: []string{zb}, pools: map[string]int{zb: 1}})
+			s.wantOwner(lb.OwnerMaster)
+		})
+	}
+}
+
+func (s *scenario) inject(method, name, delivery string) {
+	s.t.Helper()
+	// Enough failures to exhaust the client's retries of retryable errors.
+	if _, err := s.emu.Control.AddFault(context.Background(), emulator.Fault{
+		Method: method, Name: name, Delivery: delivery, Code: 400, Reason: "invalid", Count: 1,
+	}); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *scenario) clearFaults() {
+	s.t.Helper()
+	if err := s.emu.Control.ClearFaults(context.Background()); err != nil {
+		s.t.Fatal(err)
+	}
+}
