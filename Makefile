@@ -6,13 +6,25 @@ BIN := bin
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(BIN)/staticcheck-$(STATICCHECK_VERSION)
 
+# The demo runs the emulator at realistic GCE latency sped up by this factor.
+DEMO_TIME_SCALE ?= 0.05
+
 .PHONY: all build test lint demo bench clean
 
 all: build
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -o $(BIN)/ ./cmd/... ./test/walkthrough
+
+# kube-up's HA guide end to end against a local emulator, with a summary.
+demo: build
+	$(BIN)/walkthrough -hakube $(BIN)/hakube -emulator $(BIN)/gce-emulator -time-scale $(DEMO_TIME_SCALE)
+
+# Flow benchmarks (wall time against the critical path, API calls against
+# kube-up's) and the emulator's throughput and memory at 5,000 VMs.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./internal/cluster/ ./internal/emulator/
 
 test: build lint
 	$(GO) test -race -count=1 -timeout 9m ./...

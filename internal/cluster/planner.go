@@ -103,11 +103,6 @@ func (p *planner) step(action, resource, reason string, run func(ctx context.Con
 	return p.plan.add(&Step{Action: action, Resource: resource, Reason: reason, DependsOn: compact(deps), Run: run, Mutating: true})
 }
 
-// wait adds a read-only step (a wait or a verification).
-func (p *planner) wait(resource, reason string, run func(ctx context.Context) error, deps ...string) string {
-	return p.plan.add(&Step{Action: ActWait, Resource: resource, Reason: reason, DependsOn: compact(deps), Run: run})
-}
-
 func compact(ids []string) []string {
 	var out []string
 	seen := map[string]bool{}

@@ -3,8 +3,6 @@ package emulator
 import (
 	"fmt"
 	"sort"
-	"strconv"
-	"strings"
 
 	compute "google.golang.org/api/compute/v1"
 )
@@ -65,11 +63,6 @@ func newCatalog() *catalog {
 	sort.Strings(c.zones)
 	sort.Strings(c.regNames)
 	return c
-}
-
-func (c *catalog) regionOf(zone string) (string, bool) {
-	r, ok := c.zoneRgn[zone]
-	return r, ok
 }
 
 // machineType describes one machine type of the catalogue.
@@ -336,5 +329,3 @@ func (s *Server) autoSubnetRange(region string) string {
 	n += uint32(ri.index) << 16
 	return fmt.Sprintf("%d.%d.%d.%d/16", n>>24, (n>>16)&0xff, (n>>8)&0xff, n&0xff)
 }
-
-func parseInt64(s string) (int64, error) { return strconv.ParseInt(strings.TrimSpace(s), 10, 64) }
