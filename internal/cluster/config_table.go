@@ -171,7 +171,7 @@ func settingSpecs() []settingSpec {
 		{
 			key: "deleteNetwork", flag: "delete-network", env: []string{"KUBE_DELETE_NETWORK"},
 			kind: kindBool, def: "false",
-			help:  "full teardown also deletes the network and its firewall rules",
+			help:  "full teardown also deletes the network, when hakube created it",
 			field: func(c *Config) any { return &c.DeleteNetwork },
 		},
 		{

@@ -32,7 +32,7 @@ type run struct {
 // developer's own PROJECT or KUBE_GCE_ZONE cannot leak into a test. t.Setenv
 // restores the variables when the test ends, and panics in a parallel test:
 // tests that load a config cannot use t.Parallel.
-func setEnv(t *testing.T, env map[string]string) {
+func setEnv(t testing.TB, env map[string]string) {
 	t.Helper()
 	names := []string{ConfigFileEnv}
 	for _, s := range settingSpecs() {
@@ -56,7 +56,7 @@ type loaded struct {
 	path     string // config file used
 }
 
-func (r run) load(t *testing.T) loaded {
+func (r run) load(t testing.TB) loaded {
 	t.Helper()
 	fs := pflag.NewFlagSet("hakube", pflag.ContinueOnError)
 	BindFlags(fs)
@@ -78,7 +78,7 @@ func (r run) load(t *testing.T) loaded {
 	return l
 }
 
-func (r run) mustLoad(t *testing.T) *Config {
+func (r run) mustLoad(t testing.TB) *Config {
 	t.Helper()
 	l := r.load(t)
 	if l.err != nil {
@@ -87,7 +87,7 @@ func (r run) mustLoad(t *testing.T) *Config {
 	return l.cfg
 }
 
-func writeFile(t *testing.T, name, contents string) string {
+func writeFile(t testing.TB, name, contents string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(path, []byte(contents), 0o644); err != nil {

@@ -22,7 +22,7 @@ const (
 
 // haCluster builds the starting point most HA tests share: one master and
 // a pool of one node in zone b.
-func haCluster(t *testing.T, extra ...string) *scenario {
+func haCluster(t testing.TB, extra ...string) *scenario {
 	s := newScenario(t)
 	s.mustRun("up", append([]string{"--zone", zb, "--num-nodes", "1", "--multizone"}, extra...)...)
 	return s

@@ -28,13 +28,13 @@ const (
 )
 
 type scenario struct {
-	t        *testing.T
+	t        testing.TB
 	emu      *emulatortest.Emulator
 	cloud    *gce.Cloud
 	baseline map[string]int
 }
 
-func newScenario(t *testing.T) *scenario {
+func newScenario(t testing.TB) *scenario {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("scenario tests run flows against the emulator; skipped with -short")

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/hakube/hakube/internal/emulator"
+	"github.com/hakube/hakube/internal/emulator/emulatortest"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// clearEnv unsets every variable hakube reads, so the developer's own
+// PROJECT or KUBE_GCE_ZONE cannot leak into a test.
+func clearEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "KUBE") || strings.HasPrefix(k, "HAKUBE_") || strings.HasPrefix(k, "CLOUDSDK_") ||
+			strings.HasPrefix(k, "ENABLE_ETCD") || strings.HasPrefix(k, "NODE_") || strings.HasPrefix(k, "MASTER_") ||
+			k == "PROJECT" || k == "GOOGLE_CLOUD_PROJECT" || k == "NUM_NODES" || k == "MULTIZONE" {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+}
+
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, streams{in: strings.NewReader(""), out: &out, err: &errb})
+	return code, out.String(), errb.String()
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./cmd/hakube/ -update)", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s (-want +got):\n%s", path, diff)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	clearEnv(t)
+	emu := emulatortest.Start(t, emulator.Options{Projects: []string{"cmd-project"}})
+	base := []string{"--project", "cmd-project", "--endpoint", emu.Endpoint}
+	tests := []struct {
+		name string
+		args []string
+		code int
+		say  string
+	}{
+		{"help", []string{"--help"}, 0, ""},
+		{"unknown flag", []string{"up", "--bogus"}, 2, "unknown flag: --bogus"},
+		{"bad output", []string{"status", "-o", "xml"}, 2, "-o/--output"},
+		{"bad log format", []string{"status", "--log-format", "xml"}, 2, "--log-format"},
+		{"conflicting switches", append([]string{"up", "--use-existing-master", "--replicate-master"}, base...), 2, "choose one"},
+		{"no project", []string{"status"}, 2, "PROJECT"},
+		{"unknown project", []string{"status", "--project", "nobody-here", "--endpoint", emu.Endpoint}, 1, "403"},
+		{"validate a missing cluster", append([]string{"validate"}, base...), 2, "does not exist"},
+		{"dry run", append([]string{"up", "--dry-run", "--zone", "europe-west1-b"}, base...), 0, ""},
+		{"refused down of a replica without a zone", append([]string{"down", "--delete-nodes=false"}, base...), 2, "--zone"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runCLI(t, tt.args...)
+			if code != tt.code || !strings.Contains(stderr, tt.say) {
+				t.Errorf("exit %d, stderr %q; want exit %d mentioning %q", code, stderr, tt.code, tt.say)
+			}
+		})
+	}
+}
+
+func TestDryRunPrintsThePlanAndChangesNothing(t *testing.T) {
+	clearEnv(t)
+	emu := emulatortest.Start(t, emulator.Options{Projects: []string{"cmd-project"}})
+	ctx := context.Background()
+	m, _ := emu.Control.Mark(ctx)
+	code, stdout, stderr := runCLI(t, "up", "--dry-run", "--zone", "europe-west1-b", "--project", "cmd-project",
+		"--endpoint", emu.Endpoint, "--apiserver-port", "6443")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	golden(t, "dry-run-fresh-up.txt", stdout)
+	rc, _ := emu.Control.RequestsSince(ctx, m)
+	for method := range rc.Counts {
+		if !strings.HasSuffix(method, ".get") && !strings.HasSuffix(method, ".list") && !strings.HasSuffix(method, ".aggregatedList") {
+			t.Errorf("dry run called %s", method)
+		}
+	}
+	// -o json carries the plan for machines.
+	code, stdout, _ = runCLI(t, "up", "--dry-run", "-o", "json", "--zone", "europe-west1-b", "--project", "cmd-project", "--endpoint", emu.Endpoint)
+	var rep struct {
+		DryRun bool `json:"dryRun"`
+		Plan   struct {
+			Steps []struct {
+				Action   string `json:"action"`
+				Resource string `json:"resource"`
+			} `json:"steps"`
+		} `json:"plan"`
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &rep) != nil || !rep.DryRun || len(rep.Plan.Steps) != 13 {
+		t.Errorf("dry run -o json: exit %d, %+v\n%s", code, rep, stdout)
+	}
+}
+
+func TestConfigViewShowOrigin(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("KUBE_GCE_ZONE", "europe-west1-c")
+	t.Setenv("NUM_NODES", "5")
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(file, []byte("prefix: demo\nnumNodes: 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCLI(t, "config", "view", "--show-origin", "--config", file, "--project", "p-123456", "--num-nodes", "7")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		"project", "flag --project",
+		"zone", "env KUBE_GCE_ZONE",
+		"numNodes", "7", "flag --num-nodes",
+		"prefix", "demo", "c.yaml:prefix",
+		"network", "default",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("config view lacks %q:\n%s", want, stdout)
+		}
+	}
+	// Without --show-origin it prints a config file that loads back the same.
+	code, view, _ := runCLI(t, "config", "view", "--config", file, "--project", "p-123456")
+	if code != 0 || !strings.Contains(view, "prefix: demo") || !strings.Contains(view, "numNodes: 5") {
+		t.Errorf("config view: exit %d\n%s", code, view)
+	}
+}
+
+func TestUpReportAsYAMLAndStatus(t *testing.T) {
+	clearEnv(t)
+	emu := emulatortest.Start(t, emulator.Options{Projects: []string{"cmd-project"}, DataPlane: true, Latency: emulator.LatencyFast})
+	base := []string{"--project", "cmd-project", "--endpoint", emu.Endpoint, "--apiserver-port", "16446"}
+	code, stdout, stderr := runCLI(t, append([]string{"up", "--zone", "us-east1-c", "--num-nodes", "1", "-o", "yaml"}, base...)...)
+	if code != 0 {
+		t.Fatalf("up: exit %d\n%s", code, stderr)
+	}
+	for _, want := range []string{"flow: create cluster", "apiCalls:", "status: done"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("up -o yaml lacks %q:\n%s", want, stdout)
+		}
+	}
+	if !strings.Contains(stderr, "✓ create address kubernetes-master-ip") {
+		t.Errorf("no progress line per step on stderr:\n%s", stderr)
+	}
+	code, stdout, stderr = runCLI(t, append([]string{"status"}, base...)...)
+	if code != 0 {
+		t.Fatalf("status: exit %d\n%s", code, stderr)
+	}
+	for _, want := range []string{"single-master", "held by instance kubernetes-master, serving", "us-east1-c  master", "node-pool", "1/1"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("status lacks %q:\n%s", want, stdout)
+		}
+	}
+	code, _, stderr = runCLI(t, append([]string{"down", "--yes", "--log-format", "json"}, base...)...)
+	if code != 0 {
+		t.Fatalf("down: exit %d\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, `"msg":"step done"`) {
+		t.Errorf("--log-format json: no structured step events:\n%s", stderr)
+	}
+	if strings.Contains(stderr, "BEGIN") || strings.Contains(stderr, "PRIVATE KEY") {
+		t.Error("output contains key material")
+	}
+}

@@ -1,0 +1,255 @@
+package lb_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"testing"
+	"time"
+
+	compute "google.golang.org/api/compute/v1"
+
+	"github.com/hakube/hakube/internal/emulator"
+	"github.com/hakube/hakube/internal/emulator/emulatortest"
+	"github.com/hakube/hakube/internal/gce"
+	"github.com/hakube/hakube/internal/lb"
+)
+
+const (
+	project = "test-project"
+	region  = "europe-west1"
+	zone    = "europe-west1-b"
+	port    = 17443
+)
+
+// fixture is one master VM on a static IP, with the load balancer's
+// reversible parts (health check, pool) ready.
+type fixture struct {
+	t     *testing.T
+	emu   *emulatortest.Emulator
+	c     *gce.Cloud
+	spec  *lb.Spec
+	m     lb.Master
+	ip    string
+	moves []string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	emu := emulatortest.Start(t, emulator.Options{Projects: []string{project}, DataPlane: true,
+		Latency: emulator.LatencyRealistic, TimeScale: 0.005})
+	ctx := context.Background()
+	c, err := gce.New(ctx, gce.Options{Project: project, Endpoint: emu.Endpoint, RetryInitial: 5 * time.Millisecond, RequestsPerSecond: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.InsertAddress(ctx, region, &compute.Address{Name: "m-ip"}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := c.GetAddress(ctx, region, "m-ip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := "KUBERNETES_MASTER: 'true'\nAPISERVER_PORT: '17443'\nHEALTHCHECK_PORT: '17990'\n"
+	in := &compute.Instance{
+		Name: "m", MachineType: "zones/" + zone + "/machineTypes/e2-standard-2",
+		Disks: []*compute.AttachedDisk{{Boot: true, AutoDelete: true, InitializeParams: &compute.AttachedDiskInitializeParams{
+			SourceImage: "projects/debian-cloud/global/images/family/debian-12"}}},
+		NetworkInterfaces: []*compute.NetworkInterface{{AccessConfigs: []*compute.AccessConfig{{Name: lb.AccessConfigName, NatIP: a.Address}}}},
+		Metadata:          &compute.Metadata{Items: []*compute.MetadataItems{{Key: "kube-env", Value: &env}}},
+	}
+	if err := c.InsertInstance(ctx, zone, in); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.GetInstance(ctx, zone, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, emu: emu, c: c, ip: a.Address, m: lb.MasterOf(got)}
+	f.spec = &lb.Spec{
+		Cluster: "k", Region: region, Address: "m-ip", IP: a.Address, Pool: "m", Rule: "m", HealthCheck: "m",
+		APIPort: port, HealthPort: 17990, Deadline: 20 * time.Second,
+		Prober: &lb.Prober{Port: port, Timeout: time.Second},
+	}
+	if err := lb.EnsureHealthCheck(ctx, c, f.spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := lb.EnsurePool(ctx, c, f.spec, []lb.Master{f.m}); err != nil {
+		t.Fatal(err)
+	}
+	// The master answers on the static IP before anything moves.
+	if _, err := f.spec.Prober.WaitServing(ctx, f.ip, 10*time.Second, nil); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) owner() lb.Owner {
+	f.t.Helper()
+	a, err := f.c.GetAddress(context.Background(), region, "m-ip")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return lb.IPOwner(a)
+}
+
+func (f *fixture) masterIP() string {
+	f.t.Helper()
+	in, err := f.c.GetInstance(context.Background(), zone, "m")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if len(in.NetworkInterfaces[0].AccessConfigs) == 0 {
+		return ""
+	}
+	return in.NetworkInterfaces[0].AccessConfigs[0].NatIP
+}
+
+func (f *fixture) serving() {
+	f.t.Helper()
+	if err := f.spec.Prober.Probe(context.Background(), f.ip); err != nil {
+		f.t.Errorf("static IP does not serve: %v", err)
+	}
+}
+
+func TestIPOwner(t *testing.T) {
+	tests := []struct {
+		addr *compute.Address
+		want lb.Owner
+	}{
+		{nil, lb.Owner{Kind: lb.OwnerNone}},
+		{&compute.Address{Status: "RESERVED"}, lb.Owner{Kind: lb.OwnerNone}},
+		{&compute.Address{Users: []string{"https://x/compute/v1/projects/p/zones/z/instances/m"}}, lb.Owner{Kind: lb.OwnerMaster, Instance: "m"}},
+		{&compute.Address{Users: []string{"https://x/compute/v1/projects/p/regions/r/forwardingRules/m"}}, lb.Owner{Kind: lb.OwnerLB}},
+	}
+	for _, tt := range tests {
+		if got := lb.IPOwner(tt.addr); got != tt.want {
+			t.Errorf("IPOwner(%+v) = %+v, want %+v", tt.addr, got, tt.want)
+		}
+	}
+}
+
+func TestPromoteFromEveryState(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	// From the master: the move happens and is measured.
+	mv, err := lb.Promote(ctx, f.c, f.spec, f.m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.owner().Kind != lb.OwnerLB || mv.Outage <= 0 || mv.Reverted {
+		t.Errorf("after promote: owner %+v, move %+v", f.owner(), mv)
+	}
+	if ip := f.masterIP(); ip == "" || ip == f.ip {
+		t.Errorf("master's IP after promote = %q, want a new ephemeral one", ip)
+	}
+	f.serving()
+	// Again: already done, nothing changes.
+	m, _ := f.emu.Control.Mark(ctx)
+	if _, err := lb.Promote(ctx, f.c, f.spec, f.m); err != nil {
+		t.Fatal(err)
+	}
+	rc, _ := f.emu.Control.RequestsSince(ctx, m)
+	for _, method := range []string{"compute.forwardingRules.insert", "compute.instances.deleteAccessConfig", "compute.instances.addAccessConfig"} {
+		if rc.Counts[method] != 0 {
+			t.Errorf("a promote with nothing to do called %s", method)
+		}
+	}
+	// From nobody: an interrupted move (rule gone, IP free, master without IP).
+	if err := f.c.DeleteForwardingRule(ctx, region, "m"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.c.DeleteAccessConfig(ctx, zone, "m", lb.AccessConfigName); err != nil {
+		t.Fatal(err)
+	}
+	if f.owner().Kind != lb.OwnerNone {
+		t.Fatalf("setup: owner %+v", f.owner())
+	}
+	if _, err := lb.Promote(ctx, f.c, f.spec, f.m); err != nil {
+		t.Fatal(err)
+	}
+	if f.owner().Kind != lb.OwnerLB || f.masterIP() == "" {
+		t.Errorf("after promote from nobody: owner %+v, master IP %q", f.owner(), f.masterIP())
+	}
+	f.serving()
+}
+
+func TestDemoteFromEveryState(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	if _, err := lb.Promote(ctx, f.c, f.spec, f.m); err != nil {
+		t.Fatal(err)
+	}
+	mv, err := lb.Demote(ctx, f.c, f.spec, f.m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := f.owner(); o.Kind != lb.OwnerMaster || f.masterIP() != f.ip || mv.Outage <= 0 {
+		t.Errorf("after demote: owner %+v, master IP %q, move %+v", o, f.masterIP(), mv)
+	}
+	f.serving()
+	// Again: nothing left to do.
+	if _, err := lb.Demote(ctx, f.c, f.spec, f.m); err != nil {
+		t.Fatal(err)
+	}
+	if err := lb.Teardown(ctx, f.c, f.spec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.c.GetTargetPool(ctx, region, "m"); !gce.IsNotFound(err) {
+		t.Errorf("pool after teardown: %v", err)
+	}
+	if _, err := f.c.GetHTTPHealthCheck(ctx, "m"); !gce.IsNotFound(err) {
+		t.Errorf("health check after teardown: %v", err)
+	}
+	f.serving()
+}
+
+func TestPromoteRevertsPastMaxDowntime(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.spec.MaxDowntime = time.Millisecond // propagation takes far longer
+	var lines []string
+	f.spec.Progress = func(msg string) { lines = append(lines, msg) }
+	mv, err := lb.Promote(ctx, f.c, f.spec, f.m)
+	if !errors.Is(err, lb.ErrReverted) || !mv.Reverted {
+		t.Fatalf("err = %v, move %+v; want a revert", err, mv)
+	}
+	if o := f.owner(); o.Kind != lb.OwnerMaster || f.masterIP() != f.ip {
+		t.Errorf("after revert: owner %+v, master IP %q", o, f.masterIP())
+	}
+	if _, err := f.c.GetForwardingRule(ctx, region, "m"); !gce.IsNotFound(err) {
+		t.Errorf("forwarding rule after revert: %v", err)
+	}
+	f.serving()
+	if len(lines) == 0 {
+		t.Error("no progress line told the user about the revert")
+	}
+}
+
+func TestProbeVerifiesTheCertificate(t *testing.T) {
+	f := newFixture(t)
+	// A CA that did not sign the VM's (self-signed) certificate is refused.
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "other-ca"}, IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	bogus := &lb.Prober{Port: port, Timeout: time.Second, CA: other}
+	err = bogus.Probe(context.Background(), f.ip)
+	var unknown x509.UnknownAuthorityError
+	if !errors.As(err, &unknown) {
+		t.Errorf("probe with another CA: %v, want an unknown-authority error", err)
+	}
+}
