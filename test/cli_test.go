@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/hakube/hakube/internal/emulator"
+	"github.com/hakube/hakube/internal/emulator/emulatortest"
 )
 
 var (
@@ -59,9 +60,10 @@ func (e *buildError) Error() string { return "build " + e.pkg + ": " + e.err.Err
 // cliEmulator starts gce-emulator as a subprocess and returns its endpoint.
 func cliEmulator(t *testing.T, bin string) (string, *emulator.Control) {
 	t.Helper()
+	ext, internal := emulatortest.ClaimRanges(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "--project", "cli-project", "--latency", "realistic", "--time-scale", "0.01",
-		"--external-range", "127.72.0.0/16", "--internal-range", "127.136.0.0/13")
+		"--external-range", ext.String(), "--internal-range", internal.String())
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -102,8 +102,9 @@ func planReplica(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*pl
 			},
 		})
 	}
+	add := ""
 	if replicaStep != "" || (obs.TargetPool != nil && !memberOf(obs.TargetPool, replica, obs.Masters)) {
-		add := p.step(ActUpdate, fmt.Sprintf("target-pool %s (%s)", cfg.TargetPoolName(), p.region())+" += "+replica,
+		add = p.step(ActUpdate, fmt.Sprintf("target-pool %s (%s)", cfg.TargetPoolName(), p.region())+" += "+replica,
 			"the new replica joins the load balancer",
 			func(ctx context.Context) error {
 				in, err := p.env.Cloud.GetInstance(ctx, cfg.Zone, replica)
@@ -124,7 +125,7 @@ func planReplica(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*pl
 			}})
 	}
 	if p.plan.Mutations() > 0 {
-		p.verifyAPI("the API answers on the static IP through the load balancer", move)
+		p.verifyAPI("the API answers on the static IP through the load balancer", move, add)
 	}
 	return p, nil
 }

@@ -35,7 +35,8 @@ func (s *Server) addressesInsert(c *call) (any, *apiError) {
 	if a.AddressType != "EXTERNAL" && a.AddressType != "INTERNAL" {
 		return nil, errInvalidField("resource.addressType", a.AddressType, "")
 	}
-	if a.NetworkTier == "" && a.AddressType == "EXTERNAL" {
+	// Internal addresses show the tier too (recorded: computeinstancebasicexample#22).
+	if a.NetworkTier == "" {
 		a.NetworkTier = "PREMIUM"
 	}
 	if a.AddressType == "EXTERNAL" {

@@ -138,7 +138,7 @@ func TestAddressInternal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Purpose != "GCE_ENDPOINT" || a.Subnetwork != link("regions/us-central1/subnetworks/default") || a.Address == "" || a.NetworkTier != "" {
+	if a.Purpose != "GCE_ENDPOINT" || a.Subnetwork != link("regions/us-central1/subnetworks/default") || a.Address == "" || a.NetworkTier != "PREMIUM" {
 		t.Errorf("internal address %+v", a)
 	}
 	sn, _ := e.svc.Subnetworks.Get(proj, region, "default").Do()

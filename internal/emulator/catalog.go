@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	compute "google.golang.org/api/compute/v1"
+	"google.golang.org/api/googleapi"
 )
 
 // The catalogue is the part of GCE every project sees: regions and zones,
@@ -37,6 +38,11 @@ var regionCatalog = []regionInfo{
 	{name: "us-east4", zones: []string{"a", "b", "c"}},
 	{name: "us-west1", zones: []string{"a", "b", "c"}},
 	{name: "us-west2", zones: []string{"a", "b", "c"}},
+	// Appended, not sorted in, so that the regions above keep their
+	// subnet ranges: regions real scenarios use (conformance corpus).
+	{name: "northamerica-northeast2", zones: []string{"a", "b", "c"}},
+	{name: "northamerica-south1", zones: []string{"a", "b", "c"}},
+	{name: "us-west3", zones: []string{"a", "b", "c"}},
 }
 
 var cpuPlatforms = []string{"Intel Broadwell", "Intel Haswell", "Intel Cascade Lake", "Intel Ice Lake", "AMD Milan", "AMD Rome"}
@@ -177,7 +183,11 @@ type publicImage struct {
 	deprecated            bool
 }
 
+// Deprecated images stay usable; an operation that used one ends with a
+// DEPRECATED_RESOURCE_USED warning. Images before 2022 have no architecture.
 var publicImages = []publicImage{
+	{"debian-cloud", "debian-10-buster-v20210817", "debian-10", 4339446714973177721, 10, true},
+	{"debian-cloud", "debian-10-buster-v20210915", "debian-10", 4339446714973177813, 10, false},
 	{"debian-cloud", "debian-11-bullseye-v20261013", "debian-11", 6204458135071372151, 10, false},
 	{"debian-cloud", "debian-12-bookworm-v20260910", "debian-12", 5770952442594484091, 10, true},
 	{"debian-cloud", "debian-12-bookworm-v20261013", "debian-12", 5770952442594484092, 10, false},
@@ -205,6 +215,35 @@ func findImage(project, name string) (publicImage, bool) {
 	return publicImage{}, false
 }
 
+// deprecationWarnings are the warnings GCE puts on the DONE operation of a
+// request that used deprecated images (recorded: computepacketmirroring#6).
+func (s *Server) deprecationWarnings(images ...*publicImage) []*compute.OperationWarnings {
+	var out []*compute.OperationWarnings
+	for _, im := range images {
+		if im == nil || !im.deprecated {
+			continue
+		}
+		name := "projects/" + im.project + "/global/images/" + im.name
+		w := &compute.OperationWarnings{Code: "DEPRECATED_RESOURCE_USED", Message: fmt.Sprintf("The resource '%s' is deprecated.", name),
+			Data: []*compute.OperationWarningsData{{Key: "resource_name", Value: name}}}
+		if repl, ok := familyImage(im.project, im.family); ok {
+			suggestion := fmt.Sprintf("A suggested replacement is 'projects/%s/global/images/%s'.", repl.project, repl.name)
+			w.Message += " " + suggestion
+			w.Data = append(w.Data, &compute.OperationWarningsData{Key: "replacement_suggestion", Value: suggestion})
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// imageArchitecture is empty for images made before GCE recorded one.
+func imageArchitecture(im publicImage) string {
+	if im.family == "debian-10" {
+		return ""
+	}
+	return "X86_64"
+}
+
 // familyImage is the newest non-deprecated image of the family.
 func familyImage(project, family string) (publicImage, bool) {
 	var best publicImage
@@ -230,9 +269,15 @@ func (s *Server) imageObj(im publicImage) *compute.Image {
 		Status:            "READY",
 		ArchiveSizeBytes:  1 << 30,
 		DiskSizeGb:        im.sizeGB,
-		Architecture:      "X86_64",
+		Architecture:      imageArchitecture(im),
 		LabelFingerprint:  "42WmSpB8rSM=",
 		Licenses:          []string{s.link(im.project, "global", "licenses", im.family)},
+		// What every public image carries (recorded: computeinstancebasicexample#3).
+		Labels:                    map[string]string{"public-image": "true"},
+		LicenseCodes:              googleapi.Int64s{int64(im.id>>3) + 1},
+		RawDisk:                   &compute.ImageRawDisk{ContainerType: "TAR", ForceSendFields: []string{"Source"}},
+		EnableConfidentialCompute: false,
+		ForceSendFields:           []string{"EnableConfidentialCompute"},
 		GuestOsFeatures: []*compute.GuestOsFeature{
 			{Type: "UEFI_COMPATIBLE"}, {Type: "VIRTIO_SCSI_MULTIQUEUE"}, {Type: "GVNIC"},
 		},
@@ -320,12 +365,17 @@ func (s *Server) regionObj(p *project, region string) *compute.Region {
 
 // autoSubnetRange returns the auto-mode subnet range of a region. Real GCE
 // uses /20 slices of 10.128.0.0/9; the emulator slices its internal loopback
-// range instead, so that every internal IP can be dialled locally, and uses
-// /16 slices so that a MIG of thousands of VMs fits in one region.
+// range instead, into 32 equal parts (one per region of the catalogue, in
+// order), so that every internal IP can be dialled locally. With the default
+// 127.128.0.0/9 each region gets a /14: a MIG of thousands of VMs fits.
 func (s *Server) autoSubnetRange(region string) string {
 	ri := s.cat.regions[region]
-	base := s.opts.InternalRange.Addr().As4()
+	base := s.opts.InternalRange.Masked().Addr().As4()
 	n := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
-	n += uint32(ri.index) << 16
-	return fmt.Sprintf("%d.%d.%d.%d/16", n>>24, (n>>16)&0xff, (n>>8)&0xff, n&0xff)
+	bits := s.opts.InternalRange.Bits() + regionSliceBits
+	n += uint32(ri.index) << (32 - bits)
+	return fmt.Sprintf("%d.%d.%d.%d/%d", n>>24, (n>>16)&0xff, (n>>8)&0xff, n&0xff, bits)
 }
+
+// regionSliceBits splits the internal range into 2^5 = 32 region subnets.
+const regionSliceBits = 5

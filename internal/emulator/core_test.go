@@ -595,3 +595,33 @@ func TestRunningOperationWireShape(t *testing.T) {
 		}
 	}
 }
+
+// TestProjectShape: the project's selfLink has no trailing slash and the
+// Cloud Armor tier is shown (recorded: computesharedvpchostproject).
+func TestProjectShape(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, emulator.Options{})
+	_, p := e.raw(t, "GET", "", nil)
+	if p["selfLink"] != gceURL+"projects/"+proj || p["cloudArmorTier"] != "CA_STANDARD" {
+		t.Errorf("selfLink %v cloudArmorTier %v", p["selfLink"], p["cloudArmorTier"])
+	}
+}
+
+// TestRegionsRealScenariosUse: regions the recorded scenarios create
+// subnetworks in exist, with their zones.
+func TestRegionsRealScenariosUse(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, emulator.Options{})
+	for _, r := range []string{"northamerica-northeast2", "northamerica-south1", "us-west3"} {
+		got, err := e.svc.Regions.Get(proj, r).Do()
+		if err != nil {
+			t.Fatalf("region %s: %v", r, err)
+		}
+		if len(got.Zones) != 3 {
+			t.Errorf("region %s: zones %v", r, got.Zones)
+		}
+		if _, err := e.svc.Subnetworks.Get(proj, r, "default").Do(); err != nil {
+			t.Errorf("default subnet in %s: %v", r, err)
+		}
+	}
+}

@@ -18,7 +18,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -44,13 +43,9 @@ const (
 	prompt = 250 * time.Millisecond
 )
 
-// dpSlots gives each data-plane test its own loopback addresses, so that
-// parallel tests never bind the same IP and the default ranges other
-// emulators use (127.64.0.0/10, 127.128.0.0/9) stay clear. Slot k uses
-// external IPs from 127.(56+k).R.0/24 and internal IPs 127.(8k+5).R.x (in
-// the europe-west1 auto subnet of internal range 127.8k.0.0/13), where R
-// comes from the process id so that two test processes on one machine (two
-// developers running the package) rarely meet.
+// dpSlots bounds how many data-plane tests run at once; each gets its own
+// loopback ranges from emulatortest.ClaimRanges, so parallel tests (and
+// other test processes on the machine) never bind the same IP.
 var dpSlots = func() chan int {
 	c := make(chan int, 6)
 	for i := 1; i <= 6; i++ {
@@ -62,8 +57,7 @@ var dpSlots = func() chan int {
 type dpEnv struct {
 	*emulatortest.Emulator
 	svc    *compute.Service
-	slot   int
-	r      byte
+	subnet netip.Prefix // the europe-west1 auto subnet
 	nextIP byte
 }
 
@@ -71,18 +65,24 @@ func startDP(t *testing.T, scale float64) *dpEnv {
 	t.Helper()
 	slot := <-dpSlots
 	t.Cleanup(func() { dpSlots <- slot }) // runs last: after the emulator released its IPs
-	r := byte(1 + os.Getpid()%254)
+	ext, internal := emulatortest.ClaimRanges(t)
 	e := emulatortest.Start(t, emulator.Options{
 		DataPlane: true, Latency: emulator.LatencyFast, TimeScale: scale,
-		ExternalRange: netip.PrefixFrom(netip.AddrFrom4([4]byte{127, byte(56 + slot), r, 0}), 24),
-		InternalRange: netip.PrefixFrom(netip.AddrFrom4([4]byte{127, byte(8 * slot), 0, 0}), 13),
+		ExternalRange: ext, InternalRange: internal,
 	})
-	return &dpEnv{Emulator: e, svc: e.Compute(t), slot: slot, r: r, nextIP: 10}
+	svc := e.Compute(t)
+	sn, err := svc.Subnetworks.Get(dpProject, dpRegion, "default").Do()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &dpEnv{Emulator: e, svc: svc, subnet: netip.MustParsePrefix(sn.IpCidrRange), nextIP: 10}
 }
 
-// internalIP is an address of the europe-west1 subnet of this test's slot.
+// internalIP is an address of the europe-west1 subnet, in its second /24 so
+// that it never meets the addresses the emulator allocates itself.
 func (e *dpEnv) internalIP(last byte) string {
-	return netip.AddrFrom4([4]byte{127, byte(8*e.slot + 5), e.r, last}).String()
+	b := e.subnet.Addr().As4()
+	return netip.AddrFrom4([4]byte{b[0], b[1], b[2] + 1, last}).String()
 }
 
 func masterEnv() string {

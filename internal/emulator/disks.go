@@ -51,19 +51,23 @@ func (s *Server) resolveDiskType(p *project, zone, v string) (diskType, *apiErro
 // to its family (resolved to the family's current image).
 func (s *Server) resolveImage(p *project, v string) (publicImage, *apiError) {
 	r, ok := parseRef(v, ref{Project: p.name, Scope: "global", Coll: "images"})
-	if !ok || (r.Coll != "images" && r.Coll != "images/family") || r.Scope != "global" {
+	// gcloud names an image family through a zonal family view:
+	// projects/P/zones/-/imageFamilyViews/F (any zone, or "-").
+	view := ok && r.Coll == "imageFamilyViews" && strings.HasPrefix(r.Scope, "zones/")
+	if !ok || (r.Coll != "images" && r.Coll != "images/family" && !view) || (r.Scope != "global" && !view) {
 		return publicImage{}, errInvalidField("resource.sourceImage", v, "")
 	}
 	var im publicImage
-	if r.Coll == "images/family" {
-		im, ok = familyImage(r.Project, r.Name)
-	} else {
+	if r.Coll == "images" {
 		im, ok = findImage(r.Project, r.Name)
+	} else {
+		im, ok = familyImage(r.Project, r.Name)
 	}
 	if !ok {
-		return publicImage{}, errNotFound(relPath(r.Project, "global", r.Coll, r.Name))
+		return publicImage{}, errNotFound(relPath(r.Project, r.Scope, r.Coll, r.Name))
 	}
 	return im, nil
+
 }
 
 // diskSize applies GCE's size defaults: the image's size for image disks,
@@ -232,6 +236,7 @@ func (s *Server) disksInsert(c *call) (any, *apiError) {
 	d := s.newDisk(c.p, c.zone, sp)
 	c.p.disks.put(scope, d.Name, d)
 	return s.startOp(c, opSpec{Type: "insert", Target: d.SelfLink, TargetID: d.Id, Scope: scope,
+		Warnings: s.deprecationWarnings(sp.image),
 		Done: func() *apiError {
 			if d.Status == "CREATING" {
 				d.Status = "READY"

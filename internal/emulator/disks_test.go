@@ -67,7 +67,7 @@ func TestDiskInsertDefaults(t *testing.T) {
 
 func TestDiskLifecycleAndLabels(t *testing.T) {
 	t.Parallel()
-	e := newVMEnv(t, emulator.LatencyFast)
+	e := newVMEnv(t, emulator.LatencyFast, 10)
 	op, err := e.svc.Disks.Insert(vmProj, vmZone, &compute.Disk{Name: "d", Labels: map[string]string{"env": "test"}}).Do()
 	if err != nil {
 		t.Fatal(err)
@@ -150,5 +150,51 @@ func TestDisksAggregatedList(t *testing.T) {
 	list, err := e.svc.Disks.List(vmProj, vmZone2).Do()
 	if err != nil || len(list.Items) != 1 || list.Items[0].Name != "b" {
 		t.Errorf("list: %v %+v", err, list)
+	}
+}
+
+// TestDiskFromDeprecatedImage: a deprecated image stays usable and the
+// DONE operation carries GCE's warning (recorded: computepacketmirroring#6);
+// images made before GCE recorded an architecture give disks none.
+func TestDiskFromDeprecatedImage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, emulator.Options{})
+	const old = "projects/debian-cloud/global/images/debian-10-buster-v20210817"
+	op := e.do(t, e.svc.Disks.Insert(proj, zone, &compute.Disk{Name: "old", SourceImage: old}))
+	want := []*compute.OperationWarnings{{Code: "DEPRECATED_RESOURCE_USED",
+		Message: "The resource '" + old + "' is deprecated. A suggested replacement is 'projects/debian-cloud/global/images/debian-10-buster-v20210915'.",
+		Data: []*compute.OperationWarningsData{{Key: "resource_name", Value: old},
+			{Key: "replacement_suggestion", Value: "A suggested replacement is 'projects/debian-cloud/global/images/debian-10-buster-v20210915'."}}}}
+	if diff := cmp.Diff(want, op.Warnings); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+	_, d := e.raw(t, "GET", "zones/"+zone+"/disks/old", nil)
+	if a, ok := d["architecture"]; ok {
+		t.Errorf("architecture %v, want none for an image that has none", a)
+	}
+	op = e.do(t, e.svc.Disks.Insert(proj, zone, &compute.Disk{Name: "new", SourceImage: "projects/debian-cloud/global/images/family/debian-10"}))
+	if len(op.Warnings) != 0 {
+		t.Errorf("current image: warnings %+v", op.Warnings)
+	}
+}
+
+// TestPublicImageShape: the fields every public image carries (recorded:
+// computeinstancebasicexample#3).
+func TestPublicImageShape(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, emulator.Options{})
+	_, im := e.raw(t, "GET", "/compute/v1/projects/debian-cloud/global/images/family/debian-12", nil)
+	for k, want := range map[string]any{
+		"labels": map[string]any{"public-image": "true"}, "rawDisk": map[string]any{"containerType": "TAR", "source": ""},
+		"enableConfidentialCompute": false, "architecture": "X86_64",
+	} {
+		if !cmp.Equal(im[k], want) {
+			t.Errorf("%s = %#v, want %#v", k, im[k], want)
+		}
+	}
+	if codes, ok := im["licenseCodes"].([]any); !ok || len(codes) != 1 {
+		t.Errorf("licenseCodes %#v, want one code", im["licenseCodes"])
+	} else if _, ok := codes[0].(string); !ok {
+		t.Errorf("licenseCodes[0] %#v, want an int64 as a string", codes[0])
 	}
 }

@@ -86,7 +86,8 @@ func (s *Server) httpHealthChecksInsert(c *call) (any, *apiError) {
 	hc.Id = s.newID()
 	hc.CreationTimestamp = timestamp(time.Now())
 	hc.SelfLink = s.link(c.p.name, "global", "httpHealthChecks", hc.Name)
-	hc.ForceSendFields = []string{"Description"}
+	// GCE returns host even when empty (recorded: computetargetpool#4).
+	hc.ForceSendFields = []string{"Description", "Host"}
 	hc.NullFields = nil
 	obj := &hc
 	// Stored at once so that a racing insert of the same name is a 409 and
@@ -192,7 +193,7 @@ func (s *Server) httpHealthCheckChange(c *call, opType string, build func(cur *c
 	// Identity and output fields are the server's, whatever the body says.
 	next.Name, next.Kind, next.Id = cur.Name, cur.Kind, cur.Id
 	next.CreationTimestamp, next.SelfLink = cur.CreationTimestamp, cur.SelfLink
-	next.ForceSendFields = []string{"Description"}
+	next.ForceSendFields = []string{"Description", "Host"}
 	next.NullFields = nil
 	return s.startOp(c, opSpec{Type: opType, Target: cur.SelfLink, TargetID: cur.Id, Scope: "global",
 		Done: func() *apiError {

@@ -23,7 +23,7 @@ func TestHTTPHealthCheckDefaultsAndShape(t *testing.T) {
 		delete(got, k)
 	}
 	want := map[string]any{
-		"kind": "compute#httpHealthCheck", "name": "hc", "description": "",
+		"kind": "compute#httpHealthCheck", "name": "hc", "description": "", "host": "",
 		"port": float64(80), "requestPath": "/", "checkIntervalSec": float64(5), "timeoutSec": float64(5),
 		"healthyThreshold": float64(2), "unhealthyThreshold": float64(2),
 		"selfLink": link("global/httpHealthChecks/hc"),

@@ -574,7 +574,9 @@ func (s *Server) insertInstance(c *call, inst *compute.Instance, q *quotaBatch, 
 		Scheduling:                &compute.ResourceStatusScheduling{},
 	}
 	inst.SatisfiesPzi = true
-	inst.ForceSendFields = append(inst.ForceSendFields, "CanIpForward", "DeletionProtection", "StartRestricted")
+	// canIpForward shows only when the request gave it, even as false
+	// (recorded: computetargetpool#19 has none, computetargetinstance#8 has false).
+	inst.ForceSendFields = append(inst.ForceSendFields, "DeletionProtection", "StartRestricted")
 	var sas []*compute.ServiceAccount
 	for _, sa := range inst.ServiceAccounts {
 		if sa == nil {
@@ -624,7 +626,14 @@ func (s *Server) insertInstance(c *call, inst *compute.Instance, q *quotaBatch, 
 		member.in = rec
 	}
 	s.changed()
+	var images []*publicImage
+	for _, pl := range plans {
+		if pl.spec != nil {
+			images = append(images, pl.spec.image)
+		}
+	}
 	op := s.startInstanceOp(c, rec, opSpec{Type: "insert", Target: selfLink, TargetID: id, Scope: scope, Kind: "compute.instances.insert",
+		Warnings: s.deprecationWarnings(images...),
 		Steps: []opStep{{At: 0.5, Fn: func() {
 			if rec.Status == "PROVISIONING" && !rec.deleting && !rec.gone {
 				rec.Status = "STAGING"
@@ -823,6 +832,10 @@ func (s *Server) instancesInsert(c *call) (any, *apiError) {
 	if e := c.decode(&inst); e != nil {
 		return nil, e
 	}
+	var keys map[string]json.RawMessage
+	if json.Unmarshal(c.body, &keys) == nil && keys["canIpForward"] != nil {
+		inst.ForceSendFields = append(inst.ForceSendFields, "CanIpForward")
+	}
 	if v := c.query("sourceMachineImage"); v != "" {
 		// The emulator has no machine images.
 		r, ok := parseRef(v, ref{Project: c.p.name, Scope: "global", Coll: "machineImages"})
@@ -891,6 +904,9 @@ func (s *Server) instanceFromTemplateRef(c *call, v string, body *compute.Instan
 		in.ShieldedInstanceConfig = body.ShieldedInstanceConfig
 	}
 	in.CanIpForward = in.CanIpForward || body.CanIpForward
+	if contains(body.ForceSendFields, "CanIpForward") {
+		in.ForceSendFields = append(in.ForceSendFields, "CanIpForward")
+	}
 	in.DeletionProtection = body.DeletionProtection
 	return in, nil
 }

@@ -38,9 +38,16 @@ type vmEnv struct {
 	ctx context.Context
 }
 
-func newVMEnv(t testing.TB, latency string) *vmEnv {
+// newVMEnv starts an emulator; tests that look at a state in passing
+// (PROVISIONING right after insert) give a scale > 1 so that a loaded machine
+// still sees it.
+func newVMEnv(t testing.TB, latency string, scale ...float64) *vmEnv {
 	t.Helper()
-	e := emulatortest.Start(t, emulator.Options{Latency: latency, Seed: 7, WaitCap: 5 * time.Second})
+	opts := emulator.Options{Latency: latency, Seed: 7, WaitCap: 5 * time.Second}
+	if len(scale) > 0 {
+		opts.TimeScale = scale[0]
+	}
+	e := emulatortest.Start(t, opts)
 	return &vmEnv{Emulator: e, svc: e.Compute(t), ctx: context.Background()}
 }
 
@@ -251,10 +258,13 @@ func TestInstanceInsertShape(t *testing.T) {
 
 	// Wire shape: zero values GCE sends, and what it never sends.
 	raw := e.rawGet(t, "zones/"+vmZone+"/instances/vm-1")
-	for k, want := range map[string]any{"canIpForward": false, "deletionProtection": false, "startRestricted": false} {
+	for k, want := range map[string]any{"deletionProtection": false, "startRestricted": false} {
 		if raw[k] != want {
 			t.Errorf("%s = %v, want %v", k, raw[k], want)
 		}
+	}
+	if _, ok := raw["canIpForward"]; ok {
+		t.Error("canIpForward must be absent when the insert did not give it")
 	}
 	if _, ok := raw["description"]; ok {
 		t.Error("description must be absent when not set")
@@ -367,7 +377,7 @@ func TestInstanceQuota(t *testing.T) {
 
 func TestInstanceLifecycle(t *testing.T) {
 	t.Parallel()
-	e := newVMEnv(t, emulator.LatencyFast)
+	e := newVMEnv(t, emulator.LatencyFast, 4)
 	op, err := e.svc.Instances.Insert(vmProj, vmZone, vmWithNAT(vmBasic("vm-1"), "")).Do()
 	if err != nil {
 		t.Fatal(err)
@@ -873,4 +883,31 @@ func TestInstanceFromTemplate(t *testing.T) {
 	vmWantErr(t, err, 404, "notFound")
 	_, err = e.svc.Instances.Insert(vmProj, vmZone, &compute.Instance{Name: "x"}).SourceMachineImage("global/machineImages/img").Do()
 	vmWantErr(t, err, 404, "notFound")
+}
+
+// TestInstanceCanIpForwardEchoed: canIpForward appears when the insert gave
+// it, even as false (recorded: computetargetinstance#8), and not otherwise
+// (recorded: computetargetpool#19).
+func TestInstanceCanIpForwardEchoed(t *testing.T) {
+	t.Parallel()
+	e := newVMEnv(t, emulator.LatencyNone)
+	body := map[string]any{"name": "given", "canIpForward": false, "machineType": "zones/" + vmZone + "/machineTypes/e2-medium",
+		"disks":             []any{map[string]any{"boot": true, "autoDelete": true, "initializeParams": map[string]any{"sourceImage": vmImage}}},
+		"networkInterfaces": []any{map[string]any{"network": "global/networks/default"}}}
+	b, _ := json.Marshal(body)
+	res, err := http.Post(e.Endpoint+"projects/"+vmProj+"/zones/"+vmZone+"/instances", "application/json", strings.NewReader(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("insert: %s", res.Status)
+	}
+	if v, ok := e.rawGet(t, "zones/"+vmZone+"/instances/given")["canIpForward"]; v != false || !ok {
+		t.Errorf("canIpForward = %v (present %v), want false", v, ok)
+	}
+	e.insert(t, vmBasic("omitted"))
+	if v, ok := e.rawGet(t, "zones/"+vmZone+"/instances/omitted")["canIpForward"]; ok {
+		t.Errorf("canIpForward = %v, want no such key", v)
+	}
 }

@@ -117,7 +117,19 @@ func (s *Server) fillSubnetwork(p *project, region string, sn *compute.Subnetwor
 	if sn.Purpose == "" {
 		sn.Purpose = "PRIVATE"
 	}
-	sn.StackType = "IPV4_ONLY"
+	// Recorded: only PRIVATE subnets show a stack type; proxy-only ones
+	// show a role and a state instead, PRIVATE_NAT ones neither.
+	switch sn.Purpose {
+	case "PRIVATE":
+		if sn.StackType == "" {
+			sn.StackType = "IPV4_ONLY"
+		}
+	case "REGIONAL_MANAGED_PROXY", "GLOBAL_MANAGED_PROXY", "INTERNAL_HTTPS_LOAD_BALANCER":
+		if sn.Role == "" {
+			sn.Role = "ACTIVE"
+		}
+		sn.State = "READY"
+	}
 	sn.AllowSubnetCidrRoutesOverlap = false
 	sn.ForceSendFields = append(sn.ForceSendFields, "PrivateIpGoogleAccess", "AllowSubnetCidrRoutesOverlap")
 }
@@ -206,6 +218,14 @@ func (s *Server) networksInsert(c *call) (any, *apiError) {
 	}
 	if _, ok := c.p.networks.get("global", n.Name); ok {
 		return nil, errAlreadyExists(relPath(c.p.name, "global", "networks", n.Name))
+	}
+	if n.NetworkProfile != "" {
+		// Stored as an absolute link, like every reference (recorded: computenetworkbasic#4).
+		r, ok := parseRef(n.NetworkProfile, ref{Project: c.p.name, Scope: "global", Coll: "networkProfiles"})
+		if !ok || r.Coll != "networkProfiles" || r.Scope != "global" {
+			return nil, errInvalidField("resource.networkProfile", n.NetworkProfile, "")
+		}
+		n.NetworkProfile = s.link(r.Project, "global", "networkProfiles", r.Name)
 	}
 	if e := s.checkQuota(c.p, "", "NETWORKS", 1); e != nil {
 		return nil, e
@@ -342,6 +362,13 @@ func (s *Server) subnetworksInsert(c *call) (any, *apiError) {
 		}
 	}
 	sn.Network = n.SelfLink
+	if sn.LogConfig != nil {
+		// A logConfig sent is echoed with its enable flag, mirrored in
+		// enableFlowLogs (recorded: fullalloydbcluster#8).
+		sn.LogConfig.ForceSendFields = append(sn.LogConfig.ForceSendFields, "Enable")
+		sn.EnableFlowLogs = sn.LogConfig.Enable
+		sn.ForceSendFields = append(sn.ForceSendFields, "EnableFlowLogs")
+	}
 	s.fillSubnetwork(c.p, c.region, &sn)
 	obj := &sn
 	return s.startOp(c, opSpec{Type: "insert", Target: obj.SelfLink, TargetID: obj.Id, Scope: scope,

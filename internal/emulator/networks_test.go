@@ -1,6 +1,7 @@
 package emulator_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -139,4 +140,69 @@ func TestDefaultNetworkSeeded(t *testing.T) {
 	// Auto-mode subnets cannot be deleted one by one.
 	_, err = e.svc.Subnetworks.Delete(proj, region, "default").Do()
 	apiErr(t, err, 400, "badRequest")
+}
+
+// TestSubnetworkShapeByPurpose: the recorded shapes (conformance corpus):
+// a logConfig sent is echoed, with enableFlowLogs; only PRIVATE subnets
+// have a stack type; proxy-only subnets have a role and a state instead.
+func TestSubnetworkShapeByPurpose(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, emulator.Options{})
+	e.do(t, e.svc.Networks.Insert(proj, &compute.Network{Name: "net", ForceSendFields: []string{"AutoCreateSubnetworks"}}))
+	for i, tc := range []struct {
+		name, purpose string
+		logConfig     bool
+		want          map[string]any
+		absent        []string
+	}{
+		{"plain", "", false, map[string]any{"stackType": "IPV4_ONLY", "purpose": "PRIVATE"}, []string{"logConfig", "enableFlowLogs", "role", "state"}},
+		{"logged", "", true, map[string]any{"stackType": "IPV4_ONLY", "logConfig": map[string]any{"enable": false}, "enableFlowLogs": false},
+			[]string{"role", "state"}},
+		{"nat", "PRIVATE_NAT", true, map[string]any{"logConfig": map[string]any{"enable": false}, "enableFlowLogs": false},
+			[]string{"stackType", "role", "state"}},
+		{"proxy", "REGIONAL_MANAGED_PROXY", false, map[string]any{"role": "ACTIVE", "state": "READY"}, []string{"stackType", "logConfig"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := map[string]any{"name": tc.name, "network": "global/networks/net", "ipCidrRange": fmt.Sprintf("10.%d.0.0/24", i)}
+			if tc.purpose != "" {
+				body["purpose"] = tc.purpose
+			}
+			if tc.logConfig {
+				body["logConfig"] = map[string]any{"enable": false}
+			}
+			if code, op := e.raw(t, "POST", "regions/"+region+"/subnetworks", body); code != 200 || op["status"] != "DONE" {
+				t.Fatalf("insert: %d %v", code, op)
+			}
+			_, got := e.raw(t, "GET", "regions/"+region+"/subnetworks/"+tc.name, nil)
+			for k, want := range tc.want {
+				if !cmp.Equal(got[k], want) {
+					t.Errorf("%s = %#v, want %#v", k, got[k], want)
+				}
+			}
+			for _, k := range tc.absent {
+				if v, ok := got[k]; ok {
+					t.Errorf("%s = %#v, want no such key", k, v)
+				}
+			}
+		})
+	}
+}
+
+// TestNetworkProfileIsALink: references in a network come back absolute
+// (recorded: computenetworkbasic#4).
+func TestNetworkProfileIsALink(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, emulator.Options{})
+	code, _ := e.raw(t, "POST", "global/networks", map[string]any{"name": "prof", "autoCreateSubnetworks": false,
+		"networkProfile": "projects/" + proj + "/global/networkProfiles/us-central1-a-vpc-falcon"})
+	if code != 200 {
+		t.Fatalf("insert: %d", code)
+	}
+	n, err := e.svc.Networks.Get(proj, "prof").Do()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := link("global/networkProfiles/us-central1-a-vpc-falcon"); n.NetworkProfile != want {
+		t.Errorf("networkProfile %q, want %q", n.NetworkProfile, want)
+	}
 }

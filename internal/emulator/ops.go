@@ -47,6 +47,9 @@ type opSpec struct {
 	// operation's finish (MIG delete ends when its last VM is gone); no
 	// timer runs and Steps are ignored.
 	Manual bool
+	// Warnings appear on the operation once it is DONE without error
+	// (a deprecated image was used).
+	Warnings []*compute.OperationWarnings
 }
 
 type opStep struct {
@@ -118,6 +121,9 @@ func (s *Server) startOp(c *call, spec opSpec) *operation {
 			}
 		} else if spec.Done != nil {
 			err = spec.Done()
+		}
+		if err == nil {
+			rec.op.Warnings = spec.Warnings
 		}
 		s.completeOp(c.p, rec, err)
 	}

@@ -30,6 +30,14 @@ func (s *Server) routes() {
 		s.handle("POST", sc.prefix+"operations/{operation}/wait", "compute."+sc.coll+".wait", nil)
 	}
 	s.handle("GET", "aggregated/operations", "compute.globalOperations.aggregatedList", s.opsAggregated)
+	// No autoscaler can exist here, but gcloud lists them to describe or
+	// list managed instance groups: answer with empty lists, as GCE does.
+	s.handle("GET", "zones/{zone}/autoscalers", "compute.autoscalers.list", s.autoscalersList)
+	s.handle("GET", "regions/{region}/autoscalers", "compute.regionAutoscalers.list", s.autoscalersList)
+	s.handle("GET", "aggregated/autoscalers", "compute.autoscalers.aggregatedList", func(c *call) (any, *apiError) {
+		return s.aggregatedResponse(c, "compute#autoscalerAggregatedList", "autoscalers", map[string][]any{},
+			append(s.regionScopes(), s.zoneScopes()...))
+	})
 
 	s.routesNetworks()
 	s.routesAddresses()
@@ -47,6 +55,11 @@ func (s *Server) routes() {
 }
 
 func (s *Server) projectsGet(c *call) (any, *apiError) { return s.projectObj(c.p), nil }
+
+func (s *Server) autoscalersList(c *call) (any, *apiError) {
+	return s.listResponse(c, "compute#autoscalerList", nil, s.link(c.p.name, s.opScope(c), "autoscalers"))
+}
+
 
 func (s *Server) zonesList(c *call) (any, *apiError) {
 	var items []any

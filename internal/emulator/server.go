@@ -88,6 +88,12 @@ func (o *Options) setDefaults() error {
 	if !o.InternalRange.IsValid() {
 		o.InternalRange = netip.MustParsePrefix("127.128.0.0/9")
 	}
+	if o.InternalRange.Bits() > 32-regionSliceBits-4 {
+		return fmt.Errorf("internal range %s is too small: it is split into 32 region subnets; use a /%d or larger", o.InternalRange, 32-regionSliceBits-4)
+	}
+	if len(regionCatalog) > 1<<regionSliceBits {
+		return fmt.Errorf("%d regions do not fit in %d region subnets", len(regionCatalog), 1<<regionSliceBits)
+	}
 	if o.ExternalRange.Overlaps(o.InternalRange) {
 		return fmt.Errorf("external range %s overlaps internal range %s", o.ExternalRange, o.InternalRange)
 	}

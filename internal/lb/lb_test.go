@@ -31,13 +31,12 @@ const (
 // fixture is one master VM on a static IP, with the load balancer's
 // reversible parts (health check, pool) ready.
 type fixture struct {
-	t     *testing.T
-	emu   *emulatortest.Emulator
-	c     *gce.Cloud
-	spec  *lb.Spec
-	m     lb.Master
-	ip    string
-	moves []string
+	t    *testing.T
+	emu  *emulatortest.Emulator
+	c    *gce.Cloud
+	spec *lb.Spec
+	m    lb.Master
+	ip   string
 }
 
 func newFixture(t *testing.T) *fixture {

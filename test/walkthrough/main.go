@@ -45,6 +45,9 @@ type options struct {
 	timeScale        float64
 	apiPort          int
 	verbose          bool
+	// externalRange and internalRange override the emulator's loopback
+	// ranges (tests claim their own so parallel test processes never meet).
+	externalRange, internalRange string
 }
 
 func main() {
@@ -193,8 +196,11 @@ func run(ctx context.Context, o options, out io.Writer) error {
 
 // startEmulator runs gce-emulator and reads its endpoint from stdout's first line.
 func (w *walk) startEmulator(ctx context.Context) (func(), error) {
-	cmd := exec.CommandContext(ctx, w.o.emulator, "--project", w.o.project, "--latency", "realistic",
-		"--time-scale", strconv.FormatFloat(w.o.timeScale, 'g', -1, 64))
+	args := []string{"--project", w.o.project, "--latency", "realistic", "--time-scale", strconv.FormatFloat(w.o.timeScale, 'g', -1, 64)}
+	if w.o.externalRange != "" {
+		args = append(args, "--external-range", w.o.externalRange, "--internal-range", w.o.internalRange)
+	}
+	cmd := exec.CommandContext(ctx, w.o.emulator, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -451,7 +457,67 @@ func (w *walk) check(ctx context.Context, c cluster) error {
 	if err := w.serveCheck(ctx, 5); err != nil {
 		return err
 	}
-	fmt.Fprintf(w.out, "   inventory: as promised (%d cluster resources); the static IP serves the API\n\n", total(got)-total(w.baseline))
+	if err := w.statusCheck(ctx, c); err != nil {
+		return err
+	}
+	fmt.Fprintf(w.out, "   inventory: as promised (%d cluster resources); the static IP serves the API; status agrees\n\n", total(got)-total(w.baseline))
+	return nil
+}
+
+// statusCheck compares `hakube status -o json` with what the flows promised:
+// replicas and pools per zone, the load balancer, and who holds the IP.
+func (w *walk) statusCheck(ctx context.Context, c cluster) error {
+	cmd := exec.CommandContext(ctx, w.o.hakube, "status", "-o", "json", "--zone", zoneB)
+	cmd.Env = append(cleanEnv(), "PROJECT="+w.o.project, "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE="+w.endpoint,
+		"HAKUBE_APISERVER_PORT="+strconv.Itoa(w.o.apiPort))
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("hakube status -o json: %v", err)
+	}
+	var st struct {
+		Mode     string `json:"mode"`
+		StaticIP struct {
+			Owner   string `json:"owner"`
+			Serving bool   `json:"serving"`
+		} `json:"staticIP"`
+		LoadBalancer *struct {
+			ForwardingRule string `json:"forwardingRule"`
+		} `json:"loadBalancer"`
+		Zones []struct {
+			Zone    string            `json:"zone"`
+			Masters []json.RawMessage `json:"masters"`
+			Pool    *struct {
+				TargetSize int `json:"targetSize"`
+				Running    int `json:"running"`
+			} `json:"pool"`
+		} `json:"zones"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		return fmt.Errorf("hakube status -o json: %v", err)
+	}
+	masters, pools := map[string]bool{}, map[string]bool{}
+	for _, z := range st.Zones {
+		if len(z.Masters) > 0 {
+			masters[z.Zone] = true
+		}
+		if z.Pool != nil && z.Pool.Running == z.Pool.TargetSize {
+			pools[z.Zone] = true
+		}
+	}
+	owner, mode := "instance kubernetes-master", "single-master"
+	if c.lb {
+		owner, mode = "forwarding-rule kubernetes-master", "load-balanced"
+	}
+	switch {
+	case fmt.Sprint(masters) != fmt.Sprint(c.masters):
+		return fmt.Errorf("status shows masters in %v, want %v", masters, c.masters)
+	case fmt.Sprint(pools) != fmt.Sprint(c.pools):
+		return fmt.Errorf("status shows complete pools in %v, want %v", pools, c.pools)
+	case st.StaticIP.Owner != owner || !st.StaticIP.Serving:
+		return fmt.Errorf("status shows the static IP held by %q (serving %v), want %q serving", st.StaticIP.Owner, st.StaticIP.Serving, owner)
+	case st.Mode != mode || (st.LoadBalancer != nil && st.LoadBalancer.ForwardingRule != "") != c.lb:
+		return fmt.Errorf("status shows mode %q, load balancer %+v; want %q", st.Mode, st.LoadBalancer, mode)
+	}
 	return nil
 }
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hakube/hakube/internal/emulator/emulatortest"
 )
 
 // TestWalkthrough runs kube-up's HA guide end to end with the built
@@ -27,9 +29,11 @@ func TestWalkthrough(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
+	ext, internal := emulatortest.ClaimRanges(t)
 	err := run(ctx, options{
 		hakube: filepath.Join(bin, "hakube"), emulator: filepath.Join(bin, "gce-emulator"),
 		project: "hakube-demo", timeScale: 0.02, apiPort: 16443,
+		externalRange: ext.String(), internalRange: internal.String(),
 	}, &out)
 	t.Log(out.String())
 	if err != nil {

@@ -4,7 +4,11 @@ package emulatortest
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"net/http/httptest"
+	"net/netip"
+	"os"
 	"testing"
 
 	"github.com/hakube/hakube/internal/emulator"
@@ -30,6 +34,9 @@ func Start(t testing.TB, opts emulator.Options) *Emulator {
 	if opts.Latency == "" {
 		opts.Latency = emulator.LatencyNone
 	}
+	if opts.DataPlane && !opts.ExternalRange.IsValid() && !opts.InternalRange.IsValid() {
+		opts.ExternalRange, opts.InternalRange = ClaimRanges(t)
+	}
 	srv, err := emulator.New(opts)
 	if err != nil {
 		t.Fatalf("start emulator: %v", err)
@@ -51,3 +58,31 @@ func (e *Emulator) Compute(t testing.TB) *compute.Service {
 	}
 	return svc
 }
+
+// ClaimRanges reserves loopback ranges for one data-plane emulator, unique
+// across every test process on the machine: Go runs packages' tests in
+// parallel, and two emulators binding the same IP would answer for each
+// other. A range is held by listening on a sentinel address inside it until
+// the test ends (the claim is released after the emulator's own cleanup,
+// which Start registers later). Slot k gives external 127.(64+k).0.0/16 and
+// internal 127.(128+2k).0.0/15, which splits into /20 region subnets.
+func ClaimRanges(t testing.TB) (external, internal netip.Prefix) {
+	t.Helper()
+	start := os.Getpid() % claimSlots
+	for i := 0; i < claimSlots; i++ {
+		k := (start + i) % claimSlots
+		l, err := net.Listen("tcp", fmt.Sprintf("127.%d.255.254:%d", 64+k, claimPort))
+		if err != nil {
+			continue // another emulator holds this slot
+		}
+		t.Cleanup(func() { l.Close() })
+		return netip.MustParsePrefix(fmt.Sprintf("127.%d.0.0/16", 64+k)), netip.MustParsePrefix(fmt.Sprintf("127.%d.0.0/15", 128+2*k))
+	}
+	t.Fatalf("no free loopback range: %d data-plane emulators already run on this machine", claimSlots)
+	return
+}
+
+const (
+	claimSlots = 64
+	claimPort  = 65001
+)
