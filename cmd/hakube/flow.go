@@ -21,6 +21,7 @@ type flowOptions struct {
 	yes         bool
 	breakLock   bool
 	parallelism int
+	apiPort     int // for the summary; set from the loaded config
 }
 
 func (o *flowOptions) addFlags(cmd *cobra.Command) {
@@ -84,6 +85,7 @@ func (o *flowOptions) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	o.apiPort = cfg.APIServerPort
 	if o.parallelism < 1 {
 		return &usageError{fmt.Errorf("--parallelism must be at least 1, got %d", o.parallelism)}
 	}
@@ -158,7 +160,7 @@ func (o *flowOptions) writeReport(rep *cluster.Report, runErr error) error {
 	if runErr != nil {
 		verb = "Stopped"
 	}
-	fmt.Fprintf(w, "%s: %s for cluster %q in %s: %s in %s, %d Compute API calls.\n",
+	fmt.Fprintf(w, "%s: %s (cluster %q, project %s): %s in %s, %d Compute API calls.\n",
 		verb, rep.Flow, rep.Cluster, rep.Project, rep.Result.Summary(), round(rep.Duration), rep.APICalls)
 	for _, mv := range rep.Outages {
 		state := "measured outage"
@@ -167,7 +169,36 @@ func (o *flowOptions) writeReport(rep *cluster.Report, runErr error) error {
 		}
 		fmt.Fprintf(w, "Static IP moved from %s to %s: %s %s.\n", mv.From, mv.To, state, round(mv.Outage))
 	}
+	if runErr == nil && rep.Status != nil {
+		writeSummary(w, rep.Status, o.apiPort)
+	}
 	return nil
+}
+
+// writeSummary says where the cluster's API is and what it consists of.
+func writeSummary(w io.Writer, st *cluster.Status, port int) {
+	if !st.Exists {
+		fmt.Fprintf(w, "Cluster %q no longer exists.\n", st.Cluster)
+		return
+	}
+	if ip := st.StaticIP; ip != nil {
+		fmt.Fprintf(w, "API: https://%s:%d, held by %s (%s).\n", ip.Address, port, ip.Owner, st.Mode)
+	}
+	var masters, pools []string
+	for _, z := range st.Zones {
+		for _, m := range z.Masters {
+			masters = append(masters, fmt.Sprintf("%s (%s)", m.Name, z.Zone))
+		}
+		if z.Pool != nil {
+			pools = append(pools, fmt.Sprintf("%s: %d nodes", z.Zone, z.Pool.TargetSize))
+		}
+	}
+	if len(masters) > 0 {
+		fmt.Fprintf(w, "Masters: %s.\n", strings.Join(masters, ", "))
+	}
+	if len(pools) > 0 {
+		fmt.Fprintf(w, "Node pools: %s.\n", strings.Join(pools, ", "))
+	}
 }
 
 // writeData renders v as JSON or YAML on w.

@@ -191,3 +191,12 @@ func TestUpReportAsYAMLAndStatus(t *testing.T) {
 		t.Error("output contains key material")
 	}
 }
+
+func TestMissingCredentialsSaysWhatToRun(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", filepath.Join(t.TempDir(), "missing.json"))
+	code, _, stderr := runCLI(t, "status", "--project", "p-123456")
+	if code != 1 || !strings.Contains(stderr, "gcloud auth application-default login") || !strings.Contains(stderr, "--endpoint") {
+		t.Errorf("exit %d, stderr %q; want exit 1 telling the user to log in or use an emulator", code, stderr)
+	}
+}

@@ -127,6 +127,7 @@ func Run(ctx context.Context, env *Env, cfg *Config, opts RunOptions) (*Report, 
 	if err != nil {
 		return rep, fmt.Errorf("verify: %w", err)
 	}
+	rep.Status, _ = statusOf(ctx, env, cfg, obs2, false)
 	if p2, err := plan(ctx, env, cfg, obs2, opts.Command); err == nil && p2.plan.Mutations() > 0 {
 		var left []string
 		for _, s := range p2.plan.Steps {

@@ -79,10 +79,13 @@ func GetStatus(ctx context.Context, env *Env, cfg *Config) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	return statusOf(ctx, env, cfg, obs)
+	return statusOf(ctx, env, cfg, obs, true)
 }
 
-func statusOf(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*Status, error) {
+// statusOf renders what was observed. With probe it also asks the API, the
+// load balancer and the pools how they are doing (a few more calls); without,
+// it costs no call (the summary after a flow).
+func statusOf(ctx context.Context, env *Env, cfg *Config, obs *Observed, probe bool) (*Status, error) {
 	p := newPlanner(env, cfg, obs, "status")
 	st := &Status{Cluster: cfg.ClusterName(), Project: cfg.Project, Region: obs.Region, Exists: obs.Exists(), Conflicts: obs.Conflicts}
 	if !st.Exists {
@@ -128,7 +131,7 @@ func statusOf(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*Statu
 			ip.Owner = "forwarding-rule " + cfg.ForwardingRuleName()
 		}
 		st.StaticIP = ip
-		if p.ca != nil {
+		if p.ca != nil && probe {
 			g.Go(func() error {
 				err := env.prober(cfg, p.ca).Probe(gctx, ip.Address)
 				mu.Lock()
@@ -159,6 +162,9 @@ func statusOf(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*Statu
 					in = m
 				}
 			}
+			if !probe {
+				continue
+			}
 			if running(in) && ms.ExternalIP != "" && p.ca != nil && obs.Address != nil {
 				g.Go(func() error {
 					pr := env.prober(cfg, p.ca)
@@ -188,6 +194,9 @@ func statusOf(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*Statu
 		z, mig := z, mig
 		ps := &PoolStatus{Name: mig.Name, TargetSize: mig.TargetSize, Stable: mig.Status != nil && mig.Status.IsStable}
 		zone(z).Pool = ps
+		if !probe {
+			continue
+		}
 		g.Go(func() error {
 			ins, err := env.Cloud.ListManagedInstances(gctx, z, mig.Name)
 			if err != nil {
