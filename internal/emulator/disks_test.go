@@ -198,3 +198,24 @@ func TestPublicImageShape(t *testing.T) {
 		t.Errorf("licenseCodes[0] %#v, want an int64 as a string", codes[0])
 	}
 }
+
+// TestImageFamilyView: gcloud names an image family through a zonal family
+// view (projects/P/zones/-/imageFamilyViews/F); it resolves like the family.
+func TestImageFamilyView(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, emulator.Options{})
+	for _, src := range []string{"projects/debian-cloud/zones/-/imageFamilyViews/debian-12",
+		gceURL + "projects/debian-cloud/zones/" + zone + "/imageFamilyViews/debian-12"} {
+		e.do(t, e.svc.Disks.Insert(proj, zone, &compute.Disk{Name: "from-view", SourceImage: src}))
+		d, err := e.svc.Disks.Get(proj, zone, "from-view").Do()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.SourceImage != gceURL+"projects/debian-cloud/global/images/debian-12-bookworm-v20261013" {
+			t.Errorf("%s: sourceImage %s, want the family's current image", src, d.SourceImage)
+		}
+		e.do(t, e.svc.Disks.Delete(proj, zone, "from-view"))
+	}
+	_, err := e.svc.Disks.Insert(proj, zone, &compute.Disk{Name: "nope", SourceImage: "projects/debian-cloud/zones/-/imageFamilyViews/debian-99"}).Do()
+	apiErr(t, err, 404, "notFound")
+}

@@ -585,3 +585,26 @@ func TestInstancesPaging(t *testing.T) {
 		t.Errorf("filtered last page: %v %d items", err, len(f.Items))
 	}
 }
+
+// TestAutoscalersListEmpty: no autoscaler can exist, but gcloud lists them
+// to describe a managed instance group; GCE answers with an empty list.
+func TestAutoscalersListEmpty(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, emulator.Options{})
+	for path, kind := range map[string]string{
+		"zones/" + zone + "/autoscalers":     "compute#autoscalerList",
+		"regions/" + region + "/autoscalers": "compute#autoscalerList",
+		"aggregated/autoscalers":             "compute#autoscalerAggregatedList",
+	} {
+		code, got := e.raw(t, "GET", path, nil)
+		if code != 200 || got["kind"] != kind {
+			t.Errorf("GET %s: %d %v", path, code, got)
+		}
+		if items, ok := got["items"].([]any); ok && len(items) > 0 {
+			t.Errorf("GET %s: items %v, want none", path, items)
+		}
+	}
+	if _, err := e.svc.Autoscalers.List(proj, zone).Do(); err != nil {
+		t.Errorf("official client: %v", err)
+	}
+}

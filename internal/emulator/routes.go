@@ -60,7 +60,6 @@ func (s *Server) autoscalersList(c *call) (any, *apiError) {
 	return s.listResponse(c, "compute#autoscalerList", nil, s.link(c.p.name, s.opScope(c), "autoscalers"))
 }
 
-
 func (s *Server) zonesList(c *call) (any, *apiError) {
 	var items []any
 	for _, z := range s.cat.zones {
