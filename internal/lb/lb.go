@@ -235,7 +235,7 @@ func Promote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
 		mv.From = "forwarding rule " + s.Rule
 		// Already moved; make sure the old master has an IP of its own.
 		if externalIP(in) == nil {
-			if err := c.AddAccessConfig(ctx, m.Zone, m.Name, AccessConfigName, ""); err != nil {
+			if err := attach(ctx, c, m, ""); err != nil {
 				return mv, fmt.Errorf("give %s an ephemeral IP: %w", m.Name, err)
 			}
 		}
@@ -248,8 +248,7 @@ func Promote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
 			return mv, fmt.Errorf("static IP %s is on %s, not on %s", s.IP, owner.Instance, m.Name)
 		}
 		// The outage starts here: the IP stops answering once this is done.
-		ac := externalIP(in)
-		if err := c.DeleteAccessConfig(ctx, m.Zone, m.Name, ac.Name); err != nil {
+		if err := detach(ctx, c, m, externalIP(in).Name); err != nil {
 			return mv, fmt.Errorf("detach static IP from %s: %w", m.Name, err)
 		}
 	case OwnerNone:
@@ -265,11 +264,11 @@ func Promote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
 		if ac := externalIP(in); ac != nil && ac.NatIP != s.IP {
 			return nil
 		} else if ac != nil {
-			if err := c.DeleteAccessConfig(gctx, m.Zone, m.Name, ac.Name); err != nil {
+			if err := detach(gctx, c, m, ac.Name); err != nil {
 				return fmt.Errorf("detach static IP from %s: %w", m.Name, err)
 			}
 		}
-		if err := c.AddAccessConfig(gctx, m.Zone, m.Name, AccessConfigName, ""); err != nil {
+		if err := attach(gctx, c, m, ""); err != nil {
 			return fmt.Errorf("give %s an ephemeral IP: %w", m.Name, err)
 		}
 		return nil
@@ -365,7 +364,7 @@ func Demote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
 			return fmt.Errorf("read master %s: %w", m.Name, err)
 		}
 		if ac := externalIP(in); ac != nil && ac.NatIP != s.IP {
-			if err := c.DeleteAccessConfig(gctx, m.Zone, m.Name, ac.Name); err != nil {
+			if err := detach(gctx, c, m, ac.Name); err != nil {
 				return fmt.Errorf("drop %s's ephemeral IP: %w", m.Name, err)
 			}
 		}
@@ -378,8 +377,14 @@ func Demote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
 	if err != nil {
 		return mv, fmt.Errorf("read master %s: %w", m.Name, err)
 	}
-	if externalIP(in) == nil {
-		if err := c.AddAccessConfig(ctx, m.Zone, m.Name, AccessConfigName, s.IP); err != nil {
+	if ac := externalIP(in); ac == nil || ac.NatIP != s.IP {
+		if ac != nil {
+			// An earlier, interrupted run's ephemeral IP came back meanwhile.
+			if err := detach(ctx, c, m, ac.Name); err != nil {
+				return mv, fmt.Errorf("drop %s's ephemeral IP: %w", m.Name, err)
+			}
+		}
+		if err := attach(ctx, c, m, s.IP); err != nil {
 			return mv, fmt.Errorf("attach static IP %s to %s: %w", s.IP, m.Name, err)
 		}
 	}
@@ -403,6 +408,34 @@ func Teardown(ctx context.Context, c Cloud, s *Spec) error {
 		}
 	}
 	return nil
+}
+
+// detach removes the master's access config. An operation of an earlier,
+// interrupted attempt may have removed it meanwhile: that is success.
+func detach(ctx context.Context, c Cloud, m Master, name string) error {
+	err := c.DeleteAccessConfig(ctx, m.Zone, m.Name, name)
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	if in, gerr := c.GetInstance(ctx, m.Zone, m.Name); gerr == nil && externalIP(in) == nil {
+		return nil
+	}
+	return err
+}
+
+// attach gives the master an access config (natIP "" for an ephemeral IP).
+// If an earlier, interrupted attempt already did, that is success.
+func attach(ctx context.Context, c Cloud, m Master, natIP string) error {
+	err := c.AddAccessConfig(ctx, m.Zone, m.Name, AccessConfigName, natIP)
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	if in, gerr := c.GetInstance(ctx, m.Zone, m.Name); gerr == nil {
+		if ac := externalIP(in); ac != nil && (natIP == "" || ac.NatIP == natIP) {
+			return nil
+		}
+	}
+	return err
 }
 
 func contains(list []string, v string) bool {
