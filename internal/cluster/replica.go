@@ -17,13 +17,7 @@ import (
 // static IP moves from the first master to the forwarding rule.
 func planReplica(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*planner, error) {
 	p := newPlanner(env, cfg, obs, FlowReplica)
-	if err := requireCluster(cfg, obs); err != nil {
-		return nil, err
-	}
-	if err := p.regionCheck(ctx); err != nil {
-		return nil, err
-	}
-	if err := p.conflicts(); err != nil {
+	if err := p.growPreflight(ctx); err != nil {
 		return nil, err
 	}
 	source := p.healthyMaster()

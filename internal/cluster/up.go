@@ -173,13 +173,7 @@ func (p *planner) mastersNamed(ctx context.Context) []lb.Master {
 // planNodePool adds a node pool in another zone of the cluster's region.
 func planNodePool(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*planner, error) {
 	p := newPlanner(env, cfg, obs, FlowNodePool)
-	if err := requireCluster(cfg, obs); err != nil {
-		return nil, err
-	}
-	if err := p.regionCheck(ctx); err != nil {
-		return nil, err
-	}
-	if err := p.conflicts(); err != nil {
+	if err := p.growPreflight(ctx); err != nil {
 		return nil, err
 	}
 	p.addLock(false)
@@ -190,6 +184,18 @@ func planNodePool(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*p
 	}
 	p.ensurePool(cfg.Zone, template)
 	return p, nil
+}
+
+// growPreflight is what adding to a cluster needs: the cluster exists, the
+// zone is in its region, and no name it needs is taken.
+func (p *planner) growPreflight(ctx context.Context) error {
+	if err := requireCluster(p.cfg, p.obs); err != nil {
+		return err
+	}
+	if err := p.regionCheck(ctx); err != nil {
+		return err
+	}
+	return p.conflicts()
 }
 
 func requireCluster(cfg *Config, obs *Observed) error {

@@ -144,13 +144,21 @@ func (c *Cloud) do(ctx context.Context, g group, method string, call func(ctx co
 		pause := bo.Pause()
 		c.log.Debug("retrying", zap.String("method", method), zap.Int("attempt", attempt),
 			zap.Duration("pause", pause), zap.Error(err))
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := sleep(ctx, pause); err != nil {
+			return err
 		}
+	}
+}
+
+// sleep pauses for d unless ctx ends first.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
@@ -175,15 +183,10 @@ func (c *Cloud) mutate(ctx context.Context, method string, call func(ctx context
 		if err == nil || !retryable(err) || attempt >= c.opts.RetryAttempts || ctx.Err() != nil {
 			return err
 		}
-		pause := bo.Pause()
 		c.log.Debug("operation failed; retrying with a new requestId", zap.String("method", method),
 			zap.Int("attempt", attempt), zap.Error(err))
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := sleep(ctx, bo.Pause()); err != nil {
+			return err
 		}
 	}
 }
