@@ -305,3 +305,51 @@ func (s *scenario) clearFaults() {
 		s.t.Fatal(err)
 	}
 }
+
+// TestScenarioIPMoveInterrupted stops the run (Ctrl-C) at several points of
+// the IP move, from before its first call to the wait for propagation; a
+// re-run always completes the move with the IP serving.
+func TestScenarioIPMoveInterrupted(t *testing.T) {
+	for _, after := range []time.Duration{0, 15 * time.Millisecond, 60 * time.Millisecond, 150 * time.Millisecond} {
+		t.Run(after.String(), func(t *testing.T) {
+			s := haCluster(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			rep := &cancelAfter{match: "move static IP", after: after, cancel: cancel}
+			_, err := Run(ctx, s.env(), s.config("up", "--zone", zc, "--replicate-master"), RunOptions{Command: "up", Reporter: rep})
+			if err != nil && !errors.Is(err, context.Canceled) { // a late cancel may find the move done
+				t.Fatalf("err = %v, want the run cancelled", err)
+			}
+			s.mustRun("up", "--zone", zc, "--replicate-master")
+			s.expect(shape{prefix: "kubernetes", masters: []string{zb, zc}, pools: map[string]int{zb: 1}, lb: true})
+			s.wantOwner(lb.OwnerLB)
+
+			// And back: interrupted while the IP returns to the last master.
+			ctx, cancel = context.WithCancel(context.Background())
+			defer cancel()
+			rep = &cancelAfter{match: "move static IP", after: after, cancel: cancel}
+			_, err = Run(ctx, s.env(), s.config("down", "--zone", zc, "--delete-nodes=false"), RunOptions{Command: "down", Reporter: rep})
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Fatalf("down: err = %v, want the run cancelled", err)
+			}
+			s.mustRun("down", "--zone", zc, "--delete-nodes=false")
+			s.expect(shape{prefix: "kubernetes", masters: []string{zb}, pools: map[string]int{zb: 1}})
+			s.wantOwner(lb.OwnerMaster)
+		})
+	}
+}
+
+// cancelAfter cancels the run a while after a step whose id starts with
+// match has started.
+type cancelAfter struct {
+	match  string
+	after  time.Duration
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) StepStarted(s *Step) {
+	if strings.HasPrefix(s.ID, c.match) {
+		time.AfterFunc(c.after, c.cancel)
+	}
+}
+func (c *cancelAfter) StepDone(*Step, error, time.Duration) {}
