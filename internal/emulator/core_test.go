@@ -91,25 +91,7 @@ func (e *env) fails(t *testing.T, c opCall, code string, status int64) *compute.
 // wait polls an operation in its own scope until it is DONE.
 func (e *env) wait(t *testing.T, op *compute.Operation) *compute.Operation {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for op.Status != "DONE" {
-		if time.Now().After(deadline) {
-			t.Fatalf("operation %s still %s", op.Name, op.Status)
-		}
-		var err error
-		switch {
-		case op.Zone != "":
-			op, err = e.svc.ZoneOperations.Wait(proj, lastPart(op.Zone), op.Name).Do()
-		case op.Region != "":
-			op, err = e.svc.RegionOperations.Wait(proj, lastPart(op.Region), op.Name).Do()
-		default:
-			op, err = e.svc.GlobalOperations.Wait(proj, op.Name).Do()
-		}
-		if err != nil {
-			t.Fatalf("wait: %v", err)
-		}
-	}
-	return op
+	return emulatortest.WaitOp(t, e.svc, proj, op)
 }
 
 // opFailed asserts a mutation was accepted and its operation ended with code.

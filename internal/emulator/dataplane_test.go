@@ -147,19 +147,7 @@ func (e *dpEnv) waitOp(t *testing.T, op *compute.Operation, err error) {
 	if err != nil {
 		t.Fatalf("request: %v", err)
 	}
-	for op.Status != "DONE" {
-		switch {
-		case op.Zone != "":
-			op, err = e.svc.ZoneOperations.Wait(dpProject, lastSeg(op.Zone), op.Name).Do()
-		case op.Region != "":
-			op, err = e.svc.RegionOperations.Wait(dpProject, lastSeg(op.Region), op.Name).Do()
-		default:
-			op, err = e.svc.GlobalOperations.Wait(dpProject, op.Name).Do()
-		}
-		if err != nil {
-			t.Fatalf("wait %s: %v", op.Name, err)
-		}
-	}
+	op = emulatortest.WaitOp(t, e.svc, dpProject, op)
 	if op.Error != nil {
 		b, _ := json.Marshal(op.Error)
 		t.Fatalf("operation %s %s failed: %s", op.OperationType, op.TargetLink, b)

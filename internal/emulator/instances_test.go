@@ -58,25 +58,7 @@ type vmOpCall interface {
 // waitOp polls an operation in its scope until DONE.
 func (e *vmEnv) waitOp(t *testing.T, op *compute.Operation) *compute.Operation {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for op.Status != "DONE" {
-		if time.Now().After(deadline) {
-			t.Fatalf("operation %s still %s", op.Name, op.Status)
-		}
-		var err error
-		switch {
-		case op.Zone != "":
-			op, err = e.svc.ZoneOperations.Wait(vmProj, vmLast(op.Zone), op.Name).Do()
-		case op.Region != "":
-			op, err = e.svc.RegionOperations.Wait(vmProj, vmLast(op.Region), op.Name).Do()
-		default:
-			op, err = e.svc.GlobalOperations.Wait(vmProj, op.Name).Do()
-		}
-		if err != nil {
-			t.Fatalf("wait: %v", err)
-		}
-	}
-	return op
+	return emulatortest.WaitOp(t, e.svc, vmProj, op)
 }
 
 // ok runs a mutation and waits until its operation succeeded.

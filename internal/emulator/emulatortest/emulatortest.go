@@ -9,7 +9,9 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"path"
 	"testing"
+	"time"
 
 	"github.com/hakube/hakube/internal/emulator"
 	compute "google.golang.org/api/compute/v1"
@@ -57,6 +59,31 @@ func (e *Emulator) Compute(t testing.TB) *compute.Service {
 		t.Fatalf("compute client: %v", err)
 	}
 	return svc
+}
+
+// WaitOp waits with the operations' wait method until op is DONE (at most
+// 10 s) and returns it; the caller checks op.Error.
+func WaitOp(t testing.TB, svc *compute.Service, project string, op *compute.Operation) *compute.Operation {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for op.Status != "DONE" {
+		if time.Now().After(deadline) {
+			t.Fatalf("operation %s still %s", op.Name, op.Status)
+		}
+		var err error
+		switch {
+		case op.Zone != "":
+			op, err = svc.ZoneOperations.Wait(project, path.Base(op.Zone), op.Name).Do()
+		case op.Region != "":
+			op, err = svc.RegionOperations.Wait(project, path.Base(op.Region), op.Name).Do()
+		default:
+			op, err = svc.GlobalOperations.Wait(project, op.Name).Do()
+		}
+		if err != nil {
+			t.Fatalf("wait for operation: %v", err)
+		}
+	}
+	return op
 }
 
 // ClaimRanges reserves loopback ranges for one data-plane emulator, unique
