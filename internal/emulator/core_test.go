@@ -110,8 +110,6 @@ func (e *env) opFailed(t *testing.T, op *compute.Operation, err error, code stri
 	return op
 }
 
-func lastPart(s string) string { return s[strings.LastIndexByte(s, '/')+1:] }
-
 // raw sends a request to a Compute path (relative to the project) and
 // returns the status and decoded body: the typed client hides wire shapes.
 func (e *env) raw(t *testing.T, method, path string, body any) (int, map[string]any) {

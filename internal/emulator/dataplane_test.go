@@ -172,8 +172,6 @@ func externalOf(in *compute.Instance) string {
 	return ""
 }
 
-func lastSeg(s string) string { return s[strings.LastIndexByte(s, '/')+1:] }
-
 func (e *dpEnv) dataPlane(t *testing.T) *emulator.DataPlane {
 	t.Helper()
 	dp, err := e.Control.DataPlane(context.Background())
