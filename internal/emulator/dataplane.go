@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	compute "google.golang.org/api/compute/v1"
 )
 
 // The data plane makes the emulated network real on loopback: masters serve
@@ -323,17 +324,20 @@ func (d *dataPlane) snap() *snapshot {
 				ps.members = append(ps.members, m)
 			}
 			if len(tp.HealthChecks) > 0 {
+				// A dangling reference still makes the pool checked, with
+				// GCE's defaults.
+				hc := &compute.HttpHealthCheck{}
 				if r, ok := parseRef(tp.HealthChecks[0], ref{Project: p.name, Scope: "global", Coll: "httpHealthChecks"}); ok {
-					if hc, ok := p.httpHealthChecks.get("global", r.Name); ok {
-						ps.check = &checkSnap{link: tp.HealthChecks[0], port: int(hc.Port), path: hc.RequestPath, host: hc.Host,
-							intervalSec: hc.CheckIntervalSec, timeoutSec: hc.TimeoutSec,
-							healthy: int(hc.HealthyThreshold), unhealthy: int(hc.UnhealthyThreshold)}
+					if stored, ok := p.httpHealthChecks.get("global", r.Name); ok {
+						c := *stored
+						hc = &c
 					}
 				}
-				if ps.check == nil { // a dangling reference still makes the pool checked
-					ps.check = &checkSnap{link: tp.HealthChecks[0]}
-				}
-				ps.check.fill(sn.preset, sn.scale)
+				httpHealthCheckDefaults(hc)
+				ps.check = &checkSnap{link: tp.HealthChecks[0], port: int(hc.Port), path: hc.RequestPath, host: hc.Host,
+					intervalSec: hc.CheckIntervalSec, timeoutSec: hc.TimeoutSec,
+					healthy: int(hc.HealthyThreshold), unhealthy: int(hc.UnhealthyThreshold)}
+				ps.check.scale(sn.preset, sn.scale)
 			}
 			sn.pools[poolKey(ps.link)] = ps
 		}
@@ -393,27 +397,9 @@ func guestMetadata(in *instanceRec) (kubeEnv, certs string) {
 	return kubeEnv, certs
 }
 
-// fill applies GCE's defaults and scales interval and timeout like the
-// latency model scales operations.
-func (c *checkSnap) fill(preset string, scale float64) {
-	if c.port == 0 {
-		c.port = 80
-	}
-	if c.path == "" {
-		c.path = "/"
-	}
-	if c.intervalSec == 0 {
-		c.intervalSec = 5
-	}
-	if c.timeoutSec == 0 {
-		c.timeoutSec = 5
-	}
-	if c.healthy <= 0 {
-		c.healthy = 2
-	}
-	if c.unhealthy <= 0 {
-		c.unhealthy = 2
-	}
+// scale turns interval and timeout into emulated time, like the latency
+// model scales operations.
+func (c *checkSnap) scale(preset string, scale float64) {
 	c.interval = scaledDuration(preset, scale, float64(c.intervalSec), minCheckInterval)
 	c.timeout = scaledDuration(preset, scale, float64(c.timeoutSec), minCheckTimeout)
 }
