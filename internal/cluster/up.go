@@ -146,7 +146,11 @@ func (p *planner) planLBFirst(masterStep string) []string {
 	}
 	pool = p.step(ActCreate, fmt.Sprintf("target-pool %s (%s)", p.cfg.TargetPoolName(), p.region()), "holds the master replicas behind the static IP",
 		func(ctx context.Context) error {
-			return lb.EnsurePool(ctx, p.env.Cloud, p.lbSpec(""), p.mastersNamed(ctx))
+			masters, err := p.currentMasters(ctx)
+			if err != nil {
+				return err
+			}
+			return lb.EnsurePool(ctx, p.env.Cloud, p.lbSpec(""), masters)
 		},
 		hc, masterStep)
 	rule := p.step(ActCreate, fmt.Sprintf("forwarding-rule %s (%s)", p.cfg.ForwardingRuleName(), p.region()), "the static IP on the load balancer from day one: later replica changes never move it",
@@ -154,12 +158,12 @@ func (p *planner) planLBFirst(masterStep string) []string {
 	return []string{rule}
 }
 
-// mastersNamed re-reads the cluster's masters as load-balancer members (the
-// first master may have been created in this run).
-func (p *planner) mastersNamed(ctx context.Context) []lb.Master {
+// currentMasters re-reads the cluster's masters as load-balancer members
+// (the first master may have been created in this run).
+func (p *planner) currentMasters(ctx context.Context) ([]lb.Master, error) {
 	ins, err := p.env.Cloud.AggregatedInstances(ctx, gce.ClusterFilter(p.cfg.ClusterName()))
 	if err != nil {
-		return nil
+		return nil, wrap(err, "list masters")
 	}
 	var out []lb.Master
 	for _, in := range ins {
@@ -167,7 +171,7 @@ func (p *planner) mastersNamed(ctx context.Context) []lb.Master {
 			out = append(out, lb.MasterOf(in))
 		}
 	}
-	return out
+	return out, nil
 }
 
 // planNodePool adds a node pool in another zone of the cluster's region.
