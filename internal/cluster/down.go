@@ -204,14 +204,14 @@ func (p *planner) repairLB() {
 // removeOrphanDisks deletes replica disks whose VM is gone (an earlier run
 // stopped between the two).
 func (p *planner) removeOrphanDisks(zone string) {
-	for name, d := range p.obs.Disks {
+	for _, name := range p.obs.diskNames() {
+		d := p.obs.Disks[name]
 		if gce.LastSegment(d.Zone) != zone || contains(p.masterNames(), strings.TrimSuffix(name, "-pd")) {
 			continue
 		}
 		if p.lockID == "" && p.obs.Address != nil {
 			p.addLock(false)
 		}
-		d := d
 		p.step(ActDelete, fmt.Sprintf("disk %s (%s)", d.Name, zone), "a replica data disk left without its VM",
 			func(ctx context.Context) error {
 				return wrap(p.env.Cloud.DeleteDisk(ctx, zone, d.Name), "delete disk %s", d.Name)
@@ -318,8 +318,8 @@ func (p *planner) teardown() *planner {
 			})
 		vms = append(vms, vm)
 	}
-	for _, d := range obs.Disks {
-		d := d
+	for _, name := range obs.diskNames() {
+		d := obs.Disks[name]
 		zone := gce.LastSegment(d.Zone)
 		dep := ""
 		for i, m := range obs.Masters {

@@ -58,6 +58,17 @@ func (o *Observed) MasterIn(zone string) []*compute.Instance {
 	return out
 }
 
+// diskNames lists the masters' data disks by name, so plans come out in
+// the same order every time.
+func (o *Observed) diskNames() []string {
+	names := make([]string, 0, len(o.Disks))
+	for n := range o.Disks {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
 // MasterZones lists the zones that hold masters, sorted.
 func (o *Observed) MasterZones() []string {
 	var zs []string

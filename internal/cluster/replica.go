@@ -154,7 +154,8 @@ func memberOf(tp *compute.TargetPool, name string, masters []*compute.Instance) 
 // orphanReplicaDisk finds a replica data disk in the zone without its VM: an
 // earlier run stopped between the two, and the re-run reuses the name.
 func (p *planner) orphanReplicaDisk() string {
-	for name, d := range p.obs.Disks {
+	for _, name := range p.obs.diskNames() {
+		d := p.obs.Disks[name]
 		if gce.LastSegment(d.Zone) != p.cfg.Zone || !strings.HasSuffix(name, "-pd") {
 			continue
 		}
