@@ -2,7 +2,6 @@
 package test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -20,69 +19,13 @@ import (
 	"github.com/hakube/hakube/internal/emulator/emulatortest"
 )
 
-var (
-	cliBuildOnce sync.Once
-	cliBinDir    string
-	cliBuildErr  error
-)
-
-// cliBinaries builds hakube and gce-emulator once per test binary.
-func cliBinaries(t *testing.T) (hakube, emu string) {
-	t.Helper()
-	cliBuildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "hakube-cli-test")
-		if err != nil {
-			cliBuildErr = err
-			return
-		}
-		cliBinDir = dir
-		for _, pkg := range []string{"hakube", "gce-emulator"} {
-			out, err := exec.Command("go", "build", "-o", filepath.Join(dir, pkg), "../cmd/"+pkg).CombinedOutput()
-			if err != nil {
-				cliBuildErr = &buildError{pkg, string(out), err}
-				return
-			}
-		}
-	})
-	if cliBuildErr != nil {
-		t.Fatal(cliBuildErr)
-	}
-	return filepath.Join(cliBinDir, "hakube"), filepath.Join(cliBinDir, "gce-emulator")
-}
-
-type buildError struct {
-	pkg, out string
-	err      error
-}
-
-func (e *buildError) Error() string { return "build " + e.pkg + ": " + e.err.Error() + "\n" + e.out }
-
-// cliEmulator starts gce-emulator as a subprocess and returns its endpoint.
-func cliEmulator(t *testing.T, bin string) (string, *emulator.Control) {
+// cliEmulator starts gce-emulator at realistic latency (sped up) on loopback
+// ranges no other test process uses.
+func cliEmulator(t *testing.T) (string, *emulator.Control) {
 	t.Helper()
 	ext, internal := emulatortest.ClaimRanges(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "--project", "cli-project", "--latency", "realistic", "--time-scale", "0.01",
+	endpoint := startEmulator(t, "--project", "cli-project", "--latency", "realistic", "--time-scale", "0.01",
 		"--external-range", ext.String(), "--internal-range", internal.String())
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("gce-emulator printed no endpoint: %v", err)
-	}
-	endpoint := strings.TrimSpace(line)
-	if !strings.HasPrefix(endpoint, "http://127.0.0.1:") || !strings.HasSuffix(endpoint, "/compute/v1/") {
-		t.Fatalf("first line %q is not the Compute endpoint", endpoint)
-	}
 	return endpoint, emulator.NewControl(endpoint)
 }
 
@@ -135,8 +78,8 @@ func TestCLIKubeUpVariables(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binaries; skipped with -short")
 	}
-	hakube, emuBin := cliBinaries(t)
-	endpoint, ctl := cliEmulator(t, emuBin)
+	hakube := binary(t, "hakube")
+	endpoint, ctl := cliEmulator(t)
 	ctx := context.Background()
 	base := []string{"PROJECT=cli-project", "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE=" + endpoint, "HAKUBE_APISERVER_PORT=16444"}
 	before, err := ctl.Inventory(ctx, "cli-project")
@@ -256,8 +199,8 @@ func TestCLIConcurrentRunsRefused(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binaries; skipped with -short")
 	}
-	hakube, emuBin := cliBinaries(t)
-	endpoint, _ := cliEmulator(t, emuBin)
+	hakube := binary(t, "hakube")
+	endpoint, _ := cliEmulator(t)
 	env := []string{"PROJECT=cli-project", "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE=" + endpoint, "HAKUBE_APISERVER_PORT=16445",
 		"KUBE_GCE_ZONE=europe-west1-d", "NUM_NODES=1"}
 	var wg sync.WaitGroup

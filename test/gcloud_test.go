@@ -5,14 +5,12 @@ package test
 // prints. gcloud waits on operations itself, so the test never sleeps.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -34,7 +32,8 @@ func TestGcloud(t *testing.T) {
 	if err != nil {
 		t.Skip("gcloud is not on PATH; this test drives the real gcloud CLI against the emulator")
 	}
-	endpoint := gcloudStartEmulator(t, gcloudBuildEmulator(t))
+	// No data plane: the test is about the API gcloud sees.
+	endpoint := startEmulator(t, "--project", gcloudProject, "--latency", "fast", "--dataplane=false")
 	g := &gcloudCLI{bin: bin, endpoint: endpoint}
 	link := func(path string) string { return endpoint + "projects/" + gcloudProject + "/" + path }
 	region, zone := "--region="+gcloudRegion, "--zone="+gcloudZone
@@ -261,56 +260,6 @@ func TestGcloud(t *testing.T) {
 
 // gcloudBuildEmulator builds gce-emulator into the test's temporary
 // directory, so that a clean clone needs nothing prebuilt.
-func gcloudBuildEmulator(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "gce-emulator")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/hakube/hakube/cmd/gce-emulator").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build gce-emulator: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// gcloudStartEmulator runs gce-emulator with fast latencies and returns the
-// endpoint it prints on its first line.
-func gcloudStartEmulator(t *testing.T, bin string) string {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	// No data plane: the test is about the API gcloud sees.
-	cmd := exec.CommandContext(ctx, bin, "--project", gcloudProject, "--latency", "fast", "--dataplane=false")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("gce-emulator stderr:\n%s", stderr.String())
-		}
-	})
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(stdout).ReadString('\n')
-		line <- strings.TrimSpace(s)
-	}()
-	select {
-	case endpoint := <-line:
-		if !strings.HasPrefix(endpoint, "http://") || !strings.HasSuffix(endpoint, "/compute/v1/") {
-			t.Fatalf("gce-emulator's first line %q is not its Compute endpoint", endpoint)
-		}
-		return endpoint
-	case <-time.After(30 * time.Second):
-		t.Fatal("gce-emulator printed no endpoint within 30s")
-	}
-	return ""
-}
-
 // gcloudCLI runs gcloud against the emulator. Each session has its own
 // configuration directory, so that parallel gcloud processes never share
 // state.
