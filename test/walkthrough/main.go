@@ -240,9 +240,7 @@ func (w *walk) startEmulator(ctx context.Context) (func(), error) {
 func (w *walk) hakube(ctx context.Context, title string, env []string, args ...string) error {
 	fmt.Fprintf(w.out, "== %s\n   $ %s hakube %s\n", title, strings.Join(env, " "), strings.Join(args, " "))
 	cmd := exec.CommandContext(ctx, w.o.hakube, append(args, "-o", "json")...)
-	cmd.Env = append(cleanEnv(), env...)
-	cmd.Env = append(cmd.Env, "PROJECT="+w.o.project, "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE="+w.endpoint,
-		"HAKUBE_APISERVER_PORT="+strconv.Itoa(w.o.apiPort))
+	cmd.Env = append(w.env(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
@@ -286,6 +284,13 @@ func (w *walk) hakube(ctx context.Context, title string, env []string, args ...s
 	return nil
 }
 
+// env is what every hakube command of the walkthrough runs with: where the
+// emulator is, and nothing else hakube reads.
+func (w *walk) env() []string {
+	return append(cleanEnv(), "PROJECT="+w.o.project, "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE="+w.endpoint,
+		"HAKUBE_APISERVER_PORT="+strconv.Itoa(w.o.apiPort))
+}
+
 // cleanEnv is the environment without any variable hakube reads, so the
 // walkthrough sets exactly what it shows.
 func cleanEnv() []string {
@@ -305,8 +310,7 @@ func cleanEnv() []string {
 
 func (w *walk) status(ctx context.Context, title string) error {
 	cmd := exec.CommandContext(ctx, w.o.hakube, "status", "--zone", zoneB)
-	cmd.Env = append(cleanEnv(), "PROJECT="+w.o.project, "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE="+w.endpoint,
-		"HAKUBE_APISERVER_PORT="+strconv.Itoa(w.o.apiPort))
+	cmd.Env = w.env()
 	b, err := cmd.CombinedOutput()
 	fmt.Fprintf(w.out, "== %s\n   $ hakube status\n%s\n", title, indent(string(b), "   "))
 	if err != nil {
@@ -468,8 +472,7 @@ func (w *walk) check(ctx context.Context, c cluster) error {
 // replicas and pools per zone, the load balancer, and who holds the IP.
 func (w *walk) statusCheck(ctx context.Context, c cluster) error {
 	cmd := exec.CommandContext(ctx, w.o.hakube, "status", "-o", "json", "--zone", zoneB)
-	cmd.Env = append(cleanEnv(), "PROJECT="+w.o.project, "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE="+w.endpoint,
-		"HAKUBE_APISERVER_PORT="+strconv.Itoa(w.o.apiPort))
+	cmd.Env = w.env()
 	out, err := cmd.Output()
 	if err != nil {
 		return fmt.Errorf("hakube status -o json: %v", err)
