@@ -46,7 +46,7 @@ func newConfigCmd(g *globalOptions) *cobra.Command {
 	}
 	view.Flags().BoolVar(&showOrigin, "show-origin", false, "show where each value came from: flag, environment variable, file or default")
 	view.Flags().StringVar(&command, "for", "up", "the command whose defaults apply (up, down, status)")
-	cluster.BindFlags(view.Flags())
+	cluster.BindFlags(view.Flags(), "config")
 	cmd.AddCommand(view)
 	return cmd
 }

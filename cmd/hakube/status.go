@@ -29,7 +29,7 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 			return writeStatusText(g.streams.out, st)
 		},
 	}
-	cluster.BindFlags(cmd.Flags())
+	cluster.BindFlags(cmd.Flags(), cmd.Name())
 	return cmd
 }
 
@@ -134,7 +134,7 @@ is degraded, and 1 when it could not tell.`,
 			return nil
 		},
 	}
-	cluster.BindFlags(cmd.Flags())
+	cluster.BindFlags(cmd.Flags(), cmd.Name())
 	return cmd
 }
 

@@ -145,11 +145,12 @@ func commandNeedsProject(cmd string) bool {
 	return false
 }
 
-// BindFlags registers one flag per settable setting on fs. Flag defaults are
-// the table's defaults, so --help shows them; Load only looks at Changed flags.
-func BindFlags(fs *pflag.FlagSet) {
+// BindFlags registers one flag per settable setting that the command reads
+// on fs. Flag defaults are the table's defaults, so --help shows them; Load
+// only looks at Changed flags.
+func BindFlags(fs *pflag.FlagSet, command string) {
 	for _, s := range settingSpecs() {
-		if !s.settable() {
+		if !s.settable() || !s.readBy(command) {
 			continue
 		}
 		usage := s.usage()
@@ -239,6 +240,10 @@ func Load(opts LoadOptions) (*Config, error) {
 	given := make(map[string]input, len(specs)) // user-given inputs, by key
 	bad := make(map[string]error)               // the problem with a given input, by key
 	for _, s := range specs {
+		if !s.readBy(opts.Command) {
+			s.warnUnread(opts.Command, warn)
+			continue
+		}
 		layer, ok := s.source(v, opts.Flags, path, file, warn)
 		if !ok {
 			continue

@@ -12,8 +12,18 @@ import (
 // maxNameLen is GCE's limit on resource names (RFC 1035 labels).
 const maxNameLen = 63
 
-// minBootDiskGB is the smallest boot disk the default images accept.
-const minBootDiskGB = 10
+// Disk bounds: the smallest boot disk the default images accept, the
+// smallest persistent disk GCE makes, and GCE's largest persistent disk
+// (64 TB).
+const (
+	minBootDiskGB = 10
+	minDataDiskGB = 10
+	maxDiskGB     = 64 * 1024
+)
+
+// MaxNodesPerGroup is GCE's limit on the VMs of one zonal managed instance
+// group, and so on one zone's node pool.
+const MaxNodesPerGroup = 1000
 
 // parseBool accepts what shell scripts commonly write; kube-up itself only
 // compared with "true", so anything else here is surely a mistake.
@@ -58,8 +68,12 @@ func parseDiskSizeGB(raw string) (int, error) {
 		num, mult = raw[:len(raw)-2], 1024
 	}
 	n, err := strconv.Atoi(num)
-	if err != nil || n < 0 || n > 64*1024 {
+	if err != nil || n < 0 {
 		return 0, bad
+	}
+	// The bound applies to the size in GB, after the TB multiplier.
+	if n > maxDiskGB/mult {
+		return 0, fmt.Errorf("at most %dTB (%dGB): GCE's largest persistent disk", maxDiskGB/1024, maxDiskGB)
 	}
 	return n * mult, nil
 }
@@ -67,6 +81,16 @@ func parseDiskSizeGB(raw string) (int, error) {
 func checkNotNegative[T int | time.Duration](v T) error {
 	if v < 0 {
 		return errors.New("must not be negative")
+	}
+	return nil
+}
+
+func checkNumNodes(n int) error {
+	if n < 0 {
+		return errors.New("must not be negative")
+	}
+	if n > MaxNodesPerGroup {
+		return fmt.Errorf("at most %d: GCE limits a zone's managed instance group to %d VMs", MaxNodesPerGroup, MaxNodesPerGroup)
 	}
 	return nil
 }
@@ -218,6 +242,13 @@ func checkDiskType(t string) error {
 func checkBootDiskSize(gb int) error {
 	if gb < minBootDiskGB {
 		return fmt.Errorf("want at least %dGB for a boot disk", minBootDiskGB)
+	}
+	return nil
+}
+
+func checkDataDiskSize(gb int) error {
+	if gb < minDataDiskGB {
+		return fmt.Errorf("want at least %dGB for a persistent disk", minDataDiskGB)
 	}
 	return nil
 }

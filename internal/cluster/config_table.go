@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +39,14 @@ type settingSpec struct {
 	// setting it depends on, for the origin.
 	derive      func(c *Config)
 	derivedFrom string
+	// commands lists the commands that read the setting (nil: every
+	// command). A command binds flags only for what it reads, ignores the
+	// rest of the environment and config file, and `config` reads them all.
+	commands []string
+	// selectsFlow marks the switches that choose what a command does: set
+	// in the environment for a command that does not read them, they are
+	// reported rather than silently ignored.
+	selectsFlow bool
 }
 
 // settingSpecs returns the settings table in display order. It is a function,
@@ -74,46 +83,57 @@ func settingSpecs() []settingSpec {
 		{
 			key: "numNodes", flag: "num-nodes", env: []string{"NUM_NODES"},
 			kind: kindInt, def: "3",
-			help:  "nodes in the node pool of this zone",
-			field: func(c *Config) any { return &c.NumNodes },
-			check: func(c *Config) error { return checkNotNegative(c.NumNodes) },
+			help:     "nodes in the node pool of this zone",
+			field:    func(c *Config) any { return &c.NumNodes },
+			check:    func(c *Config) error { return checkNumNodes(c.NumNodes) },
+			commands: []string{"up"},
 		},
 		{
 			key: "multizone", flag: "multizone", env: []string{"MULTIZONE"},
 			kind: kindBool, def: "false",
-			help:  "HA-compatible cluster: the cloud provider and kubelets work across the region's zones",
-			field: func(c *Config) any { return &c.Multizone },
+			help:     "HA-compatible cluster: the cloud provider and kubelets work across the region's zones",
+			field:    func(c *Config) any { return &c.Multizone },
+			commands: []string{"up"},
 		},
 		{
 			key: "etcdQuorumRead", flag: "etcd-quorum-read", env: []string{"ENABLE_ETCD_QUORUM_READ", "ENABLE_ETCD_QUORUM_READS"},
 			misspelt: map[string]string{"ENABLE_ETCD_QUORUM_READS": "ENABLE_ETCD_QUORUM_READ"},
 			kind:     kindBool, def: "false",
-			help:  "make the apiserver read from etcd with quorum reads",
-			field: func(c *Config) any { return &c.EtcdQuorumRead },
+			help:     "make the apiserver read from etcd with quorum reads",
+			field:    func(c *Config) any { return &c.EtcdQuorumRead },
+			commands: []string{"up"},
 		},
 		{
 			key: "useExistingMaster", flag: "use-existing-master", env: []string{"KUBE_USE_EXISTING_MASTER"},
 			kind: kindBool, def: "false",
-			help:  "up: add a node pool in --zone to the existing cluster; down: remove the node pool in --zone",
-			field: func(c *Config) any { return &c.UseExistingMaster },
+			help:        "up: add a node pool in --zone to the existing cluster; down: remove the node pool in --zone",
+			field:       func(c *Config) any { return &c.UseExistingMaster },
+			commands:    []string{"up", "down"},
+			selectsFlow: true,
 		},
 		{
 			key: "replicateMaster", flag: "replicate-master", env: []string{"KUBE_REPLICATE_EXISTING_MASTER"},
 			kind: kindBool, def: "false",
-			help:  "up: add a master replica in --zone",
-			field: func(c *Config) any { return &c.ReplicateMaster },
+			help:        "up: add a master replica in --zone",
+			field:       func(c *Config) any { return &c.ReplicateMaster },
+			commands:    []string{"up"},
+			selectsFlow: true,
 		},
 		{
 			key: "deleteNodes", flag: "delete-nodes", env: []string{"KUBE_DELETE_NODES"},
 			kind: kindBool, def: "true",
-			help:  "down --zone: false removes only the master replica in the zone, not its node pool",
-			field: func(c *Config) any { return &c.DeleteNodes },
+			help:        "down --zone: false removes only the master replica in the zone, not its node pool",
+			field:       func(c *Config) any { return &c.DeleteNodes },
+			commands:    []string{"down"},
+			selectsFlow: true,
 		},
 		{
 			key: "replica", flag: "replica", env: []string{"KUBE_REPLICA_NAME"},
-			help:  "down: the exact master replica to remove",
-			field: func(c *Config) any { return &c.Replica },
-			check: func(c *Config) error { return checkReplica(c.Replica) },
+			help:        "down: the exact master replica to remove",
+			field:       func(c *Config) any { return &c.Replica },
+			check:       func(c *Config) error { return checkReplica(c.Replica) },
+			commands:    []string{"down"},
+			selectsFlow: true,
 		},
 		{
 			key: "masterSize", flag: "master-size", env: []string{"MASTER_SIZE"},
@@ -122,44 +142,57 @@ func settingSpecs() []settingSpec {
 			check:       func(c *Config) error { return checkMachineType(c.MasterSize) },
 			derive:      func(c *Config) { c.MasterSize = masterSizeFor(c.NumNodes) },
 			derivedFrom: "numNodes",
+			commands:    []string{"up"},
 		},
 		{
 			key: "nodeSize", flag: "node-size", env: []string{"NODE_SIZE"},
-			def:   "e2-standard-2",
-			help:  "machine type of nodes",
-			field: func(c *Config) any { return &c.NodeSize },
-			check: func(c *Config) error { return checkMachineType(c.NodeSize) },
+			def:      "e2-standard-2",
+			help:     "machine type of nodes",
+			field:    func(c *Config) any { return &c.NodeSize },
+			check:    func(c *Config) error { return checkMachineType(c.NodeSize) },
+			commands: []string{"up"},
 		},
 		{
-			// kube-up does not let users change these three either.
-			key: "masterDiskType", def: "pd-ssd",
-			field: func(c *Config) any { return &c.MasterDiskType },
+			key: "masterDiskType", flag: "master-disk-type", env: []string{"MASTER_DISK_TYPE"},
+			def:      "pd-ssd",
+			help:     "type of each master replica's etcd data disk",
+			field:    func(c *Config) any { return &c.MasterDiskType },
+			check:    func(c *Config) error { return checkDiskType(c.MasterDiskType) },
+			commands: []string{"up"},
 		},
 		{
-			key: "masterDiskSize", kind: kindDiskSize,
+			key: "masterDiskSize", flag: "master-disk-size", env: []string{"MASTER_DISK_SIZE"}, kind: kindDiskSize,
+			help:        "size of each master replica's etcd data disk (default by node count, like kube-up: 20GB, 100GB above 1000 nodes, 200GB above 2000)",
 			field:       func(c *Config) any { return &c.MasterDiskSizeGB },
+			check:       func(c *Config) error { return checkDataDiskSize(c.MasterDiskSizeGB) },
 			derive:      func(c *Config) { c.MasterDiskSizeGB, _ = masterDiskSizesFor(c.NumNodes) },
 			derivedFrom: "numNodes",
+			commands:    []string{"up"},
 		},
 		{
-			key: "masterRootDiskSize", kind: kindDiskSize,
+			key: "masterRootDiskSize", flag: "master-root-disk-size", env: []string{"MASTER_ROOT_DISK_SIZE"}, kind: kindDiskSize,
+			help:        "boot disk size of master replicas (default by node count, like kube-up: 20GB, 50GB above 1000 nodes, 100GB above 2000)",
 			field:       func(c *Config) any { return &c.MasterRootDiskSizeGB },
+			check:       func(c *Config) error { return checkBootDiskSize(c.MasterRootDiskSizeGB) },
 			derive:      func(c *Config) { _, c.MasterRootDiskSizeGB = masterDiskSizesFor(c.NumNodes) },
 			derivedFrom: "numNodes",
+			commands:    []string{"up"},
 		},
 		{
 			key: "nodeDiskType", flag: "node-disk-type", env: []string{"NODE_DISK_TYPE"},
-			def:   "pd-standard",
-			help:  "boot disk type of nodes",
-			field: func(c *Config) any { return &c.NodeDiskType },
-			check: func(c *Config) error { return checkDiskType(c.NodeDiskType) },
+			def:      "pd-standard",
+			help:     "boot disk type of nodes",
+			field:    func(c *Config) any { return &c.NodeDiskType },
+			check:    func(c *Config) error { return checkDiskType(c.NodeDiskType) },
+			commands: []string{"up"},
 		},
 		{
 			key: "nodeDiskSize", flag: "node-disk-size", env: []string{"NODE_DISK_SIZE"},
 			kind: kindDiskSize, def: "100GB",
-			help:  "boot disk size of nodes, like 100GB or 1TB",
-			field: func(c *Config) any { return &c.NodeDiskSizeGB },
-			check: func(c *Config) error { return checkBootDiskSize(c.NodeDiskSizeGB) },
+			help:     "boot disk size of nodes, like 100GB or 1TB",
+			field:    func(c *Config) any { return &c.NodeDiskSizeGB },
+			check:    func(c *Config) error { return checkBootDiskSize(c.NodeDiskSizeGB) },
+			commands: []string{"up"},
 		},
 		{
 			key: "network", flag: "network", env: []string{"KUBE_GCE_NETWORK"},
@@ -171,8 +204,9 @@ func settingSpecs() []settingSpec {
 		{
 			key: "deleteNetwork", flag: "delete-network", env: []string{"KUBE_DELETE_NETWORK"},
 			kind: kindBool, def: "false",
-			help:  "full teardown also deletes the network, when hakube created it",
-			field: func(c *Config) any { return &c.DeleteNetwork },
+			help:     "full teardown also deletes the network, when hakube created it",
+			field:    func(c *Config) any { return &c.DeleteNetwork },
+			commands: []string{"down"},
 		},
 		{
 			key: "endpoint", flag: "endpoint", env: []string{"CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE"},
@@ -183,43 +217,50 @@ func settingSpecs() []settingSpec {
 		{
 			key: "lbFirst", flag: "lb-first", env: []string{"HAKUBE_LB_FIRST"},
 			kind: kindBool, def: "false",
-			help:  "fresh cluster: put the static IP on a load-balancer forwarding rule from the start",
-			field: func(c *Config) any { return &c.LBFirst },
+			help:        "fresh cluster: put the static IP on a load-balancer forwarding rule from the start",
+			field:       func(c *Config) any { return &c.LBFirst },
+			commands:    []string{"up"},
+			selectsFlow: true,
 		},
 		{
 			key: "maxDowntime", flag: "max-downtime", env: []string{"HAKUBE_MAX_DOWNTIME"},
 			kind: kindDuration, def: "0s",
-			help:  "revert moving the static IP onto the load balancer if the outage lasts longer, like 90s or 5m (0: no limit)",
-			field: func(c *Config) any { return &c.MaxDowntime },
-			check: func(c *Config) error { return checkNotNegative(c.MaxDowntime) },
+			help:     "revert moving the static IP onto the load balancer if the outage lasts longer, like 90s or 5m (0: no limit)",
+			field:    func(c *Config) any { return &c.MaxDowntime },
+			check:    func(c *Config) error { return checkNotNegative(c.MaxDowntime) },
+			commands: []string{"up"},
 		},
 		{
 			key: "apiserverPort", flag: "apiserver-port", env: []string{"HAKUBE_APISERVER_PORT"},
 			kind: kindInt, def: "443",
-			help:  "HTTPS port of the apiserver on the masters and the load balancer",
-			field: func(c *Config) any { return &c.APIServerPort },
-			check: func(c *Config) error { return checkPort(c.APIServerPort) },
+			help:     "HTTPS port of the apiserver on the masters and the load balancer",
+			field:    func(c *Config) any { return &c.APIServerPort },
+			check:    func(c *Config) error { return checkPort(c.APIServerPort) },
+			commands: []string{"up", "down", "status", "validate"},
 		},
 		{
 			key: "healthcheckPort", flag: "healthcheck-port", env: []string{"HAKUBE_HEALTHCHECK_PORT"},
 			kind: kindInt, def: "3990",
-			help:  "plain-HTTP /healthz port on the masters that the load balancer's health check probes",
-			field: func(c *Config) any { return &c.HealthCheckPort },
-			check: func(c *Config) error { return checkPort(c.HealthCheckPort) },
+			help:     "plain-HTTP /healthz port on the masters that the load balancer's health check probes",
+			field:    func(c *Config) any { return &c.HealthCheckPort },
+			check:    func(c *Config) error { return checkPort(c.HealthCheckPort) },
+			commands: []string{"up", "down", "status", "validate"},
 		},
 		{
 			key: "imageProject", flag: "image-project", env: []string{"HAKUBE_IMAGE_PROJECT"},
-			def:   "debian-cloud",
-			help:  "project holding the VM image of masters and nodes",
-			field: func(c *Config) any { return &c.ImageProject },
-			check: func(c *Config) error { return checkProject(c.ImageProject) },
+			def:      "debian-cloud",
+			help:     "project holding the VM image of masters and nodes",
+			field:    func(c *Config) any { return &c.ImageProject },
+			check:    func(c *Config) error { return checkProject(c.ImageProject) },
+			commands: []string{"up"},
 		},
 		{
 			key: "imageFamily", flag: "image-family", env: []string{"HAKUBE_IMAGE_FAMILY"},
-			def:   "debian-12",
-			help:  "image family of masters and nodes",
-			field: func(c *Config) any { return &c.ImageFamily },
-			check: func(c *Config) error { return checkImageFamily(c.ImageFamily) },
+			def:      "debian-12",
+			help:     "image family of masters and nodes",
+			field:    func(c *Config) any { return &c.ImageFamily },
+			check:    func(c *Config) error { return checkImageFamily(c.ImageFamily) },
+			commands: []string{"up"},
 		},
 	}
 }
@@ -227,6 +268,12 @@ func settingSpecs() []settingSpec {
 // settable reports whether users can set the setting; the others are derived
 // or fixed, shown by `config view` but absent from flags and config files.
 func (s settingSpec) settable() bool { return s.flag != "" }
+
+// readBy reports whether the command reads the setting; `config` (and a
+// load for no command in particular) reads every setting.
+func (s settingSpec) readBy(cmd string) bool {
+	return s.commands == nil || cmd == "" || cmd == "config" || slices.Contains(s.commands, cmd)
+}
 
 func (s settingSpec) defaultFor(cmd string) string {
 	if d, ok := s.cmdDef[cmd]; ok {

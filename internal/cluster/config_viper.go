@@ -32,7 +32,7 @@ func newViper(specs []settingSpec, cmd string, fs *pflag.FlagSet, file map[strin
 		if s.derive == nil {
 			v.SetDefault(s.key, s.defaultFor(cmd))
 		}
-		if !s.settable() {
+		if !s.settable() || !s.readBy(cmd) {
 			continue
 		}
 		if fs != nil {
@@ -50,8 +50,10 @@ func newViper(specs []settingSpec, cmd string, fs *pflag.FlagSet, file map[strin
 	}
 	if len(file) > 0 {
 		m := make(map[string]any, len(file))
-		for k, raw := range file {
-			m[k] = raw
+		for _, s := range specs {
+			if raw, ok := file[s.key]; ok && s.readBy(cmd) {
+				m[s.key] = raw
+			}
 		}
 		if err := v.MergeConfigMap(m); err != nil {
 			return nil, fmt.Errorf("config file: %w", err)
@@ -98,6 +100,20 @@ func (s settingSpec) source(v *viper.Viper, fs *pflag.FlagSet, path string, file
 		in, ok = input{raw: file[s.key], origin: Origin{Source: SourceFile, Name: path + ":" + s.key}}, true
 	}
 	return in, ok
+}
+
+// warnUnread reports a flow switch set in the environment for a command that
+// does not read it: kube-up's scripts ignored such variables silently, and a
+// CI job that exports KUBE_REPLICA_NAME for `up` probably meant something.
+func (s settingSpec) warnUnread(cmd string, warn func(string)) {
+	if !s.selectsFlow {
+		return
+	}
+	for _, name := range s.env {
+		if val := os.Getenv(name); val != "" {
+			warn(fmt.Sprintf("%s=%s is set, but hakube %s does not read it (%s)", name, shellQuote(val), cmd, s.help))
+		}
+	}
 }
 
 // disagree reports a value viper resolved that is not the one the origin
