@@ -21,7 +21,6 @@ type flowOptions struct {
 	yes         bool
 	breakLock   bool
 	parallelism int
-	apiPort     int // for the summary; set from the loaded config
 }
 
 func (o *flowOptions) addFlags(cmd *cobra.Command) {
@@ -85,7 +84,6 @@ func (o *flowOptions) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	o.apiPort = cfg.APIServerPort
 	if o.parallelism < 1 {
 		return &usageError{fmt.Errorf("--parallelism must be at least 1, got %d", o.parallelism)}
 	}
@@ -170,19 +168,19 @@ func (o *flowOptions) writeReport(rep *cluster.Report, runErr error) error {
 		fmt.Fprintf(w, "Static IP moved from %s to %s: %s %s.\n", mv.From, mv.To, state, round(mv.Outage))
 	}
 	if runErr == nil && rep.Status != nil {
-		writeSummary(w, rep.Status, o.apiPort)
+		writeSummary(w, rep.Status)
 	}
 	return nil
 }
 
 // writeSummary says where the cluster's API is and what it consists of.
-func writeSummary(w io.Writer, st *cluster.Status, port int) {
+func writeSummary(w io.Writer, st *cluster.Status) {
 	if !st.Exists {
 		fmt.Fprintf(w, "Cluster %q no longer exists.\n", st.Cluster)
 		return
 	}
 	if ip := st.StaticIP; ip != nil {
-		fmt.Fprintf(w, "API: https://%s:%d, held by %s (%s).\n", ip.Address, port, ip.Owner, st.Mode)
+		fmt.Fprintf(w, "API: https://%s:%d, held by %s (%s).\n", ip.Address, ip.Port, ip.Owner, st.Mode)
 	}
 	var masters, pools []string
 	for _, z := range st.Zones {

@@ -315,6 +315,22 @@ func crossCheck(c *Config, cmd string, given map[string]input, bad map[string]er
 		problems = append(problems, fmt.Errorf("%s and %s both set: choose one (add a node pool, or add a master replica)",
 			given["useExistingMaster"].describe(), given["replicateMaster"].describe()))
 	}
+	if c.LBFirst && (c.ReplicateMaster || c.UseExistingMaster) {
+		other := "replicateMaster"
+		if c.UseExistingMaster {
+			other = "useExistingMaster"
+		}
+		problems = append(problems, fmt.Errorf("%s and %s both set: --lb-first shapes a fresh cluster only (an existing cluster keeps the mode it was made with); drop it",
+			given["lbFirst"].describe(), given[other].describe()))
+	}
+	if cmd == "down" && c.UseExistingMaster && !c.DeleteNodes {
+		problems = append(problems, fmt.Errorf("%s and %s both set: the first removes the zone's node pool, the second only its master replica; choose one",
+			given["useExistingMaster"].describe(), given["deleteNodes"].describe()))
+	}
+	if cmd == "down" && c.UseExistingMaster && c.Replica != "" {
+		problems = append(problems, fmt.Errorf("%s and %s both set: the first removes a node pool, the second names a master replica to remove; choose one",
+			given["useExistingMaster"].describe(), given["replica"].describe()))
+	}
 	if c.APIServerPort == c.HealthCheckPort && bad["apiserverPort"] == nil && bad["healthcheckPort"] == nil {
 		problems = append(problems, fmt.Errorf("%s and %s name the same port: the apiserver and the health check need their own",
 			describeOrDefault(given, "apiserverPort", c.APIServerPort), describeOrDefault(given, "healthcheckPort", c.HealthCheckPort)))

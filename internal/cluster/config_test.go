@@ -634,6 +634,10 @@ func TestConfigErrors(t *testing.T) {
 		r    run
 		want []string
 	}{
+		{"lb-first with a replica", run{cmd: "up", env: env("PROJECT", "p", "KUBE_REPLICATE_EXISTING_MASTER", "true"), args: []string{"--lb-first"}}, []string{`--lb-first and KUBE_REPLICATE_EXISTING_MASTER=true both set: --lb-first shapes a fresh cluster only`}},
+		{"lb-first with a node pool", run{cmd: "up", env: env("PROJECT", "p", "HAKUBE_LB_FIRST", "true"), args: []string{"--use-existing-master"}}, []string{`HAKUBE_LB_FIRST=true and --use-existing-master both set`}},
+		{"node pool and replica removal", run{cmd: "down", env: env("PROJECT", "p", "KUBE_DELETE_NODES", "false"), args: []string{"--use-existing-master"}}, []string{`--use-existing-master and KUBE_DELETE_NODES=false both set: the first removes the zone's node pool`}},
+		{"node pool and a named replica", run{cmd: "down", env: env("PROJECT", "p", "KUBE_REPLICA_NAME", "kubernetes-master-abc", "KUBE_USE_EXISTING_MASTER", "yes"), args: []string{"--zone=europe-west1-b"}}, []string{`KUBE_USE_EXISTING_MASTER=yes and KUBE_REPLICA_NAME=kubernetes-master-abc both set`}},
 		{"disk size above 64TB", run{env: env("NODE_DISK_SIZE", "65TB")}, []string{`NODE_DISK_SIZE="65TB": at most 64TB (65536GB)`}},
 		{"disk size far above 64TB", run{env: env("NODE_DISK_SIZE", "999TB")}, []string{`NODE_DISK_SIZE="999TB": at most 64TB`}},
 		{"disk size in GB above 64TB", run{args: []string{"--master-disk-size=65537GB"}}, []string{`--master-disk-size="65537GB": at most 64TB`}},
@@ -909,7 +913,7 @@ func TestConfigRoundTrip(t *testing.T) {
 		{"down without a zone", run{cmd: "down", env: map[string]string{"GOOGLE_CLOUD_PROJECT": "p"}}},
 		{"everything set", run{
 			cmd: "up",
-			args: []string{"--zone=europe-west1-d", "--replicate-master", "--max-downtime=2m30s", "--endpoint=http://127.0.0.1:8080/compute/v1/",
+			args: []string{"--zone=europe-west1-d", "--max-downtime=2m30s", "--endpoint=http://127.0.0.1:8080/compute/v1/",
 				"--apiserver-port=6443", "--healthcheck-port=6990", "--lb-first", "--master-disk-size=1TB"},
 			env:  map[string]string{"PROJECT": "yes", "NUM_NODES": "900", "MASTER_DISK_TYPE": "pd-balanced", "MULTIZONE": "yes", "ENABLE_ETCD_QUORUM_READ": "1", "NODE_DISK_SIZE": "1TB", "NODE_SIZE": "e2-standard-8"},
 			file: "prefix: prod\nnetwork: net-1\nmasterSize: e2-custom-4-8192\nreplica: prod-master-abc\nimageFamily: \"no\"\nimageProject: cos-cloud\nnodeDiskType: pd-ssd\ndeleteNetwork: true\n",

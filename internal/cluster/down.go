@@ -15,6 +15,9 @@ import (
 // environment (but without kube-down's surprises: --use-existing-master
 // never touches masters).
 func planDown(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*planner, error) {
+	if err := regionCheck(ctx, env, cfg, obs); err != nil {
+		return nil, err
+	}
 	switch {
 	case cfg.UseExistingMaster:
 		if cfg.Zone == "" {

@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -60,14 +62,10 @@ func (o *Observed) MasterIn(zone string) []*compute.Instance {
 
 // diskNames lists the masters' data disks by name, so plans come out in
 // the same order every time.
-func (o *Observed) diskNames() []string {
-	names := make([]string, 0, len(o.Disks))
-	for n := range o.Disks {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func (o *Observed) diskNames() []string { return slices.Sorted(maps.Keys(o.Disks)) }
+
+// firewallNames lists the observed firewall rules by name.
+func (o *Observed) firewallNames() []string { return slices.Sorted(maps.Keys(o.Firewalls)) }
 
 // MasterZones lists the zones that hold masters, sorted.
 func (o *Observed) MasterZones() []string {

@@ -402,11 +402,15 @@ func (p *planner) masterNames() []string {
 // regionCheck refuses a zone outside the cluster's region before anything
 // changes, listing the zones that would work.
 func (p *planner) regionCheck(ctx context.Context) error {
-	if p.obs.Region == "" || zones.Region(p.cfg.Zone) == p.obs.Region {
+	return regionCheck(ctx, p.env, p.cfg, p.obs)
+}
+
+func regionCheck(ctx context.Context, env *Env, cfg *Config, obs *Observed) error {
+	if obs.Region == "" || cfg.Zone == "" || zones.Region(cfg.Zone) == obs.Region {
 		return nil
 	}
 	hint := ""
-	if r, err := p.env.Cloud.GetRegion(ctx, p.obs.Region); err == nil {
+	if r, err := env.Cloud.GetRegion(ctx, obs.Region); err == nil {
 		var zs []string
 		for _, z := range r.Zones {
 			zs = append(zs, gce.LastSegment(z))
@@ -415,7 +419,7 @@ func (p *planner) regionCheck(ctx context.Context) error {
 		hint = " (" + strings.Join(zs, ", ") + ")"
 	}
 	return fmt.Errorf("%w: zone %s is in region %s, but cluster %q is in region %s; pick a zone of %s%s",
-		ErrInvalidConfig, p.cfg.Zone, zones.Region(p.cfg.Zone), p.cfg.ClusterName(), p.obs.Region, p.obs.Region, hint)
+		ErrInvalidConfig, cfg.Zone, zones.Region(cfg.Zone), cfg.ClusterName(), obs.Region, obs.Region, hint)
 }
 
 func (p *planner) conflicts() error {

@@ -70,7 +70,7 @@ func Run(ctx context.Context, env *Env, cfg *Config, opts RunOptions) (*Report, 
 			return rep, err
 		}
 	}
-	obs, err := Observe(ctx, env.Cloud, cfg)
+	cfg, obs, err := observeAdopted(ctx, env.Cloud, cfg, opts.Command)
 	if err != nil {
 		return rep, err
 	}

@@ -33,6 +33,7 @@ type Status struct {
 type IPStatus struct {
 	Name    string `json:"name"`
 	Address string `json:"address"`
+	Port    int    `json:"port"` // the API's HTTPS port
 	Status  string `json:"status"`
 	Owner   string `json:"owner"` // "instance <name>", "forwarding-rule <name>" or "none"
 	Serving bool   `json:"serving"`
@@ -75,7 +76,7 @@ type PoolStatus struct {
 // GetStatus reads the cluster and probes its API.
 func GetStatus(ctx context.Context, env *Env, cfg *Config) (*Status, error) {
 	env.defaults()
-	obs, err := Observe(ctx, env.Cloud, cfg)
+	cfg, obs, err := observeAdopted(ctx, env.Cloud, cfg, "status")
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +124,7 @@ func statusOf(ctx context.Context, env *Env, cfg *Config, obs *Observed, probe b
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(env.Parallelism)
 	if obs.Address != nil {
-		ip := &IPStatus{Name: obs.Address.Name, Address: obs.Address.Address, Status: obs.Address.Status, Owner: "none"}
+		ip := &IPStatus{Name: obs.Address.Name, Address: obs.Address.Address, Port: cfg.APIServerPort, Status: obs.Address.Status, Owner: "none"}
 		switch owner.Kind {
 		case lb.OwnerMaster:
 			ip.Owner = "instance " + owner.Instance
