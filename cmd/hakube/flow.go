@@ -114,6 +114,11 @@ func (o *flowOptions) run(cmd *cobra.Command) error {
 	}
 	rep, err := cluster.Run(ctx, env, cfg, opts)
 	prog.stop()
+	if rep != nil {
+		for _, w := range rep.Warnings {
+			g.warn(w)
+		}
+	}
 	if rep != nil && rep.Plan != nil {
 		if werr := o.writeReport(rep, err); werr != nil && err == nil {
 			err = werr

@@ -114,13 +114,23 @@ func newLogger(format string, verbose int, w io.Writer) (*zap.Logger, error) {
 	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), level)), nil
 }
 
+// warn tells the user something that did not stop the command: a line on
+// stderr, or a zap event with --log-format json.
+func (g *globalOptions) warn(msg string) {
+	if g.logFormat == "json" && g.log != nil {
+		g.log.Warn(msg)
+		return
+	}
+	fmt.Fprintln(g.streams.err, "Warning:", msg)
+}
+
 // loadConfig reads settings for a command from flags, environment and file.
 func (g *globalOptions) loadConfig(cmd *cobra.Command, command string) (*cluster.Config, error) {
 	return cluster.Load(cluster.LoadOptions{
 		Flags:      cmd.Flags(),
 		ConfigFile: g.configFile,
 		Command:    command,
-		Warn:       func(msg string) { fmt.Fprintln(g.streams.err, "Warning:", msg) },
+		Warn:       g.warn,
 	})
 }
 

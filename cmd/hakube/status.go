@@ -63,7 +63,7 @@ func writeStatusText(w io.Writer, st *cluster.Status) error {
 			orNone(lb.ForwardingRule), orNone(lb.TargetPool), orNone(lb.HealthCheck))
 	}
 	if st.Lock != nil {
-		fmt.Fprintf(w, "Locked by %s (%s) since %s\n", st.Lock.Holder, st.Lock.Operation, st.Lock.Since.UTC().Format("2006-01-02 15:04:05 MST"))
+		fmt.Fprintf(w, "Locked by %s\n", st.Lock)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ZONE\tKIND\tNAME\tSTATE\tINTERNAL IP\tEXTERNAL IP\tREADY\tLB HEALTH")

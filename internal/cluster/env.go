@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"math/big"
+	"os"
 	"time"
 
 	"go.uber.org/zap"
@@ -22,10 +23,13 @@ type Env struct {
 	Parallelism int
 	// Progress receives a human line while a step waits (may be nil).
 	Progress func(step, msg string)
-	// Holder names this run in the cluster lock; BreakLock takes over a
-	// lock another run holds.
-	Holder    string
-	BreakLock bool
+	// Holder names this user and host in the cluster lock, PID this
+	// process; BreakLock takes over the lock another run was seen holding.
+	// HolderAlive says whether a pid of this machine runs (nil: really ask).
+	Holder      string
+	PID         int
+	BreakLock   bool
+	HolderAlive func(pid int) bool
 	// APIDeadline bounds waiting for the API to serve after a change
 	// (kube-up: 30 minutes for the load balancer).
 	APIDeadline time.Duration
@@ -44,6 +48,9 @@ func (e *Env) defaults() {
 	}
 	if e.Holder == "" {
 		e.Holder = gce.DefaultHolder()
+	}
+	if e.PID == 0 {
+		e.PID = os.Getpid()
 	}
 	if e.APIDeadline == 0 {
 		e.APIDeadline = 30 * time.Minute
@@ -129,6 +136,16 @@ func (e *Env) waitMemberHealthy(ctx context.Context, step, region, pool, instanc
 // prober makes the TLS prober for a cluster whose CA is in a master's metadata.
 func (e *Env) prober(cfg *Config, ca []byte) *lb.Prober {
 	return &lb.Prober{CA: ca, Port: cfg.APIServerPort, Timeout: 2 * time.Second}
+}
+
+// lockRequest is what this run asks of the lock; observed is the lock as
+// the run saw it before planning (the only one --break-lock may break).
+func (e *Env) lockRequest(flow string, observed gce.LockInfo) gce.LockRequest {
+	req := gce.LockRequest{Info: gce.LockInfo{Holder: e.Holder, PID: e.PID, Operation: flow, Since: time.Now()}, Alive: e.HolderAlive}
+	if e.BreakLock && observed.Held() {
+		req.Break = &observed
+	}
+	return req
 }
 
 // randomSuffix returns n characters of [a-z0-9], kube-up's replica suffix

@@ -51,8 +51,17 @@ type planner struct {
 	certs  string // kube-master-certs of the masters
 	ca     []byte
 	lock   *gce.Lock
-	moves  []lb.Move
-	lbMode string
+	moves    []lb.Move
+	lbMode   string
+	warnings []string
+}
+
+// observedLock is the lock on the static IP as observed before planning.
+func (p *planner) observedLock() gce.LockInfo {
+	if p.obs.Address == nil {
+		return gce.LockInfo{}
+	}
+	return gce.LockInfoOf(p.obs.Address.Labels)
 }
 
 func newPlanner(env *Env, cfg *Config, obs *Observed, flow string) *planner {
@@ -170,11 +179,18 @@ func (p *planner) takeLock(ctx context.Context, create bool) error {
 			return fmt.Errorf("read static IP %s: %w", name, err)
 		}
 	}
-	lock, err := c.AcquireLock(ctx, region, name, gce.LockInfo{Holder: p.env.Holder, Operation: p.plan.Flow, Since: time.Now()}, p.env.BreakLock)
+	lock, err := c.AcquireLock(ctx, region, name, p.env.lockRequest(p.plan.Flow, p.observedLock()))
 	if err != nil {
 		return err
 	}
 	p.mu.Lock()
+	if r := lock.Replaced; r != nil {
+		how := "that run is gone (its process no longer runs here)"
+		if p.env.BreakLock && r.Holder != gce.LabelValue(p.env.Holder) {
+			how = "broken with --break-lock"
+		}
+		p.warnings = append(p.warnings, fmt.Sprintf("took over the cluster lock from %s: %s", r, how))
+	}
 	p.lock = lock
 	p.ip = a.Address
 	p.lbMode = a.Labels[labelMode]

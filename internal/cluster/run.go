@@ -37,6 +37,9 @@ type Report struct {
 	ByMethod    []gce.MethodCount `json:"apiCallsByMethod,omitempty"`
 	Duration    time.Duration     `json:"durationNs"`
 	NothingToDo bool              `json:"nothingToDo"`
+	// Warnings are things the user should know that did not stop the run:
+	// a lock taken over or left by a run that is gone, a lock held by another.
+	Warnings []string `json:"warnings,omitempty"`
 	Status      *Status           `json:"status,omitempty"`
 }
 
@@ -92,6 +95,7 @@ func Run(ctx context.Context, env *Env, cfg *Config, opts RunOptions) (*Report, 
 	}
 	if p.plan.Mutations() == 0 {
 		rep.NothingToDo = true
+		rep.Warnings = append(rep.Warnings, settleLock(ctx, env, p)...)
 		if len(p.plan.Steps) == 0 {
 			return rep, nil
 		}
@@ -107,6 +111,7 @@ func Run(ctx context.Context, env *Env, cfg *Config, opts RunOptions) (*Report, 
 	res := Execute(ctx, p.plan, env.Parallelism, opts.Reporter)
 	rep.Result = res
 	rep.Outages = p.moves
+	rep.Warnings = append(rep.Warnings, p.warnings...)
 	if p.lock != nil {
 		// Release even when the run was cancelled: a stale lock would block
 		// the re-run that is meant to finish the job.
@@ -138,6 +143,27 @@ func Run(ctx context.Context, env *Env, cfg *Config, opts RunOptions) (*Report, 
 		return rep, fmt.Errorf("verify: the cluster has not converged; still to do: %v (re-run to finish)", left)
 	}
 	return rep, nil
+}
+
+// settleLock deals with a lock found by a run that changes nothing: the
+// lock of a dead run of this identity (or the one --break-lock names) is
+// cleared, so the next command is not refused; another's is reported.
+func settleLock(ctx context.Context, env *Env, p *planner) []string {
+	held := p.observedLock()
+	if !held.Held() {
+		return nil
+	}
+	req := env.lockRequest(p.plan.Flow, held)
+	if !req.Gone(held) && req.Break == nil {
+		return []string{(&gce.LockedError{Address: p.cfg.StaticIPName(), Info: held}).Error()}
+	}
+	if err := env.Cloud.ClearStaleLock(ctx, p.region(), p.cfg.StaticIPName(), held); err != nil {
+		return []string{fmt.Sprintf("could not clear the lock left by %s: %v; the next run may need --break-lock", held, err)}
+	}
+	if req.Gone(held) {
+		return []string{fmt.Sprintf("cleared the cluster lock left by %s, a run that is gone", held)}
+	}
+	return []string{fmt.Sprintf("cleared the cluster lock of %s (--break-lock)", held)}
 }
 
 // MakePlan observes and plans without changing anything.

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -412,12 +413,8 @@ func TestScenarioInterruptedUpResumes(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
-	info, err := s.cloud.LockHolder(context.Background(), "europe-west1", "kubernetes-master-ip")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.Holder != "" {
-		t.Errorf("interrupted run left the lock held by %q", info.Holder)
+	if info := s.lock(); info.Held() {
+		t.Errorf("interrupted run left the lock held by %+v", info)
 	}
 	s.mustRun("up", "--zone", "europe-west1-b", "--num-nodes", "2")
 	s.expect(shape{prefix: "kubernetes", masters: []string{"europe-west1-b"}, pools: map[string]int{"europe-west1-b": 2}})
@@ -443,10 +440,7 @@ func TestScenarioConcurrentRunIsRefused(t *testing.T) {
 	s := newScenario(t)
 	s.mustRun("up", "--zone", "europe-west1-b", "--num-nodes", "1")
 	ctx := context.Background()
-	since := time.Now().Add(-time.Hour)
-	if _, err := s.cloud.AcquireLock(ctx, "europe-west1", "kubernetes-master-ip", gce.LockInfo{Holder: "ci-runner-42", Operation: "up", Since: since}, false); err != nil {
-		t.Fatal(err)
-	}
+	s.holdLock("ci-runner-42", 42)
 	m := s.mark()
 	_, err := s.run(ctx, "up", "--zone", "europe-west1-c", "--use-existing-master", "--num-nodes", "1")
 	var locked *gce.LockedError
@@ -465,6 +459,102 @@ func TestScenarioConcurrentRunIsRefused(t *testing.T) {
 		t.Fatalf("with --break-lock: %v", err)
 	}
 	s.expect(shape{prefix: "kubernetes", masters: []string{"europe-west1-b"}, pools: map[string]int{"europe-west1-b": 1, "europe-west1-c": 1}})
+}
+
+// lock reads the cluster lock on the static IP.
+func (s *scenario) lock() gce.LockInfo {
+	s.t.Helper()
+	a, err := s.cloud.GetAddress(context.Background(), "europe-west1", "kubernetes-master-ip")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return gce.LockInfoOf(a.Labels)
+}
+
+// holdLock writes a lock as a run of holder with pid would, an hour ago.
+func (s *scenario) holdLock(holder string, pid int) gce.LockInfo {
+	s.t.Helper()
+	info := gce.LockInfo{Holder: holder, PID: pid, Operation: "create cluster", Since: time.Now().Add(-time.Hour).Truncate(time.Second)}
+	req := gce.LockRequest{Info: info, Alive: func(int) bool { return true }}
+	if _, err := s.cloud.AcquireLock(context.Background(), "europe-west1", "kubernetes-master-ip", req); err != nil {
+		s.t.Fatal(err)
+	}
+	return info
+}
+
+// A run SIGKILLed after its last mutation leaves its lock behind: the
+// converged re-run of the same identity clears it (the dead pid does not
+// run), and says so; another identity's lock is reported, not touched.
+func TestScenarioStaleLockAfterConvergedRun(t *testing.T) {
+	s := newScenario(t)
+	s.mustRun("up", "--zone", "europe-west1-b", "--num-nodes", "1")
+	const deadPID = 4_000_000
+	s.holdLock("scenario-test", deadPID)
+	env := s.env()
+	env.HolderAlive = func(pid int) bool { return pid != deadPID }
+	m := s.mark()
+	rep, err := Run(context.Background(), env, s.config("up", "--zone", "europe-west1-b", "--num-nodes", "1"), RunOptions{Command: "up"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.NothingToDo || len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "cleared the cluster lock left by scenario-test (pid 4000000") {
+		t.Errorf("re-run: nothing to do %v, warnings %q", rep.NothingToDo, rep.Warnings)
+	}
+	if info := s.lock(); info.Held() {
+		t.Errorf("lock still held by %+v", info)
+	}
+	if diff := cmp.Diff(map[string]int64{"compute.addresses.setLabels": 1}, s.mutations(m)); diff != "" {
+		t.Errorf("mutations (-want +got):\n%s", diff)
+	}
+
+	foreign := s.holdLock("ci-runner-7", 7)
+	rep, err = Run(context.Background(), env, s.config("up", "--zone", "europe-west1-b", "--num-nodes", "1"), RunOptions{Command: "up"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "locked by ci-runner-7") || !strings.Contains(rep.Warnings[0], "--break-lock") {
+		t.Errorf("warnings %q, want the foreign lock named with what to do", rep.Warnings)
+	}
+	if info := s.lock(); !info.Held() || info.Holder != foreign.Holder {
+		t.Errorf("lock %+v, want it still held by %s", info, foreign.Holder)
+	}
+}
+
+// Two runs that both break the same stale lock to add a replica in the same
+// zone: breaking is a fingerprinted write only one wins, so the other is
+// refused by the winner's lock and there is one replica, not two.
+func TestScenarioBreakLockRaceMakesOneReplica(t *testing.T) {
+	s := newScenario(t)
+	s.mustRun("up", "--zone", "europe-west1-b", "--num-nodes", "0")
+	s.holdLock("crashed-run", 9)
+	ctx := context.Background()
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			env := s.env()
+			env.Holder, env.PID, env.BreakLock = fmt.Sprintf("racer-%d", i), 100+i, true
+			_, errs[i] = Run(ctx, env, s.config("up", "--zone", "europe-west1-c", "--replicate-master"), RunOptions{Command: "up"})
+		}()
+	}
+	wg.Wait()
+	refused := 0
+	for _, err := range errs {
+		var locked *gce.LockedError
+		switch {
+		case err == nil:
+		case errors.As(err, &locked) && strings.HasPrefix(locked.Info.Holder, "racer-"):
+			refused++
+		default:
+			t.Errorf("racer: %v", err)
+		}
+	}
+	if refused != 1 {
+		t.Errorf("%d racers refused (%v), want exactly 1", refused, errs)
+	}
+	s.expect(shape{prefix: "kubernetes", masters: []string{"europe-west1-b", "europe-west1-c"}, pools: map[string]int{"europe-west1-b": 0}, lb: true})
 }
 
 func TestScenarioPlanGolden(t *testing.T) {

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
 	"sync"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -141,7 +139,7 @@ func statusOf(ctx context.Context, env *Env, cfg *Config, obs *Observed, probe b
 				return nil
 			})
 		}
-		if info, err := lockInfoOf(obs); err == nil && info.Holder != "" {
+		if info := gce.LockInfoOf(obs.Address.Labels); info.Held() {
 			st.Lock = &info
 		}
 	}
@@ -225,15 +223,6 @@ func statusOf(ctx context.Context, env *Env, cfg *Config, obs *Observed, probe b
 	return st, nil
 }
 
-func lockInfoOf(obs *Observed) (gce.LockInfo, error) {
-	info := gce.LockInfo{Holder: obs.Address.Labels[gce.LabelLockHolder], Operation: obs.Address.Labels[gce.LabelLockOp]}
-	if s := obs.Address.Labels[gce.LabelLockSince]; s != "" {
-		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-			info.Since = time.Unix(n, 0)
-		}
-	}
-	return info, nil
-}
 
 // Problems lists what keeps a cluster from fully serving (empty: healthy).
 func Problems(st *Status) []string {

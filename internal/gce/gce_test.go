@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -170,6 +171,19 @@ func TestListsFollowPages(t *testing.T) {
 	_ = emu
 }
 
+func lockReq(holder string, pid int, op string, since time.Time) gce.LockRequest {
+	return gce.LockRequest{Info: gce.LockInfo{Holder: holder, PID: pid, Operation: op, Since: since}, Alive: func(int) bool { return true }}
+}
+
+func lockHolder(t *testing.T, c *gce.Cloud) gce.LockInfo {
+	t.Helper()
+	a, err := c.GetAddress(context.Background(), "us-central1", "lock-ip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gce.LockInfoOf(a.Labels)
+}
+
 func TestLockRefusesSecondHolder(t *testing.T) {
 	c, _ := newCloud(t, emulator.Options{})
 	ctx := context.Background()
@@ -177,34 +191,123 @@ func TestLockRefusesSecondHolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	since := time.Unix(1700000000, 0)
-	l1, err := c.AcquireLock(ctx, "us-central1", "lock-ip", gce.LockInfo{Holder: "alice-host-1", Operation: "up", Since: since}, false)
+	alice := gce.LockInfo{Holder: "alice-host-1", PID: 11, Operation: "up", Since: since}
+	l1, err := c.AcquireLock(ctx, "us-central1", "lock-ip", lockReq("alice-host-1", 11, "up", since))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.AcquireLock(ctx, "us-central1", "lock-ip", gce.LockInfo{Holder: "bob-host-2", Operation: "down", Since: time.Now()}, false)
+	_, err = c.AcquireLock(ctx, "us-central1", "lock-ip", lockReq("bob-host-2", 22, "down", time.Now()))
 	var locked *gce.LockedError
 	if !errors.As(err, &locked) {
 		t.Fatalf("second acquire: %v, want LockedError", err)
 	}
-	if diff := cmp.Diff(gce.LockInfo{Holder: "alice-host-1", Operation: "up", Since: since}, locked.Info); diff != "" {
+	if diff := cmp.Diff(alice, locked.Info); diff != "" {
 		t.Errorf("holder info (-want +got):\n%s", diff)
 	}
-	// Breaking the lock takes it over; the old holder's release leaves it alone.
-	l2, err := c.AcquireLock(ctx, "us-central1", "lock-ip", gce.LockInfo{Holder: "bob-host-2", Operation: "down", Since: time.Now()}, true)
+	// Breaking a lock other than the one held changes nothing.
+	req := lockReq("bob-host-2", 22, "down", time.Now())
+	req.Break = &gce.LockInfo{Holder: "carol-host-3", PID: 33, Since: since}
+	if _, err := c.AcquireLock(ctx, "us-central1", "lock-ip", req); !errors.As(err, &locked) {
+		t.Fatalf("breaking another holder's lock: %v, want LockedError", err)
+	}
+	// Breaking the lock seen takes it over; the old holder's release leaves it alone.
+	req.Break = &alice
+	l2, err := c.AcquireLock(ctx, "us-central1", "lock-ip", req)
 	if err != nil {
 		t.Fatalf("break lock: %v", err)
+	}
+	if l2.Replaced == nil || !cmp.Equal(*l2.Replaced, alice) {
+		t.Errorf("replaced %+v, want alice's lock", l2.Replaced)
 	}
 	if err := l1.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if info, _ := c.LockHolder(ctx, "us-central1", "lock-ip"); info.Holder != "bob-host-2" {
-		t.Errorf("holder after stale release = %q, want bob-host-2", info.Holder)
+	if info := lockHolder(t, c); info.Holder != "bob-host-2" || info.PID != 22 {
+		t.Errorf("holder after stale release = %+v, want bob-host-2 pid 22", info)
 	}
 	if err := l2.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if info, _ := c.LockHolder(ctx, "us-central1", "lock-ip"); info.Holder != "" {
-		t.Errorf("lock still held by %q after release", info.Holder)
+	if info := lockHolder(t, c); info.Held() {
+		t.Errorf("lock still held by %+v after release", info)
+	}
+}
+
+// A lock of this identity whose process is gone is taken over; one whose
+// process runs is not, and its error says to wait rather than to break it.
+func TestLockDeadHolderOfSameIdentity(t *testing.T) {
+	c, _ := newCloud(t, emulator.Options{})
+	ctx := context.Background()
+	if err := c.InsertAddress(ctx, "us-central1", &compute.Address{Name: "lock-ip"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AcquireLock(ctx, "us-central1", "lock-ip", lockReq("me-laptop", 100, "up", time.Unix(1700000000, 0))); err != nil {
+		t.Fatal(err)
+	}
+	live := lockReq("me-laptop", 200, "up", time.Now())
+	_, err := c.AcquireLock(ctx, "us-central1", "lock-ip", live)
+	var locked *gce.LockedError
+	if !errors.As(err, &locked) || !locked.Alive || !strings.Contains(err.Error(), "still runs on this machine") {
+		t.Fatalf("live holder: %v, want a refusal saying it still runs", err)
+	}
+	dead := live
+	dead.Alive = func(pid int) bool { return pid != 100 }
+	l, err := c.AcquireLock(ctx, "us-central1", "lock-ip", dead)
+	if err != nil {
+		t.Fatalf("dead holder: %v", err)
+	}
+	if l.Replaced == nil || l.Replaced.PID != 100 {
+		t.Errorf("replaced %+v, want pid 100", l.Replaced)
+	}
+	if info := lockHolder(t, c); info.PID != 200 {
+		t.Errorf("holder %+v, want pid 200", info)
+	}
+	// Another identity's dead-looking pid means nothing: it may run elsewhere.
+	other := lockReq("ci-runner", 300, "up", time.Now())
+	other.Alive = func(int) bool { return false }
+	if _, err := c.AcquireLock(ctx, "us-central1", "lock-ip", other); !errors.As(err, &locked) {
+		t.Errorf("other identity: %v, want LockedError", err)
+	}
+}
+
+// Two runs breaking the same stale lock: one wins, the other is refused by
+// the winner's lock (it may only break the lock it saw).
+func TestLockBreakRaceHasOneWinner(t *testing.T) {
+	c, _ := newCloud(t, emulator.Options{Latency: emulator.LatencyFast})
+	ctx := context.Background()
+	if err := c.InsertAddress(ctx, "us-central1", &compute.Address{Name: "lock-ip"}); err != nil {
+		t.Fatal(err)
+	}
+	stale := gce.LockInfo{Holder: "dead-host", PID: 7, Operation: "up", Since: time.Unix(1700000000, 0)}
+	if _, err := c.AcquireLock(ctx, "us-central1", "lock-ip", lockReq(stale.Holder, stale.PID, stale.Operation, stale.Since)); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins, refused := 0, 0
+	for i := 0; i < 5; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			req := lockReq(fmt.Sprintf("racer-%d", i), 1000+i, "up", time.Now())
+			req.Break = &stale
+			_, err := c.AcquireLock(ctx, "us-central1", "lock-ip", req)
+			var locked *gce.LockedError
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				wins++
+			case errors.As(err, &locked):
+				refused++
+			default:
+				t.Errorf("racer %d: %v", i, err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if wins != 1 || refused != 4 {
+		t.Errorf("%d won and %d were refused, want 1 and 4", wins, refused)
 	}
 }
 
@@ -221,7 +324,7 @@ func TestLockRaceHasOneWinner(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			_, err := c.AcquireLock(ctx, "us-central1", "lock-ip", gce.LockInfo{Holder: fmt.Sprintf("run-%d", i), Operation: "up", Since: time.Now()}, false)
+			_, err := c.AcquireLock(ctx, "us-central1", "lock-ip", lockReq(fmt.Sprintf("run-%d", i), i+1, "up", time.Now()))
 			if err == nil {
 				mu.Lock()
 				wins++

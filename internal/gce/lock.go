@@ -2,11 +2,13 @@ package gce
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/user"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -14,38 +16,64 @@ import (
 // IP address, written with the label fingerprint so that of two concurrent
 // runs exactly one wins. It refuses a second mutating run, names the holder
 // and since when, and can be broken explicitly when a run died holding it.
+//
+// The holder is an identity (user and host) plus the process id: a run on
+// the same machine as a dead holder can tell that the holder is gone and
+// take the lock over, while a holder elsewhere can only be broken by hand.
 const (
 	LabelLockHolder = "hakube-lock-holder"
+	LabelLockPID    = "hakube-lock-pid"
 	LabelLockOp     = "hakube-lock-op"
 	LabelLockSince  = "hakube-lock-since"
 )
 
 // LockInfo describes a lock holder.
 type LockInfo struct {
-	Holder    string
-	Operation string
-	Since     time.Time
+	Holder    string    `json:"holder"` // user and host, in label syntax
+	PID       int       `json:"pid,omitempty"`
+	Operation string    `json:"operation"`
+	Since     time.Time `json:"since"`
+}
+
+// Held reports whether anyone holds the lock.
+func (i LockInfo) Held() bool { return i.Holder != "" }
+
+func (i LockInfo) same(o LockInfo) bool {
+	return i.Holder == o.Holder && i.PID == o.PID && i.Since.Equal(o.Since)
+}
+
+func (i LockInfo) String() string {
+	if i.PID > 0 {
+		return fmt.Sprintf("%s (pid %d, running %q since %s)", i.Holder, i.PID, i.Operation, i.Since.UTC().Format(time.RFC3339))
+	}
+	return fmt.Sprintf("%s (running %q since %s)", i.Holder, i.Operation, i.Since.UTC().Format(time.RFC3339))
 }
 
 // LockedError is returned when another run holds the lock.
 type LockedError struct {
 	Address string
 	Info    LockInfo
+	// Alive is true when the holder is a process on this machine that still
+	// runs; then breaking the lock would race a live run.
+	Alive bool
 }
 
 func (e *LockedError) Error() string {
-	return fmt.Sprintf("cluster is locked by %s (running %q since %s, %s ago); if that run is gone, re-run with --break-lock",
-		e.Info.Holder, e.Info.Operation, e.Info.Since.UTC().Format(time.RFC3339), time.Since(e.Info.Since).Round(time.Second))
+	ago := time.Since(e.Info.Since).Round(time.Second)
+	if e.Alive {
+		return fmt.Sprintf("cluster is locked by %s, %s ago, and that process still runs on this machine; wait for it to finish", e.Info, ago)
+	}
+	return fmt.Sprintf("cluster is locked by %s, %s ago; if that run is gone, re-run with --break-lock", e.Info, ago)
 }
 
-// DefaultHolder names this process: user, host and pid, in label syntax.
+// DefaultHolder names this user on this host, in label syntax.
 func DefaultHolder() string {
 	name := "unknown"
 	if u, err := user.Current(); err == nil {
 		name = u.Username
 	}
 	host, _ := os.Hostname()
-	return LabelValue(fmt.Sprintf("%s-%s-%d", name, host, os.Getpid()))
+	return LabelValue(name + "-" + host)
 }
 
 // LabelValue coerces s into a valid label value.
@@ -66,32 +94,79 @@ func LabelValue(s string) string {
 	return out
 }
 
+// ProcessAlive reports whether a process with the pid runs on this machine.
+func ProcessAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// LockRequest is what a run asks of the lock.
+type LockRequest struct {
+	Info LockInfo // this run: Holder, PID, Operation, Since
+	// Break is the lock the user asked to break (--break-lock), as the run
+	// observed it before planning: only that exact holder is displaced, so of
+	// two runs breaking the same stale lock, one wins and the other is
+	// refused by the winner's lock.
+	Break *LockInfo
+	// Alive tells whether a pid of this machine still runs (nil: ProcessAlive).
+	Alive func(pid int) bool
+}
+
+// Gone reports whether the holder is a process of this run's identity (same
+// user and host) that no longer runs: its lock can be taken over safely.
+func (r LockRequest) Gone(held LockInfo) bool {
+	return held.Held() && held.Holder == LabelValue(r.Info.Holder) && held.PID > 0 && held.PID != r.Info.PID && !r.alive(held.PID)
+}
+
+func (r LockRequest) alive(pid int) bool {
+	if r.Alive != nil {
+		return r.Alive(pid)
+	}
+	return ProcessAlive(pid)
+}
+
 // Lock is a held cluster lock.
 type Lock struct {
 	c       *Cloud
 	region  string
 	address string
 	holder  string
+	pid     int
+	// Replaced is the earlier holder this run took the lock from: a dead
+	// process of the same identity, or the one --break-lock broke.
+	Replaced *LockInfo
 }
 
-// AcquireLock takes the lock on the address. With force it takes over a
-// lock someone else holds (a stale one).
-func (c *Cloud) AcquireLock(ctx context.Context, region, address string, info LockInfo, force bool) (*Lock, error) {
+// AcquireLock takes the lock on the address: when free, when this process
+// holds it, when its holder is a dead process of the same identity, or when
+// it is exactly the lock the request breaks.
+func (c *Cloud) AcquireLock(ctx context.Context, region, address string, req LockRequest) (*Lock, error) {
+	holder := LabelValue(req.Info.Holder)
 	for attempt := 0; attempt < 5; attempt++ {
 		a, err := c.GetAddress(ctx, region, address)
 		if err != nil {
 			return nil, fmt.Errorf("read lock on address %s: %w", address, err)
 		}
-		if held := lockInfo(a.Labels); held.Holder != "" && held.Holder != info.Holder && !force {
-			return nil, &LockedError{Address: address, Info: held}
+		held := LockInfoOf(a.Labels)
+		var replaced *LockInfo
+		switch {
+		case !held.Held(), held.Holder == holder && held.PID == req.Info.PID:
+		case req.Gone(held), req.Break != nil && held.same(*req.Break):
+			replaced = &held
+		default:
+			return nil, &LockedError{Address: address, Info: held, Alive: held.Holder == holder && req.alive(held.PID)}
 		}
 		labels := map[string]string{}
 		for k, v := range a.Labels {
 			labels[k] = v
 		}
-		labels[LabelLockHolder] = LabelValue(info.Holder)
-		labels[LabelLockOp] = LabelValue(info.Operation)
-		labels[LabelLockSince] = strconv.FormatInt(info.Since.Unix(), 10)
+		labels[LabelLockHolder] = holder
+		labels[LabelLockPID] = strconv.Itoa(req.Info.PID)
+		labels[LabelLockOp] = LabelValue(req.Info.Operation)
+		labels[LabelLockSince] = strconv.FormatInt(req.Info.Since.Unix(), 10)
 		err = c.SetAddressLabels(ctx, region, address, labels, a.LabelFingerprint)
 		if IsPrecondition(err) {
 			continue // someone changed the labels since we read them: look again
@@ -99,49 +174,60 @@ func (c *Cloud) AcquireLock(ctx context.Context, region, address string, info Lo
 		if err != nil {
 			return nil, fmt.Errorf("take lock on address %s: %w", address, err)
 		}
-		return &Lock{c: c, region: region, address: address, holder: LabelValue(info.Holder)}, nil
+		return &Lock{c: c, region: region, address: address, holder: holder, pid: req.Info.PID, Replaced: replaced}, nil
 	}
 	return nil, fmt.Errorf("take lock on address %s: labels keep changing under us; another run is racing for the lock", address)
 }
 
-func lockInfo(labels map[string]string) LockInfo {
+// LockInfoOf reads the lock labels of an address.
+func LockInfoOf(labels map[string]string) LockInfo {
 	info := LockInfo{Holder: labels[LabelLockHolder], Operation: labels[LabelLockOp]}
+	if n, err := strconv.Atoi(labels[LabelLockPID]); err == nil {
+		info.PID = n
+	}
 	if n, err := strconv.ParseInt(labels[LabelLockSince], 10, 64); err == nil {
 		info.Since = time.Unix(n, 0)
 	}
 	return info
 }
 
-// LockHolder reports who holds the lock on the address, if anyone.
-func (c *Cloud) LockHolder(ctx context.Context, region, address string) (LockInfo, error) {
-	a, err := c.GetAddress(ctx, region, address)
-	if err != nil {
-		return LockInfo{}, err
-	}
-	return lockInfo(a.Labels), nil
-}
-
 // Release drops the lock if this run still holds it. A deleted address
 // (the cluster was torn down) releases it too.
 func (l *Lock) Release(ctx context.Context) error {
+	return l.c.clearLock(ctx, l.region, l.address, func(held LockInfo) bool {
+		return held.Holder == l.holder && held.PID == l.pid
+	})
+}
+
+// ClearStaleLock removes a lock whose holder is gone, exactly that holder's:
+// a run that finds nothing to do still leaves the cluster unlocked.
+func (c *Cloud) ClearStaleLock(ctx context.Context, region, address string, stale LockInfo) error {
+	return c.clearLock(ctx, region, address, func(held LockInfo) bool { return held.same(stale) })
+}
+
+// clearLock removes the lock labels while mine says the holder is the one
+// to remove, re-reading after a concurrent change.
+func (c *Cloud) clearLock(ctx context.Context, region, address string, mine func(LockInfo) bool) error {
 	for attempt := 0; attempt < 5; attempt++ {
-		a, err := l.c.GetAddress(ctx, l.region, l.address)
+		a, err := c.GetAddress(ctx, region, address)
 		if IsNotFound(err) {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("release lock on address %s: %w", l.address, err)
+			return fmt.Errorf("release lock on address %s: %w", address, err)
 		}
-		if a.Labels[LabelLockHolder] != l.holder {
+		if !mine(LockInfoOf(a.Labels)) {
 			return nil
 		}
 		labels := map[string]string{}
 		for k, v := range a.Labels {
-			if k != LabelLockHolder && k != LabelLockOp && k != LabelLockSince {
+			switch k {
+			case LabelLockHolder, LabelLockPID, LabelLockOp, LabelLockSince:
+			default:
 				labels[k] = v
 			}
 		}
-		err = l.c.SetAddressLabels(ctx, l.region, l.address, labels, a.LabelFingerprint)
+		err = c.SetAddressLabels(ctx, region, address, labels, a.LabelFingerprint)
 		if IsPrecondition(err) {
 			continue
 		}
@@ -149,9 +235,9 @@ func (l *Lock) Release(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("release lock on address %s: %w", l.address, err)
+			return fmt.Errorf("release lock on address %s: %w", address, err)
 		}
 		return nil
 	}
-	return fmt.Errorf("release lock on address %s: labels keep changing", l.address)
+	return fmt.Errorf("release lock on address %s: labels keep changing", address)
 }
