@@ -19,7 +19,7 @@ func newConfigCmd(g *globalOptions) *cobra.Command {
 	view := &cobra.Command{
 		Use:   "view",
 		Short: "Print the effective settings (a valid config file); --show-origin says where each came from",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.loadConfig(cmd, command)
 			if err != nil {
@@ -55,7 +55,7 @@ func newVersionCmd(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print hakube's version",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			_, err := fmt.Fprintf(g.streams.out, "hakube %s\n", version)
 			return err

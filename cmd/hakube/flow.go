@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -47,7 +48,7 @@ func newUpCmd(g *globalOptions) *cobra.Command {
 
 Re-running any of them is safe: what exists is kept, what is missing is made,
 and a cluster that already matches makes no change at all.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
 	}
 	o.addFlags(cmd)
@@ -70,7 +71,7 @@ func newDownCmd(g *globalOptions) *cobra.Command {
 Removing the second-to-last replica gives the static IP back to the last master
 and removes the load balancer. The last master is only removed with the whole
 cluster, and never while node pools remain in other zones.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
 	}
 	o.addFlags(cmd)
@@ -125,10 +126,29 @@ func (o *flowOptions) run(cmd *cobra.Command) error {
 		}
 	}
 	if err != nil && rep != nil && rep.Result != nil {
-		return fmt.Errorf("%w\n%s; re-run the same command to resume", err, rep.Result.Summary())
+		return &stoppedError{err: err, flow: rep.Flow, summary: rep.Result.Summary(), stepsShown: rep.Result.Count("failed") > 0}
 	}
 	return err
 }
+
+// stoppedError ends a run that executed part of its plan. The failed steps'
+// errors were already shown with their ✗ lines, so it says only what
+// happened overall; errors.Is and errors.As still see the cause.
+type stoppedError struct {
+	err        error
+	flow       string
+	summary    string
+	stepsShown bool
+}
+
+func (e *stoppedError) Error() string {
+	if e.stepsShown && !errors.Is(e.err, context.Canceled) {
+		return fmt.Sprintf("%s stopped (the failed steps and their errors are shown above): %s; fix the cause and re-run the same command to resume", e.flow, e.summary)
+	}
+	return fmt.Sprintf("%v\n%s; re-run the same command to resume", e.err, e.summary)
+}
+
+func (e *stoppedError) Unwrap() error { return e.err }
 
 // confirm asks before a destructive plan runs.
 func confirm(in io.Reader, w io.Writer, p *cluster.Plan) (bool, error) {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/hakube/hakube/internal/cluster"
+	"github.com/hakube/hakube/internal/gce"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
@@ -55,7 +56,7 @@ func reportError(w io.Writer, err error) int {
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(w, "Interrupted: stopped cleanly. Re-run the same command to finish; it resumes where this run stopped.")
 		return exitFailure
-	case errors.Is(err, cluster.ErrInvalidConfig), errors.Is(err, cluster.ErrRefused), isUsageError(err):
+	case errors.Is(err, cluster.ErrInvalidConfig), errors.Is(err, cluster.ErrRefused), isUsageError(err), isLocked(err):
 		fmt.Fprintf(w, "Error: %v\n", err)
 		return exitDegraded
 	}
@@ -73,6 +74,12 @@ type usageError struct{ err error }
 
 func (e *usageError) Error() string { return e.err.Error() }
 func (e *usageError) Unwrap() error { return e.err }
+
+// isLocked is a request refused because another run holds the lock.
+func isLocked(err error) bool {
+	var l *gce.LockedError
+	return errors.As(err, &l)
+}
 
 func isUsageError(err error) bool {
 	var u *usageError

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	compute "google.golang.org/api/compute/v1"
 
 	"github.com/hakube/hakube/internal/emulator"
 	"github.com/hakube/hakube/internal/emulator/emulatortest"
@@ -73,6 +74,11 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{"help", []string{"--help"}, 0, ""},
 		{"unknown flag", []string{"up", "--bogus"}, 2, "unknown flag: --bogus"},
+		{"positional argument", []string{"up", "foo"}, 2, `hakube up takes no arguments, got "foo"`},
+		{"unknown command", []string{"upp"}, 2, `unknown command "upp" for "hakube"; did you mean up?`},
+		{"another command's flag on status", []string{"status", "--replicate-master"}, 2, "hakube status does not take --replicate-master: it is a setting of hakube up"},
+		{"another command's flag on down", []string{"down", "--replicate-master"}, 2, "hakube down does not take --replicate-master"},
+		{"down's flag on up", []string{"up", "--replica", "kubernetes-master-abc"}, 2, "hakube up does not take --replica: it is a setting of hakube down"},
 		{"bad output", []string{"status", "-o", "xml"}, 2, "-o/--output"},
 		{"bad log format", []string{"status", "--log-format", "xml"}, 2, "--log-format"},
 		{"conflicting switches", append([]string{"up", "--use-existing-master", "--replicate-master"}, base...), 2, "choose one"},
@@ -89,6 +95,37 @@ func TestExitCodes(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want exit %d mentioning %q", code, stderr, tt.code, tt.say)
 			}
 		})
+	}
+}
+
+// A run refused by another run's lock exits 2, and its error is shown once.
+func TestLockRefusalExitsTwoAndSaysItOnce(t *testing.T) {
+	clearEnv(t)
+	emu := emulatortest.Start(t, emulator.Options{Projects: []string{"cmd-project"}})
+	svc := emu.Compute(t)
+	op, err := svc.Addresses.Insert("cmd-project", "europe-west1", &compute.Address{Name: "kubernetes-master-ip"}).Do()
+	if err != nil {
+		t.Fatal(err)
+	}
+	emulatortest.WaitOp(t, svc, "cmd-project", op)
+	a, err := svc.Addresses.Get("cmd-project", "europe-west1", "kubernetes-master-ip").Do()
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{"hakube-cluster": "kubernetes", "hakube-role": "static-ip", "hakube-mode": "standard",
+		"hakube-lock-holder": "ci-elsewhere", "hakube-lock-pid": "7", "hakube-lock-op": "up", "hakube-lock-since": "1700000000"}
+	op, err = svc.Addresses.SetLabels("cmd-project", "europe-west1", a.Name, &compute.RegionSetLabelsRequest{Labels: labels, LabelFingerprint: a.LabelFingerprint}).Do()
+	if err != nil {
+		t.Fatal(err)
+	}
+	emulatortest.WaitOp(t, svc, "cmd-project", op)
+
+	code, _, stderr := runCLI(t, "up", "--zone", "europe-west1-b", "--project", "cmd-project", "--endpoint", emu.Endpoint)
+	if code != 2 {
+		t.Errorf("exit %d, want 2 (refused)\n%s", code, stderr)
+	}
+	if n := strings.Count(stderr, "cluster is locked by ci-elsewhere"); n != 1 {
+		t.Errorf("the lock error appears %d times, want once:\n%s", n, stderr)
 	}
 }
 

@@ -70,7 +70,19 @@ file (--config, HAKUBE_CONFIG) > default.`,
 	root.SetOut(s.out)
 	root.SetErr(s.err)
 	root.SetIn(s.in)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.SetFlagErrorFunc(flagError)
+	root.Args = cobra.ArbitraryArgs
+	root.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for \"hakube\"", args[0])
+		cmd.SuggestionsMinimumDistance = 2
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+		}
+		return &usageError{fmt.Errorf("%s (hakube --help lists the commands)", msg)}
+	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.configFile, "config", "", "config file (YAML; env HAKUBE_CONFIG)")
 	pf.StringVarP(&g.output, "output", "o", "text", "output format of data on stdout: text, json or yaml")
@@ -85,6 +97,27 @@ file (--config, HAKUBE_CONFIG) > default.`,
 		newVersionCmd(g),
 	)
 	return root
+}
+
+// noArgs refuses positional arguments as a usage error: every input is a
+// flag, an environment variable or a config file key.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return &usageError{fmt.Errorf("hakube %s takes no arguments, got %q: settings are flags, environment variables or config file keys (see hakube %s --help)",
+			cmd.Name(), strings.Join(args, " "), cmd.Name())}
+	}
+	return nil
+}
+
+// flagError makes pflag's errors usage errors, and explains a flag that
+// belongs to another command (--replicate-master on down).
+func flagError(cmd *cobra.Command, err error) error {
+	if name, ok := strings.CutPrefix(err.Error(), "unknown flag: --"); ok {
+		if hint := cluster.FlagHint(name); hint != "" {
+			return &usageError{fmt.Errorf("hakube %s does not take --%s: %s", cmd.Name(), name, hint)}
+		}
+	}
+	return &usageError{err}
 }
 
 // newLogger builds the zap logger: quiet human text by default, JSON on

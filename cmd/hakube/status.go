@@ -17,7 +17,7 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the cluster per zone: master replicas, node pools, the static IP and who holds it",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := readStatus(cmd, g, "status")
 			if err != nil {
@@ -113,7 +113,7 @@ func newValidateCmd(g *globalOptions) *cobra.Command {
 (TLS verified against the cluster CA), every master replica is running and ready,
 and every node pool runs its target size. It exits 2 when the cluster exists but
 is degraded, and 1 when it could not tell.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := readStatus(cmd, g, "validate")
 			if err != nil {

@@ -67,6 +67,17 @@ func Reads(command, key string) bool {
 	return ok && spec.readBy(command)
 }
 
+// FlagHint explains a setting flag to a command that does not read it:
+// which commands do, and what it means there ("" for no such setting).
+func FlagHint(flag string) string {
+	for _, s := range settingSpecs() {
+		if s.flag == flag && s.commands != nil {
+			return fmt.Sprintf("it is a setting of hakube %s (%s)", strings.Join(s.commands, " and "), s.help)
+		}
+	}
+	return ""
+}
+
 func specByKey(key string) (settingSpec, bool) {
 	for _, s := range settingSpecs() {
 		if s.key == key {
