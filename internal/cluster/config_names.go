@@ -83,7 +83,7 @@ func (c *Config) prefixNames() []string {
 	return []string{
 		c.MasterName(), replica, c.MasterDiskName(c.MasterName()), c.MasterDiskName(replica),
 		c.StaticIPName(), c.TargetPoolName(), c.ForwardingRuleName(), c.HealthCheckName(),
-		c.NodeTemplateName(), c.NodeGroupName(), c.MasterTag(), c.NodeTag(),
+		c.NodeTemplateName(), c.NodeGroupName(), c.NodeGroupName() + "-abcd", c.MasterTag(), c.NodeTag(),
 		c.MasterHTTPSFirewallName(), c.MasterEtcdFirewallName(), c.NodeAllFirewallName(),
 		c.InternalMasterFirewallName(), c.InternalNodeFirewallName(),
 	}

@@ -143,7 +143,9 @@ func nodeGroup(cfg *Config, templateLink string) *compute.InstanceGroupManager {
 	return &compute.InstanceGroupManager{
 		Name:             cfg.NodeGroupName(),
 		Description:      gce.Description(cfg.ClusterName(), gce.RoleNodeGroup, "Kubernetes nodes of this zone"),
-		BaseInstanceName: cfg.NodeTag(),
+		// kube-up's --base-instance-name: nodes are <group>-xxxx, as in the HA
+		// guide's `kubectl get nodes` (kubernetes-minion-group-6s52).
+		BaseInstanceName: cfg.NodeGroupName(),
 		InstanceTemplate: templateLink,
 		TargetSize:       int64(cfg.NumNodes),
 	}

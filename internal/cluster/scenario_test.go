@@ -83,7 +83,7 @@ func (s *scenario) mustRun(command string, args ...string) *Report {
 	return rep
 }
 
-var suffixed = regexp.MustCompile(`^(.*-(master|minion))-[a-z0-9]{3,4}(-pd)?$`)
+var suffixed = regexp.MustCompile(`^(.*-(master|minion-group))-[a-z0-9]{3,4}(-pd)?$`)
 
 // inventory reads every resource, folding random names into patterns.
 func (s *scenario) inventory() map[string]int {
@@ -138,8 +138,8 @@ func (sh shape) resources() map[string]int {
 		out["zones/"+z+"/instanceGroupManagers/"+p+"-minion-group"] = 1
 		out["zones/"+z+"/instanceGroups/"+p+"-minion-group"] = 1
 		if n > 0 {
-			out["zones/"+z+"/instances/"+p+"-minion-*"] = n
-			out["zones/"+z+"/disks/"+p+"-minion-*"] = n
+			out["zones/"+z+"/instances/"+p+"-minion-group-*"] = n
+			out["zones/"+z+"/disks/"+p+"-minion-group-*"] = n
 		}
 	}
 	for i, z := range sh.masters {

@@ -433,8 +433,8 @@ func (w *walk) check(ctx context.Context, c cluster) error {
 		for z := range c.pools {
 			add("zones/"+z+"/instanceGroupManagers/kubernetes-minion-group", 1)
 			add("zones/"+z+"/instanceGroups/kubernetes-minion-group", 1)
-			add("zones/"+z+"/instances/kubernetes-minion-*", 3)
-			add("zones/"+z+"/disks/kubernetes-minion-*", 3)
+			add("zones/"+z+"/instances/kubernetes-minion-group-*", 3)
+			add("zones/"+z+"/disks/kubernetes-minion-group-*", 3)
 		}
 		for z := range c.masters {
 			name := "kubernetes-master-*"
@@ -532,7 +532,7 @@ func total(m map[string]int) int {
 	return n
 }
 
-var randomSuffix = regexp.MustCompile(`^(kubernetes-(master|minion))-[a-z0-9]{3,4}(-pd)?$`)
+var randomSuffix = regexp.MustCompile(`^(kubernetes-(master|minion-group))-[a-z0-9]{3,4}(-pd)?$`)
 
 // inventory reads every resource and folds random names into patterns.
 func (w *walk) inventory(ctx context.Context) (map[string]int, error) {
