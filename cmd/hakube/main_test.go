@@ -32,6 +32,7 @@ func clearEnv(t *testing.T) {
 			os.Unsetenv(k)
 		}
 	}
+	t.Setenv("CLOUDSDK_CONFIG", t.TempDir()) // no project from the developer's gcloud
 }
 
 func runCLI(t *testing.T, args ...string) (int, string, string) {

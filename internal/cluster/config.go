@@ -102,6 +102,10 @@ func (o Origin) String() string {
 	switch o.Source {
 	case SourceFlag, SourceEnv, SourceFile:
 		return o.Source + " " + o.Name
+	case SourceGcloud:
+		return "gcloud config " + o.Name
+	case SourceCluster:
+		return "cluster: " + o.Name
 	case SourceDefault:
 		return SourceDefault
 	case SourceDerived:
@@ -115,7 +119,7 @@ func (o Origin) String() string {
 
 // userGiven reports whether the value came from the user rather than hakube.
 func (o Origin) userGiven() bool {
-	return o.Source == SourceFlag || o.Source == SourceEnv || o.Source == SourceFile
+	return o.Source == SourceFlag || o.Source == SourceEnv || o.Source == SourceFile || o.Source == SourceGcloud
 }
 
 // Setting is one effective setting rendered for display.
@@ -178,7 +182,12 @@ type input struct {
 
 // name is how error messages refer to the input: "--num-nodes", "NUM_NODES"
 // or "config.yaml:numNodes".
-func (in input) name() string { return in.origin.Name }
+func (in input) name() string {
+	if in.origin.Source == SourceGcloud {
+		return in.origin.Name + ": [core] project"
+	}
+	return in.origin.Name
+}
 
 // problem puts the input, as the user gave it, in front of what is wrong with
 // it: NUM_NODES="abc": not a whole number. The value is always quoted so that
@@ -245,12 +254,19 @@ func Load(opts LoadOptions) (*Config, error) {
 			continue
 		}
 		layer, ok := s.source(v, opts.Flags, path, file, warn)
-		if !ok {
-			continue
-		}
 		in := input{raw: v.GetString(s.key), origin: layer.origin}
-		if in.raw != layer.raw {
+		switch {
+		case ok && in.raw != layer.raw:
 			return nil, disagree(s.key, in.raw, layer)
+		case !ok && s.fallback != nil:
+			// Outside viper's layers: below every one of them.
+			raw, origin, found := s.fallback()
+			if !found {
+				continue
+			}
+			in = input{raw: raw, origin: origin}
+		case !ok:
+			continue
 		}
 		given[s.key] = in
 		c.Origins[s.key] = in.origin
@@ -309,7 +325,7 @@ func Load(opts LoadOptions) (*Config, error) {
 func crossCheck(c *Config, cmd string, given map[string]input, bad map[string]error) []error {
 	var problems []error
 	if commandNeedsProject(cmd) && c.Project == "" && bad["project"] == nil {
-		problems = append(problems, fmt.Errorf("no GCP project: pass --project or set PROJECT (or CLOUDSDK_CORE_PROJECT, GOOGLE_CLOUD_PROJECT, or project: in the config file); hakube %s needs one", cmd))
+		problems = append(problems, fmt.Errorf("no GCP project: pass --project or set PROJECT (or CLOUDSDK_CORE_PROJECT, GOOGLE_CLOUD_PROJECT, project: in the config file, or `gcloud config set project`); hakube %s needs one", cmd))
 	}
 	if c.UseExistingMaster && c.ReplicateMaster {
 		problems = append(problems, fmt.Errorf("%s and %s both set: choose one (add a node pool, or add a master replica)",

@@ -39,6 +39,9 @@ type settingSpec struct {
 	// setting it depends on, for the origin.
 	derive      func(c *Config)
 	derivedFrom string
+	// fallback supplies a value from outside hakube when the user set none
+	// (gcloud's configuration, for the project).
+	fallback func() (raw string, origin Origin, ok bool)
 	// commands lists the commands that read the setting (nil: every
 	// command). A command binds flags only for what it reads, ignores the
 	// rest of the environment and config file, and `config` reads them all.
@@ -62,8 +65,12 @@ func settingSpecs() []settingSpec {
 		},
 		{
 			key: "project", flag: "project", env: []string{"PROJECT", "CLOUDSDK_CORE_PROJECT", "GOOGLE_CLOUD_PROJECT"},
-			help:  "GCP project",
+			help:  "GCP project (default: the project of gcloud's active configuration)",
 			field: func(c *Config) any { return &c.Project },
+			fallback: func() (string, Origin, bool) {
+				p, path, ok := gcloudProject()
+				return p, Origin{Source: SourceGcloud, Name: path}, ok
+			},
 			check: func(c *Config) error { return checkProject(c.Project) },
 		},
 		{

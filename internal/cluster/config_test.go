@@ -44,6 +44,10 @@ func setEnv(t testing.TB, env map[string]string) {
 			t.Fatal(err)
 		}
 	}
+	// gcloud's configuration is the project's last fallback: an empty one,
+	// unless the test brings its own.
+	t.Setenv("CLOUDSDK_CONFIG", t.TempDir())
+	t.Setenv("CLOUDSDK_ACTIVE_CONFIG_NAME", "")
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
@@ -438,6 +442,61 @@ func TestConfigUnreadSettings(t *testing.T) {
 	if len(d.warnings) != 1 || !strings.Contains(d.warnings[0], "KUBE_REPLICATE_EXISTING_MASTER=true is set, but hakube down does not read it") {
 		t.Errorf("down warnings %q", d.warnings)
 	}
+}
+
+// The project falls back to gcloud's active configuration, as kube-up's
+// detect-project did, and config view says so.
+func TestConfigProjectFromGcloud(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Join(dir, "configurations"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "configurations", "config_"+name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("default", "[core]\naccount = me@example.com\nproject = from-gcloud\n\n[compute]\nzone = europe-west1-b\n")
+	write("work", "[compute]\nproject = not-core\n[core]\nproject=work-proj\n")
+	cases := []struct {
+		name   string
+		env    map[string]string
+		active string // contents of active_config
+		want   string
+		origin string
+	}{
+		{"default configuration", nil, "", "from-gcloud", "gcloud config " + filepath.Join(dir, "configurations", "config_default")},
+		{"active_config names it", nil, "work\n", "work-proj", "gcloud config " + filepath.Join(dir, "configurations", "config_work")},
+		{"CLOUDSDK_ACTIVE_CONFIG_NAME wins", map[string]string{"CLOUDSDK_ACTIVE_CONFIG_NAME": "work"}, "default", "work-proj", "gcloud config " + filepath.Join(dir, "configurations", "config_work")},
+		{"a variable beats gcloud", map[string]string{"PROJECT": "from-env"}, "", "from-env", "env PROJECT"},
+		{"a missing configuration is no project", map[string]string{"CLOUDSDK_ACTIVE_CONFIG_NAME": "nope"}, "", "", "default"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			os.Remove(filepath.Join(dir, "active_config"))
+			if tc.active != "" {
+				if err := os.WriteFile(filepath.Join(dir, "active_config"), []byte(tc.active), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			env := map[string]string{"CLOUDSDK_CONFIG": dir}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			c := run{cmd: "config", env: env}.mustLoad(t)
+			if c.Project != tc.want || setting(t, c, "project").Origin.String() != tc.origin {
+				t.Errorf("project %q from %q, want %q from %q", c.Project, setting(t, c, "project").Origin, tc.want, tc.origin)
+			}
+		})
+	}
+	t.Run("a bad project there is named", func(t *testing.T) {
+		write("bad", "[core]\nproject = My Project\n")
+		l := run{cmd: "status", env: map[string]string{"CLOUDSDK_CONFIG": dir, "CLOUDSDK_ACTIVE_CONFIG_NAME": "bad"}}.load(t)
+		if l.err == nil || !strings.Contains(l.err.Error(), "config_bad: [core] project=\"My Project\": want a project ID") {
+			t.Errorf("err = %v", l.err)
+		}
+	})
 }
 
 func TestConfigProjectEnvOrder(t *testing.T) {
@@ -1091,7 +1150,7 @@ func TestConfigErrorFormat(t *testing.T) {
 		"  KUBERNETES_PROVIDER=\"aws\": hakube only supports provider \"gce\"\n" +
 		"  NUM_NODES=\"abc\": not a whole number\n" +
 		"  MULTIZONE=\"maybe\": want true/false/1/0/yes/no\n" +
-		"  no GCP project: pass --project or set PROJECT (or CLOUDSDK_CORE_PROJECT, GOOGLE_CLOUD_PROJECT, or project: in the config file); hakube up needs one"
+		"  no GCP project: pass --project or set PROJECT (or CLOUDSDK_CORE_PROJECT, GOOGLE_CLOUD_PROJECT, project: in the config file, or `gcloud config set project`); hakube up needs one"
 	if got := several.Error(); got != want {
 		t.Errorf("several problems:\n%s\nwant\n%s", got, want)
 	}

@@ -300,7 +300,7 @@ func cleanEnv() []string {
 		switch {
 		case strings.HasPrefix(k, "KUBE_"), strings.HasPrefix(k, "HAKUBE_"), strings.HasPrefix(k, "CLOUDSDK_"),
 			k == "PROJECT", k == "GOOGLE_CLOUD_PROJECT", k == "NUM_NODES", k == "MULTIZONE", k == "KUBERNETES_PROVIDER",
-			k == "MASTER_SIZE", k == "NODE_SIZE", strings.HasPrefix(k, "ENABLE_ETCD_QUORUM_READ"), strings.HasPrefix(k, "NODE_DISK_"):
+			strings.HasPrefix(k, "MASTER_"), k == "NODE_SIZE", strings.HasPrefix(k, "ENABLE_ETCD_QUORUM_READ"), strings.HasPrefix(k, "NODE_DISK_"):
 			continue
 		}
 		out = append(out, kv)
