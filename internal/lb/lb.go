@@ -326,18 +326,25 @@ func insertRule(ctx context.Context, c Cloud, s *Spec) error {
 	if err := c.InsertForwardingRule(ctx, s.Region, fr); err != nil && !gce.IsAlreadyExists(err) {
 		return fmt.Errorf("create forwarding rule %s: %w", s.Rule, err)
 	}
-	got, err := c.GetForwardingRule(ctx, s.Region, s.Rule)
-	if err != nil {
-		return fmt.Errorf("read forwarding rule %s: %w", s.Rule, err)
+	// GCE drops labels given at insert on forwarding rules. A stale
+	// fingerprint (412: an earlier attempt's operation failed after the
+	// fingerprint moved, or another writer) means read again and retry.
+	for attempt := 1; ; attempt++ {
+		got, err := c.GetForwardingRule(ctx, s.Region, s.Rule)
+		if err != nil {
+			return fmt.Errorf("read forwarding rule %s: %w", s.Rule, err)
+		}
+		if got.Labels[gce.LabelCluster] == s.Cluster {
+			return nil
+		}
+		err = c.SetForwardingRuleLabels(ctx, s.Region, s.Rule, gce.Labels(s.Cluster, gce.RoleLB), got.LabelFingerprint)
+		if err == nil {
+			return nil
+		}
+		if !gce.IsPrecondition(err) || attempt == 5 {
+			return fmt.Errorf("label forwarding rule %s: %w", s.Rule, err)
+		}
 	}
-	if got.Labels[gce.LabelCluster] == s.Cluster {
-		return nil
-	}
-	// GCE drops labels given at insert on forwarding rules.
-	if err := c.SetForwardingRuleLabels(ctx, s.Region, s.Rule, gce.Labels(s.Cluster, gce.RoleLB), got.LabelFingerprint); err != nil {
-		return fmt.Errorf("label forwarding rule %s: %w", s.Rule, err)
-	}
-	return nil
 }
 
 // EnsureRule creates the forwarding rule on the static IP when the IP is

@@ -231,6 +231,32 @@ func TestPromoteRevertsPastMaxDowntime(t *testing.T) {
 	}
 }
 
+// One fault inside the setLabels operation of the new forwarding rule (the
+// sweep saw it fail the first-replica flow with 412 conditionNotMet): the
+// label write re-reads the fingerprint and succeeds.
+func TestEnsureRuleSurvivesAFailedLabelOperation(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.emu.Control.AddFault(ctx, emulator.Fault{Method: "forwardingRules.setLabels", Delivery: "operation", Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	f.spec.IP = ""
+	if err := lb.EnsureRule(ctx, f.c, f.spec); err != nil {
+		t.Fatalf("EnsureRule: %v", err)
+	}
+	fr, err := f.c.GetForwardingRule(ctx, region, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fr.Labels[gce.LabelCluster] != "k" {
+		t.Errorf("labels %v, want the cluster's", fr.Labels)
+	}
+	faults, err := f.emu.Control.Faults(ctx)
+	if err != nil || len(faults) != 1 || faults[0].Fired != 1 {
+		t.Errorf("faults %+v (%v): want the one fault fired once", faults, err)
+	}
+}
+
 func TestProbeVerifiesTheCertificate(t *testing.T) {
 	f := newFixture(t)
 	// A CA that did not sign the VM's (self-signed) certificate is refused.
