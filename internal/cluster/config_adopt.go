@@ -61,6 +61,27 @@ func (c *Config) Adopt(key, raw, from string) (*Drift, error) {
 	return nil, nil
 }
 
+// Input names a setting's value the way the user would recognise it:
+// "NODE_SIZE=e2-standrd-2", "--zone=europe-west1-b", "the default
+// nodeDiskType pd-standard", "masterSize e2-standard-2 (derived from numNodes)".
+func (c *Config) Input(key string) string {
+	spec, ok := specByKey(key)
+	if !ok {
+		return key
+	}
+	v := spec.render(c)
+	switch o := c.Origins[key]; {
+	case o.Source == SourceGcloud:
+		return fmt.Sprintf("%s (%s)", v, o)
+	case o.userGiven():
+		return o.Name + "=" + shellQuote(v)
+	case o.Source == SourceDefault:
+		return fmt.Sprintf("the default %s %s", key, v)
+	default:
+		return fmt.Sprintf("%s %s (%s)", key, v, o)
+	}
+}
+
 // Reads reports whether the command reads the setting (see BindFlags).
 func Reads(command, key string) bool {
 	spec, ok := specByKey(key)

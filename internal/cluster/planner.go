@@ -54,6 +54,9 @@ type planner struct {
 	moves    []lb.Move
 	lbMode   string
 	warnings []string
+
+	// pre is what the plan creates from settings, checked before it runs.
+	pre preflight
 }
 
 // observedLock is the lock on the static IP as observed before planning.
@@ -319,6 +322,8 @@ func (p *planner) ensureTemplate(network string) string {
 		return ""
 	}
 	name := p.cfg.NodeTemplateName()
+	p.pre.needDiskType("nodeDiskType", p.cfg.Zone)
+	p.pre.image = true
 	return p.step(ActCreate, "instance-template "+name, "nodes of every zone are made from it (global, shared by all pools)",
 		func(ctx context.Context) error {
 			err := p.env.Cloud.InsertInstanceTemplate(ctx, nodeTemplate(p.cfg, p.staticIP()))
@@ -341,6 +346,9 @@ func (p *planner) ensurePool(zone, template string) {
 	var dep string
 	switch m := p.obs.MIGs[zone]; {
 	case m == nil:
+		p.pre.needVMs("nodeSize", zone, p.cfg.NumNodes)
+		p.pre.needMachineType("nodeSize", zone)
+		p.pre.needDiskType("nodeDiskType", zone)
 		dep = p.step(ActCreate, res, fmt.Sprintf("the node pool of %s: %d nodes", zone, p.cfg.NumNodes), func(ctx context.Context) error {
 			t, err := p.env.Cloud.GetInstanceTemplate(ctx, p.cfg.NodeTemplateName())
 			if err != nil {
@@ -353,6 +361,7 @@ func (p *planner) ensurePool(zone, template string) {
 			return wrap(err, "create node pool %s in %s", name, zone)
 		}, template)
 	case m.TargetSize != int64(p.cfg.NumNodes) && p.cfg.NumNodesSet():
+		p.pre.needVMs("nodeSize", zone, p.cfg.NumNodes-int(m.TargetSize))
 		dep = p.step(ActUpdate, res, fmt.Sprintf("resize from %d to %d nodes", m.TargetSize, p.cfg.NumNodes), func(ctx context.Context) error {
 			return wrap(p.env.Cloud.ResizeMIG(ctx, zone, name, int64(p.cfg.NumNodes)), "resize node pool %s in %s", name, zone)
 		})

@@ -38,6 +38,7 @@ func planReplica(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*pl
 	}
 	replicaStep := ""
 	if len(obs.MasterIn(cfg.Zone)) == 0 {
+		p.needMaster(cfg.Zone)
 		disk := ""
 		if !diskExists {
 			disk = p.step(ActCreate, fmt.Sprintf("disk %s (%s)", cfg.MasterDiskName(replica), cfg.Zone),

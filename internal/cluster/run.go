@@ -85,6 +85,10 @@ func Run(ctx context.Context, env *Env, cfg *Config, opts RunOptions) (*Report, 
 	if err := p.plan.Validate(); err != nil {
 		return rep, err
 	}
+	p.pre.region = p.region()
+	if err := p.pre.check(ctx, env.Cloud, cfg); err != nil {
+		return rep, err
+	}
 	if opts.ShowPlan != nil {
 		if err := opts.ShowPlan(p.plan); err != nil {
 			return rep, err

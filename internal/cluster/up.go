@@ -57,6 +57,7 @@ func planFreshUp(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*pl
 	master := cfg.MasterName()
 	masterStep := ""
 	if len(obs.MasterIn(cfg.Zone)) == 0 {
+		p.needMaster(cfg.Zone)
 		disk := ""
 		if obs.Disks[cfg.MasterDiskName(master)] == nil {
 			disk = p.step(ActCreate, fmt.Sprintf("disk %s (%s)", cfg.MasterDiskName(master), cfg.Zone),
@@ -79,6 +80,13 @@ func planFreshUp(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*pl
 		p.verifyAPI("the API answers on the static IP (TLS verified against the cluster CA)", append(append(lbSteps, masterStep), fws...)...)
 	}
 	return p, nil
+}
+
+// needMaster lists what a new master VM is made from for the preflight.
+func (p *planner) needMaster(zone string) {
+	p.pre.needVMs("masterSize", zone, 1)
+	p.pre.needDiskType("masterDiskType", zone)
+	p.pre.image = true
 }
 
 func (p *planner) createMasterDisk(ctx context.Context, replica, zone string) error {

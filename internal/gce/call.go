@@ -73,6 +73,13 @@ func IsAlreadyExists(err error) bool { return code(err) == http.StatusConflict }
 // IsPrecondition reports a 412: a stale fingerprint.
 func IsPrecondition(err error) bool { return code(err) == http.StatusPreconditionFailed }
 
+// IsForbidden reports a 403 that is not rate limiting: no permission, or
+// a project that does not exist (GCE does not tell them apart).
+func IsForbidden(err error) bool {
+	var ge *googleapi.Error
+	return errors.As(err, &ge) && ge.Code == http.StatusForbidden && !retryable(err)
+}
+
 // IsInUse reports "resource in use by another resource".
 func IsInUse(err error) bool {
 	var ge *googleapi.Error

@@ -67,6 +67,28 @@ func (c *Cloud) GetRegion(ctx context.Context, region string) (*compute.Region, 
 	})
 }
 
+// GetMachineType reads a machine type of a zone (what preflights resolve
+// before anything is created from it).
+func (c *Cloud) GetMachineType(ctx context.Context, zone, name string) (*compute.MachineType, error) {
+	return get(ctx, c, "machineTypes.get", func(ctx context.Context) (*compute.MachineType, error) {
+		return c.svc.MachineTypes.Get(c.project, zone, name).Context(ctx).Do()
+	})
+}
+
+// GetDiskType reads a disk type of a zone.
+func (c *Cloud) GetDiskType(ctx context.Context, zone, name string) (*compute.DiskType, error) {
+	return get(ctx, c, "diskTypes.get", func(ctx context.Context) (*compute.DiskType, error) {
+		return c.svc.DiskTypes.Get(c.project, zone, name).Context(ctx).Do()
+	})
+}
+
+// GetImageFromFamily reads the newest image of a family in an image project.
+func (c *Cloud) GetImageFromFamily(ctx context.Context, project, family string) (*compute.Image, error) {
+	return get(ctx, c, "images.getFromFamily", func(ctx context.Context) (*compute.Image, error) {
+		return c.svc.Images.GetFromFamily(project, family).Context(ctx).Do()
+	})
+}
+
 // networks and firewalls
 
 func (c *Cloud) GetNetwork(ctx context.Context, name string) (*compute.Network, error) {
