@@ -1,10 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"runtime"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
 	"github.com/hakube/hakube/internal/cluster"
 )
@@ -40,6 +43,16 @@ func newConfigCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if g.output == "json" {
+				if b, err = yaml.YAMLToJSON(b); err != nil {
+					return err
+				}
+				var v any
+				if err := json.Unmarshal(b, &v); err != nil {
+					return err
+				}
+				return writeData(g.streams.out, "json", v)
+			}
 			_, err = g.streams.out.Write(b)
 			return err
 		},
@@ -57,6 +70,9 @@ func newVersionCmd(g *globalOptions) *cobra.Command {
 		Short: "Print hakube's version",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if g.output != "text" {
+				return writeData(g.streams.out, g.output, map[string]string{"version": version, "go": runtime.Version()})
+			}
 			_, err := fmt.Fprintf(g.streams.out, "hakube %s\n", version)
 			return err
 		},

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 	"sigs.k8s.io/yaml"
 
 	"github.com/hakube/hakube/internal/cluster"
@@ -103,6 +104,10 @@ func (o *flowOptions) run(cmd *cobra.Command) error {
 			if o.dryRun && g.output != "text" {
 				return nil // the report on stdout carries the plan
 			}
+			if g.logFormat == "json" && !o.dryRun {
+				g.log.Info("plan", zap.Any("plan", p))
+				return nil
+			}
 			w := g.streams.err
 			if o.dryRun {
 				w = g.streams.out
@@ -110,8 +115,13 @@ func (o *flowOptions) run(cmd *cobra.Command) error {
 			return p.WriteText(w)
 		},
 	}
-	if o.command == "down" && !o.yes && !o.dryRun && isTTY(g.streams.err) {
-		opts.Confirm = func(p *cluster.Plan) (bool, error) { return confirm(g.streams.in, g.streams.err, p) }
+	if !o.yes && !o.dryRun && isTTY(g.streams.err) {
+		opts.Confirm = func(p *cluster.Plan) (bool, error) {
+			if !needsConfirm(o.command, p) {
+				return true, nil
+			}
+			return confirm(g.streams.in, g.streams.err, p)
+		}
 	}
 	rep, err := cluster.Run(ctx, env, cfg, opts)
 	prog.stop()
@@ -150,8 +160,17 @@ func (e *stoppedError) Error() string {
 
 func (e *stoppedError) Unwrap() error { return e.err }
 
-// confirm asks before a destructive plan runs.
+// needsConfirm says which plans ask first on a terminal: every down, and an
+// up that moves the static IP (growing without an outage needs no question).
+func needsConfirm(command string, p *cluster.Plan) bool {
+	return command == "down" || p.HasOutage()
+}
+
+// confirm asks before a destructive plan, or one with an outage, runs.
 func confirm(in io.Reader, w io.Writer, p *cluster.Plan) (bool, error) {
+	if p.HasOutage() {
+		fmt.Fprintln(w, "This plan moves the static IP (the steps marked !): the API is unreachable until the move is done.")
+	}
 	fmt.Fprintf(w, "Proceed with %d changes? [y/N] ", p.Mutations())
 	line, err := bufio.NewReader(in).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	compute "google.golang.org/api/compute/v1"
 
+	"github.com/hakube/hakube/internal/cluster"
 	"github.com/hakube/hakube/internal/emulator"
 	"github.com/hakube/hakube/internal/emulator/emulatortest"
 )
@@ -85,7 +86,7 @@ func TestExitCodes(t *testing.T) {
 		{"conflicting switches", append([]string{"up", "--use-existing-master", "--replicate-master"}, base...), 2, "choose one"},
 		{"no project", []string{"status"}, 2, "PROJECT"},
 		{"unknown project", []string{"status", "--project", "nobody-here", "--endpoint", emu.Endpoint}, 1, "403"},
-		{"validate a missing cluster", append([]string{"validate"}, base...), 2, "does not exist"},
+		{"validate a missing cluster", append([]string{"validate"}, base...), 1, "there is no cluster"},
 		{"dry run", append([]string{"up", "--dry-run", "--zone", "europe-west1-b"}, base...), 0, ""},
 		{"refused down of a replica without a zone", append([]string{"down", "--delete-nodes=false"}, base...), 2, "--zone"},
 	}
@@ -236,5 +237,111 @@ func TestMissingCredentialsSaysWhatToRun(t *testing.T) {
 	code, _, stderr := runCLI(t, "status", "--project", "p-123456")
 	if code != 1 || !strings.Contains(stderr, "gcloud auth application-default login") || !strings.Contains(stderr, "--endpoint") {
 		t.Errorf("exit %d, stderr %q; want exit 1 telling the user to log in or use an emulator", code, stderr)
+	}
+}
+
+// Output options apply to every command: version and config view speak
+// JSON, origins use the documented field names, and a password in the
+// endpoint URL is never printed.
+func TestOutputFormatsAndRedaction(t *testing.T) {
+	clearEnv(t)
+	code, stdout, _ := runCLI(t, "version", "-o", "json")
+	var v map[string]string
+	if code != 0 || json.Unmarshal([]byte(stdout), &v) != nil || v["version"] == "" {
+		t.Errorf("version -o json: exit %d\n%s", code, stdout)
+	}
+	code, stdout, _ = runCLI(t, "config", "view", "-o", "json", "--project", "p-1", "--num-nodes", "4")
+	var view map[string]any
+	if code != 0 || json.Unmarshal([]byte(stdout), &view) != nil || view["numNodes"] != float64(4) || view["project"] != "p-1" {
+		t.Errorf("config view -o json: exit %d\n%s", code, stdout)
+	}
+	code, stdout, _ = runCLI(t, "config", "view", "--show-origin", "-o", "json", "--project", "p-1")
+	var settings []struct {
+		Key    string `json:"key"`
+		Value  string `json:"value"`
+		Origin struct {
+			Source string `json:"source"`
+			Name   string `json:"name"`
+		} `json:"origin"`
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &settings) != nil || len(settings) < 20 || settings[1].Key != "project" || settings[1].Origin.Source != "flag" || settings[1].Origin.Name != "--project" {
+		t.Errorf("config view --show-origin -o json: exit %d\n%s", code, stdout)
+	}
+	for _, args := range [][]string{{"config", "view"}, {"config", "view", "--show-origin"}, {"config", "view", "-o", "json"}} {
+		args = append(args, "--project", "p-1", "--endpoint", "http://admin:s3cret@127.0.0.1:9/compute/v1/")
+		code, stdout, stderr := runCLI(t, args...)
+		if code != 0 || strings.Contains(stdout+stderr, "s3cret") || !strings.Contains(stdout, "admin:xxxxx@127.0.0.1:9") {
+			t.Errorf("%v: exit %d, the password shows or the endpoint is missing:\n%s%s", args, code, stdout, stderr)
+		}
+	}
+}
+
+// validate on a missing cluster says there is none and exits 1 (it could
+// not tell the cluster's health), rather than calling it degraded.
+func TestValidateMissingCluster(t *testing.T) {
+	clearEnv(t)
+	emu := emulatortest.Start(t, emulator.Options{Projects: []string{"cmd-project"}})
+	code, _, stderr := runCLI(t, "validate", "--project", "cmd-project", "--endpoint", emu.Endpoint)
+	if code != 1 || !strings.Contains(stderr, `there is no cluster "kubernetes" in project cmd-project`) || strings.Contains(stderr, "Degraded") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// With --log-format json, stderr carries only JSON events: the plan is one.
+func TestLogFormatJSONKeepsStderrJSON(t *testing.T) {
+	clearEnv(t)
+	emu := emulatortest.Start(t, emulator.Options{Projects: []string{"cmd-project"}})
+	code, _, stderr := runCLI(t, "down", "--log-format", "json", "--project", "cmd-project", "--endpoint", emu.Endpoint)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	plans := 0
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Errorf("stderr line is not JSON: %q", line)
+			continue
+		}
+		if ev["msg"] == "plan" {
+			plans++
+		}
+	}
+	if plans != 1 {
+		t.Errorf("%d plan events, want 1:\n%s", plans, stderr)
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	clearEnv(t)
+	code, stdout, _ := runCLI(t, "__complete", "up", "--zone", "europe-west1")
+	if code != 0 || !strings.Contains(stdout, "europe-west1-b\neurope-west1-c\neurope-west1-d\n") || strings.Contains(stdout, "europe-west2") {
+		t.Errorf("zone completion offline: exit %d\n%s", code, stdout)
+	}
+	emu := emulatortest.Start(t, emulator.Options{Projects: []string{"cmd-project"}})
+	code, stdout, _ = runCLI(t, "__complete", "status", "--project", "cmd-project", "--endpoint", emu.Endpoint, "--zone", "us-central1")
+	if code != 0 || !strings.Contains(stdout, "us-central1-a\nus-central1-b\nus-central1-c\nus-central1-f\n") {
+		t.Errorf("zone completion from the API: exit %d\n%s", code, stdout)
+	}
+	for flag, want := range map[string]string{"-o": "text\njson\nyaml\n", "--log-format": "text\njson\n"} {
+		code, stdout, _ := runCLI(t, "__complete", "status", flag, "")
+		if code != 0 || !strings.HasPrefix(stdout, want) {
+			t.Errorf("%s completion: exit %d\n%s", flag, code, stdout)
+		}
+	}
+}
+
+func TestConfirmBeforeAnOutage(t *testing.T) {
+	grow := &cluster.Plan{Steps: []*cluster.Step{{Action: "create", Mutating: true}}}
+	move := &cluster.Plan{Steps: []*cluster.Step{{Action: "create", Mutating: true}, {Action: "move", Mutating: true, Outage: true}}}
+	if needsConfirm("up", grow) || !needsConfirm("up", move) || !needsConfirm("down", grow) {
+		t.Error("up asks only before an outage, down always")
+	}
+	var out bytes.Buffer
+	ok, err := confirm(strings.NewReader("y\n"), &out, move)
+	if err != nil || !ok || !strings.Contains(out.String(), "moves the static IP") {
+		t.Errorf("confirm: %v %v %q", ok, err, out.String())
+	}
+	if ok, _ := confirm(strings.NewReader("\n"), &out, move); ok {
+		t.Error("an empty answer proceeds")
 	}
 }

@@ -88,6 +88,7 @@ file (--config, HAKUBE_CONFIG) > default.`,
 	pf.StringVarP(&g.output, "output", "o", "text", "output format of data on stdout: text, json or yaml")
 	pf.StringVar(&g.logFormat, "log-format", "text", "stderr format: text (human progress) or json (structured zap logs)")
 	pf.CountVarP(&g.verbose, "verbose", "v", "more detail in logs (-v, -vv)")
+	defer registerCompletions(root, g)
 	root.AddCommand(
 		newUpCmd(g),
 		newDownCmd(g),

@@ -119,6 +119,9 @@ is degraded, and 1 when it could not tell.`,
 			if err != nil {
 				return err
 			}
+			if !st.Exists {
+				return fmt.Errorf("there is no cluster %q in project %s, so nothing to validate; create one with `hakube up`, or check --prefix and --project", st.Cluster, st.Project)
+			}
 			problems := cluster.Problems(st)
 			if g.output != "text" {
 				if err := writeData(g.streams.out, g.output, map[string]any{"status": st, "problems": problems}); err != nil {

@@ -92,10 +92,10 @@ const (
 // Origin says where a setting's value came from, for `config view --show-origin`
 // and for error messages that name the input exactly as the user gave it.
 type Origin struct {
-	Source string // SourceFlag, SourceEnv, SourceFile, SourceDefault or SourceDerived
+	Source string `json:"source"` // SourceFlag, SourceEnv, SourceFile, SourceGcloud, SourceDefault, SourceDerived or SourceCluster
 	// Name is "--zone", "KUBE_GCE_ZONE", "/path/x.yaml:zone", the key a derived
 	// value was computed from ("numNodes"), or "" for a default.
-	Name string
+	Name string `json:"name,omitempty"`
 }
 
 func (o Origin) String() string {
@@ -124,9 +124,9 @@ func (o Origin) userGiven() bool {
 
 // Setting is one effective setting rendered for display.
 type Setting struct {
-	Key    string // config-file key, e.g. "numNodes"
-	Value  string // rendered as in the config file, e.g. "3", "true", "90s", "100GB"
-	Origin Origin
+	Key    string `json:"key"`   // config-file key, e.g. "numNodes"
+	Value  string `json:"value"` // rendered as in the config file, e.g. "3", "true", "90s", "100GB"
+	Origin Origin `json:"origin"`
 }
 
 // Settings returns every setting, settable and derived, in table order.
@@ -134,7 +134,7 @@ func (c *Config) Settings() []Setting {
 	specs := settingSpecs()
 	out := make([]Setting, 0, len(specs))
 	for _, s := range specs {
-		out = append(out, Setting{Key: s.key, Value: s.render(c), Origin: c.Origins[s.key]})
+		out = append(out, Setting{Key: s.key, Value: s.display(c), Origin: c.Origins[s.key]})
 	}
 	return out
 }

@@ -177,7 +177,7 @@ func (c Config) MarshalYAML() (any, error) {
 	add("kind", "!!str", Kind)
 	for _, s := range settingSpecs() {
 		if s.settable() {
-			add(s.key, s.kind.yamlTag(), s.render(&c))
+			add(s.key, s.kind.yamlTag(), s.display(&c))
 		}
 	}
 	return m, nil

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -356,6 +357,18 @@ func (s settingSpec) render(c *Config) string {
 		return p.String()
 	}
 	return fmt.Sprintf("%v", s.field(c))
+}
+
+// display is render for people: a password in the endpoint URL is
+// redacted, so `config view` never prints a credential.
+func (s settingSpec) display(c *Config) string {
+	v := s.render(c)
+	if s.key == "endpoint" && v != "" {
+		if u, err := url.Parse(v); err == nil && u.User != nil {
+			return u.Redacted()
+		}
+	}
+	return v
 }
 
 // masterSizeFor is kube-up's get-master-size with e2 machine types; e2 stops

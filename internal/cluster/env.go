@@ -2,9 +2,8 @@ package cluster
 
 import (
 	"context"
-	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
-	"math/big"
 	"os"
 	"time"
 
@@ -148,17 +147,14 @@ func (e *Env) lockRequest(flow string, observed gce.LockInfo) gce.LockRequest {
 	return req
 }
 
-// randomSuffix returns n characters of [a-z0-9], kube-up's replica suffix
-// alphabet (hex there; a wider one here to make collisions rarer).
-func randomSuffix(n int) string {
+// suffixFor returns n characters of [a-z0-9] drawn from seed: kube-up's
+// replica suffix alphabet (hex there; a wider one here, fewer collisions).
+func suffixFor(seed string, n int) string {
 	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	sum := sha256.Sum256([]byte(seed))
 	b := make([]byte, n)
 	for i := range b {
-		v, err := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
-		if err != nil {
-			panic(err) // crypto/rand does not fail on supported platforms
-		}
-		b[i] = alphabet[v.Int64()]
+		b[i] = alphabet[int(sum[i])%len(alphabet)]
 	}
 	return string(b)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -69,6 +70,11 @@ func (p *Plan) Mutations() int {
 		}
 	}
 	return n
+}
+
+// HasOutage reports whether the plan moves the static IP.
+func (p *Plan) HasOutage() bool {
+	return slices.ContainsFunc(p.Steps, func(s *Step) bool { return s.Outage })
 }
 
 // Empty reports a plan that changes nothing.

@@ -122,3 +122,27 @@ func TestScenarioClusterRecordWins(t *testing.T) {
 	}
 	s.expect()
 }
+
+// A dry run names the replica the real run then creates: the suffix is
+// chosen from what exists, not at random.
+func TestScenarioDryRunNamesTheReplicaTheRunCreates(t *testing.T) {
+	s := newScenario(t)
+	s.mustRun("up", "--zone", "europe-west1-b", "--num-nodes", "0")
+	p, err := MakePlan(context.Background(), s.env(), s.config("up", "--zone", "europe-west1-c", "--replicate-master"), "up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	planned := ""
+	for _, st := range p.Steps {
+		if st.Action == ActCreate && strings.HasPrefix(st.Resource, "instance kubernetes-master-") {
+			planned = strings.Fields(st.Resource)[1]
+		}
+	}
+	if planned == "" {
+		t.Fatalf("no replica in the plan:\n%+v", p.Steps)
+	}
+	s.mustRun("up", "--zone", "europe-west1-c", "--replicate-master")
+	if _, err := s.cloud.GetInstance(context.Background(), "europe-west1-c", planned); err != nil {
+		t.Errorf("the dry run planned %s, but the run did not create it: %v", planned, err)
+	}
+}

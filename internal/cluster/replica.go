@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	compute "google.golang.org/api/compute/v1"
@@ -172,10 +173,12 @@ func (p *planner) orphanReplicaDisk() string {
 }
 
 // newReplicaName picks <master>-<3 chars> not used by any master or disk.
+// The suffix is drawn deterministically from the cluster, the zone and what
+// exists, so a dry run names the replica the real run will create.
 func (p *planner) newReplicaName() string {
-	for {
-		name := p.cfg.ReplicaName(randomSuffix(3))
-		if !contains(p.masterNames(), name) && p.obs.Disks[p.cfg.MasterDiskName(name)] == nil {
+	for i := 0; ; i++ {
+		name := p.cfg.ReplicaName(suffixFor(fmt.Sprintf("%s/%s/%d", p.cfg.ClusterName(), p.cfg.Zone, i), 3))
+		if !slices.Contains(p.masterNames(), name) && p.obs.Disks[p.cfg.MasterDiskName(name)] == nil {
 			return name
 		}
 	}

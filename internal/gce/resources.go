@@ -67,6 +67,17 @@ func (c *Cloud) GetRegion(ctx context.Context, region string) (*compute.Region, 
 	})
 }
 
+// ListZones lists the project's zones (for shell completion).
+func (c *Cloud) ListZones(ctx context.Context) ([]*compute.Zone, error) {
+	return listAll(ctx, c, "zones.list", func(ctx context.Context, token string) ([]*compute.Zone, string, error) {
+		l, err := c.svc.Zones.List(c.project).PageToken(token).Context(ctx).Do()
+		if err != nil {
+			return nil, "", err
+		}
+		return l.Items, l.NextPageToken, nil
+	})
+}
+
 // GetMachineType reads a machine type of a zone (what preflights resolve
 // before anything is created from it).
 func (c *Cloud) GetMachineType(ctx context.Context, zone, name string) (*compute.MachineType, error) {

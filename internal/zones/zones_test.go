@@ -3,6 +3,7 @@ package zones_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -72,5 +73,22 @@ func TestCheckAgainstTheAPI(t *testing.T) {
 	// One call per well-formed zone; "not a zone" fails before any call.
 	if rc.Counts["compute.zones.get"] != 4 {
 		t.Errorf("zones.get calls = %d, want 4", rc.Counts["compute.zones.get"])
+	}
+}
+
+func TestKnownZonesAreValid(t *testing.T) {
+	known := zones.Known()
+	if len(known) < 100 {
+		t.Fatalf("only %d known zones", len(known))
+	}
+	for _, z := range known {
+		if !zones.Valid(z) {
+			t.Errorf("known zone %q is not a valid zone name", z)
+		}
+	}
+	for _, z := range []string{"europe-west1-b", "us-central1-f", "us-east1-d"} {
+		if !slices.Contains(known, z) {
+			t.Errorf("known zones lack %s", z)
+		}
 	}
 }
