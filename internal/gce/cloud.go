@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -58,6 +59,9 @@ type Cloud struct {
 	limiters map[group]*rate.Limiter
 	opts     Options
 	stats    *Stats
+	// answered is set by the first HTTP answer from the endpoint (any
+	// status): from then on a refused connection is a passing blip.
+	answered atomic.Bool
 }
 
 // ErrNoCredentials means Application Default Credentials were not found.
@@ -88,6 +92,12 @@ func New(ctx context.Context, opts Options) (*Cloud, error) {
 	}
 	if opts.WaitCallTimeout == 0 {
 		opts.WaitCallTimeout = 150 * time.Second
+	}
+	if opts.Endpoint != "" {
+		// The client library panics on a base URL it cannot parse.
+		if u, err := url.Parse(opts.Endpoint); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return nil, fmt.Errorf("gce: endpoint %q is not an absolute http(s) URL; write it as http(s)://host[:port]/compute/v1/", opts.Endpoint)
+		}
 	}
 	var copts []option.ClientOption
 	switch {
