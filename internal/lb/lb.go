@@ -198,10 +198,21 @@ func IPOwner(addr *compute.Address) Owner {
 
 // Move is the outcome of an IP move.
 type Move struct {
-	From     string        `json:"from"`
-	To       string        `json:"to"`
+	From string `json:"from"`
+	To   string `json:"to"`
+	// Outage is how long the static IP did not answer, as Measured says.
 	Outage   time.Duration `json:"outageNs"`
+	Measured string        `json:"measured,omitempty"`
 	Reverted bool          `json:"reverted"`
+}
+
+// measure records the watch's outage on the move.
+func (mv *Move) measure(w *outageWatch) {
+	d, note := w.outage()
+	mv.Outage, mv.Measured = d, Measured
+	if note != "" {
+		mv.Measured += "; " + note
+	}
 }
 
 // ErrReverted means a move exceeded MaxDowntime and was rolled back.
@@ -229,7 +240,6 @@ func Promote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
 	if err != nil {
 		return mv, fmt.Errorf("read master %s: %w", m.Name, err)
 	}
-	start := time.Now()
 	switch owner.Kind {
 	case OwnerLB:
 		mv.From = "forwarding rule " + s.Rule
@@ -247,13 +257,55 @@ func Promote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
 		if owner.Instance != m.Name {
 			return mv, fmt.Errorf("static IP %s is on %s, not on %s", s.IP, owner.Instance, m.Name)
 		}
-		// The outage starts here: the IP stops answering once this is done.
-		if err := detach(ctx, c, m, externalIP(in).Name); err != nil {
-			return mv, fmt.Errorf("detach static IP from %s: %w", m.Name, err)
-		}
 	case OwnerNone:
 		mv.From = "nobody (an earlier move was interrupted)"
 	}
+	// Clients see the outage from here on: the IP is probed as they would.
+	start := time.Now()
+	w := s.Prober.watch(ctx, s.IP)
+	defer w.stop()
+	if owner.Kind == OwnerMaster {
+		// The outage starts here: the IP stops answering once this is done.
+		if err := detach(ctx, c, m, externalIP(in).Name); err != nil {
+			mv.measure(w)
+			return mv, fmt.Errorf("detach static IP from %s: %w", m.Name, err)
+		}
+	}
+	if err := ruleAndEphemeral(ctx, c, s, m); err != nil {
+		mv.measure(w)
+		return mv, err
+	}
+	deadline := s.Deadline
+	if s.MaxDowntime > 0 {
+		if left := s.MaxDowntime - time.Since(start); left < deadline {
+			deadline = left
+		}
+	}
+	if deadline <= 0 {
+		deadline = time.Millisecond
+	}
+	err = w.waitServing(ctx, time.Now(), deadline, s.waitProgress("load balancer"))
+	mv.measure(w)
+	if err == nil {
+		return mv, nil
+	}
+	if s.MaxDowntime == 0 || ctx.Err() != nil {
+		return mv, err
+	}
+	s.progress("outage %s exceeded --max-downtime %s: moving the IP back to %s", mv.Outage.Round(time.Second), s.MaxDowntime, m.Name)
+	// The same watch goes on: the outage reported spans the revert.
+	rerr := demote(ctx, c, s, m, w)
+	mv.measure(w)
+	if rerr != nil {
+		return mv, fmt.Errorf("revert after %s: %w (the move failed first: %v)", mv.Outage.Round(time.Second), rerr, err)
+	}
+	mv.Reverted = true
+	return mv, fmt.Errorf("%w: %s did not serve through the load balancer within --max-downtime %s; the IP is back on %s", ErrReverted, s.IP, s.MaxDowntime, m.Name)
+}
+
+// ruleAndEphemeral inserts the forwarding rule on the static IP and, in
+// parallel, gives the old master an ephemeral IP of its own.
+func ruleAndEphemeral(ctx context.Context, c Cloud, s *Spec, m Master) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return insertRule(gctx, c, s) })
 	g.Go(func() error {
@@ -273,33 +325,7 @@ func Promote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
 		}
 		return nil
 	})
-	if err := g.Wait(); err != nil {
-		return mv, err
-	}
-	deadline := s.Deadline
-	if s.MaxDowntime > 0 {
-		if left := s.MaxDowntime - time.Since(start); left < deadline {
-			deadline = left
-		}
-	}
-	if deadline <= 0 {
-		deadline = time.Millisecond
-	}
-	_, err = s.Prober.WaitServing(ctx, s.IP, deadline, s.waitProgress("load balancer"))
-	mv.Outage = time.Since(start)
-	if err == nil {
-		return mv, nil
-	}
-	if s.MaxDowntime == 0 || ctx.Err() != nil {
-		return mv, err
-	}
-	s.progress("outage %s exceeded --max-downtime %s: moving the IP back to %s", mv.Outage.Round(time.Second), s.MaxDowntime, m.Name)
-	if _, rerr := Demote(ctx, c, s, m); rerr != nil {
-		return mv, fmt.Errorf("revert after %s: %w (the move failed first: %v)", mv.Outage.Round(time.Second), rerr, err)
-	}
-	mv.Outage = time.Since(start)
-	mv.Reverted = true
-	return mv, fmt.Errorf("%w: %s did not serve through the load balancer within --max-downtime %s; the IP is back on %s", ErrReverted, s.IP, s.MaxDowntime, m.Name)
+	return g.Wait()
 }
 
 func (s *Spec) waitProgress(via string) func(time.Duration) {
@@ -350,7 +376,17 @@ func EnsureRule(ctx context.Context, c Cloud, s *Spec) error { return insertRule
 // resumes from any point.
 func Demote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
 	mv := Move{From: "forwarding rule " + s.Rule, To: "instance " + m.Name}
-	start := time.Now()
+	// Probing starts before the rule's deletion, the first disruptive call.
+	w := s.Prober.watch(ctx, s.IP)
+	defer w.stop()
+	err := demote(ctx, c, s, m, w)
+	mv.measure(w)
+	return mv, err
+}
+
+// demote is Demote's work, its outage observed by w (a revert of Promote
+// passes the promotion's watch).
+func demote(ctx context.Context, c Cloud, s *Spec, m Master, w *outageWatch) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := c.DeleteForwardingRule(gctx, s.Region, s.Rule); err != nil {
@@ -371,29 +407,24 @@ func Demote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
 		return nil
 	})
 	if err := g.Wait(); err != nil {
-		return mv, err
+		return err
 	}
 	in, err := c.GetInstance(ctx, m.Zone, m.Name)
 	if err != nil {
-		return mv, fmt.Errorf("read master %s: %w", m.Name, err)
+		return fmt.Errorf("read master %s: %w", m.Name, err)
 	}
 	if ac := externalIP(in); ac == nil || ac.NatIP != s.IP {
 		if ac != nil {
 			// An earlier, interrupted run's ephemeral IP came back meanwhile.
 			if err := detach(ctx, c, m, ac.Name); err != nil {
-				return mv, fmt.Errorf("drop %s's ephemeral IP: %w", m.Name, err)
+				return fmt.Errorf("drop %s's ephemeral IP: %w", m.Name, err)
 			}
 		}
 		if err := attach(ctx, c, m, s.IP); err != nil {
-			return mv, fmt.Errorf("attach static IP %s to %s: %w", s.IP, m.Name, err)
+			return fmt.Errorf("attach static IP %s to %s: %w", s.IP, m.Name, err)
 		}
 	}
-	if _, err := s.Prober.WaitServing(ctx, s.IP, s.Deadline, s.waitProgress("master "+m.Name)); err != nil {
-		mv.Outage = time.Since(start)
-		return mv, err
-	}
-	mv.Outage = time.Since(start)
-	return mv, nil
+	return w.waitServing(ctx, time.Now(), s.Deadline, s.waitProgress("master "+m.Name))
 }
 
 // Teardown deletes the pool and then the health check (the rule must be

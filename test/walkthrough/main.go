@@ -76,6 +76,7 @@ type walk struct {
 	svc      *compute.Service
 	baseline map[string]int
 	rows     []row
+	measured string // how hakube measured the outages it reported
 }
 
 type row struct {
@@ -92,6 +93,7 @@ type report struct {
 		From     string `json:"from"`
 		To       string `json:"to"`
 		OutageNs int64  `json:"outageNs"`
+		Measured string `json:"measured"`
 		Reverted bool   `json:"reverted"`
 	} `json:"outages"`
 	NothingToDo bool `json:"nothingToDo"`
@@ -271,6 +273,9 @@ func (w *walk) hakube(ctx context.Context, title string, env []string, args ...s
 			s += " (reverted)"
 		}
 		outages = append(outages, s)
+		if mv.Measured != "" {
+			w.measured = mv.Measured
+		}
 	}
 	if len(outages) > 0 {
 		r.outage = strings.Join(outages, ", ")
@@ -649,6 +654,9 @@ func (w *walk) summary() {
 	}
 	fmt.Fprintf(tw, "  total\t%s\t%d\t\n", sum.Round(10*time.Millisecond), calls)
 	_ = tw.Flush()
+	if w.measured != "" {
+		fmt.Fprintf(w.out, "\nOutages are the time the static IP did not answer, as hakube measured it: %s.", w.measured)
+	}
 	fmt.Fprintf(w.out, "\nDurations are at the emulator's realistic latency scaled by %g; multiply by %g for real GCE.\n", w.o.timeScale, 1/w.o.timeScale)
 }
 
