@@ -352,6 +352,22 @@ func (p *planner) ensurePool(zone, template string) {
 	}
 }
 
+// healthCheckStep adds the step that creates the masters' health check, or
+// brings an existing one (an older hakube's, kube-up's) to the parameters
+// that take a halted master out of rotation quickly; "" when it is current.
+func (p *planner) healthCheckStep(reason string) string {
+	res := "http-health-check " + p.cfg.HealthCheckName()
+	run := func(ctx context.Context) error { return lb.EnsureHealthCheck(ctx, p.env.Cloud, p.lbSpec(ctx)) }
+	if hc := p.obs.HealthCheck; hc != nil {
+		changes := lb.HealthCheckChanges(hc, p.cfg.HealthCheckPort)
+		if len(changes) == 0 {
+			return ""
+		}
+		return p.step(ActUpdate, res, strings.Join(changes, ", ")+": a halted master leaves the rotation within about a second", run)
+	}
+	return p.step(ActCreate, res, reason, run)
+}
+
 // verifyAPI adds the final check that the API serves on the static IP.
 func (p *planner) verifyAPI(reason string, deps ...string) string {
 	id := "verify https://" + p.cfg.StaticIPName()

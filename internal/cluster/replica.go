@@ -50,11 +50,8 @@ func planReplica(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*pl
 	}
 
 	// The load balancer.
-	hc, pool := "", ""
-	if obs.HealthCheck == nil {
-		hc = p.step(ActCreate, "http-health-check "+cfg.HealthCheckName(), "probes each master's /healthz so a halted replica leaves the rotation",
-			func(ctx context.Context) error { return lb.EnsureHealthCheck(ctx, p.env.Cloud, p.lbSpec(ctx)) })
-	}
+	pool := ""
+	hc := p.healthCheckStep("probes each master's /healthz so a halted replica leaves the rotation")
 	existing := make([]lb.Master, 0, len(obs.Masters))
 	for _, m := range obs.Masters {
 		if gce.LastSegment(m.Zone) != cfg.Zone || replicaStep == "" {

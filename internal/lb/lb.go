@@ -25,6 +25,7 @@ import (
 type Cloud interface {
 	GetHTTPHealthCheck(ctx context.Context, name string) (*compute.HttpHealthCheck, error)
 	InsertHTTPHealthCheck(ctx context.Context, hc *compute.HttpHealthCheck) error
+	PatchHTTPHealthCheck(ctx context.Context, name string, hc *compute.HttpHealthCheck) error
 	DeleteHTTPHealthCheck(ctx context.Context, name string) error
 	GetTargetPool(ctx context.Context, region, name string) (*compute.TargetPool, error)
 	InsertTargetPool(ctx context.Context, region string, tp *compute.TargetPool) error
@@ -83,26 +84,86 @@ func MasterOf(in *compute.Instance) Master {
 	return Master{Name: in.Name, Zone: gce.LastSegment(in.Zone), Link: in.SelfLink}
 }
 
-// EnsureHealthCheck creates the legacy HTTP health check on the masters'
-// health port if it is missing.
-func EnsureHealthCheck(ctx context.Context, c Cloud, s *Spec) error {
-	if _, err := c.GetHTTPHealthCheck(ctx, s.HealthCheck); err == nil {
-		return nil
-	} else if !gce.IsNotFound(err) {
-		return fmt.Errorf("read health check %s: %w", s.HealthCheck, err)
-	}
-	hc := &compute.HttpHealthCheck{
+// The masters' health check. A halted replica keeps its share of
+// connections until the check marks it down, after unhealthyThreshold
+// failed probes checkIntervalSec apart: with three replicas it costs a third
+// of the traffic for that long. GCE's defaults (5 s, 2) lose 3–6% of a
+// minute; probing every second (the shortest interval GCE allows, with the
+// longest timeout it allows for it) and dropping a member at its first
+// failure keeps the loss under 1%. A member that fails one probe by
+// accident is back after healthyThreshold passes (2 s), and the others
+// serve meanwhile (with none healthy GCE sends to all).
+const (
+	healthInterval  = 1 // checkIntervalSec: GCE allows 1–300
+	healthTimeout   = 1 // timeoutSec: at most the interval
+	healthyAfter    = 2 // healthyThreshold: 1–10
+	unhealthyAfter  = 1 // unhealthyThreshold: 1–10
+	healthCheckPath = "/healthz"
+)
+
+// healthCheck is the legacy HTTP health check hakube wants.
+func healthCheck(s *Spec) *compute.HttpHealthCheck {
+	return &compute.HttpHealthCheck{
 		Name:               s.HealthCheck,
 		Description:        gce.Description(s.Cluster, gce.RoleHealthCheck, "apiserver /healthz of the masters"),
 		Port:               int64(s.HealthPort),
-		RequestPath:        "/healthz",
-		CheckIntervalSec:   5,
-		TimeoutSec:         5,
-		HealthyThreshold:   2,
-		UnhealthyThreshold: 2,
+		RequestPath:        healthCheckPath,
+		CheckIntervalSec:   healthInterval,
+		TimeoutSec:         healthTimeout,
+		HealthyThreshold:   healthyAfter,
+		UnhealthyThreshold: unhealthyAfter,
 	}
-	if err := c.InsertHTTPHealthCheck(ctx, hc); err != nil && !gce.IsAlreadyExists(err) {
-		return fmt.Errorf("create health check %s: %w", s.HealthCheck, err)
+}
+
+// HealthCheckChanges lists how an existing check differs from the one
+// hakube wants on port ("checkIntervalSec 5 → 1"); none means it is current.
+// Clusters made by older versions or by kube-up have GCE's defaults.
+func HealthCheckChanges(hc *compute.HttpHealthCheck, port int) []string {
+	want := healthCheck(&Spec{HealthPort: port})
+	var out []string
+	for _, f := range []struct {
+		name       string
+		have, want any
+	}{
+		{"port", hc.Port, want.Port},
+		{"requestPath", hc.RequestPath, want.RequestPath},
+		{"checkIntervalSec", hc.CheckIntervalSec, want.CheckIntervalSec},
+		{"timeoutSec", hc.TimeoutSec, want.TimeoutSec},
+		{"healthyThreshold", hc.HealthyThreshold, want.HealthyThreshold},
+		{"unhealthyThreshold", hc.UnhealthyThreshold, want.UnhealthyThreshold},
+	} {
+		if f.have != f.want {
+			out = append(out, fmt.Sprintf("%s %v → %v", f.name, f.have, f.want))
+		}
+	}
+	return out
+}
+
+// EnsureHealthCheck creates the legacy HTTP health check on the masters'
+// health port if it is missing, and brings an existing one of the cluster's
+// to the parameters hakube wants.
+func EnsureHealthCheck(ctx context.Context, c Cloud, s *Spec) error {
+	want := healthCheck(s)
+	hc, err := c.GetHTTPHealthCheck(ctx, s.HealthCheck)
+	switch {
+	case gce.IsNotFound(err):
+		if err := c.InsertHTTPHealthCheck(ctx, want); err != nil && !gce.IsAlreadyExists(err) {
+			return fmt.Errorf("create health check %s: %w", s.HealthCheck, err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("read health check %s: %w", s.HealthCheck, err)
+	}
+	changes := HealthCheckChanges(hc, s.HealthPort)
+	if len(changes) == 0 {
+		return nil
+	}
+	if !gce.OwnedByDescription(s.Cluster, hc.Description) {
+		return fmt.Errorf("health check %s is not cluster %q's; not changing it (%s)", s.HealthCheck, s.Cluster, strings.Join(changes, ", "))
+	}
+	want.Description = hc.Description
+	if err := c.PatchHTTPHealthCheck(ctx, s.HealthCheck, want); err != nil {
+		return fmt.Errorf("update health check %s (%s): %w", s.HealthCheck, strings.Join(changes, ", "), err)
 	}
 	return nil
 }
