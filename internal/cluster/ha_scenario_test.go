@@ -100,12 +100,8 @@ func TestScenarioNodePoolsAndReplicasGrowAndShrink(t *testing.T) {
 		t.Errorf("second replica moved the IP: %+v", rep.Outages)
 	}
 	s.expect(shape{prefix: "kubernetes", masters: []string{zb, zc, zd}, pools: one, lb: true})
-	st, err := GetStatus(context.Background(), s.env(), s.config("status"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Mode != "load-balanced" || len(Problems(st)) != 0 {
-		t.Errorf("status mode %q, problems %v", st.Mode, Problems(st))
+	if st := s.settled(s.config("status")); st.Mode != "load-balanced" {
+		t.Errorf("status mode %q, want load-balanced", st.Mode)
 	}
 
 	// Remove replicas: the last removal but one gives the IP back.

@@ -110,9 +110,12 @@ func (f *fixture) masterIP() string {
 	return in.NetworkInterfaces[0].AccessConfigs[0].NatIP
 }
 
+// serving checks the static IP answers. The move under test has already
+// seen it answer; one probe can still time out on a loaded machine, so it
+// may take up to 10 s to answer again.
 func (f *fixture) serving() {
 	f.t.Helper()
-	if err := f.spec.Prober.Probe(context.Background(), f.ip); err != nil {
+	if _, err := f.spec.Prober.WaitServing(context.Background(), f.ip, 10*time.Second, nil); err != nil {
 		f.t.Errorf("static IP does not serve: %v", err)
 	}
 }
