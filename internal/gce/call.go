@@ -224,11 +224,35 @@ func (c *Cloud) do(ctx context.Context, g group, method string, call func(ctx co
 		c.log.Debug("retrying", zap.String("method", method), zap.Int("attempt", attempt),
 			zap.Duration("pause", pause), zap.Error(err))
 		if attempt >= 2 {
-			c.log.Warn(retryWarning(c.host(err), method, err, attempt+1, budget))
+			c.warnOnce(retryWarning(c.host(err), method, err, attempt+1, budget))
 		}
 		if err := sleep(ctx, pause); err != nil {
 			return err
 		}
+	}
+}
+
+// warnRepeat is how long a warning is not repeated: calls made in parallel
+// (observing a cluster reads eight things at once) fail alike, and one line
+// says it for all of them.
+const warnRepeat = 5 * time.Second
+
+// warnOnce logs msg at warning level unless it was logged within warnRepeat.
+func (c *Cloud) warnOnce(msg string) {
+	now := time.Now()
+	c.warnMu.Lock()
+	for m, at := range c.warned {
+		if now.Sub(at) >= warnRepeat {
+			delete(c.warned, m)
+		}
+	}
+	_, dup := c.warned[msg]
+	if !dup {
+		c.warned[msg] = now
+	}
+	c.warnMu.Unlock()
+	if !dup {
+		c.log.Warn(msg)
 	}
 }
 
@@ -254,7 +278,7 @@ func (c *Cloud) explain(err error, attempts int) error {
 		return fmt.Errorf("Compute API endpoint %s %s; %s: %w", host, problem, where, err)
 	}
 	if classify(err) == refused {
-		return fmt.Errorf("nothing accepts connections at %s (refused %d times): %s, or start the emulator it names: %w", host, attempts, where, err)
+		return fmt.Errorf("nothing accepts connections at %s (refused %d times): %s, or start the server it names (gce-emulator?): %w", host, attempts, where, err)
 	}
 	return fmt.Errorf("Compute API at %s unreachable after %d attempts: %w; check the network, or %s", host, attempts, err, where)
 }

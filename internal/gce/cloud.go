@@ -62,6 +62,8 @@ type Cloud struct {
 	// answered is set by the first HTTP answer from the endpoint (any
 	// status): from then on a refused connection is a passing blip.
 	answered atomic.Bool
+	warnMu   sync.Mutex
+	warned   map[string]time.Time // retry warnings logged lately (warnOnce)
 }
 
 // ErrNoCredentials means Application Default Credentials were not found.
@@ -130,7 +132,7 @@ func New(ctx context.Context, opts Options) (*Cloud, error) {
 	for _, g := range []group{groupRead, groupList, groupMutate, groupOpRead} {
 		lim[g] = rate.NewLimiter(rate.Limit(opts.RequestsPerSecond), burst)
 	}
-	return &Cloud{project: opts.Project, svc: svc, log: opts.Logger, limiters: lim, opts: opts, stats: newStats()}, nil
+	return &Cloud{project: opts.Project, svc: svc, log: opts.Logger, limiters: lim, opts: opts, stats: newStats(), warned: map[string]time.Time{}}, nil
 }
 
 func isGoogleEndpoint(endpoint string) bool {

@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -137,6 +139,45 @@ func TestRefusedAfterAnswerGetsTheFullBudget(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+}
+
+// TestParallelCallsShareTheirWarnings: calls that fail alike at once (a
+// cluster's observation reads eight things in parallel) say so in one line
+// per attempt, not one per call.
+func TestParallelCallsShareTheirWarnings(t *testing.T) {
+	srv := httptest.NewServer(notFound)
+	core, logs := observer.New(zapcore.WarnLevel)
+	c, err := gce.New(context.Background(), gce.Options{Project: project, Endpoint: srv.URL + "/compute/v1/",
+		Logger: zap.New(core), RetryInitial: time.Millisecond, RetryMax: 2 * time.Millisecond, RetryAttempts: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.GetAddress(ctx, "us-central1", "ip1"); !gce.IsNotFound(err) {
+		t.Fatalf("first get: %v, want a 404", err)
+	}
+	srv.Close()
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = c.GetAddress(ctx, "us-central1", "ip1")
+		}()
+	}
+	wg.Wait()
+	if got := c.Stats().Snapshot()["addresses.get"]; got != 1+8*4 {
+		t.Fatalf("attempts = %d, want 1 + 8 × 4", got)
+	}
+	var got []string
+	for _, e := range logs.All() {
+		_, tail, _ := strings.Cut(e.Message, "; ")
+		got = append(got, tail)
+	}
+	sort.Strings(got)
+	if diff := cmp.Diff([]string{"retrying (attempt 3 of 4)", "retrying (attempt 4 of 4)"}, got); diff != "" {
+		t.Errorf("warnings of eight parallel calls (-want +got):\n%s", diff)
 	}
 }
 
