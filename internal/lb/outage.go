@@ -28,6 +28,8 @@ type outageWatch struct {
 
 	mu      sync.Mutex
 	results []probeResult
+	lastOK  time.Time     // the latest sending of an answered probe
+	lastErr error         // the latest failure to arrive
 	changed chan struct{} // a result arrived (buffered 1)
 }
 
@@ -67,6 +69,11 @@ func (w *outageWatch) probe(ctx context.Context, at time.Time) {
 	}
 	w.mu.Lock()
 	w.results = append(w.results, probeResult{at: at, err: err})
+	if err == nil && at.After(w.lastOK) {
+		w.lastOK = at
+	} else if err != nil {
+		w.lastErr = err
+	}
 	w.mu.Unlock()
 	select {
 	case w.changed <- struct{}{}:
@@ -113,17 +120,10 @@ func (w *outageWatch) waitServing(ctx context.Context, since time.Time, deadline
 func (w *outageWatch) servedSince(since time.Time) (bool, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var last error
-	for _, r := range w.results {
-		if r.at.Before(since) {
-			continue
-		}
-		if r.err == nil {
-			return true, nil
-		}
-		last = r.err
+	if !w.lastOK.Before(since) {
+		return true, nil
 	}
-	return false, last
+	return false, w.lastErr
 }
 
 // outage is how long the IP did not answer: from the sending of the last
