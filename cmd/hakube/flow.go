@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -205,16 +206,28 @@ func (o *flowOptions) writeReport(rep *cluster.Report, runErr error) error {
 	fmt.Fprintf(w, "%s: %s (cluster %q, project %s): %s in %s, %d Compute API calls.\n",
 		verb, rep.Flow, rep.Cluster, rep.Project, rep.Result.Summary(), round(rep.Duration), rep.APICalls)
 	for _, mv := range rep.Outages {
-		state := "measured outage"
-		if mv.Reverted {
-			state = "reverted after"
-		}
-		fmt.Fprintf(w, "Static IP moved from %s to %s: %s %s.\n", mv.From, mv.To, state, round(mv.Outage))
+		fmt.Fprintf(w, "Static IP moved from %s to %s: %s.\n", mv.From, mv.To, describeOutage(mv.Outage, mv.Measured, mv.Reverted))
 	}
 	if runErr == nil && rep.Status != nil {
 		writeSummary(w, rep.Status)
 	}
 	return nil
+}
+
+// describeOutage says how long the static IP did not answer during a move,
+// and how that was measured.
+func describeOutage(outage time.Duration, measured string, reverted bool) string {
+	how := ""
+	if measured != "" {
+		how = " (" + measured + ")"
+	}
+	switch {
+	case reverted:
+		return fmt.Sprintf("reverted after an outage of %s%s", round(outage), how)
+	case outage == 0 && measured != "":
+		return "no outage seen: no probe went unanswered" + how
+	}
+	return fmt.Sprintf("outage %s%s", round(outage), how)
 }
 
 // writeSummary says where the cluster's API is and what it consists of.

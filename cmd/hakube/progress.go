@@ -22,15 +22,22 @@ type progress struct {
 	tty     bool
 	json    bool
 	log     *zap.Logger
+	now     func() time.Time
 	mu      sync.Mutex
 	spin    *spinner.Spinner
 	running map[string]*cluster.Step
-	last    map[string]string // latest progress line per step
+	last    map[string]string    // latest progress line per step
+	printed map[string]time.Time // when a step's last line was written (off a terminal)
 }
+
+// progressEvery spaces the progress lines of one step off a terminal: a
+// wait reports about once a second, which a CI log does not need (the
+// spinner on a terminal shows every update).
+const progressEvery = 15 * time.Second
 
 func newProgress(g *globalOptions) *progress {
 	p := &progress{w: g.streams.err, tty: isTTY(g.streams.err) && g.logFormat == "text", json: g.logFormat == "json",
-		log: g.log, running: map[string]*cluster.Step{}, last: map[string]string{}}
+		log: g.log, now: time.Now, running: map[string]*cluster.Step{}, last: map[string]string{}, printed: map[string]time.Time{}}
 	if p.tty {
 		p.spin = spinner.New(spinner.CharSets[14], 120*time.Millisecond, spinner.WithWriter(g.streams.err))
 	}
@@ -53,6 +60,7 @@ func (p *progress) StepDone(s *cluster.Step, err error, took time.Duration) {
 	defer p.mu.Unlock()
 	delete(p.running, s.ID)
 	delete(p.last, s.ID)
+	delete(p.printed, s.ID)
 	if p.json {
 		fields := []zap.Field{zap.String("step", s.ID), zap.Duration("took", took)}
 		if err != nil {
@@ -74,17 +82,24 @@ func (p *progress) StepDone(s *cluster.Step, err error, took time.Duration) {
 	p.refresh()
 }
 
-// stepProgress shows what a long wait is doing.
+// stepProgress shows what a long wait is doing: on a terminal at once, in
+// the spinner's line; elsewhere the first line of a step and then at most
+// one every progressEvery (each line carries elapsed time and deadline).
 func (p *progress) stepProgress(step, msg string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.json {
-		p.log.Info("step progress", zap.String("step", step), zap.String("message", msg))
-		return
-	}
 	p.last[step] = msg
 	if p.tty {
 		p.refresh()
+		return
+	}
+	now := p.now()
+	if at, ok := p.printed[step]; ok && now.Sub(at) < progressEvery {
+		return
+	}
+	p.printed[step] = now
+	if p.json {
+		p.log.Info("step progress", zap.String("step", step), zap.String("message", msg))
 		return
 	}
 	fmt.Fprintf(p.w, "   … %s\n", msg)

@@ -138,7 +138,7 @@ func (p *planner) removeReplica(target *compute.Instance) {
 	if p.obs.TargetPool != nil && contains(p.obs.TargetPool.Instances, target.SelfLink) {
 		out = p.step(ActUpdate, fmt.Sprintf("target-pool %s (%s) -= %s", cfg.TargetPoolName(), p.region(), target.Name),
 			"take the replica out of rotation before it goes",
-			func(ctx context.Context) error { return lb.RemoveFromPool(ctx, p.env.Cloud, p.lbSpec(""), m) })
+			func(ctx context.Context) error { return lb.RemoveFromPool(ctx, p.env.Cloud, p.lbSpec(ctx), m) })
 	}
 	vm := p.step(ActDelete, fmt.Sprintf("instance %s (%s)", target.Name, zone), "the replica's VM",
 		func(ctx context.Context) error {
@@ -173,7 +173,7 @@ func (p *planner) demote(last *compute.Instance, deps ...string) {
 			Reason:    "one master remains: delete the forwarding rule (and the master's ephemeral IP in parallel), give the static IP back to the master, wait until it serves",
 			DependsOn: compact(append([]string{p.lockID}, deps...)),
 			Run: func(ctx context.Context) error {
-				mv, err := lb.Demote(ctx, p.env.Cloud, p.lbSpec("move"), lb.MasterOf(last))
+				mv, err := lb.Demote(ctx, p.env.Cloud, p.lbSpec(ctx), lb.MasterOf(last))
 				p.record(mv)
 				return err
 			},
@@ -182,7 +182,7 @@ func (p *planner) demote(last *compute.Instance, deps ...string) {
 	if p.obs.TargetPool != nil || p.obs.HealthCheck != nil {
 		p.step(ActDelete, fmt.Sprintf("target-pool %s (%s), http-health-check %s", cfg.TargetPoolName(), p.region(), cfg.HealthCheckName()),
 			"the load balancer is not needed with one master",
-			func(ctx context.Context) error { return lb.Teardown(ctx, p.env.Cloud, p.lbSpec("")) }, append([]string{move}, deps...)...)
+			func(ctx context.Context) error { return lb.Teardown(ctx, p.env.Cloud, p.lbSpec(ctx)) }, append([]string{move}, deps...)...)
 	}
 }
 

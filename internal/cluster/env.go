@@ -62,15 +62,17 @@ func (e *Env) defaults() {
 	}
 }
 
-func (e *Env) progress(step, format string, args ...any) {
+// progress reports a line under the step whose Run ctx belongs to: the
+// CLI's display finds running steps by their id.
+func (e *Env) progress(ctx context.Context, format string, args ...any) {
 	if e.Progress != nil {
-		e.Progress(step, fmt.Sprintf(format, args...))
+		e.Progress(stepOf(ctx), fmt.Sprintf(format, args...))
 	}
 }
 
 // poll calls check with growing intervals until it reports done, fails, or
 // the timeout passes; every few seconds it reports progress.
-func (e *Env) poll(ctx context.Context, step, what string, timeout time.Duration, check func(ctx context.Context) (bool, string, error)) error {
+func (e *Env) poll(ctx context.Context, what string, timeout time.Duration, check func(ctx context.Context) (bool, string, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
@@ -86,7 +88,7 @@ func (e *Env) poll(ctx context.Context, step, what string, timeout time.Duration
 		}
 		if time.Since(lastReport) >= 5*time.Second {
 			lastReport = time.Now()
-			e.progress(step, "%s: %s (%s elapsed of %s)", what, state, time.Since(start).Round(time.Second), timeout)
+			e.progress(ctx, "%s: %s (%s elapsed of %s)", what, state, time.Since(start).Round(time.Second), timeout)
 		}
 		select {
 		case <-ctx.Done():
@@ -104,8 +106,8 @@ func (e *Env) poll(ctx context.Context, step, what string, timeout time.Duration
 
 // waitMIGStable waits until a zone's pool has all its VMs running and
 // nothing in progress, as `gcloud ... wait-until-stable` does.
-func (e *Env) waitMIGStable(ctx context.Context, step, zone, name string) error {
-	return e.poll(ctx, step, fmt.Sprintf("node pool %s in %s", name, zone), e.StableTimeout, func(ctx context.Context) (bool, string, error) {
+func (e *Env) waitMIGStable(ctx context.Context, zone, name string) error {
+	return e.poll(ctx, fmt.Sprintf("node pool %s in %s", name, zone), e.StableTimeout, func(ctx context.Context) (bool, string, error) {
 		m, err := e.Cloud.GetMIG(ctx, zone, name)
 		if err != nil {
 			return false, "", fmt.Errorf("read managed instance group %s: %w", name, err)
@@ -122,8 +124,8 @@ func (e *Env) waitMIGStable(ctx context.Context, step, zone, name string) error 
 }
 
 // waitMemberHealthy waits until the target pool sees the instance healthy.
-func (e *Env) waitMemberHealthy(ctx context.Context, step, region, pool, instance string) error {
-	return e.poll(ctx, step, "health check of "+gce.LastSegment(instance), e.APIDeadline, func(ctx context.Context) (bool, string, error) {
+func (e *Env) waitMemberHealthy(ctx context.Context, region, pool, instance string) error {
+	return e.poll(ctx, "health check of "+gce.LastSegment(instance), e.APIDeadline, func(ctx context.Context) (bool, string, error) {
 		st, err := e.Cloud.TargetPoolHealth(ctx, region, pool, instance)
 		if err != nil {
 			return false, "", err

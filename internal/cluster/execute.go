@@ -16,6 +16,21 @@ type Reporter interface {
 	StepDone(s *Step, err error, took time.Duration)
 }
 
+// stepKey carries the running step's id in the context its Run gets, so
+// progress from deep inside a step (an IP move, a wait) is reported under
+// the id the CLI's display knows.
+type stepKey struct{}
+
+func withStep(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, stepKey{}, id)
+}
+
+// stepOf returns the id of the step ctx was handed to ("" outside a step).
+func stepOf(ctx context.Context) string {
+	id, _ := ctx.Value(stepKey{}).(string)
+	return id
+}
+
 // StepResult is what happened to one step.
 type StepResult struct {
 	ID       string        `json:"id"`
@@ -149,7 +164,7 @@ func Execute(ctx context.Context, p *Plan, parallelism int, rep Reporter) *Resul
 					if rep != nil {
 						rep.StepStarted(s)
 					}
-					err = s.Run(ctx)
+					err = s.Run(withStep(ctx, s.ID))
 					if rep != nil {
 						rep.StepDone(s, err, time.Since(t0))
 					}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -99,12 +100,8 @@ func TestScenarioNodePoolsAndReplicasGrowAndShrink(t *testing.T) {
 		t.Errorf("second replica moved the IP: %+v", rep.Outages)
 	}
 	s.expect(shape{prefix: "kubernetes", masters: []string{zb, zc, zd}, pools: one, lb: true})
-	st, err := GetStatus(context.Background(), s.env(), s.config("status"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Mode != "load-balanced" || len(Problems(st)) != 0 {
-		t.Errorf("status mode %q, problems %v", st.Mode, Problems(st))
+	if st := s.settled(s.config("status")); st.Mode != "load-balanced" {
+		t.Errorf("status mode %q, want load-balanced", st.Mode)
 	}
 
 	// Remove replicas: the last removal but one gives the IP back.
@@ -353,3 +350,54 @@ func (c *cancelAfter) StepStarted(s *Step) {
 	}
 }
 func (c *cancelAfter) StepDone(*Step, error, time.Duration) {}
+
+// TestScenarioProgressUnderTheRunningStep checks that every progress line
+// of the replica flows is reported under the id of a step of the plan (the
+// CLI's display looks lines up by step id) and that the IP move's wait
+// reports at all. The emulator runs ten times slower here so that the
+// forwarding rule's propagation (2–4 s) outlasts the wait's first report
+// (after 1 s).
+func TestScenarioProgressUnderTheRunningStep(t *testing.T) {
+	s := haCluster(t)
+	ctx := context.Background()
+	if err := s.emu.Control.SetLatency(ctx, emulator.Latency{Preset: emulator.LatencyRealistic, TimeScale: 0.05}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		command string
+		args    []string
+	}{
+		{"up", []string{"--zone", zc, "--replicate-master"}},
+		{"down", []string{"--zone", zc, "--delete-nodes=false"}},
+	} {
+		var mu sync.Mutex
+		lines := map[string]int{}
+		env := s.env()
+		env.Progress = func(step, msg string) {
+			mu.Lock()
+			lines[step]++
+			mu.Unlock()
+		}
+		rep, err := Run(ctx, env, s.config(tt.command, tt.args...), RunOptions{Command: tt.command})
+		if err != nil {
+			t.Fatalf("hakube %s %v: %v", tt.command, tt.args, err)
+		}
+		steps, move := map[string]bool{}, ""
+		for _, st := range rep.Plan.Steps {
+			steps[st.ID] = true
+			if st.Action == ActMove {
+				move = st.ID
+			}
+		}
+		mu.Lock()
+		for step, n := range lines {
+			if !steps[step] {
+				t.Errorf("%s: %d progress lines under %q, which is no step of the plan", tt.command, n, step)
+			}
+		}
+		if tt.command == "up" && lines[move] == 0 {
+			t.Errorf("up: no progress line under the move step %q (lines per step: %v)", move, lines)
+		}
+		mu.Unlock()
+	}
+}

@@ -237,7 +237,9 @@ func (p *planner) finish() *Plan {
 	return p.plan
 }
 
-func (p *planner) lbSpec(step string) *lb.Spec {
+// lbSpec describes the load balancer for a step's Run; its progress lines
+// go to that step (ctx carries its id).
+func (p *planner) lbSpec(ctx context.Context) *lb.Spec {
 	return &lb.Spec{
 		Cluster:     p.cfg.ClusterName(),
 		Region:      p.region(),
@@ -251,7 +253,7 @@ func (p *planner) lbSpec(step string) *lb.Spec {
 		Deadline:    p.env.APIDeadline,
 		MaxDowntime: p.cfg.MaxDowntime,
 		Prober:      p.env.prober(p.cfg, p.caPEM()),
-		Progress:    func(msg string) { p.env.progress(step, "%s", msg) },
+		Progress:    func(msg string) { p.env.progress(ctx, "%s", msg) },
 	}
 }
 
@@ -370,9 +372,25 @@ func (p *planner) ensurePool(zone, template string) {
 		id := "wait stable " + res
 		p.plan.add(&Step{ID: id, Action: ActWait, Resource: res, Reason: "until every node VM is running (gcloud's wait-until-stable)",
 			DependsOn: compact([]string{dep}), Run: func(ctx context.Context) error {
-				return p.env.waitMIGStable(ctx, id, zone, name)
+				return p.env.waitMIGStable(ctx, zone, name)
 			}})
 	}
+}
+
+// healthCheckStep adds the step that creates the masters' health check, or
+// brings an existing one (an older hakube's, kube-up's) to the parameters
+// that take a halted master out of rotation quickly; "" when it is current.
+func (p *planner) healthCheckStep(reason string) string {
+	res := "http-health-check " + p.cfg.HealthCheckName()
+	run := func(ctx context.Context) error { return lb.EnsureHealthCheck(ctx, p.env.Cloud, p.lbSpec(ctx)) }
+	if hc := p.obs.HealthCheck; hc != nil {
+		changes := lb.HealthCheckChanges(hc, p.cfg.HealthCheckPort)
+		if len(changes) == 0 {
+			return ""
+		}
+		return p.step(ActUpdate, res, strings.Join(changes, ", ")+": a halted master leaves the rotation within about a second", run)
+	}
+	return p.step(ActCreate, res, reason, run)
 }
 
 // verifyAPI adds the final check that the API serves on the static IP.
@@ -389,7 +407,7 @@ func (p *planner) verifyAPI(reason string, deps ...string) string {
 				return errors.New("the cluster CA is unknown: no master carries kube-master-certs")
 			}
 			_, err := p.env.prober(p.cfg, ca).WaitServing(ctx, ip, p.env.APIDeadline, func(el time.Duration) {
-				p.env.progress(id, "waiting for https://%s:%d/healthz: %s elapsed of %s", ip, p.cfg.APIServerPort, el.Round(time.Second), p.env.APIDeadline)
+				p.env.progress(ctx, "waiting for https://%s:%d/healthz: %s elapsed of %s", ip, p.cfg.APIServerPort, el.Round(time.Second), p.env.APIDeadline)
 			})
 			return err
 		}})

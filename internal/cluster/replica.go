@@ -52,12 +52,8 @@ func planReplica(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*pl
 	}
 
 	// The load balancer.
-	spec := p.lbSpec("")
-	hc, pool := "", ""
-	if obs.HealthCheck == nil {
-		hc = p.step(ActCreate, "http-health-check "+cfg.HealthCheckName(), "probes each master's /healthz so a halted replica leaves the rotation",
-			func(ctx context.Context) error { return lb.EnsureHealthCheck(ctx, p.env.Cloud, p.lbSpec("")) })
-	}
+	pool := ""
+	hc := p.healthCheckStep("probes each master's /healthz so a halted replica leaves the rotation")
 	existing := make([]lb.Master, 0, len(obs.Masters))
 	for _, m := range obs.Masters {
 		if gce.LastSegment(m.Zone) != cfg.Zone || replicaStep == "" {
@@ -77,14 +73,14 @@ func planReplica(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*pl
 		}
 		pool = p.step(action, fmt.Sprintf("target-pool %s (%s)", cfg.TargetPoolName(), p.region()),
 			"holds the existing masters before anything moves (reversible)",
-			func(ctx context.Context) error { return lb.EnsurePool(ctx, p.env.Cloud, p.lbSpec(""), existing) }, hc)
+			func(ctx context.Context) error { return lb.EnsurePool(ctx, p.env.Cloud, p.lbSpec(ctx), existing) }, hc)
 	}
 	move := ""
 	owner := lb.IPOwner(obs.Address)
 	if owner.Kind != lb.OwnerLB || obs.ForwardingRule == nil {
 		first := p.ipHolder(owner)
 		if first == nil {
-			return nil, refuse("the static IP %s is on %s, which is not a master of cluster %q", spec.IP, owner.Instance, cfg.ClusterName())
+			return nil, refuse("the static IP %s is on %s, which is not a master of cluster %q", p.staticIP(), owner.Instance, cfg.ClusterName())
 		}
 		move = p.plan.add(&Step{
 			Action: ActMove, Mutating: true, Outage: true,
@@ -92,7 +88,7 @@ func planReplica(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*pl
 			Reason:    "the outage window: delete the master's static access config, insert the forwarding rule on the IP (the master's new ephemeral IP in parallel), then wait until the IP serves again",
 			DependsOn: compact([]string{p.lockID, pool}),
 			Run: func(ctx context.Context) error {
-				mv, err := lb.Promote(ctx, p.env.Cloud, p.lbSpec("move"), lb.MasterOf(first))
+				mv, err := lb.Promote(ctx, p.env.Cloud, p.lbSpec(ctx), lb.MasterOf(first))
 				p.record(mv)
 				return err
 			},
@@ -107,7 +103,7 @@ func planReplica(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*pl
 				if err != nil {
 					return wrap(err, "read replica %s", replica)
 				}
-				return lb.EnsurePool(ctx, p.env.Cloud, p.lbSpec(""), []lb.Master{lb.MasterOf(in)})
+				return lb.EnsurePool(ctx, p.env.Cloud, p.lbSpec(ctx), []lb.Master{lb.MasterOf(in)})
 			}, replicaStep, pool, move)
 		id := "wait healthy " + replica
 		p.plan.add(&Step{ID: id, Action: ActWait, Resource: "instance " + replica, DependsOn: []string{add},
@@ -117,7 +113,7 @@ func planReplica(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*pl
 				if err != nil {
 					return wrap(err, "read replica %s", replica)
 				}
-				return p.env.waitMemberHealthy(ctx, id, p.region(), cfg.TargetPoolName(), in.SelfLink)
+				return p.env.waitMemberHealthy(ctx, p.region(), cfg.TargetPoolName(), in.SelfLink)
 			}})
 	}
 	if p.plan.Mutations() > 0 {

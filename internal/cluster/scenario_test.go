@@ -248,6 +248,42 @@ func (s *scenario) serving(cfg *Config) error {
 	return nil
 }
 
+// settled reads status until it reports no problem, for up to 20 s, and
+// fails with the problems of each reading that had some. Right after a flow
+// the health check may not have settled: at this time scale a probe times
+// out after 50 ms and one failure takes a master out of rotation, so on a
+// loaded machine a master can read UNHEALTHY (or a probe of it time out)
+// for a moment while nothing is wrong.
+func (s *scenario) settled(cfg *Config) *Status {
+	st, _ := s.settledAfter(cfg)
+	return st
+}
+
+// settledAfter is settled, also saying how many readings had problems.
+func (s *scenario) settledAfter(cfg *Config) (*Status, int) {
+	s.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var seen []string
+	for {
+		st, err := GetStatus(context.Background(), s.env(), cfg)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		problems := Problems(st)
+		if len(problems) == 0 {
+			if len(seen) > 0 {
+				s.t.Logf("status settled after %d readings with problems: %q", len(seen), seen)
+			}
+			return st, len(seen)
+		}
+		seen = append(seen, strings.Join(problems, "; "))
+		if time.Now().After(deadline) {
+			s.t.Fatalf("status still has problems after 20 s; readings:\n  %s", strings.Join(seen, "\n  "))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func pools(zones ...string) map[string]int {
 	out := map[string]int{}
 	for _, z := range zones {

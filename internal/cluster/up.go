@@ -147,22 +147,18 @@ func (p *planner) adoptMaster(ctx context.Context, zone, name string) error {
 
 // planLBFirst puts the static IP on a forwarding rule from the start.
 func (p *planner) planLBFirst(masterStep string) []string {
-	hc, pool := "", ""
-	if p.obs.HealthCheck == nil {
-		hc = p.step(ActCreate, "http-health-check "+p.cfg.HealthCheckName(), "probes each master's /healthz so a halted master leaves the rotation",
-			func(ctx context.Context) error { return lb.EnsureHealthCheck(ctx, p.env.Cloud, p.lbSpec("")) })
-	}
-	pool = p.step(ActCreate, fmt.Sprintf("target-pool %s (%s)", p.cfg.TargetPoolName(), p.region()), "holds the master replicas behind the static IP",
+	hc := p.healthCheckStep("probes each master's /healthz so a halted master leaves the rotation")
+	pool := p.step(ActCreate, fmt.Sprintf("target-pool %s (%s)", p.cfg.TargetPoolName(), p.region()), "holds the master replicas behind the static IP",
 		func(ctx context.Context) error {
 			masters, err := p.currentMasters(ctx)
 			if err != nil {
 				return err
 			}
-			return lb.EnsurePool(ctx, p.env.Cloud, p.lbSpec(""), masters)
+			return lb.EnsurePool(ctx, p.env.Cloud, p.lbSpec(ctx), masters)
 		},
 		hc, masterStep)
 	rule := p.step(ActCreate, fmt.Sprintf("forwarding-rule %s (%s)", p.cfg.ForwardingRuleName(), p.region()), "the static IP on the load balancer from day one: later replica changes never move it",
-		func(ctx context.Context) error { return lb.EnsureRule(ctx, p.env.Cloud, p.lbSpec("")) }, pool)
+		func(ctx context.Context) error { return lb.EnsureRule(ctx, p.env.Cloud, p.lbSpec(ctx)) }, pool)
 	return []string{rule}
 }
 

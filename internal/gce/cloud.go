@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -58,6 +59,11 @@ type Cloud struct {
 	limiters map[group]*rate.Limiter
 	opts     Options
 	stats    *Stats
+	// answered is set by the first HTTP answer from the endpoint (any
+	// status): from then on a refused connection is a passing blip.
+	answered atomic.Bool
+	warnMu   sync.Mutex
+	warned   map[string]time.Time // retry warnings logged lately (warnOnce)
 }
 
 // ErrNoCredentials means Application Default Credentials were not found.
@@ -88,6 +94,12 @@ func New(ctx context.Context, opts Options) (*Cloud, error) {
 	}
 	if opts.WaitCallTimeout == 0 {
 		opts.WaitCallTimeout = 150 * time.Second
+	}
+	if opts.Endpoint != "" {
+		// The client library panics on a base URL it cannot parse.
+		if u, err := url.Parse(opts.Endpoint); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return nil, fmt.Errorf("gce: endpoint %q is not an absolute http(s) URL; write it as http(s)://host[:port]/compute/v1/", opts.Endpoint)
+		}
 	}
 	var copts []option.ClientOption
 	switch {
@@ -120,7 +132,7 @@ func New(ctx context.Context, opts Options) (*Cloud, error) {
 	for _, g := range []group{groupRead, groupList, groupMutate, groupOpRead} {
 		lim[g] = rate.NewLimiter(rate.Limit(opts.RequestsPerSecond), burst)
 	}
-	return &Cloud{project: opts.Project, svc: svc, log: opts.Logger, limiters: lim, opts: opts, stats: newStats()}, nil
+	return &Cloud{project: opts.Project, svc: svc, log: opts.Logger, limiters: lim, opts: opts, stats: newStats(), warned: map[string]time.Time{}}, nil
 }
 
 func isGoogleEndpoint(endpoint string) bool {

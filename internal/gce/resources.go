@@ -403,6 +403,13 @@ func (c *Cloud) InsertHTTPHealthCheck(ctx context.Context, hc *compute.HttpHealt
 	})
 }
 
+// PatchHTTPHealthCheck changes the fields set in hc.
+func (c *Cloud) PatchHTTPHealthCheck(ctx context.Context, name string, hc *compute.HttpHealthCheck) error {
+	return c.mutate(ctx, "httpHealthChecks.patch", func(ctx context.Context, rid string) (*compute.Operation, error) {
+		return c.svc.HttpHealthChecks.Patch(c.project, name, hc).RequestId(rid).Context(ctx).Do()
+	})
+}
+
 func (c *Cloud) DeleteHTTPHealthCheck(ctx context.Context, name string) error {
 	return ignoreNotFound(c.mutate(ctx, "httpHealthChecks.delete", func(ctx context.Context, rid string) (*compute.Operation, error) {
 		return c.svc.HttpHealthChecks.Delete(c.project, name).RequestId(rid).Context(ctx).Do()

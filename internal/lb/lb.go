@@ -25,6 +25,7 @@ import (
 type Cloud interface {
 	GetHTTPHealthCheck(ctx context.Context, name string) (*compute.HttpHealthCheck, error)
 	InsertHTTPHealthCheck(ctx context.Context, hc *compute.HttpHealthCheck) error
+	PatchHTTPHealthCheck(ctx context.Context, name string, hc *compute.HttpHealthCheck) error
 	DeleteHTTPHealthCheck(ctx context.Context, name string) error
 	GetTargetPool(ctx context.Context, region, name string) (*compute.TargetPool, error)
 	InsertTargetPool(ctx context.Context, region string, tp *compute.TargetPool) error
@@ -83,26 +84,86 @@ func MasterOf(in *compute.Instance) Master {
 	return Master{Name: in.Name, Zone: gce.LastSegment(in.Zone), Link: in.SelfLink}
 }
 
-// EnsureHealthCheck creates the legacy HTTP health check on the masters'
-// health port if it is missing.
-func EnsureHealthCheck(ctx context.Context, c Cloud, s *Spec) error {
-	if _, err := c.GetHTTPHealthCheck(ctx, s.HealthCheck); err == nil {
-		return nil
-	} else if !gce.IsNotFound(err) {
-		return fmt.Errorf("read health check %s: %w", s.HealthCheck, err)
-	}
-	hc := &compute.HttpHealthCheck{
+// The masters' health check. A halted replica keeps its share of
+// connections until the check marks it down, after unhealthyThreshold
+// failed probes checkIntervalSec apart: with three replicas it costs a third
+// of the traffic for that long. GCE's defaults (5 s, 2) lose 3–6% of a
+// minute; probing every second (the shortest interval GCE allows, with the
+// longest timeout it allows for it) and dropping a member at its first
+// failure keeps the loss under 1%. A member that fails one probe by
+// accident is back after healthyThreshold passes (2 s), and the others
+// serve meanwhile (with none healthy GCE sends to all).
+const (
+	healthInterval  = 1 // checkIntervalSec: GCE allows 1–300
+	healthTimeout   = 1 // timeoutSec: at most the interval
+	healthyAfter    = 2 // healthyThreshold: 1–10
+	unhealthyAfter  = 1 // unhealthyThreshold: 1–10
+	healthCheckPath = "/healthz"
+)
+
+// healthCheck is the legacy HTTP health check hakube wants.
+func healthCheck(s *Spec) *compute.HttpHealthCheck {
+	return &compute.HttpHealthCheck{
 		Name:               s.HealthCheck,
 		Description:        gce.Description(s.Cluster, gce.RoleHealthCheck, "apiserver /healthz of the masters"),
 		Port:               int64(s.HealthPort),
-		RequestPath:        "/healthz",
-		CheckIntervalSec:   5,
-		TimeoutSec:         5,
-		HealthyThreshold:   2,
-		UnhealthyThreshold: 2,
+		RequestPath:        healthCheckPath,
+		CheckIntervalSec:   healthInterval,
+		TimeoutSec:         healthTimeout,
+		HealthyThreshold:   healthyAfter,
+		UnhealthyThreshold: unhealthyAfter,
 	}
-	if err := c.InsertHTTPHealthCheck(ctx, hc); err != nil && !gce.IsAlreadyExists(err) {
-		return fmt.Errorf("create health check %s: %w", s.HealthCheck, err)
+}
+
+// HealthCheckChanges lists how an existing check differs from the one
+// hakube wants on port ("checkIntervalSec 5 → 1"); none means it is current.
+// Clusters made by older versions or by kube-up have GCE's defaults.
+func HealthCheckChanges(hc *compute.HttpHealthCheck, port int) []string {
+	want := healthCheck(&Spec{HealthPort: port})
+	var out []string
+	for _, f := range []struct {
+		name       string
+		have, want any
+	}{
+		{"port", hc.Port, want.Port},
+		{"requestPath", hc.RequestPath, want.RequestPath},
+		{"checkIntervalSec", hc.CheckIntervalSec, want.CheckIntervalSec},
+		{"timeoutSec", hc.TimeoutSec, want.TimeoutSec},
+		{"healthyThreshold", hc.HealthyThreshold, want.HealthyThreshold},
+		{"unhealthyThreshold", hc.UnhealthyThreshold, want.UnhealthyThreshold},
+	} {
+		if f.have != f.want {
+			out = append(out, fmt.Sprintf("%s %v → %v", f.name, f.have, f.want))
+		}
+	}
+	return out
+}
+
+// EnsureHealthCheck creates the legacy HTTP health check on the masters'
+// health port if it is missing, and brings an existing one of the cluster's
+// to the parameters hakube wants.
+func EnsureHealthCheck(ctx context.Context, c Cloud, s *Spec) error {
+	want := healthCheck(s)
+	hc, err := c.GetHTTPHealthCheck(ctx, s.HealthCheck)
+	switch {
+	case gce.IsNotFound(err):
+		if err := c.InsertHTTPHealthCheck(ctx, want); err != nil && !gce.IsAlreadyExists(err) {
+			return fmt.Errorf("create health check %s: %w", s.HealthCheck, err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("read health check %s: %w", s.HealthCheck, err)
+	}
+	changes := HealthCheckChanges(hc, s.HealthPort)
+	if len(changes) == 0 {
+		return nil
+	}
+	if !gce.OwnedByDescription(s.Cluster, hc.Description) {
+		return fmt.Errorf("health check %s is not cluster %q's; not changing it (%s)", s.HealthCheck, s.Cluster, strings.Join(changes, ", "))
+	}
+	want.Description = hc.Description
+	if err := c.PatchHTTPHealthCheck(ctx, s.HealthCheck, want); err != nil {
+		return fmt.Errorf("update health check %s (%s): %w", s.HealthCheck, strings.Join(changes, ", "), err)
 	}
 	return nil
 }
@@ -198,10 +259,21 @@ func IPOwner(addr *compute.Address) Owner {
 
 // Move is the outcome of an IP move.
 type Move struct {
-	From     string        `json:"from"`
-	To       string        `json:"to"`
+	From string `json:"from"`
+	To   string `json:"to"`
+	// Outage is how long the static IP did not answer, as Measured says.
 	Outage   time.Duration `json:"outageNs"`
+	Measured string        `json:"measured,omitempty"`
 	Reverted bool          `json:"reverted"`
+}
+
+// measure records the watch's outage on the move.
+func (mv *Move) measure(w *outageWatch) {
+	d, note := w.outage()
+	mv.Outage, mv.Measured = d, Measured
+	if note != "" {
+		mv.Measured += "; " + note
+	}
 }
 
 // ErrReverted means a move exceeded MaxDowntime and was rolled back.
@@ -229,7 +301,6 @@ func Promote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
 	if err != nil {
 		return mv, fmt.Errorf("read master %s: %w", m.Name, err)
 	}
-	start := time.Now()
 	switch owner.Kind {
 	case OwnerLB:
 		mv.From = "forwarding rule " + s.Rule
@@ -247,13 +318,55 @@ func Promote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
 		if owner.Instance != m.Name {
 			return mv, fmt.Errorf("static IP %s is on %s, not on %s", s.IP, owner.Instance, m.Name)
 		}
-		// The outage starts here: the IP stops answering once this is done.
-		if err := detach(ctx, c, m, externalIP(in).Name); err != nil {
-			return mv, fmt.Errorf("detach static IP from %s: %w", m.Name, err)
-		}
 	case OwnerNone:
 		mv.From = "nobody (an earlier move was interrupted)"
 	}
+	// Clients see the outage from here on: the IP is probed as they would.
+	start := time.Now()
+	w := s.Prober.watch(ctx, s.IP)
+	defer w.stop()
+	if owner.Kind == OwnerMaster {
+		// The outage starts here: the IP stops answering once this is done.
+		if err := detach(ctx, c, m, externalIP(in).Name); err != nil {
+			mv.measure(w)
+			return mv, fmt.Errorf("detach static IP from %s: %w", m.Name, err)
+		}
+	}
+	if err := ruleAndEphemeral(ctx, c, s, m); err != nil {
+		mv.measure(w)
+		return mv, err
+	}
+	deadline := s.Deadline
+	if s.MaxDowntime > 0 {
+		if left := s.MaxDowntime - time.Since(start); left < deadline {
+			deadline = left
+		}
+	}
+	if deadline <= 0 {
+		deadline = time.Millisecond
+	}
+	err = w.waitServing(ctx, time.Now(), deadline, s.waitProgress("load balancer"))
+	mv.measure(w)
+	if err == nil {
+		return mv, nil
+	}
+	if s.MaxDowntime == 0 || ctx.Err() != nil {
+		return mv, err
+	}
+	s.progress("outage %s exceeded --max-downtime %s: moving the IP back to %s", mv.Outage.Round(time.Second), s.MaxDowntime, m.Name)
+	// The same watch goes on: the outage reported spans the revert.
+	rerr := demote(ctx, c, s, m, w)
+	mv.measure(w)
+	if rerr != nil {
+		return mv, fmt.Errorf("revert after %s: %w (the move failed first: %v)", mv.Outage.Round(time.Second), rerr, err)
+	}
+	mv.Reverted = true
+	return mv, fmt.Errorf("%w: %s did not serve through the load balancer within --max-downtime %s; the IP is back on %s", ErrReverted, s.IP, s.MaxDowntime, m.Name)
+}
+
+// ruleAndEphemeral inserts the forwarding rule on the static IP and, in
+// parallel, gives the old master an ephemeral IP of its own.
+func ruleAndEphemeral(ctx context.Context, c Cloud, s *Spec, m Master) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return insertRule(gctx, c, s) })
 	g.Go(func() error {
@@ -273,33 +386,7 @@ func Promote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
 		}
 		return nil
 	})
-	if err := g.Wait(); err != nil {
-		return mv, err
-	}
-	deadline := s.Deadline
-	if s.MaxDowntime > 0 {
-		if left := s.MaxDowntime - time.Since(start); left < deadline {
-			deadline = left
-		}
-	}
-	if deadline <= 0 {
-		deadline = time.Millisecond
-	}
-	_, err = s.Prober.WaitServing(ctx, s.IP, deadline, s.waitProgress("load balancer"))
-	mv.Outage = time.Since(start)
-	if err == nil {
-		return mv, nil
-	}
-	if s.MaxDowntime == 0 || ctx.Err() != nil {
-		return mv, err
-	}
-	s.progress("outage %s exceeded --max-downtime %s: moving the IP back to %s", mv.Outage.Round(time.Second), s.MaxDowntime, m.Name)
-	if _, rerr := Demote(ctx, c, s, m); rerr != nil {
-		return mv, fmt.Errorf("revert after %s: %w (the move failed first: %v)", mv.Outage.Round(time.Second), rerr, err)
-	}
-	mv.Outage = time.Since(start)
-	mv.Reverted = true
-	return mv, fmt.Errorf("%w: %s did not serve through the load balancer within --max-downtime %s; the IP is back on %s", ErrReverted, s.IP, s.MaxDowntime, m.Name)
+	return g.Wait()
 }
 
 func (s *Spec) waitProgress(via string) func(time.Duration) {
@@ -357,7 +444,17 @@ func EnsureRule(ctx context.Context, c Cloud, s *Spec) error { return insertRule
 // resumes from any point.
 func Demote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
 	mv := Move{From: "forwarding rule " + s.Rule, To: "instance " + m.Name}
-	start := time.Now()
+	// Probing starts before the rule's deletion, the first disruptive call.
+	w := s.Prober.watch(ctx, s.IP)
+	defer w.stop()
+	err := demote(ctx, c, s, m, w)
+	mv.measure(w)
+	return mv, err
+}
+
+// demote is Demote's work, its outage observed by w (a revert of Promote
+// passes the promotion's watch).
+func demote(ctx context.Context, c Cloud, s *Spec, m Master, w *outageWatch) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := c.DeleteForwardingRule(gctx, s.Region, s.Rule); err != nil {
@@ -378,29 +475,24 @@ func Demote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
 		return nil
 	})
 	if err := g.Wait(); err != nil {
-		return mv, err
+		return err
 	}
 	in, err := c.GetInstance(ctx, m.Zone, m.Name)
 	if err != nil {
-		return mv, fmt.Errorf("read master %s: %w", m.Name, err)
+		return fmt.Errorf("read master %s: %w", m.Name, err)
 	}
 	if ac := externalIP(in); ac == nil || ac.NatIP != s.IP {
 		if ac != nil {
 			// An earlier, interrupted run's ephemeral IP came back meanwhile.
 			if err := detach(ctx, c, m, ac.Name); err != nil {
-				return mv, fmt.Errorf("drop %s's ephemeral IP: %w", m.Name, err)
+				return fmt.Errorf("drop %s's ephemeral IP: %w", m.Name, err)
 			}
 		}
 		if err := attach(ctx, c, m, s.IP); err != nil {
-			return mv, fmt.Errorf("attach static IP %s to %s: %w", s.IP, m.Name, err)
+			return fmt.Errorf("attach static IP %s to %s: %w", s.IP, m.Name, err)
 		}
 	}
-	if _, err := s.Prober.WaitServing(ctx, s.IP, s.Deadline, s.waitProgress("master "+m.Name)); err != nil {
-		mv.Outage = time.Since(start)
-		return mv, err
-	}
-	mv.Outage = time.Since(start)
-	return mv, nil
+	return w.waitServing(ctx, time.Now(), s.Deadline, s.waitProgress("master "+m.Name))
 }
 
 // Teardown deletes the pool and then the health check (the rule must be

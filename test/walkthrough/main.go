@@ -48,6 +48,10 @@ type options struct {
 	// externalRange and internalRange override the emulator's loopback
 	// ranges (tests claim their own so parallel test processes never meet).
 	externalRange, internalRange string
+	// healthWait bounds the wait for the masters' load-balancer health to
+	// settle (0: a minute, a few health-check intervals at any time scale
+	// the walkthrough runs at, and room for a loaded machine).
+	healthWait time.Duration
 }
 
 func main() {
@@ -76,6 +80,7 @@ type walk struct {
 	svc      *compute.Service
 	baseline map[string]int
 	rows     []row
+	measured string // how hakube measured the outages it reported
 }
 
 type row struct {
@@ -92,6 +97,7 @@ type report struct {
 		From     string `json:"from"`
 		To       string `json:"to"`
 		OutageNs int64  `json:"outageNs"`
+		Measured string `json:"measured"`
 		Reverted bool   `json:"reverted"`
 	} `json:"outages"`
 	NothingToDo bool `json:"nothingToDo"`
@@ -271,6 +277,9 @@ func (w *walk) hakube(ctx context.Context, title string, env []string, args ...s
 			s += " (reverted)"
 		}
 		outages = append(outages, s)
+		if mv.Measured != "" {
+			w.measured = mv.Measured
+		}
 	}
 	if len(outages) > 0 {
 		r.outage = strings.Join(outages, ", ")
@@ -347,6 +356,9 @@ func (w *walk) haltAndRestart(ctx context.Context, zone string) error {
 		return err
 	}
 	fmt.Fprintf(w.out, "   the static IP served 20 of 20 requests with %s halted\n", replica.Name)
+	if err := w.waitHealth(ctx, nil, map[string]string{replica.Name: "UNHEALTHY"}); err != nil {
+		return fmt.Errorf("with %s halted: %w", replica.Name, err)
+	}
 	if err := w.status(ctx, "Status with "+replica.Name+" halted"); err != nil {
 		return err
 	}
@@ -464,39 +476,59 @@ func (w *walk) check(ctx context.Context, c cluster) error {
 	if err := w.statusCheck(ctx, c); err != nil {
 		return err
 	}
-	fmt.Fprintf(w.out, "   inventory: as promised (%d cluster resources); the static IP serves the API; status agrees\n\n", total(got)-total(w.baseline))
+	health := ""
+	if c.lb {
+		health = ", every master HEALTHY in the load balancer"
+	}
+	fmt.Fprintf(w.out, "   inventory: as promised (%d cluster resources); the static IP serves the API; status agrees%s\n\n", total(got)-total(w.baseline), health)
 	return nil
 }
 
-// statusCheck compares `hakube status -o json` with what the flows promised:
-// replicas and pools per zone, the load balancer, and who holds the IP.
-func (w *walk) statusCheck(ctx context.Context, c cluster) error {
+// status is the part of `hakube status -o json` the walkthrough reads.
+type status struct {
+	Mode     string `json:"mode"`
+	StaticIP struct {
+		Owner   string `json:"owner"`
+		Serving bool   `json:"serving"`
+	} `json:"staticIP"`
+	LoadBalancer *struct {
+		ForwardingRule string `json:"forwardingRule"`
+	} `json:"loadBalancer"`
+	Zones []struct {
+		Zone    string `json:"zone"`
+		Masters []struct {
+			Name   string `json:"name"`
+			Health string `json:"health"`
+			InPool bool   `json:"inPool"`
+		} `json:"masters"`
+		Pool *struct {
+			TargetSize int `json:"targetSize"`
+			Running    int `json:"running"`
+		} `json:"pool"`
+	} `json:"zones"`
+}
+
+func (w *walk) readStatus(ctx context.Context) (*status, error) {
 	cmd := exec.CommandContext(ctx, w.o.hakube, "status", "-o", "json", "--zone", zoneB)
 	cmd.Env = w.env()
 	out, err := cmd.Output()
 	if err != nil {
-		return fmt.Errorf("hakube status -o json: %v", err)
+		return nil, fmt.Errorf("hakube status -o json: %v", err)
 	}
-	var st struct {
-		Mode     string `json:"mode"`
-		StaticIP struct {
-			Owner   string `json:"owner"`
-			Serving bool   `json:"serving"`
-		} `json:"staticIP"`
-		LoadBalancer *struct {
-			ForwardingRule string `json:"forwardingRule"`
-		} `json:"loadBalancer"`
-		Zones []struct {
-			Zone    string            `json:"zone"`
-			Masters []json.RawMessage `json:"masters"`
-			Pool    *struct {
-				TargetSize int `json:"targetSize"`
-				Running    int `json:"running"`
-			} `json:"pool"`
-		} `json:"zones"`
-	}
+	var st status
 	if err := json.Unmarshal(out, &st); err != nil {
-		return fmt.Errorf("hakube status -o json: %v", err)
+		return nil, fmt.Errorf("hakube status -o json: %v", err)
+	}
+	return &st, nil
+}
+
+// statusCheck compares `hakube status -o json` with what the flows promised:
+// replicas and pools per zone, the load balancer, who holds the IP, and
+// (with the load balancer) every master in the pool and HEALTHY.
+func (w *walk) statusCheck(ctx context.Context, c cluster) error {
+	st, err := w.readStatus(ctx)
+	if err != nil {
+		return err
 	}
 	masters, pools := map[string]bool{}, map[string]bool{}
 	for _, z := range st.Zones {
@@ -521,7 +553,60 @@ func (w *walk) statusCheck(ctx context.Context, c cluster) error {
 	case st.Mode != mode || (st.LoadBalancer != nil && st.LoadBalancer.ForwardingRule != "") != c.lb:
 		return fmt.Errorf("status shows mode %q, load balancer %+v; want %q", st.Mode, st.LoadBalancer, mode)
 	}
-	return nil
+	if !c.lb {
+		return nil
+	}
+	return w.waitHealth(ctx, st, nil)
+}
+
+// waitHealth waits until `hakube status` shows every master in the target
+// pool with the health want gives it (HEALTHY unless listed), re-reading
+// status up to options.healthWait, and fails with what it last saw. st is
+// a first reading, or nil.
+func (w *walk) waitHealth(ctx context.Context, st *status, want map[string]string) error {
+	bound := w.o.healthWait
+	if bound == 0 {
+		bound = time.Minute
+	}
+	deadline := time.Now().Add(bound)
+	for {
+		if st == nil {
+			var err error
+			if st, err = w.readStatus(ctx); err != nil {
+				return err
+			}
+		}
+		saw, ok := map[string]string{}, true
+		for _, z := range st.Zones {
+			for _, m := range z.Masters {
+				h := m.Health
+				if !m.InPool {
+					h = "not in the pool"
+				}
+				saw[m.Name] = h
+				ok = ok && h == orHealthy(want[m.Name])
+			}
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("status shows the masters' load-balancer health as %v after %s; want every master HEALTHY except %v", saw, bound, want)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+		st = nil
+	}
+}
+
+func orHealthy(h string) string {
+	if h == "" {
+		return "HEALTHY"
+	}
+	return h
 }
 
 func total(m map[string]int) int {
@@ -649,6 +734,9 @@ func (w *walk) summary() {
 	}
 	fmt.Fprintf(tw, "  total\t%s\t%d\t\n", sum.Round(10*time.Millisecond), calls)
 	_ = tw.Flush()
+	if w.measured != "" {
+		fmt.Fprintf(w.out, "\nOutages are the time the static IP did not answer, as hakube measured it: %s.", w.measured)
+	}
 	fmt.Fprintf(w.out, "\nDurations are at the emulator's realistic latency scaled by %g; multiply by %g for real GCE.\n", w.o.timeScale, 1/w.o.timeScale)
 }
 

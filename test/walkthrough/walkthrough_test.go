@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -43,5 +44,45 @@ func TestWalkthrough(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("walkthrough output lacks %q", want)
 		}
+	}
+}
+
+// TestStatusCheckWantsHealthyMasters runs the walkthrough's status check
+// against a stand-in for hakube that prints a fixed status: with the load
+// balancer, every master must be in the pool and HEALTHY (the check waits
+// its bound for that, then fails naming what it saw).
+func TestStatusCheckWantsHealthyMasters(t *testing.T) {
+	tests := []struct {
+		name  string
+		zoneC string // the zone-c master's health and pool membership, as status prints them
+		want  string // "" for success, else what the error says
+	}{
+		{"all healthy", `"health": "HEALTHY", "inPool": true`, ""},
+		{"one unhealthy", `"health": "UNHEALTHY", "inPool": true`, "kubernetes-master-abc:UNHEALTHY"},
+		{"one out of the pool", `"inPool": false`, "kubernetes-master-abc:not in the pool"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status := `{"mode": "load-balanced",
+ "staticIP": {"owner": "forwarding-rule kubernetes-master", "serving": true},
+ "loadBalancer": {"forwardingRule": "kubernetes-master"},
+ "zones": [
+  {"zone": "europe-west1-b", "masters": [{"name": "kubernetes-master", "health": "HEALTHY", "inPool": true}],
+   "pool": {"targetSize": 3, "running": 3}},
+  {"zone": "europe-west1-c", "masters": [{"name": "kubernetes-master-abc", ` + tt.zoneC + `}]}]}`
+			fake := filepath.Join(t.TempDir(), "hakube")
+			if err := os.WriteFile(fake, []byte("#!/bin/sh\ncat <<'EOF'\n"+status+"\nEOF\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			w := &walk{o: options{hakube: fake, healthWait: 300 * time.Millisecond}}
+			c := cluster{exists: true, lb: true, masters: map[string]bool{zoneB: true, zoneC: true}, pools: map[string]bool{zoneB: true}}
+			err := w.statusCheck(context.Background(), c)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("status check: %v, want success", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("status check: %v, want an error saying %q", err, tt.want)
+			}
+		})
 	}
 }
