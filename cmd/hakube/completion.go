@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
-	"github.com/hakube/hakube/internal/cluster"
+	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
 	"github.com/hakube/hakube/internal/zones"
 )
@@ -43,7 +43,7 @@ func registerCompletions(root *cobra.Command, g *globalOptions) {
 // asked of the API within a short deadline, or GCE's public list offline.
 func completeZones(cmd *cobra.Command, g *globalOptions, prefix string) []string {
 	names := zones.Known()
-	cfg, err := cluster.Load(cluster.LoadOptions{Flags: cmd.Flags(), ConfigFile: g.configFile, Command: "config", Warn: func(string) {}})
+	cfg, err := config.Load(config.LoadOptions{Flags: cmd.Flags(), ConfigFile: g.configFile, Command: "config", Warn: func(string) {}})
 	if err == nil && cfg.Project != "" {
 		ctx, cancel := context.WithTimeout(cmd.Context(), 3*time.Second)
 		defer cancel()

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
-	"github.com/hakube/hakube/internal/cluster"
+	"github.com/hakube/hakube/internal/cluster/config"
 )
 
 func newConfigCmd(g *globalOptions) *cobra.Command {
@@ -59,7 +59,7 @@ func newConfigCmd(g *globalOptions) *cobra.Command {
 	}
 	view.Flags().BoolVar(&showOrigin, "show-origin", false, "show where each value came from: flag, environment variable, file or default")
 	view.Flags().StringVar(&command, "for", "up", "the command whose defaults apply (up, down, status)")
-	cluster.BindFlags(view.Flags(), "config")
+	config.BindFlags(view.Flags(), "config")
 	cmd.AddCommand(view)
 	return cmd
 }

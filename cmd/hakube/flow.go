@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/hakube/hakube/internal/cluster"
+	"github.com/hakube/hakube/internal/cluster/config"
 )
 
 // flowOptions are the flags of the mutating commands.
@@ -32,7 +33,7 @@ func (o *flowOptions) addFlags(cmd *cobra.Command) {
 	f.BoolVarP(&o.yes, "yes", "y", false, "do not ask for confirmation")
 	f.BoolVar(&o.breakLock, "break-lock", false, "take over the cluster lock from a run that died holding it")
 	f.IntVar(&o.parallelism, "parallelism", 8, "steps run at once, at most")
-	cluster.BindFlags(f, o.command)
+	config.BindFlags(f, o.command)
 }
 
 func newUpCmd(g *globalOptions) *cobra.Command {

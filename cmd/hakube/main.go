@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/hakube/hakube/internal/cluster"
+	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
 )
 
@@ -56,7 +57,7 @@ func reportError(w io.Writer, err error) int {
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(w, "Interrupted: stopped cleanly. Re-run the same command to finish; it resumes where this run stopped.")
 		return exitFailure
-	case errors.Is(err, cluster.ErrInvalidConfig), errors.Is(err, cluster.ErrRefused), isUsageError(err), isLocked(err):
+	case errors.Is(err, config.ErrInvalidConfig), errors.Is(err, cluster.ErrRefused), isUsageError(err), isLocked(err):
 		fmt.Fprintf(w, "Error: %v\n", err)
 		return exitDegraded
 	}

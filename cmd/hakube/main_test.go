@@ -4,36 +4,29 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	compute "google.golang.org/api/compute/v1"
 
 	"github.com/hakube/hakube/internal/cluster"
+	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/emulator"
 	"github.com/hakube/hakube/internal/emulator/emulatortest"
+	"github.com/hakube/hakube/internal/golden"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
-
 // clearEnv unsets every variable hakube reads, so the developer's own
-// PROJECT or KUBE_GCE_ZONE cannot leak into a test.
+// PROJECT, KUBE_GCE_ZONE or gcloud configuration cannot leak into a test.
 func clearEnv(t *testing.T) {
 	t.Helper()
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "KUBE") || strings.HasPrefix(k, "HAKUBE_") || strings.HasPrefix(k, "CLOUDSDK_") ||
-			strings.HasPrefix(k, "ENABLE_ETCD") || strings.HasPrefix(k, "NODE_") || strings.HasPrefix(k, "MASTER_") ||
-			k == "PROJECT" || k == "GOOGLE_CLOUD_PROJECT" || k == "NUM_NODES" || k == "MULTIZONE" {
-			t.Setenv(k, "")
-			os.Unsetenv(k)
-		}
+	for _, k := range config.EnvironmentVariables() {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
 	}
-	t.Setenv("CLOUDSDK_CONFIG", t.TempDir()) // no project from the developer's gcloud
+	t.Setenv("CLOUDSDK_CONFIG", t.TempDir())
 }
 
 func runCLI(t *testing.T, args ...string) (int, string, string) {
@@ -41,27 +34,6 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
 	code := run(context.Background(), args, streams{in: strings.NewReader(""), out: &out, err: &errb})
 	return code, out.String(), errb.String()
-}
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./cmd/hakube/ -update)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s (-want +got):\n%s", path, diff)
-	}
 }
 
 func TestExitCodes(t *testing.T) {
@@ -141,7 +113,7 @@ func TestDryRunPrintsThePlanAndChangesNothing(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	golden(t, "dry-run-fresh-up.txt", stdout)
+	golden.Check(t, "dry-run-fresh-up.txt", []byte(stdout))
 	rc, _ := emu.Control.RequestsSince(ctx, m)
 	for method := range rc.Counts {
 		if !strings.HasSuffix(method, ".get") && !strings.HasSuffix(method, ".list") && !strings.HasSuffix(method, ".aggregatedList") && !strings.HasSuffix(method, ".getFromFamily") {

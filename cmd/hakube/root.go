@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/hakube/hakube/internal/cluster"
+	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
 )
 
@@ -114,7 +115,7 @@ func noArgs(cmd *cobra.Command, args []string) error {
 // belongs to another command (--replicate-master on down).
 func flagError(cmd *cobra.Command, err error) error {
 	if name, ok := strings.CutPrefix(err.Error(), "unknown flag: --"); ok {
-		if hint := cluster.FlagHint(name); hint != "" {
+		if hint := config.FlagHint(name); hint != "" {
 			return &usageError{fmt.Errorf("hakube %s does not take --%s: %s", cmd.Name(), name, hint)}
 		}
 	}
@@ -159,8 +160,8 @@ func (g *globalOptions) warn(msg string) {
 }
 
 // loadConfig reads settings for a command from flags, environment and file.
-func (g *globalOptions) loadConfig(cmd *cobra.Command, command string) (*cluster.Config, error) {
-	return cluster.Load(cluster.LoadOptions{
+func (g *globalOptions) loadConfig(cmd *cobra.Command, command string) (*config.Config, error) {
+	return config.Load(config.LoadOptions{
 		Flags:      cmd.Flags(),
 		ConfigFile: g.configFile,
 		Command:    command,
@@ -169,7 +170,7 @@ func (g *globalOptions) loadConfig(cmd *cobra.Command, command string) (*cluster
 }
 
 // newCloud connects to GCE (or the emulator the endpoint names).
-func (g *globalOptions) newCloud(ctx context.Context, cfg *cluster.Config) (*gce.Cloud, error) {
+func (g *globalOptions) newCloud(ctx context.Context, cfg *config.Config) (*gce.Cloud, error) {
 	return gce.New(ctx, gce.Options{Project: cfg.Project, Endpoint: cfg.Endpoint, Logger: g.log.Named("gce")})
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hakube/hakube/internal/cluster"
+	"github.com/hakube/hakube/internal/cluster/config"
 )
 
 func newStatusCmd(g *globalOptions) *cobra.Command {
@@ -29,7 +30,7 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 			return writeStatusText(g.streams.out, st)
 		},
 	}
-	cluster.BindFlags(cmd.Flags(), cmd.Name())
+	config.BindFlags(cmd.Flags(), cmd.Name())
 	return cmd
 }
 
@@ -137,7 +138,7 @@ is degraded, and 1 when it could not tell.`,
 			return nil
 		},
 	}
-	cluster.BindFlags(cmd.Flags(), cmd.Name())
+	config.BindFlags(cmd.Flags(), cmd.Name())
 	return cmd
 }
 

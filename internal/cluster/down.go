@@ -7,6 +7,7 @@ import (
 
 	compute "google.golang.org/api/compute/v1"
 
+	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
 	"github.com/hakube/hakube/internal/lb"
 )
@@ -14,19 +15,19 @@ import (
 // planDown chooses the down flow from the flags, as kube-down did from its
 // environment (but without kube-down's surprises: --use-existing-master
 // never touches masters).
-func planDown(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*planner, error) {
+func planDown(ctx context.Context, env *Env, cfg *config.Config, obs *Observed) (*planner, error) {
 	if err := regionCheck(ctx, env, cfg, obs); err != nil {
 		return nil, err
 	}
 	switch {
 	case cfg.UseExistingMaster:
 		if cfg.Zone == "" {
-			return nil, fmt.Errorf("%w: removing a node pool (--use-existing-master) needs --zone (KUBE_GCE_ZONE)", ErrInvalidConfig)
+			return nil, fmt.Errorf("%w: removing a node pool (--use-existing-master) needs --zone (KUBE_GCE_ZONE)", config.ErrInvalidConfig)
 		}
 		return planRemovePool(env, cfg, obs)
 	case cfg.Replica != "" || !cfg.DeleteNodes:
 		if cfg.Replica == "" && cfg.Zone == "" {
-			return nil, fmt.Errorf("%w: removing a master replica (--delete-nodes=false) needs --zone (KUBE_GCE_ZONE) or --replica (KUBE_REPLICA_NAME)", ErrInvalidConfig)
+			return nil, fmt.Errorf("%w: removing a master replica (--delete-nodes=false) needs --zone (KUBE_GCE_ZONE) or --replica (KUBE_REPLICA_NAME)", config.ErrInvalidConfig)
 		}
 		return planRemoveReplica(env, cfg, obs)
 	case cfg.Zone != "":
@@ -38,7 +39,7 @@ func planDown(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*plann
 
 // planRemovePool deletes the zone's node pool, and the template when no
 // other pool uses it. Masters are never touched.
-func planRemovePool(env *Env, cfg *Config, obs *Observed) (*planner, error) {
+func planRemovePool(env *Env, cfg *config.Config, obs *Observed) (*planner, error) {
 	p := newPlanner(env, cfg, obs, FlowRemovePool)
 	p.addLock(false)
 	migDel := p.deletePool(cfg.Zone)
@@ -73,7 +74,7 @@ func (p *planner) deleteTemplate(deps ...string) string {
 // planRemoveReplica removes one master replica: out of the target pool
 // first, then its VM and disk. When one master remains (and the cluster is
 // not LB-first) the static IP goes back to it and the load balancer goes.
-func planRemoveReplica(env *Env, cfg *Config, obs *Observed) (*planner, error) {
+func planRemoveReplica(env *Env, cfg *config.Config, obs *Observed) (*planner, error) {
 	p := newPlanner(env, cfg, obs, FlowRemoveReplica)
 	target, err := p.pickReplica()
 	if err != nil {
@@ -116,12 +117,12 @@ func (p *planner) pickReplica() (*compute.Instance, error) {
 		for _, m := range p.obs.Masters {
 			if m.Name == p.cfg.Replica {
 				if p.cfg.Zone != "" && gce.LastSegment(m.Zone) != p.cfg.Zone {
-					return nil, fmt.Errorf("%w: replica %s is in %s, not in --zone %s", ErrInvalidConfig, m.Name, gce.LastSegment(m.Zone), p.cfg.Zone)
+					return nil, fmt.Errorf("%w: replica %s is in %s, not in --zone %s", config.ErrInvalidConfig, m.Name, gce.LastSegment(m.Zone), p.cfg.Zone)
 				}
 				return m, nil
 			}
 		}
-		return nil, fmt.Errorf("%w: cluster %q has no master replica %q (it has: %s)", ErrInvalidConfig, p.cfg.ClusterName(), p.cfg.Replica, strings.Join(p.masterNames(), ", "))
+		return nil, fmt.Errorf("%w: cluster %q has no master replica %q (it has: %s)", config.ErrInvalidConfig, p.cfg.ClusterName(), p.cfg.Replica, strings.Join(p.masterNames(), ", "))
 	}
 	in := p.obs.MasterIn(p.cfg.Zone)
 	if len(in) == 0 {
@@ -224,7 +225,7 @@ func (p *planner) removeOrphanDisks(zone string) {
 
 // planRemoveZone removes a zone's node pool and master replica; the last
 // master only goes with the whole cluster.
-func planRemoveZone(env *Env, cfg *Config, obs *Observed) (*planner, error) {
+func planRemoveZone(env *Env, cfg *config.Config, obs *Observed) (*planner, error) {
 	p := newPlanner(env, cfg, obs, FlowRemoveZone)
 	masters := obs.MasterIn(cfg.Zone)
 	if len(masters) > 0 && len(masters) == len(obs.Masters) {
@@ -272,7 +273,7 @@ func otherPools(obs *Observed, zone string) []string {
 }
 
 // planTeardown removes everything the cluster owns, in every zone.
-func planTeardown(env *Env, cfg *Config, obs *Observed) (*planner, error) {
+func planTeardown(env *Env, cfg *config.Config, obs *Observed) (*planner, error) {
 	p := newPlanner(env, cfg, obs, FlowTeardown)
 	return p.teardown(), nil
 }

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 	compute "google.golang.org/api/compute/v1"
 
+	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
 	"github.com/hakube/hakube/internal/lb"
 )
@@ -135,7 +136,7 @@ func (e *Env) waitMemberHealthy(ctx context.Context, region, pool, instance stri
 }
 
 // prober makes the TLS prober for a cluster whose CA is in a master's metadata.
-func (e *Env) prober(cfg *Config, ca []byte) *lb.Prober {
+func (e *Env) prober(cfg *config.Config, ca []byte) *lb.Prober {
 	return &lb.Prober{CA: ca, Port: cfg.APIServerPort, Timeout: 2 * time.Second}
 }
 

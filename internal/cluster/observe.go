@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	compute "google.golang.org/api/compute/v1"
 
+	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
 	"github.com/hakube/hakube/internal/zones"
 )
@@ -101,7 +102,7 @@ type Observer interface {
 
 // Observe reads the cluster with parallel lists: one round of project-wide
 // lists and global gets, then the regional gets once the region is known.
-func Observe(ctx context.Context, c Observer, cfg *Config) (*Observed, error) {
+func Observe(ctx context.Context, c Observer, cfg *config.Config) (*Observed, error) {
 	o := &Observed{Firewalls: map[string]*compute.Firewall{}, Disks: map[string]*compute.Disk{}, MIGs: map[string]*compute.InstanceGroupManager{}}
 	cluster := cfg.ClusterName()
 	var mu sync.Mutex // guards o.Conflicts across the parallel reads
@@ -302,7 +303,7 @@ func Observe(ctx context.Context, c Observer, cfg *Config) (*Observed, error) {
 }
 
 // firewallNames are the firewall rules a cluster has, kube-up's names.
-func firewallNames(cfg *Config) []string {
+func firewallNames(cfg *config.Config) []string {
 	return []string{
 		cfg.MasterHTTPSFirewallName(), cfg.MasterEtcdFirewallName(), cfg.NodeAllFirewallName(),
 		cfg.InternalMasterFirewallName(), cfg.InternalNodeFirewallName(), cfg.SSHFirewallName(),

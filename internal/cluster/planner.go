@@ -11,6 +11,7 @@ import (
 
 	compute "google.golang.org/api/compute/v1"
 
+	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
 	"github.com/hakube/hakube/internal/lb"
 	"github.com/hakube/hakube/internal/zones"
@@ -39,18 +40,18 @@ func refuse(format string, args ...any) error {
 // planner builds a plan whose steps close over shared run state.
 type planner struct {
 	env  *Env
-	cfg  *Config
+	cfg  *config.Config
 	obs  *Observed
 	plan *Plan
 
 	lockID string
 	// Run state, written by earlier steps and read by later ones (the
 	// executor orders them).
-	mu     sync.Mutex
-	ip     string // the static IP
-	certs  string // kube-master-certs of the masters
-	ca     []byte
-	lock   *gce.Lock
+	mu       sync.Mutex
+	ip       string // the static IP
+	certs    string // kube-master-certs of the masters
+	ca       []byte
+	lock     *gce.Lock
 	moves    []lb.Move
 	lbMode   string
 	warnings []string
@@ -67,7 +68,7 @@ func (p *planner) observedLock() gce.LockInfo {
 	return gce.LockInfoOf(p.obs.Address.Labels)
 }
 
-func newPlanner(env *Env, cfg *Config, obs *Observed, flow string) *planner {
+func newPlanner(env *Env, cfg *config.Config, obs *Observed, flow string) *planner {
 	p := &planner{env: env, cfg: cfg, obs: obs, plan: &Plan{Flow: flow, Cluster: cfg.ClusterName(), Project: cfg.Project, Region: obs.Region}}
 	if cfg.Zone != "" {
 		p.plan.Zone = cfg.Zone
@@ -448,7 +449,7 @@ func (p *planner) regionCheck(ctx context.Context) error {
 	return regionCheck(ctx, p.env, p.cfg, p.obs)
 }
 
-func regionCheck(ctx context.Context, env *Env, cfg *Config, obs *Observed) error {
+func regionCheck(ctx context.Context, env *Env, cfg *config.Config, obs *Observed) error {
 	if obs.Region == "" || cfg.Zone == "" || zones.Region(cfg.Zone) == obs.Region {
 		return nil
 	}
@@ -462,7 +463,7 @@ func regionCheck(ctx context.Context, env *Env, cfg *Config, obs *Observed) erro
 		hint = " (" + strings.Join(zs, ", ") + ")"
 	}
 	return fmt.Errorf("%w: zone %s is in region %s, but cluster %q is in region %s; pick a zone of %s%s",
-		ErrInvalidConfig, cfg.Zone, zones.Region(cfg.Zone), cfg.ClusterName(), obs.Region, obs.Region, hint)
+		config.ErrInvalidConfig, cfg.Zone, zones.Region(cfg.Zone), cfg.ClusterName(), obs.Region, obs.Region, hint)
 }
 
 func (p *planner) conflicts() error {

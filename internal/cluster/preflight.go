@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
 )
 
@@ -51,7 +52,7 @@ func (f *preflight) needVMs(key, zone string, n int) {
 }
 
 // check resolves everything at once and reports every problem found.
-func (f *preflight) check(ctx context.Context, c *gce.Cloud, cfg *Config) error {
+func (f *preflight) check(ctx context.Context, c *gce.Cloud, cfg *config.Config) error {
 	var (
 		mu       sync.Mutex
 		problems []error
@@ -66,7 +67,7 @@ func (f *preflight) check(ctx context.Context, c *gce.Cloud, cfg *Config) error 
 	g.SetLimit(8)
 	for key, zone := range f.machineTypes {
 		g.Go(func() error {
-			name := settingText(cfg, key)
+			name := cfg.Value(key)
 			mt, err := c.GetMachineType(gctx, zone, name)
 			switch {
 			case gce.IsNotFound(err):
@@ -83,7 +84,7 @@ func (f *preflight) check(ctx context.Context, c *gce.Cloud, cfg *Config) error 
 	}
 	for key, zone := range f.diskTypes {
 		g.Go(func() error {
-			name := settingText(cfg, key)
+			name := cfg.Value(key)
 			_, err := c.GetDiskType(gctx, zone, name)
 			switch {
 			case gce.IsNotFound(err):
@@ -115,14 +116,14 @@ func (f *preflight) check(ctx context.Context, c *gce.Cloud, cfg *Config) error 
 	}
 	sort.Slice(problems, func(i, j int) bool { return problems[i].Error() < problems[j].Error() })
 	if len(problems) > 0 {
-		return invalid(problems...)
+		return config.Invalid(problems...)
 	}
 	return f.checkQuota(ctx, c, cfg, cpus)
 }
 
 // checkQuota refuses a plan whose new VMs exceed what the region has left
 // of its INSTANCES or CPUS quota.
-func (f *preflight) checkQuota(ctx context.Context, c *gce.Cloud, cfg *Config, cpus map[string]int64) error {
+func (f *preflight) checkQuota(ctx context.Context, c *gce.Cloud, cfg *config.Config, cpus map[string]int64) error {
 	if len(f.vms) == 0 || f.region == "" {
 		return nil
 	}
@@ -131,7 +132,7 @@ func (f *preflight) checkQuota(ctx context.Context, c *gce.Cloud, cfg *Config, c
 	for key, n := range f.vms {
 		vms += int64(n)
 		cpu += int64(n) * cpus[key]
-		what = append(what, fmt.Sprintf("%d × %s", n, settingText(cfg, key)))
+		what = append(what, fmt.Sprintf("%d × %s", n, cfg.Value(key)))
 	}
 	sort.Strings(what)
 	r, err := c.GetRegion(ctx, f.region)
@@ -153,10 +154,4 @@ func (f *preflight) checkQuota(ctx context.Context, c *gce.Cloud, cfg *Config, c
 		return fmt.Errorf("%w: %w", ErrRefused, errors.Join(problems...))
 	}
 	return nil
-}
-
-// settingText is a setting's value as text.
-func settingText(cfg *Config, key string) string {
-	spec, _ := specByKey(key)
-	return spec.render(cfg)
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/emulator"
 )
 
@@ -22,19 +23,19 @@ func TestScenarioPreflightRefusesBeforeAnyChange(t *testing.T) {
 		is   error
 		want []string
 	}{
-		{"node size", map[string]string{"NODE_SIZE": "e2-standrd-2"}, nil, ErrInvalidConfig,
+		{"node size", map[string]string{"NODE_SIZE": "e2-standrd-2"}, nil, config.ErrInvalidConfig,
 			[]string{`NODE_SIZE=e2-standrd-2: no machine type "e2-standrd-2" in zone europe-west1-b`}},
-		{"master size", map[string]string{"MASTER_SIZE": "n9-huge-7"}, nil, ErrInvalidConfig,
+		{"master size", map[string]string{"MASTER_SIZE": "n9-huge-7"}, nil, config.ErrInvalidConfig,
 			[]string{`MASTER_SIZE=n9-huge-7: no machine type "n9-huge-7" in zone europe-west1-b`}},
-		{"node disk type", map[string]string{"NODE_DISK_TYPE": "pd-fast"}, nil, ErrInvalidConfig,
+		{"node disk type", map[string]string{"NODE_DISK_TYPE": "pd-fast"}, nil, config.ErrInvalidConfig,
 			[]string{`NODE_DISK_TYPE=pd-fast: no disk type "pd-fast" in zone europe-west1-b`}},
-		{"master disk type", nil, []string{"--master-disk-type", "pd-fast"}, ErrInvalidConfig,
+		{"master disk type", nil, []string{"--master-disk-type", "pd-fast"}, config.ErrInvalidConfig,
 			[]string{`--master-disk-type=pd-fast: no disk type "pd-fast"`}},
-		{"image family", map[string]string{"HAKUBE_IMAGE_FAMILY": "debian-99"}, nil, ErrInvalidConfig,
+		{"image family", map[string]string{"HAKUBE_IMAGE_FAMILY": "debian-99"}, nil, config.ErrInvalidConfig,
 			[]string{"the default imageProject debian-cloud and HAKUBE_IMAGE_FAMILY=debian-99: no image of that family"}},
-		{"image project", map[string]string{"HAKUBE_IMAGE_PROJECT": "nobody-images"}, nil, ErrInvalidConfig,
+		{"image project", map[string]string{"HAKUBE_IMAGE_PROJECT": "nobody-images"}, nil, config.ErrInvalidConfig,
 			[]string{"HAKUBE_IMAGE_PROJECT=nobody-images and the default imageFamily debian-12"}},
-		{"several at once", map[string]string{"NODE_SIZE": "x1-big", "MASTER_SIZE": "x2-big"}, nil, ErrInvalidConfig,
+		{"several at once", map[string]string{"NODE_SIZE": "x1-big", "MASTER_SIZE": "x2-big"}, nil, config.ErrInvalidConfig,
 			[]string{`MASTER_SIZE=x2-big`, `NODE_SIZE=x1-big`}},
 		{"instance quota", map[string]string{"NUM_NODES": "9"}, nil, ErrRefused,
 			[]string{"region europe-west1 has 8 of its 8 INSTANCES quota left, and the plan needs 10 ([1 × e2-standard-2 9 × e2-standard-2])", "lower NUM_NODES=9"}},

@@ -8,6 +8,7 @@ import (
 
 	compute "google.golang.org/api/compute/v1"
 
+	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
 )
 
@@ -130,19 +131,19 @@ func imageFamilyOf(link string) (project, family string, ok bool) {
 // adoptRecord makes cfg describe the cluster as it exists: recorded values
 // replace defaults, and given values that differ (for settings the command
 // reads) refuse the request, all of them listed at once.
-func adoptRecord(cfg *Config, obs *Observed, command string) error {
-	var drifts []Drift
+func adoptRecord(cfg *config.Config, obs *Observed, command string) error {
+	var drifts []config.Drift
 	for _, r := range clusterRecord(obs) {
 		d, err := cfg.Adopt(r.key, r.value, r.from)
 		if err != nil {
 			return err
 		}
-		if d != nil && Reads(command, r.key) {
+		if d != nil && config.Reads(command, r.key) {
 			drifts = append(drifts, *d)
 		}
 	}
 	if len(drifts) > 0 {
-		return NewDriftError(cfg.ClusterName(), drifts)
+		return config.NewDriftError(cfg.ClusterName(), drifts)
 	}
 	return nil
 }
@@ -150,7 +151,7 @@ func adoptRecord(cfg *Config, obs *Observed, command string) error {
 // observeAdopted observes the cluster and adopts its record into a copy of
 // cfg. The network names what Observe looks at, so a network read back from
 // the cluster means a second look.
-func observeAdopted(ctx context.Context, c Observer, cfg *Config, command string) (*Config, *Observed, error) {
+func observeAdopted(ctx context.Context, c Observer, cfg *config.Config, command string) (*config.Config, *Observed, error) {
 	cfg = cfg.Clone()
 	obs, err := Observe(ctx, c, cfg)
 	if err != nil {

@@ -7,14 +7,16 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/hakube/hakube/internal/cluster/config"
 )
 
 // bareConfig loads a configuration as a later command would, without the
 // scenario's port flags: only what the user gives this time.
-func (s *scenario) bareConfig(command string, env map[string]string, args ...string) *Config {
+func (s *scenario) bareConfig(command string, env map[string]string, args ...string) *config.Config {
 	s.t.Helper()
 	args = append([]string{"--project", scenarioProject, "--endpoint", s.emu.Endpoint}, args...)
-	return run{cmd: command, args: args, env: env}.mustLoad(s.t)
+	return loadConfig(s.t, command, env, args...)
 }
 
 // The cluster's own record wins for what the user does not give again, and
@@ -63,21 +65,21 @@ func TestScenarioClusterRecordWins(t *testing.T) {
 		command string
 		env     map[string]string
 		args    []string
-		want    []Drift
+		want    []config.Drift
 	}{
 		{"ports and sizes on a replica", "up", map[string]string{"NODE_SIZE": "e2-standard-2", "MULTIZONE": "true"},
 			[]string{"--zone", "europe-west1-d", "--replicate-master", "--apiserver-port", "443"},
-			[]Drift{
+			[]config.Drift{
 				{Key: "multizone", Input: "MULTIZONE=true", Requested: "true", Cluster: "false", From: "kube-env of kubernetes-master"},
 				{Key: "nodeSize", Input: "NODE_SIZE=e2-standard-2", Requested: "e2-standard-2", Cluster: "e2-standard-4", From: "instance-template kubernetes-minion-template"},
 				{Key: "apiserverPort", Input: "--apiserver-port=443", Requested: "443", Cluster: "16443", From: "kube-env of kubernetes-master"},
 			}},
 		{"another network for a pool", "up", nil, []string{"--zone", "europe-west1-d", "--use-existing-master", "--network", "other"},
-			[]Drift{{Key: "network", Input: "--network=other", Requested: "other", Cluster: "default", From: "instance kubernetes-master"}}},
+			[]config.Drift{{Key: "network", Input: "--network=other", Requested: "other", Cluster: "default", From: "instance kubernetes-master"}}},
 		{"a mistyped network for down", "down", map[string]string{"KUBE_GCE_NETWORK": "defualt"}, nil,
-			[]Drift{{Key: "network", Input: "KUBE_GCE_NETWORK=defualt", Requested: "defualt", Cluster: "default", From: "instance kubernetes-master"}}},
+			[]config.Drift{{Key: "network", Input: "KUBE_GCE_NETWORK=defualt", Requested: "defualt", Cluster: "default", From: "instance kubernetes-master"}}},
 		{"status on another port", "status", nil, []string{"--healthcheck-port", "3990"},
-			[]Drift{{Key: "healthcheckPort", Input: "--healthcheck-port=3990", Requested: "3990", Cluster: "16990", From: "kube-env of kubernetes-master"}}},
+			[]config.Drift{{Key: "healthcheckPort", Input: "--healthcheck-port=3990", Requested: "3990", Cluster: "16990", From: "kube-env of kubernetes-master"}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -89,11 +91,11 @@ func TestScenarioClusterRecordWins(t *testing.T) {
 			} else {
 				_, err = Run(ctx, s.env(), cfg, RunOptions{Command: tc.command})
 			}
-			var de *DriftError
-			if !errors.As(err, &de) || !errors.Is(err, ErrInvalidConfig) {
+			var de *config.DriftError
+			if !errors.As(err, &de) || !errors.Is(err, config.ErrInvalidConfig) {
 				t.Fatalf("got %v, want a drift error", err)
 			}
-			got := append([]Drift(nil), de.Drifts...)
+			got := append([]config.Drift(nil), de.Drifts...)
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("drifts (-want +got):\n%s", diff)
 			}
@@ -111,7 +113,7 @@ func TestScenarioClusterRecordWins(t *testing.T) {
 
 	// A zone of another region is an error naming the cluster's region.
 	_, err = Run(ctx, s.env(), s.bareConfig("down", nil, "--zone", "us-east1-b"), RunOptions{Command: "down"})
-	if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "cluster \"kubernetes\" is in region europe-west1") {
+	if !errors.Is(err, config.ErrInvalidConfig) || !strings.Contains(err.Error(), "cluster \"kubernetes\" is in region europe-west1") {
 		t.Errorf("down in another region: %v", err)
 	}
 

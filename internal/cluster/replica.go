@@ -8,6 +8,7 @@ import (
 
 	compute "google.golang.org/api/compute/v1"
 
+	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
 	"github.com/hakube/hakube/internal/lb"
 )
@@ -16,7 +17,7 @@ import (
 // builds the load balancer: everything reversible first (health check,
 // target pool holding the masters), then the outage window in which the
 // static IP moves from the first master to the forwarding rule.
-func planReplica(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*planner, error) {
+func planReplica(ctx context.Context, env *Env, cfg *config.Config, obs *Observed) (*planner, error) {
 	p := newPlanner(env, cfg, obs, FlowReplica)
 	if err := p.growPreflight(ctx); err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 
 	compute "google.golang.org/api/compute/v1"
 
+	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
 	"github.com/hakube/hakube/internal/lb"
 )
@@ -20,7 +21,7 @@ const (
 )
 
 // masterKubeEnv is the first master's kube-env.
-func masterKubeEnv(cfg *Config, name, zone, staticIP string, etcdMembers []string, state string) *KubeEnv {
+func masterKubeEnv(cfg *config.Config, name, zone, staticIP string, etcdMembers []string, state string) *KubeEnv {
 	e := NewKubeEnv()
 	e.Set("KUBERNETES_MASTER", "true")
 	e.Set("INSTANCE_PREFIX", cfg.Prefix)
@@ -43,7 +44,7 @@ func masterKubeEnv(cfg *Config, name, zone, staticIP string, etcdMembers []strin
 
 // nodeKubeEnv is the nodes' kube-env (shared by every zone's pool, since the
 // template is global).
-func nodeKubeEnv(cfg *Config, staticIP string) *KubeEnv {
+func nodeKubeEnv(cfg *config.Config, staticIP string) *KubeEnv {
 	e := NewKubeEnv()
 	e.Set("KUBERNETES_MASTER", "false")
 	e.Set("INSTANCE_PREFIX", cfg.Prefix)
@@ -56,12 +57,8 @@ func nodeKubeEnv(cfg *Config, staticIP string) *KubeEnv {
 	return e
 }
 
-func (cfg *Config) image() string {
-	return fmt.Sprintf("projects/%s/global/images/family/%s", cfg.ImageProject, cfg.ImageFamily)
-}
-
 // masterDisk is a replica's etcd data disk.
-func masterDisk(cfg *Config, replica, zone string) *compute.Disk {
+func masterDisk(cfg *config.Config, replica, zone string) *compute.Disk {
 	return &compute.Disk{
 		Name:        cfg.MasterDiskName(replica),
 		Description: gce.Description(cfg.ClusterName(), gce.RoleMasterDisk, "etcd data of "+replica),
@@ -72,7 +69,7 @@ func masterDisk(cfg *Config, replica, zone string) *compute.Disk {
 }
 
 // masterInstance builds a master VM. natIP "" gives it an ephemeral IP.
-func masterInstance(cfg *Config, name, zone, natIP string, env *KubeEnv, certs string) *compute.Instance {
+func masterInstance(cfg *config.Config, name, zone, natIP string, env *KubeEnv, certs string) *compute.Instance {
 	ac := &compute.AccessConfig{Name: lb.AccessConfigName, Type: "ONE_TO_ONE_NAT", NatIP: natIP}
 	return &compute.Instance{
 		Name:         name,
@@ -85,7 +82,7 @@ func masterInstance(cfg *Config, name, zone, natIP string, env *KubeEnv, certs s
 			{
 				Boot: true, AutoDelete: true, Mode: "READ_WRITE", Type: "PERSISTENT",
 				InitializeParams: &compute.AttachedDiskInitializeParams{
-					SourceImage: cfg.image(),
+					SourceImage: cfg.Image(),
 					DiskSizeGb:  int64(cfg.MasterRootDiskSizeGB),
 					DiskType:    fmt.Sprintf("zones/%s/diskTypes/pd-ssd", zone),
 				},
@@ -112,7 +109,7 @@ func masterInstance(cfg *Config, name, zone, natIP string, env *KubeEnv, certs s
 }
 
 // nodeTemplate is the global instance template of every zone's pool.
-func nodeTemplate(cfg *Config, staticIP string) *compute.InstanceTemplate {
+func nodeTemplate(cfg *config.Config, staticIP string) *compute.InstanceTemplate {
 	return &compute.InstanceTemplate{
 		Name:        cfg.NodeTemplateName(),
 		Description: gce.Description(cfg.ClusterName(), gce.RoleNodeTemplate, "Kubernetes nodes"),
@@ -123,7 +120,7 @@ func nodeTemplate(cfg *Config, staticIP string) *compute.InstanceTemplate {
 			Disks: []*compute.AttachedDisk{{
 				Boot: true, AutoDelete: true, Mode: "READ_WRITE", Type: "PERSISTENT",
 				InitializeParams: &compute.AttachedDiskInitializeParams{
-					SourceImage: cfg.image(), DiskSizeGb: int64(cfg.NodeDiskSizeGB), DiskType: cfg.NodeDiskType,
+					SourceImage: cfg.Image(), DiskSizeGb: int64(cfg.NodeDiskSizeGB), DiskType: cfg.NodeDiskType,
 				},
 			}},
 			NetworkInterfaces: []*compute.NetworkInterface{{
@@ -139,10 +136,10 @@ func nodeTemplate(cfg *Config, staticIP string) *compute.InstanceTemplate {
 }
 
 // nodeGroup is a zone's managed instance group.
-func nodeGroup(cfg *Config, templateLink string) *compute.InstanceGroupManager {
+func nodeGroup(cfg *config.Config, templateLink string) *compute.InstanceGroupManager {
 	return &compute.InstanceGroupManager{
-		Name:             cfg.NodeGroupName(),
-		Description:      gce.Description(cfg.ClusterName(), gce.RoleNodeGroup, "Kubernetes nodes of this zone"),
+		Name:        cfg.NodeGroupName(),
+		Description: gce.Description(cfg.ClusterName(), gce.RoleNodeGroup, "Kubernetes nodes of this zone"),
 		// kube-up's --base-instance-name: nodes are <group>-xxxx, as in the HA
 		// guide's `kubectl get nodes` (kubernetes-minion-group-6s52).
 		BaseInstanceName: cfg.NodeGroupName(),
@@ -152,7 +149,7 @@ func nodeGroup(cfg *Config, templateLink string) *compute.InstanceGroupManager {
 }
 
 // firewalls are kube-up's rules for the cluster.
-func firewalls(cfg *Config) []*compute.Firewall {
+func firewalls(cfg *config.Config) []*compute.Firewall {
 	d := func(text string) string { return gce.Description(cfg.ClusterName(), gce.RoleFirewall, text) }
 	network := "global/networks/" + cfg.Network
 	api := strconv.Itoa(cfg.APIServerPort)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
 	"github.com/hakube/hakube/internal/lb"
 	"github.com/hakube/hakube/internal/zones"
@@ -40,7 +41,7 @@ type Report struct {
 	// Warnings are things the user should know that did not stop the run:
 	// a lock taken over or left by a run that is gone, a lock held by another.
 	Warnings []string `json:"warnings,omitempty"`
-	Status      *Status           `json:"status,omitempty"`
+	Status   *Status  `json:"status,omitempty"`
 }
 
 // ErrAborted means the user declined the plan.
@@ -49,7 +50,7 @@ var ErrAborted = errors.New("aborted: nothing was changed")
 // Run observes the cluster, plans the flow, shows the plan, takes the lock,
 // executes, and verifies by planning again: a converged cluster needs no
 // further change.
-func Run(ctx context.Context, env *Env, cfg *Config, opts RunOptions) (*Report, error) {
+func Run(ctx context.Context, env *Env, cfg *config.Config, opts RunOptions) (*Report, error) {
 	env.defaults()
 	start := time.Now()
 	before := env.Cloud.Stats().Snapshot()
@@ -68,7 +69,7 @@ func Run(ctx context.Context, env *Env, cfg *Config, opts RunOptions) (*Report, 
 	if cfg.Zone != "" {
 		if err := zones.Check(ctx, env.Cloud, cfg.Zone); err != nil {
 			if errors.Is(err, zones.ErrZone) {
-				return rep, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+				return rep, fmt.Errorf("%w: %v", config.ErrInvalidConfig, err)
 			}
 			return rep, err
 		}
@@ -171,7 +172,7 @@ func settleLock(ctx context.Context, env *Env, p *planner) []string {
 }
 
 // MakePlan observes and plans without changing anything.
-func MakePlan(ctx context.Context, env *Env, cfg *Config, command string) (*Plan, error) {
+func MakePlan(ctx context.Context, env *Env, cfg *config.Config, command string) (*Plan, error) {
 	env.defaults()
 	obs, err := Observe(ctx, env.Cloud, cfg)
 	if err != nil {
@@ -184,7 +185,7 @@ func MakePlan(ctx context.Context, env *Env, cfg *Config, command string) (*Plan
 	return p.plan, nil
 }
 
-func plan(ctx context.Context, env *Env, cfg *Config, obs *Observed, command string) (*planner, error) {
+func plan(ctx context.Context, env *Env, cfg *config.Config, obs *Observed, command string) (*planner, error) {
 	var p *planner
 	var err error
 	switch command {

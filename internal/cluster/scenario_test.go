@@ -13,10 +13,13 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/emulator"
 	"github.com/hakube/hakube/internal/emulator/emulatortest"
 	"github.com/hakube/hakube/internal/gce"
 	"github.com/hakube/hakube/internal/lb"
+
+	"github.com/hakube/hakube/internal/golden"
 )
 
 // Scenario tests run real flows against the in-process emulator, data
@@ -63,10 +66,10 @@ func (s *scenario) env() *Env {
 }
 
 // config loads a configuration the way the CLI does, from flags.
-func (s *scenario) config(command string, args ...string) *Config {
+func (s *scenario) config(command string, args ...string) *config.Config {
 	s.t.Helper()
 	args = append([]string{"--project", scenarioProject, "--endpoint", s.emu.Endpoint, "--apiserver-port", scenarioPort}, args...)
-	return run{cmd: command, args: args}.mustLoad(s.t)
+	return loadConfig(s.t, command, nil, args...)
 }
 
 func (s *scenario) run(ctx context.Context, command string, args ...string) (*Report, error) {
@@ -226,7 +229,7 @@ func (s *scenario) ipOwner(prefix, region string) lb.Owner {
 // time out on a machine saturated by parallel test packages, so it asks
 // until three answers in a row succeed, and fails only if that does not
 // happen within 10 s; each failed look is logged.
-func (s *scenario) serving(cfg *Config) error {
+func (s *scenario) serving(cfg *config.Config) error {
 	deadline := time.Now().Add(10 * time.Second)
 	ok := 0
 	last := fmt.Errorf("static IP not serving steadily within 10s")
@@ -254,13 +257,13 @@ func (s *scenario) serving(cfg *Config) error {
 // out after 50 ms and one failure takes a master out of rotation, so on a
 // loaded machine a master can read UNHEALTHY (or a probe of it time out)
 // for a moment while nothing is wrong.
-func (s *scenario) settled(cfg *Config) *Status {
+func (s *scenario) settled(cfg *config.Config) *Status {
 	st, _ := s.settledAfter(cfg)
 	return st
 }
 
 // settledAfter is settled, also saying how many readings had problems.
-func (s *scenario) settledAfter(cfg *Config) (*Status, int) {
+func (s *scenario) settledAfter(cfg *config.Config) (*Status, int) {
 	s.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	var seen []string
@@ -364,12 +367,12 @@ func TestScenarioConflictsRefuseBeforeChanges(t *testing.T) {
 		text string
 	}{
 		{"fresh up in another zone", "up", []string{"--zone", "europe-west1-c"}, ErrRefused, "--use-existing-master"},
-		{"node pool in another region", "up", []string{"--zone", "europe-west2-a", "--use-existing-master"}, ErrInvalidConfig, "europe-west1-b, europe-west1-c, europe-west1-d"},
-		{"replica in another region", "up", []string{"--zone", "us-east1-b", "--replicate-master"}, ErrInvalidConfig, "region us-east1"},
-		{"unknown zone", "up", []string{"--zone", "europe-west1-a", "--use-existing-master"}, ErrInvalidConfig, "does not exist"},
+		{"node pool in another region", "up", []string{"--zone", "europe-west2-a", "--use-existing-master"}, config.ErrInvalidConfig, "europe-west1-b, europe-west1-c, europe-west1-d"},
+		{"replica in another region", "up", []string{"--zone", "us-east1-b", "--replicate-master"}, config.ErrInvalidConfig, "region us-east1"},
+		{"unknown zone", "up", []string{"--zone", "europe-west1-a", "--use-existing-master"}, config.ErrInvalidConfig, "does not exist"},
 		{"last master with a pool elsewhere", "down", []string{"--zone", "europe-west1-b", "--delete-nodes=false"}, nil, ""},
 		{"node pool without a cluster", "up", []string{"--zone", "us-west1-a", "--use-existing-master", "--prefix", "ghost"}, ErrRefused, "no cluster \"ghost\""},
-		{"unknown replica", "down", []string{"--replica", "kubernetes-master-zzz", "--delete-nodes=false"}, ErrInvalidConfig, "has no master replica"},
+		{"unknown replica", "down", []string{"--replica", "kubernetes-master-zzz", "--delete-nodes=false"}, config.ErrInvalidConfig, "has no master replica"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -603,7 +606,7 @@ func TestScenarioPlanGolden(t *testing.T) {
 	if err := p.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "plan/fresh-up.txt", []byte(b.String()))
+	golden.Check(t, "plan/fresh-up.txt", []byte(b.String()))
 	ids := make([]string, 0, len(p.Steps))
 	for _, st := range p.Steps {
 		ids = append(ids, st.ID)

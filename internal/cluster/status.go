@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
 	"github.com/hakube/hakube/internal/lb"
 )
@@ -72,7 +73,7 @@ type PoolStatus struct {
 }
 
 // GetStatus reads the cluster and probes its API.
-func GetStatus(ctx context.Context, env *Env, cfg *Config) (*Status, error) {
+func GetStatus(ctx context.Context, env *Env, cfg *config.Config) (*Status, error) {
 	env.defaults()
 	cfg, obs, err := observeAdopted(ctx, env.Cloud, cfg, "status")
 	if err != nil {
@@ -84,7 +85,7 @@ func GetStatus(ctx context.Context, env *Env, cfg *Config) (*Status, error) {
 // statusOf renders what was observed. With probe it also asks the API, the
 // load balancer and the pools how they are doing (a few more calls); without,
 // it costs no call (the summary after a flow).
-func statusOf(ctx context.Context, env *Env, cfg *Config, obs *Observed, probe bool) (*Status, error) {
+func statusOf(ctx context.Context, env *Env, cfg *config.Config, obs *Observed, probe bool) (*Status, error) {
 	p := newPlanner(env, cfg, obs, "status")
 	st := &Status{Cluster: cfg.ClusterName(), Project: cfg.Project, Region: obs.Region, Exists: obs.Exists(), Conflicts: obs.Conflicts}
 	if !st.Exists {
@@ -222,7 +223,6 @@ func statusOf(ctx context.Context, env *Env, cfg *Config, obs *Observed, probe b
 	sort.Slice(st.Zones, func(i, j int) bool { return st.Zones[i].Zone < st.Zones[j].Zone })
 	return st, nil
 }
-
 
 // Problems lists what keeps a cluster from fully serving (empty: healthy).
 func Problems(st *Status) []string {

@@ -6,20 +6,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
 	"github.com/hakube/hakube/internal/lb"
 )
 
-// NumNodesSet reports whether the node count was asked for (not the
-// default), so a re-run only resizes a pool when told to.
-func (c *Config) NumNodesSet() bool {
-	o, ok := c.Origins["numNodes"]
-	return ok && o.Source != SourceDefault && o.Source != ""
-}
-
 // planUp chooses the up flow from the flags, as kube-up did from its
 // environment.
-func planUp(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*planner, error) {
+func planUp(ctx context.Context, env *Env, cfg *config.Config, obs *Observed) (*planner, error) {
 	switch {
 	case cfg.UseExistingMaster:
 		return planNodePool(ctx, env, cfg, obs)
@@ -32,7 +26,7 @@ func planUp(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*planner
 
 // planFreshUp creates a cluster in one zone, or completes one that an
 // earlier run left half-made.
-func planFreshUp(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*planner, error) {
+func planFreshUp(ctx context.Context, env *Env, cfg *config.Config, obs *Observed) (*planner, error) {
 	p := newPlanner(env, cfg, obs, FlowFreshUp)
 	if err := p.conflicts(); err != nil {
 		return nil, err
@@ -179,7 +173,7 @@ func (p *planner) currentMasters(ctx context.Context) ([]lb.Master, error) {
 }
 
 // planNodePool adds a node pool in another zone of the cluster's region.
-func planNodePool(ctx context.Context, env *Env, cfg *Config, obs *Observed) (*planner, error) {
+func planNodePool(ctx context.Context, env *Env, cfg *config.Config, obs *Observed) (*planner, error) {
 	p := newPlanner(env, cfg, obs, FlowNodePool)
 	if err := p.growPreflight(ctx); err != nil {
 		return nil, err
@@ -206,7 +200,7 @@ func (p *planner) growPreflight(ctx context.Context) error {
 	return p.conflicts()
 }
 
-func requireCluster(cfg *Config, obs *Observed) error {
+func requireCluster(cfg *config.Config, obs *Observed) error {
 	if len(obs.Masters) == 0 || obs.Address == nil {
 		return fmt.Errorf("%w: no cluster %q found in project %s (looked for masters labelled %s=%s and the static IP %s); create it first with `hakube up --zone <zone>`",
 			ErrRefused, cfg.ClusterName(), cfg.Project, gce.LabelCluster, cfg.ClusterName(), cfg.StaticIPName())

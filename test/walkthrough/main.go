@@ -36,6 +36,7 @@ import (
 	compute "google.golang.org/api/compute/v1"
 	"google.golang.org/api/option"
 
+	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/emulator"
 )
 
@@ -303,16 +304,15 @@ func (w *walk) env() []string {
 // cleanEnv is the environment without any variable hakube reads, so the
 // walkthrough sets exactly what it shows.
 func cleanEnv() []string {
+	read := map[string]bool{}
+	for _, k := range config.EnvironmentVariables() {
+		read[k] = true
+	}
 	var out []string
 	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch {
-		case strings.HasPrefix(k, "KUBE_"), strings.HasPrefix(k, "HAKUBE_"), strings.HasPrefix(k, "CLOUDSDK_"),
-			k == "PROJECT", k == "GOOGLE_CLOUD_PROJECT", k == "NUM_NODES", k == "MULTIZONE", k == "KUBERNETES_PROVIDER",
-			strings.HasPrefix(k, "MASTER_"), k == "NODE_SIZE", strings.HasPrefix(k, "ENABLE_ETCD_QUORUM_READ"), strings.HasPrefix(k, "NODE_DISK_"):
-			continue
+		if k, _, _ := strings.Cut(kv, "="); !read[k] {
+			out = append(out, kv)
 		}
-		out = append(out, kv)
 	}
 	return out
 }

@@ -1,4 +1,4 @@
-package cluster
+package config
 
 import (
 	"fmt"
@@ -271,6 +271,17 @@ func settingSpecs() []settingSpec {
 			commands: []string{"up"},
 		},
 	}
+}
+
+// EnvironmentVariables lists every variable Load reads: the settings', the
+// config file's, and gcloud's (for the project's fallback). Tests and the
+// walkthrough clear them so that a developer's own environment never leaks in.
+func EnvironmentVariables() []string {
+	names := []string{ConfigFileEnv, "CLOUDSDK_CONFIG", "CLOUDSDK_ACTIVE_CONFIG_NAME"}
+	for _, s := range settingSpecs() {
+		names = append(names, s.env...)
+	}
+	return names
 }
 
 // settable reports whether users can set the setting; the others are derived

@@ -1,6 +1,6 @@
-package cluster
+package config
 
-import "strings"
+import "github.com/hakube/hakube/internal/zones"
 
 // The names below are kube-up's (DESIGN §3), so existing habits, scripts and
 // clusters keep working. Names alone are not ownership: the flows also check
@@ -17,13 +17,8 @@ func (c *Config) MasterName() string { return c.Prefix + "-master" }
 // ReplicaName is the name of a master replica with the given random suffix.
 func (c *Config) ReplicaName(suffix string) string { return c.MasterName() + "-" + suffix }
 
-// Region is the zone minus its last "-x": europe-west1-c → europe-west1.
-func (c *Config) Region() string {
-	if i := strings.LastIndex(c.Zone, "-"); i > 0 {
-		return c.Zone[:i]
-	}
-	return ""
-}
+// Region is the zone's region: europe-west1-c → europe-west1.
+func (c *Config) Region() string { return zones.Region(c.Zone) }
 
 // StaticIPName is the regional address that serves the apiserver.
 func (c *Config) StaticIPName() string { return c.MasterName() + "-ip" }
@@ -87,4 +82,9 @@ func (c *Config) prefixNames() []string {
 		c.MasterHTTPSFirewallName(), c.MasterEtcdFirewallName(), c.NodeAllFirewallName(),
 		c.InternalMasterFirewallName(), c.InternalNodeFirewallName(),
 	}
+}
+
+// Image is the image family link masters and nodes boot from.
+func (c *Config) Image() string {
+	return "projects/" + c.ImageProject + "/global/images/family/" + c.ImageFamily
 }

@@ -1,4 +1,4 @@
-package cluster
+package config
 
 import (
 	"bytes"
@@ -16,6 +16,8 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 	"gopkg.in/yaml.v3"
+
+	"github.com/hakube/hakube/internal/golden"
 )
 
 // run describes one invocation: command, flags, environment and config file.
@@ -1059,16 +1061,16 @@ func TestConfigSettingsGolden(t *testing.T) {
 		},
 	}
 	c := r.mustLoad(t)
-	golden(t, "config/settings.golden", renderSettings(c.Settings()))
+	golden.Check(t, "config/settings.golden", renderSettings(c.Settings()))
 	view, err := c.View()
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "config/view.golden.yaml", view)
+	golden.Check(t, "config/view.golden.yaml", view)
 }
 
 func TestConfigExamples(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("..", "..", "configs", "*.yaml"))
+	files, err := filepath.Glob(filepath.Join("..", "..", "..", "configs", "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1083,7 +1085,7 @@ func TestConfigExamples(t *testing.T) {
 		})
 	}
 
-	defaults := filepath.Join("..", "..", "configs", "kube-up-defaults.yaml")
+	defaults := filepath.Join("..", "..", "..", "configs", "kube-up-defaults.yaml")
 	t.Run("kube-up-defaults.yaml is the defaults, and lists every key", func(t *testing.T) {
 		env := map[string]string{"PROJECT": "p"}
 		want := run{cmd: "up", env: env}.mustLoad(t)
@@ -1102,7 +1104,7 @@ func TestConfigExamples(t *testing.T) {
 		}
 	})
 	t.Run("ha-europe-west1.yaml and its follow-up commands", func(t *testing.T) {
-		path := filepath.Join("..", "..", "configs", "ha-europe-west1.yaml")
+		path := filepath.Join("..", "..", "..", "configs", "ha-europe-west1.yaml")
 		env := map[string]string{"PROJECT": "p"}
 		c := run{cmd: "up", env: env, path: path}.mustLoad(t)
 		want := []any{"kubernetes", "europe-west1-b", true, true, 3}

@@ -1,4 +1,4 @@
-package cluster
+package config
 
 import (
 	"errors"
@@ -371,6 +371,10 @@ type invalidError struct{ problems []error }
 
 func invalid(problems ...error) error { return &invalidError{problems: problems} }
 
+// Invalid reports problems with the user's input found outside Load (the
+// preflight's unknown machine types, say) the way Load reports its own.
+func Invalid(problems ...error) error { return invalid(problems...) }
+
 func (e *invalidError) Error() string {
 	if len(e.problems) == 1 {
 		return ErrInvalidConfig.Error() + ": " + e.problems[0].Error()
@@ -387,3 +391,10 @@ func (e *invalidError) Error() string {
 
 // Unwrap exposes ErrInvalidConfig and each problem to errors.Is and errors.As.
 func (e *invalidError) Unwrap() []error { return append([]error{ErrInvalidConfig}, e.problems...) }
+
+// NumNodesSet reports whether the node count was asked for (not the
+// default), so a re-run only resizes a pool when told to.
+func (c *Config) NumNodesSet() bool {
+	o, ok := c.Origins["numNodes"]
+	return ok && o.Source != SourceDefault && o.Source != ""
+}

@@ -1,4 +1,4 @@
-package cluster
+package config
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hakube/hakube/internal/zones"
 )
 
 // maxNameLen is GCE's limit on resource names (RFC 1035 labels).
@@ -121,36 +123,8 @@ func checkProject(p string) error {
 	return nil
 }
 
-// isZone checks the syntax of a zone name, e.g. europe-west1-c. Whether the
-// zone exists is checked later against the API.
-func isZone(z string) bool {
-	parts := strings.Split(z, "-")
-	if len(parts) != 3 {
-		return false
-	}
-	geo, loc, letter := parts[0], parts[1], parts[2]
-	letters := func(s string) bool {
-		for _, r := range s {
-			if r < 'a' || r > 'z' {
-				return false
-			}
-		}
-		return s != ""
-	}
-	i := strings.IndexFunc(loc, func(r rune) bool { return r >= '0' && r <= '9' })
-	if i <= 0 || !letters(loc[:i]) {
-		return false
-	}
-	for _, r := range loc[i:] {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return letters(geo) && len(letter) == 1 && letters(letter)
-}
-
 func checkZone(z string) error {
-	if !isZone(z) {
+	if !zones.Valid(z) {
 		return errors.New("want a zone like us-central1-b or europe-west1-c (<region>-<letter>)")
 	}
 	return nil

@@ -1,4 +1,4 @@
-package cluster
+package config
 
 import (
 	"fmt"
@@ -80,6 +80,16 @@ func (c *Config) Input(key string) string {
 	default:
 		return fmt.Sprintf("%s %s (%s)", key, v, o)
 	}
+}
+
+// Value is a setting's value as a config file spells it ("" for no such
+// setting).
+func (c *Config) Value(key string) string {
+	spec, ok := specByKey(key)
+	if !ok {
+		return ""
+	}
+	return spec.render(c)
 }
 
 // Reads reports whether the command reads the setting (see BindFlags).

@@ -1,0 +1,35 @@
+package cluster
+
+import (
+	"os"
+	"testing"
+
+	"github.com/spf13/pflag"
+
+	"github.com/hakube/hakube/internal/cluster/config"
+)
+
+// loadConfig loads a configuration the way the CLI does: the command's
+// flags parsed from args, and an environment of exactly env (no variable of
+// the developer's, no gcloud configuration).
+func loadConfig(t testing.TB, command string, env map[string]string, args ...string) *config.Config {
+	t.Helper()
+	for _, name := range config.EnvironmentVariables() {
+		t.Setenv(name, "")
+		os.Unsetenv(name)
+	}
+	t.Setenv("CLOUDSDK_CONFIG", t.TempDir())
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	fs := pflag.NewFlagSet(command, pflag.ContinueOnError)
+	config.BindFlags(fs, command)
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("parse %v: %v", args, err)
+	}
+	cfg, err := config.Load(config.LoadOptions{Flags: fs, Command: command})
+	if err != nil {
+		t.Fatalf("load %s %v: %v", command, args, err)
+	}
+	return cfg
+}
