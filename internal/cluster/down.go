@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	compute "google.golang.org/api/compute/v1"
@@ -33,7 +35,7 @@ func planDown(ctx context.Context, env *Env, cfg *config.Config, obs *Observed) 
 	case cfg.Zone != "":
 		return planRemoveZone(env, cfg, obs)
 	default:
-		return planTeardown(env, cfg, obs)
+		return planTeardown(env, cfg, obs), nil
 	}
 }
 
@@ -56,19 +58,13 @@ func (p *planner) deletePool(zone string) string {
 	if p.obs.MIGs[zone] == nil {
 		return ""
 	}
-	name := p.cfg.NodeGroupName()
-	return p.step(ActDelete, fmt.Sprintf("instance-group %s (%s)", name, zone), "the node pool of "+zone+" and its VMs",
-		func(ctx context.Context) error {
-			return wrap(p.env.Cloud.DeleteMIG(ctx, zone, name), "delete node pool %s in %s", name, zone)
-		})
+	ref := gce.Group(p.groupKey(zone))
+	return p.step(ActDelete, ref, "the node pool of "+zone+" and its VMs", p.remove(ref))
 }
 
 func (p *planner) deleteTemplate(deps ...string) string {
-	name := p.cfg.NodeTemplateName()
-	return p.step(ActDelete, "instance-template "+name, "no node pool uses it any more",
-		func(ctx context.Context) error {
-			return wrap(p.env.Cloud.DeleteInstanceTemplate(ctx, name), "delete instance template %s", name)
-		}, deps...)
+	ref := gce.Template(p.templateKey())
+	return p.step(ActDelete, ref, "no node pool uses it any more", p.remove(ref), deps...)
 }
 
 // planRemoveReplica removes one master replica: out of the target pool
@@ -92,98 +88,81 @@ func planRemoveReplica(env *Env, cfg *config.Config, obs *Observed) (*planner, e
 				target.Name, cfg.ClusterName(), strings.Join(others, ", "))
 		}
 		p.plan.Flow = FlowTeardown
-		return p.teardown(), nil
+		p.teardown()
+		return p, nil
 	}
-	if running(target) {
-		healthy := 0
-		for _, m := range obs.Masters {
-			if running(m) {
-				healthy++
-			}
-		}
-		if healthy == 1 {
-			return nil, refuse("%s is the only running master (%s); removing it leaves no working API server. Start another replica first, or remove a broken one with --replica <name>",
-				target.Name, describeMasters(obs.Masters))
-		}
+	if err := p.refuseLastRunning(target); err != nil {
+		return nil, err
 	}
 	p.addLock(false)
 	p.removeReplica(target)
 	return p, nil
 }
 
+// refuseLastRunning refuses to remove the only running master.
+func (p *planner) refuseLastRunning(target *compute.Instance) error {
+	if !running(target) || slices.ContainsFunc(p.obs.Masters, func(m *compute.Instance) bool { return m != target && running(m) }) {
+		return nil
+	}
+	return refuse("%s is the only running master (%s); removing it leaves no working API server. Start another replica first, or remove a broken one with --replica <name>",
+		target.Name, describeMasters(p.obs.Masters))
+}
+
 // pickReplica finds the replica to remove: --replica, else the zone's.
 func (p *planner) pickReplica() (*compute.Instance, error) {
-	if p.cfg.Replica != "" {
-		for _, m := range p.obs.Masters {
-			if m.Name == p.cfg.Replica {
-				if p.cfg.Zone != "" && gce.LastSegment(m.Zone) != p.cfg.Zone {
-					return nil, fmt.Errorf("%w: replica %s is in %s, not in --zone %s", config.ErrInvalidConfig, m.Name, gce.LastSegment(m.Zone), p.cfg.Zone)
-				}
-				return m, nil
-			}
+	if p.cfg.Replica == "" {
+		if in := p.obs.MasterIn(p.cfg.Zone); len(in) > 0 {
+			return in[0], nil
 		}
-		return nil, fmt.Errorf("%w: cluster %q has no master replica %q (it has: %s)", config.ErrInvalidConfig, p.cfg.ClusterName(), p.cfg.Replica, strings.Join(p.masterNames(), ", "))
-	}
-	in := p.obs.MasterIn(p.cfg.Zone)
-	if len(in) == 0 {
 		return nil, nil
 	}
-	return in[0], nil
+	for _, m := range p.obs.Masters {
+		if m.Name != p.cfg.Replica {
+			continue
+		}
+		if zone := gce.KeyOf(m.SelfLink).Zone; p.cfg.Zone != "" && zone != p.cfg.Zone {
+			return nil, fmt.Errorf("%w: replica %s is in %s, not in --zone %s", config.ErrInvalidConfig, m.Name, zone, p.cfg.Zone)
+		}
+		return m, nil
+	}
+	return nil, fmt.Errorf("%w: cluster %q has no master replica %q (it has: %s)", config.ErrInvalidConfig, p.cfg.ClusterName(), p.cfg.Replica, strings.Join(p.masterNames(), ", "))
 }
 
 func (p *planner) removeReplica(target *compute.Instance) {
-	cfg := p.cfg
-	zone := gce.LastSegment(target.Zone)
 	m := lb.MasterOf(target)
 	out := ""
-	if p.obs.TargetPool != nil && contains(p.obs.TargetPool.Instances, target.SelfLink) {
-		out = p.step(ActUpdate, fmt.Sprintf("target-pool %s (%s) -= %s", cfg.TargetPoolName(), p.region(), target.Name),
-			"take the replica out of rotation before it goes",
-			func(ctx context.Context) error { return lb.RemoveFromPool(ctx, p.env.Cloud, p.lbSpec(ctx), m) })
+	if p.obs.TargetPool != nil && slices.Contains(p.obs.TargetPool.Instances, target.SelfLink) {
+		out = p.step(ActUpdate, text(gce.TargetPool(p.poolKey()).String()+" -= "+target.Name), "take the replica out of rotation before it goes",
+			func(ctx context.Context) error { return p.leavePool(ctx, m) })
 	}
-	vm := p.step(ActDelete, fmt.Sprintf("instance %s (%s)", target.Name, zone), "the replica's VM",
-		func(ctx context.Context) error {
-			return wrap(p.env.Cloud.DeleteInstance(ctx, zone, target.Name), "delete replica %s", target.Name)
-		}, out)
-	if d := p.obs.Disks[cfg.MasterDiskName(target.Name)]; d != nil {
-		p.step(ActDelete, fmt.Sprintf("disk %s (%s)", d.Name, zone), "the replica's etcd data disk",
-			func(ctx context.Context) error {
-				return wrap(p.env.Cloud.DeleteDisk(ctx, zone, d.Name), "delete disk %s", d.Name)
-			}, vm)
+	vm := p.step(ActDelete, gce.Instance(m.Key), "the replica's VM", p.remove(gce.Instance(m.Key)), out)
+	if d := p.obs.Disks[p.cfg.MasterDiskName(target.Name)]; d != nil {
+		ref := gce.Disk(gce.KeyOf(d.SelfLink))
+		p.step(ActDelete, ref, "the replica's etcd data disk", p.remove(ref), vm)
 	}
-	remaining := make([]*compute.Instance, 0, len(p.obs.Masters))
-	for _, mm := range p.obs.Masters {
-		if mm.Name != target.Name {
-			remaining = append(remaining, mm)
-		}
-	}
+	remaining := slices.DeleteFunc(slices.Clone(p.obs.Masters), func(mm *compute.Instance) bool { return mm.Name == target.Name })
 	if len(remaining) == 1 && !p.lbFirst() && (p.obs.ForwardingRule != nil || p.obs.TargetPool != nil || p.obs.HealthCheck != nil) {
-		p.demote(remaining[0], out, vm)
+		p.demoteTo(remaining[0], out, vm)
 	}
 }
 
-// demote gives the static IP back to the last master and removes the load
-// balancer.
-func (p *planner) demote(last *compute.Instance, deps ...string) {
-	cfg := p.cfg
+// demoteTo gives the static IP back to the last master and removes the
+// load balancer.
+func (p *planner) demoteTo(last *compute.Instance, deps ...string) {
 	move := ""
 	if p.obs.ForwardingRule != nil || lb.IPOwner(p.obs.Address).Kind != lb.OwnerMaster {
+		m := lb.MasterOf(last)
 		move = p.plan.add(&Step{
 			Action: ActMove, Mutating: true, Outage: true,
-			Resource:  fmt.Sprintf("static IP %s: forwarding-rule %s → instance %s", cfg.StaticIPName(), cfg.ForwardingRuleName(), last.Name),
+			Resource:  fmt.Sprintf("static IP %s: forwarding-rule %s → instance %s", p.cfg.StaticIPName(), p.cfg.ForwardingRuleName(), last.Name),
 			Reason:    "one master remains: delete the forwarding rule (and the master's ephemeral IP in parallel), give the static IP back to the master, wait until it serves",
 			DependsOn: compact(append([]string{p.lockID}, deps...)),
-			Run: func(ctx context.Context) error {
-				mv, err := lb.Demote(ctx, p.env.Cloud, p.lbSpec(ctx), lb.MasterOf(last))
-				p.record(mv)
-				return err
-			},
+			Run:       func(ctx context.Context) error { return p.demote(ctx, m) },
 		})
 	}
 	if p.obs.TargetPool != nil || p.obs.HealthCheck != nil {
-		p.step(ActDelete, fmt.Sprintf("target-pool %s (%s), http-health-check %s", cfg.TargetPoolName(), p.region(), cfg.HealthCheckName()),
-			"the load balancer is not needed with one master",
-			func(ctx context.Context) error { return lb.Teardown(ctx, p.env.Cloud, p.lbSpec(ctx)) }, append([]string{move}, deps...)...)
+		res := text(gce.TargetPool(p.poolKey()).String() + ", " + gce.HealthCheck(p.healthCheckKey()).String())
+		p.step(ActDelete, res, "the load balancer is not needed with one master", p.teardownLB, append([]string{move}, deps...)...)
 	}
 }
 
@@ -191,10 +170,10 @@ func (p *planner) demote(last *compute.Instance, deps ...string) {
 // remains and the cluster is not LB-first, but load-balancer pieces remain or
 // the static IP is not on the master. The IP is never left unowned.
 func (p *planner) repairLB() {
-	if len(p.obs.Masters) != 1 || p.obs.Address == nil || p.lbFirst() {
+	o := p.obs
+	if len(o.Masters) != 1 || o.Address == nil || p.lbFirst() {
 		return
 	}
-	o := p.obs
 	if o.ForwardingRule == nil && o.TargetPool == nil && o.HealthCheck == nil && lb.IPOwner(o.Address).Kind == lb.OwnerMaster {
 		return
 	}
@@ -202,24 +181,21 @@ func (p *planner) repairLB() {
 		p.addLock(false)
 	}
 	p.plan.Notes = append(p.plan.Notes, "an earlier run left the load balancer half removed; finishing that")
-	p.demote(o.Masters[0])
+	p.demoteTo(o.Masters[0])
 }
 
 // removeOrphanDisks deletes replica disks whose VM is gone (an earlier run
 // stopped between the two).
 func (p *planner) removeOrphanDisks(zone string) {
 	for _, name := range p.obs.diskNames() {
-		d := p.obs.Disks[name]
-		if gce.LastSegment(d.Zone) != zone || contains(p.masterNames(), strings.TrimSuffix(name, "-pd")) {
+		k := gce.KeyOf(p.obs.Disks[name].SelfLink)
+		if k.Zone != zone || slices.Contains(p.masterNames(), strings.TrimSuffix(name, "-pd")) {
 			continue
 		}
 		if p.lockID == "" && p.obs.Address != nil {
 			p.addLock(false)
 		}
-		p.step(ActDelete, fmt.Sprintf("disk %s (%s)", d.Name, zone), "a replica data disk left without its VM",
-			func(ctx context.Context) error {
-				return wrap(p.env.Cloud.DeleteDisk(ctx, zone, d.Name), "delete disk %s", d.Name)
-			})
+		p.step(ActDelete, gce.Disk(k), "a replica data disk left without its VM", p.remove(gce.Disk(k)))
 	}
 }
 
@@ -234,17 +210,12 @@ func planRemoveZone(env *Env, cfg *config.Config, obs *Observed) (*planner, erro
 				cfg.Zone, cfg.ClusterName(), strings.Join(others, ", "))
 		}
 		p.plan.Flow = FlowTeardown
-		return p.teardown(), nil
+		p.teardown()
+		return p, nil
 	}
-	if len(masters) > 0 && running(masters[0]) {
-		healthy := 0
-		for _, m := range obs.Masters {
-			if running(m) {
-				healthy++
-			}
-		}
-		if healthy == 1 {
-			return nil, refuse("%s is the only running master (%s); removing it leaves no working API server", masters[0].Name, describeMasters(obs.Masters))
+	if len(masters) > 0 {
+		if err := p.refuseLastRunning(masters[0]); err != nil {
+			return nil, err
 		}
 	}
 	p.addLock(false)
@@ -263,47 +234,35 @@ func planRemoveZone(env *Env, cfg *config.Config, obs *Observed) (*planner, erro
 }
 
 func otherPools(obs *Observed, zone string) []string {
-	var out []string
-	for _, z := range obs.PoolZones() {
-		if z != zone {
-			out = append(out, z)
-		}
-	}
-	return out
+	return slices.DeleteFunc(obs.PoolZones(), func(z string) bool { return z == zone })
 }
 
 // planTeardown removes everything the cluster owns, in every zone.
-func planTeardown(env *Env, cfg *config.Config, obs *Observed) (*planner, error) {
+func planTeardown(env *Env, cfg *config.Config, obs *Observed) *planner {
 	p := newPlanner(env, cfg, obs, FlowTeardown)
-	return p.teardown(), nil
+	p.teardown()
+	return p
 }
 
 // teardown deletes in dependency order, in parallel where independent:
 // forwarding rule → target pool → health check; pools → template; masters →
 // their disks; then firewalls, the static IP (which holds the lock) last,
 // and the network when asked and it is the cluster's.
-func (p *planner) teardown() *planner {
+func (p *planner) teardown() {
 	cfg, obs := p.cfg, p.obs
 	p.addLock(false)
-	region := p.region()
+	del := func(ref gce.Ref, reason string, deps ...string) string {
+		return p.step(ActDelete, ref, reason, p.remove(ref), deps...)
+	}
 	var fr, pool string
 	if obs.ForwardingRule != nil {
-		fr = p.step(ActDelete, fmt.Sprintf("forwarding-rule %s (%s)", cfg.ForwardingRuleName(), region), "the load balancer in front of the masters",
-			func(ctx context.Context) error {
-				return wrap(p.env.Cloud.DeleteForwardingRule(ctx, region, cfg.ForwardingRuleName()), "delete forwarding rule %s", cfg.ForwardingRuleName())
-			})
+		fr = del(gce.ForwardingRule(p.ruleKey()), "the load balancer in front of the masters")
 	}
 	if obs.TargetPool != nil {
-		pool = p.step(ActDelete, fmt.Sprintf("target-pool %s (%s)", cfg.TargetPoolName(), region), "the load balancer's pool",
-			func(ctx context.Context) error {
-				return wrap(p.env.Cloud.DeleteTargetPool(ctx, region, cfg.TargetPoolName()), "delete target pool %s", cfg.TargetPoolName())
-			}, fr)
+		pool = del(gce.TargetPool(p.poolKey()), "the load balancer's pool", fr)
 	}
 	if obs.HealthCheck != nil {
-		p.step(ActDelete, "http-health-check "+cfg.HealthCheckName(), "the load balancer's health check",
-			func(ctx context.Context) error {
-				return wrap(p.env.Cloud.DeleteHTTPHealthCheck(ctx, cfg.HealthCheckName()), "delete health check %s", cfg.HealthCheckName())
-			}, pool)
+		del(gce.HealthCheck(p.healthCheckKey()), "the load balancer's health check", pool)
 	}
 	var migs []string
 	for _, z := range obs.PoolZones() {
@@ -312,30 +271,15 @@ func (p *planner) teardown() *planner {
 	if obs.Template != nil {
 		p.deleteTemplate(migs...)
 	}
-	var vms []string
+	vms := map[string]string{} // master name → its delete step
 	for _, m := range obs.Masters {
-		m := m
-		zone := gce.LastSegment(m.Zone)
-		vm := p.step(ActDelete, fmt.Sprintf("instance %s (%s)", m.Name, zone), "master replica",
-			func(ctx context.Context) error {
-				return wrap(p.env.Cloud.DeleteInstance(ctx, zone, m.Name), "delete master %s", m.Name)
-			})
-		vms = append(vms, vm)
+		vms[m.Name] = del(gce.Instance(gce.KeyOf(m.SelfLink)), "master replica")
 	}
 	for _, name := range obs.diskNames() {
-		d := obs.Disks[name]
-		zone := gce.LastSegment(d.Zone)
-		dep := ""
-		for i, m := range obs.Masters {
-			if cfg.MasterDiskName(m.Name) == d.Name {
-				dep = vms[i]
-			}
-		}
-		p.step(ActDelete, fmt.Sprintf("disk %s (%s)", d.Name, zone), "etcd data of a master (it goes with the cluster, as in kube-down)",
-			func(ctx context.Context) error {
-				return wrap(p.env.Cloud.DeleteDisk(ctx, zone, d.Name), "delete disk %s", d.Name)
-			}, dep)
+		del(gce.Disk(gce.KeyOf(obs.Disks[name].SelfLink)), "etcd data of a master (it goes with the cluster, as in kube-down)",
+			vms[strings.TrimSuffix(name, "-pd")])
 	}
+	machines := append(slices.Sorted(maps.Values(vms)), migs...)
 	var fws []string
 	for _, name := range firewallNames(cfg) {
 		fw, ok := obs.Firewalls[name]
@@ -343,28 +287,16 @@ func (p *planner) teardown() *planner {
 			continue
 		}
 		if name == cfg.SSHFirewallName() && (obs.SharedNetwork || !strings.HasPrefix(fw.Description, "hakube-cluster=")) {
-			// Shared by the network's other clusters, or not hakube's at all.
-			continue
+			continue // shared by the network's other clusters, or not hakube's at all
 		}
-		name := name
-		fws = append(fws, p.step(ActDelete, "firewall "+name, "firewall rule of the cluster",
-			func(ctx context.Context) error {
-				return wrap(p.env.Cloud.DeleteFirewall(ctx, name), "delete firewall %s", name)
-			},
-			append(append([]string{}, vms...), migs...)...))
+		fws = append(fws, del(gce.Firewall(gce.GlobalKey(name)), "firewall rule of the cluster", machines...))
 	}
 	if obs.Address != nil {
-		p.step(ActDelete, fmt.Sprintf("address %s (%s)", cfg.StaticIPName(), region), "the static IP, last: it holds the lock",
-			func(ctx context.Context) error {
-				return wrap(p.env.Cloud.DeleteAddress(ctx, region, cfg.StaticIPName()), "delete address %s", cfg.StaticIPName())
-			}, append(append(append([]string{fr, pool}, vms...), migs...), fws...)...)
+		del(gce.Address(p.addressKey()), "the static IP, last: it holds the lock", append(append([]string{fr, pool}, machines...), fws...)...)
 	}
 	if cfg.DeleteNetwork && obs.Network != nil {
 		if gce.OwnedByDescription(cfg.ClusterName(), obs.Network.Description) {
-			p.step(ActDelete, "network "+cfg.Network, "--delete-network: the cluster created it",
-				func(ctx context.Context) error {
-					return wrap(p.env.Cloud.DeleteNetwork(ctx, cfg.Network), "delete network %s", cfg.Network)
-				}, append(append(append([]string{}, fws...), vms...), migs...)...)
+			del(gce.Network(gce.GlobalKey(cfg.Network)), "--delete-network: the cluster created it", append(fws, machines...)...)
 		} else {
 			p.plan.Notes = append(p.plan.Notes, fmt.Sprintf("network %s is kept: it was not created by hakube for cluster %q", cfg.Network, cfg.ClusterName()))
 		}
@@ -372,5 +304,4 @@ func (p *planner) teardown() *planner {
 	if !obs.Exists() {
 		p.plan.Notes = append(p.plan.Notes, fmt.Sprintf("no trace of cluster %q in project %s", cfg.ClusterName(), cfg.Project))
 	}
-	return p
 }

@@ -107,11 +107,11 @@ func (e *Env) poll(ctx context.Context, what string, timeout time.Duration, chec
 
 // waitMIGStable waits until a zone's pool has all its VMs running and
 // nothing in progress, as `gcloud ... wait-until-stable` does.
-func (e *Env) waitMIGStable(ctx context.Context, zone, name string) error {
-	return e.poll(ctx, fmt.Sprintf("node pool %s in %s", name, zone), e.StableTimeout, func(ctx context.Context) (bool, string, error) {
-		m, err := e.Cloud.GetMIG(ctx, zone, name)
+func (e *Env) waitMIGStable(ctx context.Context, key gce.Key) error {
+	return e.poll(ctx, "node pool "+key.String(), e.StableTimeout, func(ctx context.Context) (bool, string, error) {
+		m, err := e.Cloud.GetMIG(ctx, key)
 		if err != nil {
-			return false, "", fmt.Errorf("read managed instance group %s: %w", name, err)
+			return false, "", fmt.Errorf("read managed instance group %s: %w", key, err)
 		}
 		if m.Status != nil && m.Status.IsStable {
 			return true, "stable", nil
@@ -125,9 +125,9 @@ func (e *Env) waitMIGStable(ctx context.Context, zone, name string) error {
 }
 
 // waitMemberHealthy waits until the target pool sees the instance healthy.
-func (e *Env) waitMemberHealthy(ctx context.Context, region, pool, instance string) error {
-	return e.poll(ctx, "health check of "+gce.LastSegment(instance), e.APIDeadline, func(ctx context.Context) (bool, string, error) {
-		st, err := e.Cloud.TargetPoolHealth(ctx, region, pool, instance)
+func (e *Env) waitMemberHealthy(ctx context.Context, pool gce.Key, instance string) error {
+	return e.poll(ctx, "health check of "+gce.KeyOf(instance).Name, e.APIDeadline, func(ctx context.Context) (bool, string, error) {
+		st, err := e.Cloud.TargetPoolHealth(ctx, pool, instance)
 		if err != nil {
 			return false, "", err
 		}

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // Reporter hears about steps as they run (the CLI prints one line per step
@@ -74,143 +77,202 @@ func (r *Result) Summary() string {
 	return strings.Join(parts, ", ")
 }
 
+// ExecuteOptions tune Execute.
+type ExecuteOptions struct {
+	Parallelism int // steps running at once, at most (0: 1)
+	Reporter    Reporter
+	// Log hears, every WaitLog while a run lasts (at info level, shown by
+	// -v), which steps wait for which: terraform's walker does the same, and
+	// it is what tells a slow run's critical path.
+	Log     *zap.Logger
+	WaitLog time.Duration // 0: 5 s
+}
+
+// Step states while a plan executes.
+const (
+	stRunning    = "running"
+	stDone       = "done"
+	stFailed     = "failed"
+	stSkipped    = "skipped"
+	stNotStarted = "not-started"
+)
+
+// executor is one Execute: the states of the steps, guarded by mu.
+type executor struct {
+	plan    *Plan
+	opts    ExecuteOptions
+	mu      sync.Mutex
+	state   map[string]string
+	results map[string]*StepResult
+	errs    []error
+	running int
+	sem     chan struct{}
+	changed chan struct{}
+	wg      sync.WaitGroup
+}
+
 // Execute runs the plan: every step whose dependencies are done, up to
-// parallelism at a time. A failed step's dependents are skipped while
+// Parallelism at a time. A failed step's dependents are skipped while
 // independent branches keep going; cancellation stops new steps from
 // starting. The result says what is done, failed and left, so a re-run can
 // pick up from there.
-func Execute(ctx context.Context, p *Plan, parallelism int, rep Reporter) *Result {
-	if parallelism < 1 {
-		parallelism = 1
+func Execute(ctx context.Context, p *Plan, opts ExecuteOptions) *Result {
+	if opts.Parallelism < 1 {
+		opts.Parallelism = 1
+	}
+	if opts.Log == nil {
+		opts.Log = zap.NewNop()
+	}
+	if opts.WaitLog <= 0 {
+		opts.WaitLog = 5 * time.Second
 	}
 	start := time.Now()
-	status := map[string]string{}
-	results := map[string]*StepResult{}
+	x := &executor{plan: p, opts: opts, state: map[string]string{}, results: map[string]*StepResult{},
+		sem: make(chan struct{}, opts.Parallelism), changed: make(chan struct{}, len(p.Steps)+1)}
 	for _, s := range p.Steps {
-		results[s.ID] = &StepResult{ID: s.ID, Action: s.Action, Resource: s.Resource, Status: "not-started"}
+		x.results[s.ID] = &StepResult{ID: s.ID, Action: s.Action, Resource: s.Resource, Status: stNotStarted}
 	}
-	var (
-		mu      sync.Mutex
-		wg      sync.WaitGroup
-		errs    []error
-		sem     = make(chan struct{}, parallelism)
-		changed = make(chan struct{}, len(p.Steps)+1)
-	)
-	running := 0
+	tick := time.NewTicker(opts.WaitLog)
+	defer tick.Stop()
 	for {
-		mu.Lock()
-		// Skip the dependents of failed or skipped steps.
-		for progress := true; progress; {
-			progress = false
-			for _, s := range p.Steps {
-				if status[s.ID] != "" {
-					continue
-				}
-				for _, d := range s.DependsOn {
-					if st := status[d]; st == "failed" || st == "skipped" {
-						status[s.ID] = "skipped"
-						results[s.ID].Status = "skipped"
-						results[s.ID].Error = "needs " + d
-						progress = true
-						break
-					}
-				}
-			}
-		}
+		x.mu.Lock()
+		x.skipBlocked()
 		var ready []*Step
 		if ctx.Err() == nil {
-			for _, s := range p.Steps {
-				if status[s.ID] != "" {
-					continue
-				}
-				ok := true
-				for _, d := range s.DependsOn {
-					if status[d] != "done" {
-						ok = false
-						break
-					}
-				}
-				if ok {
-					ready = append(ready, s)
-				}
-			}
+			ready = x.readySteps()
 		}
-		for _, s := range ready {
-			status[s.ID] = "running"
-			running++
-		}
-		idle := running == 0
-		mu.Unlock()
+		idle := x.running == 0
+		x.mu.Unlock()
 		if idle && len(ready) == 0 {
 			break
 		}
 		for _, s := range ready {
-			wg.Add(1)
-			go func(s *Step) {
-				defer wg.Done()
-				acquired := false
-				select {
-				case sem <- struct{}{}:
-					acquired = true
-				case <-ctx.Done():
-				}
-				t0 := time.Now()
-				var err error
-				ran := false
-				if ctx.Err() != nil {
-					err = ctx.Err()
-				} else {
-					ran = true
-					if rep != nil {
-						rep.StepStarted(s)
-					}
-					err = s.Run(withStep(ctx, s.ID))
-					if rep != nil {
-						rep.StepDone(s, err, time.Since(t0))
-					}
-				}
-				if acquired {
-					<-sem
-				}
-				took := time.Since(t0)
-				mu.Lock()
-				running--
-				r := results[s.ID]
-				r.Duration = took
-				if !ran {
-					status[s.ID] = "not-started"
-					r.Status = "not-started"
-				} else if err != nil {
-					status[s.ID] = "failed"
-					r.Status = "failed"
-					r.Error = err.Error()
-					errs = append(errs, fmt.Errorf("%s %s: %w", s.Action, s.Resource, err))
-				} else {
-					status[s.ID] = "done"
-					r.Status = "done"
-				}
-				mu.Unlock()
-				changed <- struct{}{}
-			}(s)
+			x.wg.Add(1)
+			go x.runStep(ctx, s)
 		}
 		select {
-		case <-changed:
+		case <-x.changed:
+		case <-tick.C:
+			x.logWaits()
 		case <-ctx.Done():
 			// Let running steps observe the cancellation and finish.
 			select {
-			case <-changed:
+			case <-x.changed:
 			case <-time.After(50 * time.Millisecond):
 			}
 		}
 	}
-	wg.Wait()
+	x.wg.Wait()
 	res := &Result{Duration: time.Since(start)}
 	for _, s := range p.Steps {
-		res.Steps = append(res.Steps, *results[s.ID])
+		res.Steps = append(res.Steps, *x.results[s.ID])
 	}
 	if ctx.Err() != nil {
-		errs = append(errs, ctx.Err())
+		x.errs = append(x.errs, ctx.Err())
 	}
-	res.Err = errors.Join(errs...)
+	res.Err = errors.Join(x.errs...)
 	return res
+}
+
+// skipBlocked marks the dependents of failed or skipped steps skipped, as
+// far as that reaches. Called with mu held.
+func (x *executor) skipBlocked() {
+	for progress := true; progress; {
+		progress = false
+		for _, s := range x.plan.Steps {
+			if x.state[s.ID] != "" {
+				continue
+			}
+			for _, d := range s.DependsOn {
+				if st := x.state[d]; st == stFailed || st == stSkipped {
+					x.state[s.ID] = stSkipped
+					x.results[s.ID].Status, x.results[s.ID].Error = stSkipped, "needs "+d
+					progress = true
+					break
+				}
+			}
+		}
+	}
+}
+
+// readySteps claims the steps whose dependencies are all done. Called with
+// mu held.
+func (x *executor) readySteps() []*Step {
+	var ready []*Step
+	for _, s := range x.plan.Steps {
+		if x.state[s.ID] != "" {
+			continue
+		}
+		if slices.ContainsFunc(s.DependsOn, func(d string) bool { return x.state[d] != stDone }) {
+			continue
+		}
+		x.state[s.ID] = stRunning
+		x.running++
+		ready = append(ready, s)
+	}
+	return ready
+}
+
+// runStep runs one step once a parallelism slot is free (or not at all when
+// the run is cancelled first) and records what happened.
+func (x *executor) runStep(ctx context.Context, s *Step) {
+	defer x.wg.Done()
+	acquired := false
+	select {
+	case x.sem <- struct{}{}:
+		acquired = true
+	case <-ctx.Done():
+	}
+	t0 := time.Now()
+	var err error
+	ran := acquired && ctx.Err() == nil
+	if ran {
+		if rep := x.opts.Reporter; rep != nil {
+			rep.StepStarted(s)
+		}
+		err = s.Run(withStep(ctx, s.ID))
+		if rep := x.opts.Reporter; rep != nil {
+			rep.StepDone(s, err, time.Since(t0))
+		}
+	}
+	if acquired {
+		<-x.sem
+	}
+	x.mu.Lock()
+	x.running--
+	r := x.results[s.ID]
+	r.Duration = time.Since(t0)
+	switch {
+	case !ran:
+		x.state[s.ID], r.Status = stNotStarted, stNotStarted
+	case err != nil:
+		x.state[s.ID], r.Status, r.Error = stFailed, stFailed, err.Error()
+		x.errs = append(x.errs, fmt.Errorf("%s %s: %w", s.Action, s.Resource, err))
+	default:
+		x.state[s.ID], r.Status = stDone, stDone
+	}
+	x.mu.Unlock()
+	x.changed <- struct{}{}
+}
+
+// logWaits says which pending steps wait for which unfinished ones.
+func (x *executor) logWaits() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, s := range x.plan.Steps {
+		if x.state[s.ID] != "" && x.state[s.ID] != stRunning {
+			continue
+		}
+		if x.state[s.ID] == stRunning {
+			x.opts.Log.Info("step is running", zap.String("step", s.ID))
+			continue
+		}
+		var waits []string
+		for _, d := range s.DependsOn {
+			if x.state[d] != stDone {
+				waits = append(waits, d)
+			}
+		}
+		x.opts.Log.Info("step is waiting", zap.String("step", s.ID), zap.Strings("for", waits))
+	}
 }

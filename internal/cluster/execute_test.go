@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // recorder is a Reporter that remembers the order steps finished in.
@@ -74,7 +77,7 @@ func TestExecuteOrderAndFailures(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec := &recorder{}
-			res := Execute(context.Background(), p, 4, rec)
+			res := Execute(context.Background(), p, ExecuteOptions{Parallelism: 4, Reporter: rec})
 			if diff := cmp.Diff(tt.want, statuses(res)); diff != "" {
 				t.Errorf("statuses (-want +got):\n%s", diff)
 			}
@@ -117,7 +120,7 @@ func TestExecuteBoundsParallelism(t *testing.T) {
 	for _, id := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
 		p.Steps = append(p.Steps, step(id, run))
 	}
-	res := Execute(context.Background(), p, 3, nil)
+	res := Execute(context.Background(), p, ExecuteOptions{Parallelism: 3})
 	if res.Err != nil {
 		t.Fatal(res.Err)
 	}
@@ -134,7 +137,7 @@ func TestExecuteCancellationLeavesRestNotStarted(t *testing.T) {
 		return ctx.Err()
 	}
 	p := &Plan{Steps: []*Step{step("a", slow), step("b", ok, "a"), step("c", ok, "b")}}
-	res := Execute(ctx, p, 2, nil)
+	res := Execute(ctx, p, ExecuteOptions{Parallelism: 2})
 	want := map[string]string{"a": "failed", "b": "skipped", "c": "skipped"}
 	if diff := cmp.Diff(want, statuses(res)); diff != "" {
 		t.Errorf("statuses (-want +got):\n%s", diff)
@@ -159,5 +162,42 @@ func TestResultSummary(t *testing.T) {
 	r := &Result{Steps: []StepResult{{Status: "done"}, {Status: "done"}, {Status: "failed"}, {Status: "skipped"}}}
 	if got, want := r.Summary(), "2 done, 1 failed, 1 skipped"; got != want {
 		t.Errorf("Summary() = %q, want %q", got, want)
+	}
+}
+
+// While a run lasts, the executor logs which steps wait for which, as
+// terraform's walker does: at -v it shows a slow run's critical path.
+func TestExecuteLogsWhatWaitsForWhat(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	release := make(chan struct{})
+	slow := func(ctx context.Context) error {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	}
+	p := &Plan{Steps: []*Step{step("vm", slow), step("pool", ok, "vm"), step("verify", ok, "pool")}}
+	done := make(chan *Result)
+	go func() {
+		done <- Execute(context.Background(), p, ExecuteOptions{Parallelism: 2, Log: zap.New(core), WaitLog: 10 * time.Millisecond})
+	}()
+	deadline := time.After(10 * time.Second)
+	for logs.FilterMessage("step is waiting").FilterField(zap.Strings("for", []string{"vm"})).Len() == 0 {
+		select {
+		case <-deadline:
+			t.Fatalf("no wait logged; logs: %v", logs.All())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	close(release)
+	if res := <-done; res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if logs.FilterMessage("step is running").FilterField(zap.String("step", "vm")).Len() == 0 {
+		t.Errorf("the running step was not logged: %v", logs.All())
+	}
+	if logs.FilterMessage("step is waiting").FilterField(zap.String("step", "verify")).Len() == 0 {
+		t.Errorf("the step two edges away was not logged: %v", logs.All())
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hakube/hakube/internal/emulator"
+	"github.com/hakube/hakube/internal/gce"
 	"github.com/hakube/hakube/internal/lb"
 )
 
@@ -70,7 +71,7 @@ func TestScenarioNodePoolsAndReplicasGrowAndShrink(t *testing.T) {
 		t.Errorf("outages = %+v, want one measured move", rep.Outages)
 	}
 	replica := s.replicaIn(zc)
-	in, err := s.cloud.GetInstance(context.Background(), zc, replica)
+	in, err := s.cloud.GetInstance(context.Background(), gce.ZonalKey(zc, replica))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +147,7 @@ func TestScenarioHaltedReplica(t *testing.T) {
 	s.mustRun("up", "--zone", zd, "--replicate-master")
 	ctx := context.Background()
 	halted := s.replicaIn(zd)
-	if err := s.cloud.StopInstance(ctx, zd, halted); err != nil {
+	if err := s.cloud.StopInstance(ctx, gce.ZonalKey(zd, halted)); err != nil {
 		t.Fatal(err)
 	}
 	// The static IP keeps serving once the health check marks it down.
@@ -185,7 +186,7 @@ func TestScenarioHaltedReplica(t *testing.T) {
 func TestScenarioNeverRemovesTheLastRunningMasterByAccident(t *testing.T) {
 	s := haCluster(t)
 	s.mustRun("up", "--zone", zc, "--replicate-master")
-	if err := s.cloud.StopInstance(context.Background(), zb, "kubernetes-master"); err != nil {
+	if err := s.cloud.StopInstance(context.Background(), gce.ZonalKey(zb, "kubernetes-master")); err != nil {
 		t.Fatal(err)
 	}
 	_, err := s.run(context.Background(), "down", "--zone", zc, "--delete-nodes=false")

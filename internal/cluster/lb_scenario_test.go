@@ -10,6 +10,7 @@ import (
 	compute "google.golang.org/api/compute/v1"
 
 	"github.com/hakube/hakube/internal/emulator"
+	"github.com/hakube/hakube/internal/gce"
 )
 
 // threeMasters builds a cluster with a replica in each of zones b, c and d
@@ -40,7 +41,7 @@ func (s *scenario) masters() map[string]*compute.Instance {
 func (s *scenario) poolHealth(ctx context.Context) (map[string]string, error) {
 	out := map[string]string{}
 	for _, in := range s.masters() {
-		h, err := s.cloud.TargetPoolHealth(ctx, euw1, "kubernetes-master", in.SelfLink)
+		h, err := s.cloud.TargetPoolHealth(ctx, gce.RegionalKey(euw1, "kubernetes-master"), in.SelfLink)
 		if err != nil {
 			return nil, err
 		}
@@ -162,7 +163,7 @@ func TestScenarioHaltedReplicaCostsUnderOnePercent(t *testing.T) {
 // ipAddress is the cluster's static IP.
 func (s *scenario) ipAddress() string {
 	s.t.Helper()
-	a, err := s.cloud.GetAddress(context.Background(), euw1, "kubernetes-master-ip")
+	a, err := s.cloud.GetAddress(context.Background(), gce.RegionalKey(euw1, "kubernetes-master-ip"))
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -190,7 +191,7 @@ func TestScenarioReplicaRerunUpdatesTheHealthCheck(t *testing.T) {
 			s.mustRun("up", "--zone", zc, "--replicate-master")
 			ctx := context.Background()
 			old := tt.old
-			if err := s.cloud.PatchHTTPHealthCheck(ctx, "kubernetes-master", &old); err != nil {
+			if err := s.cloud.PatchHTTPHealthCheck(ctx, gce.GlobalKey("kubernetes-master"), &old); err != nil {
 				t.Fatal(err)
 			}
 			m := s.mark()
@@ -212,7 +213,7 @@ func TestScenarioReplicaRerunUpdatesTheHealthCheck(t *testing.T) {
 			if diff := cmp.Diff(map[string]int64{"compute.httpHealthChecks.patch": 1, "compute.addresses.setLabels": 2}, s.mutations(m)); diff != "" {
 				t.Errorf("mutations of the re-run (-want +got):\n%s", diff)
 			}
-			hc, err := s.cloud.GetHTTPHealthCheck(ctx, "kubernetes-master")
+			hc, err := s.cloud.GetHTTPHealthCheck(ctx, gce.GlobalKey("kubernetes-master"))
 			if err != nil {
 				t.Fatal(err)
 			}

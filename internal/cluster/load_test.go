@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"os"
 	"testing"
 
@@ -32,4 +33,19 @@ func loadConfig(t testing.TB, command string, env map[string]string, args ...str
 		t.Fatalf("load %s %v: %v", command, args, err)
 	}
 	return cfg
+}
+
+// makePlan observes (adopting the cluster's record, as Run does) and plans
+// without changing anything: what a dry run shows.
+func makePlan(ctx context.Context, env *Env, cfg *config.Config, command string) (*Plan, error) {
+	env.defaults()
+	cfg, obs, err := observeAdopted(ctx, env.Cloud, cfg, command)
+	if err != nil {
+		return nil, err
+	}
+	p, err := plan(ctx, env, cfg, obs, command)
+	if err != nil {
+		return nil, err
+	}
+	return p.plan, nil
 }

@@ -54,7 +54,7 @@ func (o *Observed) Exists() bool {
 func (o *Observed) MasterIn(zone string) []*compute.Instance {
 	var out []*compute.Instance
 	for _, m := range o.Masters {
-		if gce.LastSegment(m.Zone) == zone {
+		if gce.KeyOf(m.SelfLink).Zone == zone {
 			out = append(out, m)
 		}
 	}
@@ -72,84 +72,97 @@ func (o *Observed) firewallNames() []string { return slices.Sorted(maps.Keys(o.F
 func (o *Observed) MasterZones() []string {
 	var zs []string
 	for _, m := range o.Masters {
-		zs = append(zs, gce.LastSegment(m.Zone))
+		zs = append(zs, gce.KeyOf(m.SelfLink).Zone)
 	}
 	return zones.Sort(zs)
 }
 
 // PoolZones lists the zones that hold node pools, sorted.
 func (o *Observed) PoolZones() []string {
-	var zs []string
-	for z := range o.MIGs {
-		zs = append(zs, z)
-	}
-	return zones.Sort(zs)
+	return zones.Sort(slices.Collect(maps.Keys(o.MIGs)))
 }
 
 // Observer reads the cluster. gce.Cloud implements it.
 type Observer interface {
-	GetNetwork(ctx context.Context, name string) (*compute.Network, error)
+	GetNetwork(ctx context.Context, k gce.Key) (*compute.Network, error)
 	ListFirewalls(ctx context.Context, filter string) ([]*compute.Firewall, error)
 	AggregatedAddresses(ctx context.Context, filter string) ([]*compute.Address, error)
 	AggregatedInstances(ctx context.Context, filter string) ([]*compute.Instance, error)
 	AggregatedDisks(ctx context.Context, filter string) ([]*compute.Disk, error)
 	AggregatedMIGs(ctx context.Context, filter string) ([]*compute.InstanceGroupManager, error)
-	GetInstanceTemplate(ctx context.Context, name string) (*compute.InstanceTemplate, error)
-	GetHTTPHealthCheck(ctx context.Context, name string) (*compute.HttpHealthCheck, error)
-	GetTargetPool(ctx context.Context, region, name string) (*compute.TargetPool, error)
-	GetForwardingRule(ctx context.Context, region, name string) (*compute.ForwardingRule, error)
+	GetInstanceTemplate(ctx context.Context, k gce.Key) (*compute.InstanceTemplate, error)
+	GetHTTPHealthCheck(ctx context.Context, k gce.Key) (*compute.HttpHealthCheck, error)
+	GetTargetPool(ctx context.Context, k gce.Key) (*compute.TargetPool, error)
+	GetForwardingRule(ctx context.Context, k gce.Key) (*compute.ForwardingRule, error)
+}
+
+// observation collects one Observe's parallel reads.
+type observation struct {
+	o         *Observed
+	cfg       *config.Config
+	mu        sync.Mutex // guards o.Conflicts
+	addresses []*compute.Address
+}
+
+func (ob *observation) conflict(format string, args ...any) {
+	ob.mu.Lock()
+	ob.o.Conflicts = append(ob.o.Conflicts, fmt.Sprintf(format, args...))
+	ob.mu.Unlock()
+}
+
+// getOwned reads one resource the cluster needs by name: absent is nil,
+// someone else's is a conflict (nil too), only the cluster's is returned.
+func getOwned[T any](ctx context.Context, ob *observation, what string, key gce.Key,
+	get func(context.Context, gce.Key) (T, error), owned func(T) bool) (T, error) {
+	var none T
+	v, err := get(ctx, key)
+	switch {
+	case gce.IsNotFound(err):
+		return none, nil
+	case err != nil:
+		return none, fmt.Errorf("read %s %s: %w", what, key.Name, err)
+	case owned(v):
+		return v, nil
+	}
+	ob.conflict("%s %s exists but is not cluster %q's", what, key, ob.cfg.ClusterName())
+	return none, nil
 }
 
 // Observe reads the cluster with parallel lists: one round of project-wide
 // lists and global gets, then the regional gets once the region is known.
 func Observe(ctx context.Context, c Observer, cfg *config.Config) (*Observed, error) {
-	o := &Observed{Firewalls: map[string]*compute.Firewall{}, Disks: map[string]*compute.Disk{}, MIGs: map[string]*compute.InstanceGroupManager{}}
-	cluster := cfg.ClusterName()
-	var mu sync.Mutex // guards o.Conflicts across the parallel reads
-	conflict := func(format string, args ...any) {
-		mu.Lock()
-		o.Conflicts = append(o.Conflicts, fmt.Sprintf(format, args...))
-		mu.Unlock()
+	ob := &observation{cfg: cfg, o: &Observed{Firewalls: map[string]*compute.Firewall{}, Disks: map[string]*compute.Disk{}, MIGs: map[string]*compute.InstanceGroupManager{}}}
+	if err := ob.project(ctx, c); err != nil {
+		return nil, err
 	}
-	var addresses []*compute.Address
+	if err := ob.region(); err != nil {
+		return nil, err
+	}
+	if ob.o.Region != "" {
+		if err := ob.regional(ctx, c); err != nil {
+			return nil, err
+		}
+	}
+	sort.Strings(ob.o.Conflicts)
+	return ob.o, nil
+}
+
+// project is the first round: the project-wide lists and the global gets.
+func (ob *observation) project(ctx context.Context, c Observer) error {
+	o, cfg, cluster := ob.o, ob.cfg, ob.cfg.ClusterName()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		n, err := c.GetNetwork(gctx, cfg.Network)
+		n, err := c.GetNetwork(gctx, gce.GlobalKey(cfg.Network))
 		if gce.IsNotFound(err) {
 			return nil
 		}
 		o.Network = n
 		return wrap(err, "read network %s", cfg.Network)
 	})
-	g.Go(func() error {
-		// One list of every rule: the cluster's own, and whether other hakube
-		// clusters share the network (the <network>-default-ssh rule is
-		// shared, as in kube-up).
-		fws, err := c.ListFirewalls(gctx, "")
-		if err != nil {
-			return wrap(err, "list firewall rules")
-		}
-		ours := map[string]bool{}
-		for _, n := range firewallNames(cfg) {
-			ours[n] = true
-		}
-		for _, fw := range fws {
-			switch {
-			case fw.Name == cfg.SSHFirewallName():
-				o.Firewalls[fw.Name] = fw
-			case ours[fw.Name] && gce.OwnedByDescription(cluster, fw.Description):
-				o.Firewalls[fw.Name] = fw
-			case ours[fw.Name]:
-				conflict("firewall rule %s exists but is not cluster %q's", fw.Name, cluster)
-			case strings.HasPrefix(fw.Description, "hakube-cluster=") && gce.LastSegment(fw.Network) == cfg.Network:
-				o.SharedNetwork = true
-			}
-		}
-		return nil
-	})
+	g.Go(func() error { return ob.firewalls(gctx, c) })
 	g.Go(func() error {
 		as, err := c.AggregatedAddresses(gctx, fmt.Sprintf("name = %q", cfg.StaticIPName()))
-		addresses = as
+		ob.addresses = as
 		return wrap(err, "list addresses")
 	})
 	g.Go(func() error {
@@ -162,7 +175,7 @@ func Observe(ctx context.Context, c Observer, cfg *config.Config) (*Observed, er
 				o.Masters = append(o.Masters, in)
 			}
 		}
-		sort.Slice(o.Masters, func(i, j int) bool { return o.Masters[i].Name < o.Masters[j].Name })
+		slices.SortFunc(o.Masters, func(a, b *compute.Instance) int { return strings.Compare(a.Name, b.Name) })
 		return nil
 	})
 	g.Go(func() error {
@@ -183,72 +196,80 @@ func Observe(ctx context.Context, c Observer, cfg *config.Config) (*Observed, er
 			return wrap(err, "list managed instance groups")
 		}
 		for _, m := range ms {
-			if gce.OwnedByDescription(cluster, m.Description) {
-				o.MIGs[gce.LastSegment(m.Zone)] = m
+			if k := gce.KeyOf(m.SelfLink); gce.OwnedByDescription(cluster, m.Description) {
+				o.MIGs[k.Zone] = m
 			} else {
-				conflict("managed instance group %s in %s exists but is not cluster %q's", m.Name, gce.LastSegment(m.Zone), cluster)
+				ob.conflict("managed instance group %s exists but is not cluster %q's", k, cluster)
 			}
 		}
 		return nil
 	})
-	g.Go(func() error {
-		t, err := c.GetInstanceTemplate(gctx, cfg.NodeTemplateName())
-		switch {
-		case gce.IsNotFound(err):
-			return nil
-		case err != nil:
-			return wrap(err, "read instance template %s", cfg.NodeTemplateName())
-		case gce.OwnedByDescription(cluster, t.Description):
-			o.Template = t
-		default:
-			conflict("instance template %s exists but is not cluster %q's", t.Name, cluster)
-		}
-		return nil
+	g.Go(func() (err error) {
+		o.Template, err = getOwned(gctx, ob, "instance template", gce.GlobalKey(cfg.NodeTemplateName()), c.GetInstanceTemplate,
+			func(t *compute.InstanceTemplate) bool { return gce.OwnedByDescription(cluster, t.Description) })
+		return err
 	})
-	g.Go(func() error {
-		hc, err := c.GetHTTPHealthCheck(gctx, cfg.HealthCheckName())
-		switch {
-		case gce.IsNotFound(err):
-			return nil
-		case err != nil:
-			return wrap(err, "read health check %s", cfg.HealthCheckName())
-		case gce.OwnedByDescription(cluster, hc.Description):
-			o.HealthCheck = hc
-		default:
-			conflict("HTTP health check %s exists but is not cluster %q's", hc.Name, cluster)
-		}
-		return nil
+	g.Go(func() (err error) {
+		o.HealthCheck, err = getOwned(gctx, ob, "HTTP health check", gce.GlobalKey(cfg.HealthCheckName()), c.GetHTTPHealthCheck,
+			func(hc *compute.HttpHealthCheck) bool { return gce.OwnedByDescription(cluster, hc.Description) })
+		return err
 	})
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
+	return g.Wait()
+}
 
-	// The cluster's region: its static IP's, else its masters', else the
-	// configured zone's.
+// firewalls reads every rule once: the cluster's own, and whether other
+// hakube clusters share the network (the <network>-default-ssh rule is
+// shared, as in kube-up).
+func (ob *observation) firewalls(ctx context.Context, c Observer) error {
+	o, cfg, cluster := ob.o, ob.cfg, ob.cfg.ClusterName()
+	fws, err := c.ListFirewalls(ctx, "")
+	if err != nil {
+		return wrap(err, "list firewall rules")
+	}
+	ours := map[string]bool{}
+	for _, n := range firewallNames(cfg) {
+		ours[n] = true
+	}
+	for _, fw := range fws {
+		switch {
+		case fw.Name == cfg.SSHFirewallName():
+			o.Firewalls[fw.Name] = fw
+		case ours[fw.Name] && gce.OwnedByDescription(cluster, fw.Description):
+			o.Firewalls[fw.Name] = fw
+		case ours[fw.Name]:
+			ob.conflict("firewall rule %s exists but is not cluster %q's", fw.Name, cluster)
+		case strings.HasPrefix(fw.Description, "hakube-cluster=") && gce.KeyOf(fw.Network).Name == cfg.Network:
+			o.SharedNetwork = true
+		}
+	}
+	return nil
+}
+
+// region settles the cluster's region: its static IP's, else its masters',
+// else the configured zone's.
+func (ob *observation) region() error {
+	o, cfg, cluster := ob.o, ob.cfg, ob.cfg.ClusterName()
 	var owned []*compute.Address
-	for _, a := range addresses {
+	for _, a := range ob.addresses {
+		k := gce.KeyOf(a.SelfLink)
 		if gce.Owned(cluster, a.Labels, a.Description) {
 			owned = append(owned, a)
-		} else if cfg.Zone == "" || gce.LastSegment(a.Region) == cfg.Region() {
-			conflict("address %s in %s exists but is not cluster %q's", a.Name, gce.LastSegment(a.Region), cluster)
+		} else if cfg.Zone == "" || k.Region == cfg.Region() {
+			ob.conflict("address %s exists but is not cluster %q's", k, cluster)
 		}
 	}
 	regions := map[string]bool{}
 	for _, a := range owned {
-		regions[gce.LastSegment(a.Region)] = true
+		regions[gce.KeyOf(a.SelfLink).Region] = true
 	}
 	for _, m := range o.Masters {
-		regions[zones.Region(gce.LastSegment(m.Zone))] = true
+		regions[zones.Region(gce.KeyOf(m.SelfLink).Zone)] = true
 	}
 	switch {
 	case len(regions) > 1:
-		var rs []string
-		for r := range regions {
-			rs = append(rs, r)
-		}
-		sort.Strings(rs)
 		if cfg.Zone == "" || !regions[cfg.Region()] {
-			return nil, fmt.Errorf("cluster %q has resources in several regions (%s); pass --zone to choose one", cluster, strings.Join(rs, ", "))
+			return fmt.Errorf("cluster %q has resources in several regions (%s); pass --zone to choose one",
+				cluster, strings.Join(slices.Sorted(maps.Keys(regions)), ", "))
 		}
 		o.Region = cfg.Region()
 	case len(regions) == 1:
@@ -259,47 +280,48 @@ func Observe(ctx context.Context, c Observer, cfg *config.Config) (*Observed, er
 		o.Region = cfg.Region()
 	}
 	for _, a := range owned {
-		if gce.LastSegment(a.Region) == o.Region {
+		if gce.KeyOf(a.SelfLink).Region == o.Region {
 			o.Address = a
 		}
 	}
-	if o.Region == "" {
-		return o, nil
-	}
-	g, gctx = errgroup.WithContext(ctx)
-	g.Go(func() error {
-		tp, err := c.GetTargetPool(gctx, o.Region, cfg.TargetPoolName())
-		switch {
-		case gce.IsNotFound(err):
-			return nil
-		case err != nil:
-			return wrap(err, "read target pool %s", cfg.TargetPoolName())
-		case gce.OwnedByDescription(cluster, tp.Description):
-			o.TargetPool = tp
-		default:
-			conflict("target pool %s exists but is not cluster %q's", tp.Name, cluster)
-		}
-		return nil
+	return nil
+}
+
+// regional is the second round: the load balancer's regional pieces.
+func (ob *observation) regional(ctx context.Context, c Observer) error {
+	o, cfg, cluster := ob.o, ob.cfg, ob.cfg.ClusterName()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		o.TargetPool, err = getOwned(gctx, ob, "target pool", gce.RegionalKey(o.Region, cfg.TargetPoolName()), c.GetTargetPool,
+			func(tp *compute.TargetPool) bool { return gce.OwnedByDescription(cluster, tp.Description) })
+		return err
 	})
-	g.Go(func() error {
-		fr, err := c.GetForwardingRule(gctx, o.Region, cfg.ForwardingRuleName())
-		switch {
-		case gce.IsNotFound(err):
-			return nil
-		case err != nil:
-			return wrap(err, "read forwarding rule %s", cfg.ForwardingRuleName())
-		case gce.Owned(cluster, fr.Labels, fr.Description):
-			o.ForwardingRule = fr
-		default:
-			conflict("forwarding rule %s exists but is not cluster %q's", fr.Name, cluster)
-		}
-		return nil
+	g.Go(func() (err error) {
+		o.ForwardingRule, err = getOwned(gctx, ob, "forwarding rule", gce.RegionalKey(o.Region, cfg.ForwardingRuleName()), c.GetForwardingRule,
+			func(fr *compute.ForwardingRule) bool { return gce.Owned(cluster, fr.Labels, fr.Description) })
+		return err
 	})
-	if err := g.Wait(); err != nil {
-		return nil, err
+	return g.Wait()
+}
+
+// clusterCA is the cluster CA certificate a master carries, or nil.
+func clusterCA(obs *Observed) []byte {
+	for _, m := range obs.Masters {
+		if v := metadataValue(m, MetaMasterCerts); v != "" {
+			if ca, err := caFromMetadata(v); err == nil {
+				return ca
+			}
+		}
 	}
-	sort.Strings(o.Conflicts)
-	return o, nil
+	return nil
+}
+
+// clusterMode is how the cluster fronts its API, as its static IP records.
+func clusterMode(obs *Observed) string {
+	if obs.Address == nil {
+		return ""
+	}
+	return obs.Address.Labels[labelMode]
 }
 
 // firewallNames are the firewall rules a cluster has, kube-up's names.

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
-	"sync"
-	"time"
 
 	compute "google.golang.org/api/compute/v1"
 
@@ -37,56 +35,6 @@ func refuse(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrRefused, fmt.Sprintf(format, args...))
 }
 
-// planner builds a plan whose steps close over shared run state.
-type planner struct {
-	env  *Env
-	cfg  *config.Config
-	obs  *Observed
-	plan *Plan
-
-	lockID string
-	// Run state, written by earlier steps and read by later ones (the
-	// executor orders them).
-	mu       sync.Mutex
-	ip       string // the static IP
-	certs    string // kube-master-certs of the masters
-	ca       []byte
-	lock     *gce.Lock
-	moves    []lb.Move
-	lbMode   string
-	warnings []string
-
-	// pre is what the plan creates from settings, checked before it runs.
-	pre preflight
-}
-
-// observedLock is the lock on the static IP as observed before planning.
-func (p *planner) observedLock() gce.LockInfo {
-	if p.obs.Address == nil {
-		return gce.LockInfo{}
-	}
-	return gce.LockInfoOf(p.obs.Address.Labels)
-}
-
-func newPlanner(env *Env, cfg *config.Config, obs *Observed, flow string) *planner {
-	p := &planner{env: env, cfg: cfg, obs: obs, plan: &Plan{Flow: flow, Cluster: cfg.ClusterName(), Project: cfg.Project, Region: obs.Region}}
-	if cfg.Zone != "" {
-		p.plan.Zone = cfg.Zone
-	}
-	if obs.Address != nil {
-		p.ip = obs.Address.Address
-		p.lbMode = obs.Address.Labels[labelMode]
-	}
-	for _, m := range obs.Masters {
-		if v := metadataValue(m, MetaMasterCerts); v != "" {
-			p.certs = v
-			p.ca, _ = caFromMetadata(v)
-			break
-		}
-	}
-	return p
-}
-
 // labelMode on the static IP records how the cluster fronts its API.
 const (
 	labelMode    = "hakube-mode"
@@ -94,34 +42,92 @@ const (
 	modeStandard = "standard"
 )
 
-func (p *planner) region() string {
-	if p.obs.Region != "" {
-		return p.obs.Region
-	}
-	return p.cfg.Region()
+// run is what a plan's steps act with: the environment, the settings, the
+// observation the plan was made from, and the state steps hand on. The
+// step bodies are its methods (steps.go).
+type run struct {
+	env  *Env
+	cfg  *config.Config
+	obs  *Observed
+	flow string
+	st   *runState
 }
 
-func (p *planner) lbFirst() bool {
-	if p.lbMode != "" {
-		return p.lbMode == modeLBFirst
-	}
-	return p.cfg.LBFirst
+// planner decides: which steps a flow needs, why, and in what order. It
+// never calls the API itself (preflight checks aside); its steps do.
+type planner struct {
+	*run
+	plan   *Plan
+	lockID string
+	// pre is what the plan creates from settings, checked before it runs.
+	pre preflight
 }
+
+func newPlanner(env *Env, cfg *config.Config, obs *Observed, flow string) *planner {
+	r := &run{env: env, cfg: cfg, obs: obs, flow: flow, st: newRunState(obs)}
+	p := &planner{run: r, plan: &Plan{Flow: flow, Cluster: cfg.ClusterName(), Project: cfg.Project, Region: obs.Region, Zone: cfg.Zone}}
+	return p
+}
+
+func (r *run) region() string {
+	if r.obs.Region != "" {
+		return r.obs.Region
+	}
+	return r.cfg.Region()
+}
+
+// Keys of the cluster's regional and global resources.
+func (r *run) addressKey() gce.Key     { return gce.RegionalKey(r.region(), r.cfg.StaticIPName()) }
+func (r *run) poolKey() gce.Key        { return gce.RegionalKey(r.region(), r.cfg.TargetPoolName()) }
+func (r *run) ruleKey() gce.Key        { return gce.RegionalKey(r.region(), r.cfg.ForwardingRuleName()) }
+func (r *run) healthCheckKey() gce.Key { return gce.GlobalKey(r.cfg.HealthCheckName()) }
+func (r *run) templateKey() gce.Key    { return gce.GlobalKey(r.cfg.NodeTemplateName()) }
+func (r *run) groupKey(zone string) gce.Key {
+	return gce.ZonalKey(zone, r.cfg.NodeGroupName())
+}
+func (r *run) masterKey(zone, name string) gce.Key { return gce.ZonalKey(zone, name) }
+func (r *run) diskKey(zone, replica string) gce.Key {
+	return gce.ZonalKey(zone, r.cfg.MasterDiskName(replica))
+}
+
+// lbFirst reports whether the static IP lives on the load balancer for good.
+func (r *run) lbFirst() bool {
+	if m := r.st.mode(); m != "" {
+		return m == modeLBFirst
+	}
+	return r.cfg.LBFirst
+}
+
+// observedLock is the lock on the static IP as observed before planning.
+func (r *run) observedLock() gce.LockInfo {
+	if r.obs.Address == nil {
+		return gce.LockInfo{}
+	}
+	return gce.LockInfoOf(r.obs.Address.Labels)
+}
+
+// text is a step's resource when it is more than one Ref.
+type text string
+
+func (t text) String() string { return string(t) }
 
 // step adds a mutating step that also waits for the lock.
-func (p *planner) step(action, resource, reason string, run func(ctx context.Context) error, deps ...string) string {
+func (p *planner) step(action string, res fmt.Stringer, reason string, body func(ctx context.Context) error, deps ...string) string {
 	if p.lockID != "" {
 		deps = append([]string{p.lockID}, deps...)
 	}
-	return p.plan.add(&Step{Action: action, Resource: resource, Reason: reason, DependsOn: compact(deps), Run: run, Mutating: true})
+	return p.plan.add(&Step{Action: action, Resource: res.String(), Reason: reason, DependsOn: compact(deps), Run: body, Mutating: true})
+}
+
+// wait adds a step that changes nothing and waits for something to be so.
+func (p *planner) wait(id string, res fmt.Stringer, reason string, body func(ctx context.Context) error, deps ...string) string {
+	return p.plan.add(&Step{ID: id, Action: ActWait, Resource: res.String(), Reason: reason, DependsOn: compact(deps), Run: body})
 }
 
 func compact(ids []string) []string {
 	var out []string
-	seen := map[string]bool{}
 	for _, id := range ids {
-		if id != "" && !seen[id] {
-			seen[id] = true
+		if id != "" && !slices.Contains(out, id) {
 			out = append(out, id)
 		}
 	}
@@ -131,8 +137,6 @@ func compact(ids []string) []string {
 // addLock adds the lock step. With create, the static IP is reserved first
 // (a fresh cluster): the address both holds the API's IP and the lock.
 func (p *planner) addLock(create bool) {
-	name := p.cfg.StaticIPName()
-	res := fmt.Sprintf("address %s (%s)", name, p.region())
 	action, reason := ActLock, "hold the cluster lock (labels on the static IP) so no other run changes the cluster meanwhile"
 	if create {
 		action, reason = ActCreate, "reserve the static IP the API will live on; it also holds the cluster lock"
@@ -141,182 +145,47 @@ func (p *planner) addLock(create bool) {
 		p.plan.Notes = append(p.plan.Notes, "the cluster has no static IP left to hold the lock; running unlocked")
 		return
 	}
-	p.lockID = p.plan.add(&Step{Action: action, Resource: res, Reason: reason, Run: func(ctx context.Context) error {
-		return p.takeLock(ctx, create)
-	}, Mutating: create})
-}
-
-func (p *planner) takeLock(ctx context.Context, create bool) error {
-	c := p.env.Cloud
-	region, name := p.region(), p.cfg.StaticIPName()
-	if create && p.obs.Address == nil {
-		addr := &compute.Address{Name: name, Description: gce.Description(p.cfg.ClusterName(), gce.RoleStaticIP, "the Kubernetes API's IP")}
-		err := c.InsertAddress(ctx, region, addr)
-		if err != nil && !gce.IsAlreadyExists(err) {
-			return fmt.Errorf("reserve static IP %s: %w", name, err)
-		}
-	}
-	a, err := c.GetAddress(ctx, region, name)
-	if err != nil {
-		return fmt.Errorf("read static IP %s: %w", name, err)
-	}
-	if !gce.Owned(p.cfg.ClusterName(), a.Labels, a.Description) {
-		return refuse("address %s in %s exists but does not belong to cluster %q; choose another --prefix", name, region, p.cfg.ClusterName())
-	}
-	if a.Labels[gce.LabelCluster] != p.cfg.ClusterName() || a.Labels[labelMode] == "" {
-		// GCE ignores labels given when an address is reserved.
-		labels := gce.Labels(p.cfg.ClusterName(), gce.RoleStaticIP)
-		for k, v := range a.Labels {
-			labels[k] = v
-		}
-		mode := modeStandard
-		if p.cfg.LBFirst {
-			mode = modeLBFirst
-		}
-		if labels[labelMode] == "" {
-			labels[labelMode] = mode
-		}
-		if err := c.SetAddressLabels(ctx, region, name, labels, a.LabelFingerprint); err != nil && !gce.IsPrecondition(err) {
-			return fmt.Errorf("label static IP %s: %w", name, err)
-		}
-		if a, err = c.GetAddress(ctx, region, name); err != nil {
-			return fmt.Errorf("read static IP %s: %w", name, err)
-		}
-	}
-	lock, err := c.AcquireLock(ctx, region, name, p.env.lockRequest(p.plan.Flow, p.observedLock()))
-	if err != nil {
-		return err
-	}
-	p.mu.Lock()
-	if r := lock.Replaced; r != nil {
-		how := "that run is gone (its process no longer runs here)"
-		if p.env.BreakLock && r.Holder != gce.LabelValue(p.env.Holder) {
-			how = "broken with --break-lock"
-		}
-		p.warnings = append(p.warnings, fmt.Sprintf("took over the cluster lock from %s: %s", r, how))
-	}
-	p.lock = lock
-	p.ip = a.Address
-	p.lbMode = a.Labels[labelMode]
-	if p.lbMode == "" {
-		p.lbMode = modeStandard
-		if p.cfg.LBFirst {
-			p.lbMode = modeLBFirst
-		}
-	}
-	p.mu.Unlock()
-	return nil
-}
-
-func (p *planner) staticIP() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.ip
+	p.lockID = p.plan.add(&Step{Action: action, Resource: gce.Address(p.addressKey()).String(), Reason: reason,
+		Run: func(ctx context.Context) error { return p.takeLock(ctx, create) }, Mutating: create})
 }
 
 // finish drops the lock step when nothing changes: a run with nothing to do
 // makes no mutation at all, not even lock labels.
 func (p *planner) finish() *Plan {
-	if p.lockID != "" && p.plan.Mutations() == 0 {
-		var steps []*Step
-		for _, s := range p.plan.Steps {
-			if s.ID == p.lockID {
-				continue
-			}
-			var deps []string
-			for _, d := range s.DependsOn {
-				if d != p.lockID {
-					deps = append(deps, d)
-				}
-			}
-			s.DependsOn = deps
-			steps = append(steps, s)
-		}
-		p.plan.Steps = steps
-		p.lockID = ""
+	if p.lockID == "" || p.plan.Mutations() > 0 {
+		return p.plan
 	}
+	steps := p.plan.Steps[:0]
+	for _, s := range p.plan.Steps {
+		if s.ID == p.lockID {
+			continue
+		}
+		s.DependsOn = slices.DeleteFunc(s.DependsOn, func(d string) bool { return d == p.lockID })
+		steps = append(steps, s)
+	}
+	p.plan.Steps = steps
+	p.lockID = ""
 	return p.plan
 }
 
-// lbSpec describes the load balancer for a step's Run; its progress lines
-// go to that step (ctx carries its id).
-func (p *planner) lbSpec(ctx context.Context) *lb.Spec {
-	return &lb.Spec{
-		Cluster:     p.cfg.ClusterName(),
-		Region:      p.region(),
-		Address:     p.cfg.StaticIPName(),
-		IP:          p.staticIP(),
-		Pool:        p.cfg.TargetPoolName(),
-		Rule:        p.cfg.ForwardingRuleName(),
-		HealthCheck: p.cfg.HealthCheckName(),
-		APIPort:     p.cfg.APIServerPort,
-		HealthPort:  p.cfg.HealthCheckPort,
-		Deadline:    p.env.APIDeadline,
-		MaxDowntime: p.cfg.MaxDowntime,
-		Prober:      p.env.prober(p.cfg, p.caPEM()),
-		Progress:    func(msg string) { p.env.progress(ctx, "%s", msg) },
-	}
-}
-
-func (p *planner) caPEM() []byte {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.ca
-}
-
-// record keeps an IP move's measurement for the report.
-func (p *planner) record(mv lb.Move) {
-	p.mu.Lock()
-	p.moves = append(p.moves, mv)
-	p.mu.Unlock()
-}
-
-// --- shared steps ---
+// --- shared decisions ---
 
 // ensureNetworkAndFirewalls adds the network (if missing) and the missing
 // firewall rules; it returns the step ids later steps wait for.
 func (p *planner) ensureNetworkAndFirewalls() (network string, fws []string) {
 	if p.obs.Network == nil {
-		name := p.cfg.Network
-		network = p.step(ActCreate, "network "+name, "the cluster's VPC does not exist yet (auto mode, as kube-up creates it)",
-			func(ctx context.Context) error {
-				err := p.env.Cloud.InsertAutoNetwork(ctx, name, gce.Description(p.cfg.ClusterName(), gce.RoleNetwork, "created for the cluster"))
-				if err != nil && !gce.IsAlreadyExists(err) {
-					return fmt.Errorf("create network %s: %w", name, err)
-				}
-				return nil
-			})
+		network = p.step(ActCreate, gce.Network(gce.GlobalKey(p.cfg.Network)), "the cluster's VPC does not exist yet (auto mode, as kube-up creates it)",
+			p.createNetwork)
 	}
 	for _, fw := range firewalls(p.cfg) {
 		if _, ok := p.obs.Firewalls[fw.Name]; ok {
 			continue
 		}
-		fw := fw
-		fws = append(fws, p.step(ActCreate, "firewall "+fw.Name, "kube-up's rule: "+strings.TrimPrefix(fw.Description, gce.Marker(p.cfg.ClusterName(), gce.RoleFirewall)+": "),
-			func(ctx context.Context) error {
-				err := p.env.Cloud.InsertFirewall(ctx, fw)
-				if gce.IsAlreadyExists(err) {
-					return p.adoptFirewall(ctx, fw.Name)
-				}
-				return wrap(err, "create firewall %s", fw.Name)
-			}, network))
+		why := strings.TrimPrefix(fw.Description, gce.Marker(p.cfg.ClusterName(), gce.RoleFirewall)+": ")
+		fws = append(fws, p.step(ActCreate, gce.Firewall(gce.GlobalKey(fw.Name)), "kube-up's rule: "+why,
+			func(ctx context.Context) error { return p.createFirewall(ctx, fw) }, network))
 	}
 	return network, fws
-}
-
-// adoptFirewall accepts a firewall that appeared meanwhile only when it is
-// the cluster's (a concurrent or earlier run made it) or the shared SSH rule.
-func (p *planner) adoptFirewall(ctx context.Context, name string) error {
-	fws, err := p.env.Cloud.ListFirewalls(ctx, fmt.Sprintf("name = %q", name))
-	if err != nil {
-		return wrap(err, "read firewall %s", name)
-	}
-	for _, fw := range fws {
-		if gce.OwnedByDescription(p.cfg.ClusterName(), fw.Description) || name == p.cfg.SSHFirewallName() {
-			return nil
-		}
-	}
-	return refuse("firewall %s exists but does not belong to cluster %q", name, p.cfg.ClusterName())
 }
 
 // ensureTemplate adds the node template if missing.
@@ -324,57 +193,32 @@ func (p *planner) ensureTemplate(network string) string {
 	if p.obs.Template != nil {
 		return ""
 	}
-	name := p.cfg.NodeTemplateName()
 	p.pre.needDiskType("nodeDiskType", p.cfg.Zone)
 	p.pre.image = true
-	return p.step(ActCreate, "instance-template "+name, "nodes of every zone are made from it (global, shared by all pools)",
-		func(ctx context.Context) error {
-			err := p.env.Cloud.InsertInstanceTemplate(ctx, nodeTemplate(p.cfg, p.staticIP()))
-			if gce.IsAlreadyExists(err) {
-				t, gerr := p.env.Cloud.GetInstanceTemplate(ctx, name)
-				if gerr == nil && gce.OwnedByDescription(p.cfg.ClusterName(), t.Description) {
-					return nil
-				}
-				return refuse("instance template %s exists but does not belong to cluster %q", name, p.cfg.ClusterName())
-			}
-			return wrap(err, "create instance template %s", name)
-		}, network)
+	return p.step(ActCreate, gce.Template(p.templateKey()), "nodes of every zone are made from it (global, shared by all pools)",
+		p.createTemplate, network)
 }
 
 // ensurePool adds the zone's node pool (MIG), resizes it to the requested
 // size, and waits until it is stable.
 func (p *planner) ensurePool(zone, template string) {
-	name := p.cfg.NodeGroupName()
-	res := fmt.Sprintf("instance-group %s (%s)", name, zone)
+	key := p.groupKey(zone)
 	var dep string
 	switch m := p.obs.MIGs[zone]; {
 	case m == nil:
 		p.pre.needVMs("nodeSize", zone, p.cfg.NumNodes)
 		p.pre.needMachineType("nodeSize", zone)
 		p.pre.needDiskType("nodeDiskType", zone)
-		dep = p.step(ActCreate, res, fmt.Sprintf("the node pool of %s: %d nodes", zone, p.cfg.NumNodes), func(ctx context.Context) error {
-			t, err := p.env.Cloud.GetInstanceTemplate(ctx, p.cfg.NodeTemplateName())
-			if err != nil {
-				return wrap(err, "read instance template %s", p.cfg.NodeTemplateName())
-			}
-			err = p.env.Cloud.InsertMIG(ctx, zone, nodeGroup(p.cfg, t.SelfLink))
-			if gce.IsAlreadyExists(err) {
-				return nil
-			}
-			return wrap(err, "create node pool %s in %s", name, zone)
-		}, template)
+		dep = p.step(ActCreate, gce.Group(key), fmt.Sprintf("the node pool of %s: %d nodes", zone, p.cfg.NumNodes),
+			func(ctx context.Context) error { return p.createPool(ctx, key) }, template)
 	case m.TargetSize != int64(p.cfg.NumNodes) && p.cfg.NumNodesSet():
 		p.pre.needVMs("nodeSize", zone, p.cfg.NumNodes-int(m.TargetSize))
-		dep = p.step(ActUpdate, res, fmt.Sprintf("resize from %d to %d nodes", m.TargetSize, p.cfg.NumNodes), func(ctx context.Context) error {
-			return wrap(p.env.Cloud.ResizeMIG(ctx, zone, name, int64(p.cfg.NumNodes)), "resize node pool %s in %s", name, zone)
-		})
+		dep = p.step(ActUpdate, gce.Group(key), fmt.Sprintf("resize from %d to %d nodes", m.TargetSize, p.cfg.NumNodes),
+			func(ctx context.Context) error { return p.resizePool(ctx, key) })
 	}
 	if m := p.obs.MIGs[zone]; m == nil || dep != "" || m.Status == nil || !m.Status.IsStable {
-		id := "wait stable " + res
-		p.plan.add(&Step{ID: id, Action: ActWait, Resource: res, Reason: "until every node VM is running (gcloud's wait-until-stable)",
-			DependsOn: compact([]string{dep}), Run: func(ctx context.Context) error {
-				return p.env.waitMIGStable(ctx, zone, name)
-			}})
+		p.wait("wait stable "+gce.Group(key).String(), gce.Group(key), "until every node VM is running (gcloud's wait-until-stable)",
+			func(ctx context.Context) error { return p.env.waitMIGStable(ctx, key) }, dep)
 	}
 }
 
@@ -382,73 +226,72 @@ func (p *planner) ensurePool(zone, template string) {
 // brings an existing one (an older hakube's, kube-up's) to the parameters
 // that take a halted master out of rotation quickly; "" when it is current.
 func (p *planner) healthCheckStep(reason string) string {
-	res := "http-health-check " + p.cfg.HealthCheckName()
-	run := func(ctx context.Context) error { return lb.EnsureHealthCheck(ctx, p.env.Cloud, p.lbSpec(ctx)) }
+	res := gce.HealthCheck(p.healthCheckKey())
 	if hc := p.obs.HealthCheck; hc != nil {
 		changes := lb.HealthCheckChanges(hc, p.cfg.HealthCheckPort)
 		if len(changes) == 0 {
 			return ""
 		}
-		return p.step(ActUpdate, res, strings.Join(changes, ", ")+": a halted master leaves the rotation within about a second", run)
+		return p.step(ActUpdate, res, strings.Join(changes, ", ")+": a halted master leaves the rotation within about a second", p.ensureHealthCheck)
 	}
-	return p.step(ActCreate, res, reason, run)
+	return p.step(ActCreate, res, reason, p.ensureHealthCheck)
 }
 
 // verifyAPI adds the final check that the API serves on the static IP.
 func (p *planner) verifyAPI(reason string, deps ...string) string {
-	id := "verify https://" + p.cfg.StaticIPName()
-	return p.plan.add(&Step{ID: id, Action: ActWait, Resource: "api https://" + p.cfg.StaticIPName() + ":" + fmt.Sprint(p.cfg.APIServerPort),
-		Reason: reason, DependsOn: compact(deps), Run: func(ctx context.Context) error {
-			ip := p.staticIP()
-			if ip == "" {
-				return errors.New("the static IP is unknown")
-			}
-			ca := p.caPEM()
-			if ca == nil {
-				return errors.New("the cluster CA is unknown: no master carries kube-master-certs")
-			}
-			_, err := p.env.prober(p.cfg, ca).WaitServing(ctx, ip, p.env.APIDeadline, func(el time.Duration) {
-				p.env.progress(ctx, "waiting for https://%s:%d/healthz: %s elapsed of %s", ip, p.cfg.APIServerPort, el.Round(time.Second), p.env.APIDeadline)
-			})
-			return err
-		}})
+	res := text(fmt.Sprintf("api https://%s:%d", p.cfg.StaticIPName(), p.cfg.APIServerPort))
+	return p.wait("verify https://"+p.cfg.StaticIPName(), res, reason, p.waitServing, deps...)
+}
+
+// needMaster lists what a new master VM is made from for the preflight.
+func (p *planner) needMaster(zone string) {
+	p.pre.needVMs("masterSize", zone, 1)
+	p.pre.needDiskType("masterDiskType", zone)
+	p.pre.image = true
 }
 
 // healthyMaster picks the master to clone from: RUNNING, carrying kube-env,
 // first by name; never one of exclude.
 func (p *planner) healthyMaster(exclude ...string) *compute.Instance {
 	for _, m := range p.obs.Masters {
-		if running(m) && metadataValue(m, MetaKubeEnv) != "" && !contains(exclude, m.Name) {
+		if running(m) && metadataValue(m, MetaKubeEnv) != "" && !slices.Contains(exclude, m.Name) {
 			return m
 		}
 	}
 	return nil
 }
 
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
 // masterNames returns the names of the observed masters.
-func (p *planner) masterNames() []string {
+func (r *run) masterNames() []string {
 	var out []string
-	for _, m := range p.obs.Masters {
+	for _, m := range r.obs.Masters {
 		out = append(out, m.Name)
 	}
 	return out
 }
 
-// regionCheck refuses a zone outside the cluster's region before anything
-// changes, listing the zones that would work.
-func (p *planner) regionCheck(ctx context.Context) error {
-	return regionCheck(ctx, p.env, p.cfg, p.obs)
+// growPreflight is what adding to a cluster needs: the cluster exists, the
+// zone is in its region, and no name it needs is taken.
+func (p *planner) growPreflight(ctx context.Context) error {
+	if err := requireCluster(p.cfg, p.obs); err != nil {
+		return err
+	}
+	if err := regionCheck(ctx, p.env, p.cfg, p.obs); err != nil {
+		return err
+	}
+	return p.conflicts()
 }
 
+func requireCluster(cfg *config.Config, obs *Observed) error {
+	if len(obs.Masters) == 0 || obs.Address == nil {
+		return fmt.Errorf("%w: no cluster %q found in project %s (looked for masters labelled %s=%s and the static IP %s); create it first with `hakube up --zone <zone>`",
+			ErrRefused, cfg.ClusterName(), cfg.Project, gce.LabelCluster, cfg.ClusterName(), cfg.StaticIPName())
+	}
+	return nil
+}
+
+// regionCheck refuses a zone outside the cluster's region before anything
+// changes, listing the zones that would work.
 func regionCheck(ctx context.Context, env *Env, cfg *config.Config, obs *Observed) error {
 	if obs.Region == "" || cfg.Zone == "" || zones.Region(cfg.Zone) == obs.Region {
 		return nil
@@ -457,9 +300,9 @@ func regionCheck(ctx context.Context, env *Env, cfg *config.Config, obs *Observe
 	if r, err := env.Cloud.GetRegion(ctx, obs.Region); err == nil {
 		var zs []string
 		for _, z := range r.Zones {
-			zs = append(zs, gce.LastSegment(z))
+			zs = append(zs, gce.KeyOf(z).Name)
 		}
-		sort.Strings(zs)
+		slices.Sort(zs)
 		hint = " (" + strings.Join(zs, ", ") + ")"
 	}
 	return fmt.Errorf("%w: zone %s is in region %s, but cluster %q is in region %s; pick a zone of %s%s",

@@ -68,7 +68,7 @@ func (f *preflight) check(ctx context.Context, c *gce.Cloud, cfg *config.Config)
 	for key, zone := range f.machineTypes {
 		g.Go(func() error {
 			name := cfg.Value(key)
-			mt, err := c.GetMachineType(gctx, zone, name)
+			mt, err := c.GetMachineType(gctx, gce.ZonalKey(zone, name))
 			switch {
 			case gce.IsNotFound(err):
 				fail(fmt.Errorf("%s: no machine type %q in zone %s (gcloud compute machine-types list --zones %s)", cfg.Input(key), name, zone, zone))
@@ -85,7 +85,7 @@ func (f *preflight) check(ctx context.Context, c *gce.Cloud, cfg *config.Config)
 	for key, zone := range f.diskTypes {
 		g.Go(func() error {
 			name := cfg.Value(key)
-			_, err := c.GetDiskType(gctx, zone, name)
+			_, err := c.GetDiskType(gctx, gce.ZonalKey(zone, name))
 			switch {
 			case gce.IsNotFound(err):
 				fail(fmt.Errorf("%s: no disk type %q in zone %s (gcloud compute disk-types list --zones %s)", cfg.Input(key), name, zone, zone))

@@ -31,7 +31,7 @@ func clusterRecord(obs *Observed) []recorded {
 	if len(obs.Masters) > 0 {
 		m := obs.Masters[0]
 		from := "instance " + m.Name
-		add("masterSize", gce.LastSegment(m.MachineType), from)
+		add("masterSize", gce.KeyOf(m.MachineType).Name, from)
 		add("network", nicNetwork(m.NetworkInterfaces), from)
 		for _, d := range m.Disks {
 			if d.Boot && d.DiskSizeGb > 0 {
@@ -54,19 +54,19 @@ func clusterRecord(obs *Observed) []recorded {
 	for _, name := range obs.diskNames() {
 		d := obs.Disks[name]
 		from := "disk " + d.Name
-		add("masterDiskType", gce.LastSegment(d.Type), from)
+		add("masterDiskType", gce.KeyOf(d.Type).Name, from)
 		add("masterDiskSize", diskGB(d.SizeGb), from)
 		break
 	}
 	if t := obs.Template; t != nil && t.Properties != nil {
 		from := "instance-template " + t.Name
 		p := t.Properties
-		add("nodeSize", gce.LastSegment(p.MachineType), from)
+		add("nodeSize", gce.KeyOf(p.MachineType).Name, from)
 		for _, d := range p.Disks {
 			if d.Boot && d.InitializeParams != nil {
 				ip := d.InitializeParams
 				add("nodeDiskSize", diskGB(ip.DiskSizeGb), from)
-				add("nodeDiskType", gce.LastSegment(ip.DiskType), from)
+				add("nodeDiskType", gce.KeyOf(ip.DiskType).Name, from)
 				if project, family, ok := imageFamilyOf(ip.SourceImage); ok {
 					add("imageProject", project, from)
 					add("imageFamily", family, from)
@@ -86,7 +86,7 @@ func clusterRecord(obs *Observed) []recorded {
 		for _, name := range obs.firewallNames() {
 			fw := obs.Firewalls[name]
 			if !strings.HasSuffix(fw.Name, "-default-ssh") {
-				add("network", gce.LastSegment(fw.Network), "firewall "+fw.Name)
+				add("network", gce.KeyOf(fw.Network).Name, "firewall "+fw.Name)
 				break
 			}
 		}
@@ -107,7 +107,7 @@ func nicNetwork(nics []*compute.NetworkInterface) string {
 	if len(nics) == 0 {
 		return ""
 	}
-	return gce.LastSegment(nics[0].Network)
+	return gce.KeyOf(nics[0].Network).Name
 }
 
 func diskGB(gb int64) string {

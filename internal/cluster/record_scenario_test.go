@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/hakube/hakube/internal/cluster/config"
+	"github.com/hakube/hakube/internal/gce"
 )
 
 // bareConfig loads a configuration as a later command would, without the
@@ -43,11 +44,11 @@ func TestScenarioClusterRecordWins(t *testing.T) {
 	if _, err := Run(ctx, s.env(), s.bareConfig("up", nil, "--zone", "europe-west1-c", "--replicate-master"), RunOptions{Command: "up"}); err != nil {
 		t.Fatalf("replica without the port flags: %v", err)
 	}
-	fr, err := s.cloud.GetForwardingRule(ctx, "europe-west1", "kubernetes-master")
+	fr, err := s.cloud.GetForwardingRule(ctx, gce.RegionalKey("europe-west1", "kubernetes-master"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	hc, err := s.cloud.GetHTTPHealthCheck(ctx, "kubernetes-master")
+	hc, err := s.cloud.GetHTTPHealthCheck(ctx, gce.GlobalKey("kubernetes-master"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +131,7 @@ func TestScenarioClusterRecordWins(t *testing.T) {
 func TestScenarioDryRunNamesTheReplicaTheRunCreates(t *testing.T) {
 	s := newScenario(t)
 	s.mustRun("up", "--zone", "europe-west1-b", "--num-nodes", "0")
-	p, err := MakePlan(context.Background(), s.env(), s.config("up", "--zone", "europe-west1-c", "--replicate-master"), "up")
+	p, err := makePlan(context.Background(), s.env(), s.config("up", "--zone", "europe-west1-c", "--replicate-master"), "up")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +145,7 @@ func TestScenarioDryRunNamesTheReplicaTheRunCreates(t *testing.T) {
 		t.Fatalf("no replica in the plan:\n%+v", p.Steps)
 	}
 	s.mustRun("up", "--zone", "europe-west1-c", "--replicate-master")
-	if _, err := s.cloud.GetInstance(context.Background(), "europe-west1-c", planned); err != nil {
+	if _, err := s.cloud.GetInstance(context.Background(), gce.ZonalKey("europe-west1-c", planned)); err != nil {
 		t.Errorf("the dry run planned %s, but the run did not create it: %v", planned, err)
 	}
 }

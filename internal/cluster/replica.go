@@ -30,97 +30,93 @@ func planReplica(ctx context.Context, env *Env, cfg *config.Config, obs *Observe
 
 	// One replica per zone keeps re-runs safe: a replica already in the zone
 	// is completed, not duplicated.
-	replica, diskExists := "", false
-	if in := obs.MasterIn(cfg.Zone); len(in) > 0 {
-		replica = in[0].Name
-	} else if name := p.orphanReplicaDisk(); name != "" {
-		replica, diskExists = name, true
-	} else {
-		replica = p.newReplicaName()
-	}
+	replica, exists, diskExists := p.replicaOf(cfg.Zone)
+	key := p.masterKey(cfg.Zone, replica)
 	replicaStep := ""
-	if len(obs.MasterIn(cfg.Zone)) == 0 {
-		p.needMaster(cfg.Zone)
-		disk := ""
-		if !diskExists {
-			disk = p.step(ActCreate, fmt.Sprintf("disk %s (%s)", cfg.MasterDiskName(replica), cfg.Zone),
-				fmt.Sprintf("etcd data of the new replica (%s, %d GB)", cfg.MasterDiskType, cfg.MasterDiskSizeGB),
-				func(ctx context.Context) error { return p.createMasterDisk(ctx, replica, cfg.Zone) })
-		}
-		replicaStep = p.step(ActCreate, fmt.Sprintf("instance %s (%s)", replica, cfg.Zone),
-			fmt.Sprintf("new master replica; kube-env cloned from %s with etcd membership rewritten", source.Name),
-			func(ctx context.Context) error { return p.createReplica(ctx, replica, source) }, disk)
+	if !exists {
+		replicaStep = p.addReplicaVM(key, source, diskExists)
 	}
 
-	// The load balancer.
-	pool := ""
+	// The load balancer: its reversible pieces, then the IP move.
 	hc := p.healthCheckStep("probes each master's /healthz so a halted replica leaves the rotation")
-	existing := make([]lb.Master, 0, len(obs.Masters))
-	for _, m := range obs.Masters {
-		if gce.LastSegment(m.Zone) != cfg.Zone || replicaStep == "" {
-			existing = append(existing, lb.MasterOf(m))
-		}
-	}
-	missing := obs.TargetPool == nil
-	for _, m := range existing {
-		if obs.TargetPool != nil && !contains(obs.TargetPool.Instances, m.Link) {
-			missing = true
-		}
-	}
-	if missing {
-		action := ActCreate
-		if obs.TargetPool != nil {
-			action = ActUpdate
-		}
-		pool = p.step(action, fmt.Sprintf("target-pool %s (%s)", cfg.TargetPoolName(), p.region()),
-			"holds the existing masters before anything moves (reversible)",
-			func(ctx context.Context) error { return lb.EnsurePool(ctx, p.env.Cloud, p.lbSpec(ctx), existing) }, hc)
-	}
+	pool := p.poolHoldsMasters(cfg.Zone, replicaStep != "", hc)
 	move := ""
-	owner := lb.IPOwner(obs.Address)
-	if owner.Kind != lb.OwnerLB || obs.ForwardingRule == nil {
+	if owner := lb.IPOwner(obs.Address); owner.Kind != lb.OwnerLB || obs.ForwardingRule == nil {
 		first := p.ipHolder(owner)
 		if first == nil {
-			return nil, refuse("the static IP %s is on %s, which is not a master of cluster %q", p.staticIP(), owner.Instance, cfg.ClusterName())
+			return nil, refuse("the static IP %s is on %s, which is not a master of cluster %q", p.st.staticIP(), owner.Instance, cfg.ClusterName())
 		}
-		move = p.plan.add(&Step{
-			Action: ActMove, Mutating: true, Outage: true,
-			Resource:  fmt.Sprintf("static IP %s: instance %s → forwarding-rule %s", cfg.StaticIPName(), first.Name, cfg.ForwardingRuleName()),
-			Reason:    "the outage window: delete the master's static access config, insert the forwarding rule on the IP (the master's new ephemeral IP in parallel), then wait until the IP serves again",
-			DependsOn: compact([]string{p.lockID, pool}),
-			Run: func(ctx context.Context) error {
-				mv, err := lb.Promote(ctx, p.env.Cloud, p.lbSpec(ctx), lb.MasterOf(first))
-				p.record(mv)
-				return err
-			},
-		})
+		move = p.promoteStep(lb.MasterOf(first), pool)
 	}
 	add := ""
 	if replicaStep != "" || (obs.TargetPool != nil && !memberOf(obs.TargetPool, replica, obs.Masters)) {
-		add = p.step(ActUpdate, fmt.Sprintf("target-pool %s (%s)", cfg.TargetPoolName(), p.region())+" += "+replica,
-			"the new replica joins the load balancer",
-			func(ctx context.Context) error {
-				in, err := p.env.Cloud.GetInstance(ctx, cfg.Zone, replica)
-				if err != nil {
-					return wrap(err, "read replica %s", replica)
-				}
-				return lb.EnsurePool(ctx, p.env.Cloud, p.lbSpec(ctx), []lb.Master{lb.MasterOf(in)})
-			}, replicaStep, pool, move)
-		id := "wait healthy " + replica
-		p.plan.add(&Step{ID: id, Action: ActWait, Resource: "instance " + replica, DependsOn: []string{add},
-			Reason: "until the replica answers the load balancer's health check",
-			Run: func(ctx context.Context) error {
-				in, err := p.env.Cloud.GetInstance(ctx, cfg.Zone, replica)
-				if err != nil {
-					return wrap(err, "read replica %s", replica)
-				}
-				return p.env.waitMemberHealthy(ctx, p.region(), cfg.TargetPoolName(), in.SelfLink)
-			}})
+		add = p.step(ActUpdate, text(gce.TargetPool(p.poolKey()).String()+" += "+replica), "the new replica joins the load balancer",
+			func(ctx context.Context) error { return p.joinPool(ctx, key) }, replicaStep, pool, move)
+		p.wait("wait healthy "+replica, gce.Instance(key), "until the replica answers the load balancer's health check",
+			func(ctx context.Context) error { return p.waitHealthy(ctx, key) }, add)
 	}
 	if p.plan.Mutations() > 0 {
 		p.verifyAPI("the API answers on the static IP through the load balancer", move, add)
 	}
 	return p, nil
+}
+
+// replicaOf names the zone's replica: the one there, the one whose disk an
+// earlier run left, or a new one.
+func (p *planner) replicaOf(zone string) (name string, exists, diskExists bool) {
+	if in := p.obs.MasterIn(zone); len(in) > 0 {
+		return in[0].Name, true, true
+	}
+	if name := p.orphanReplicaDisk(); name != "" {
+		return name, false, true
+	}
+	return p.newReplicaName(), false, false
+}
+
+// addReplicaVM adds the steps that make a replica: its disk, then its VM.
+func (p *planner) addReplicaVM(key gce.Key, source *compute.Instance, diskExists bool) string {
+	p.needMaster(key.Zone)
+	disk := ""
+	if !diskExists {
+		dk := p.diskKey(key.Zone, key.Name)
+		disk = p.step(ActCreate, gce.Disk(dk), fmt.Sprintf("etcd data of the new replica (%s, %d GB)", p.cfg.MasterDiskType, p.cfg.MasterDiskSizeGB),
+			func(ctx context.Context) error { return p.createMasterDisk(ctx, dk, key.Name) })
+	}
+	return p.step(ActCreate, gce.Instance(key), fmt.Sprintf("new master replica; kube-env cloned from %s with etcd membership rewritten", source.Name),
+		func(ctx context.Context) error { return p.createReplica(ctx, key, source) }, disk)
+}
+
+// poolHoldsMasters makes the target pool hold the masters that exist
+// before anything moves; the zone's replica joins later when it is new.
+func (p *planner) poolHoldsMasters(zone string, newReplica bool, hc string) string {
+	var existing []lb.Master
+	for _, m := range p.obs.Masters {
+		if gce.KeyOf(m.SelfLink).Zone != zone || !newReplica {
+			existing = append(existing, lb.MasterOf(m))
+		}
+	}
+	tp := p.obs.TargetPool
+	missing := tp == nil || slices.ContainsFunc(existing, func(m lb.Master) bool { return !slices.Contains(tp.Instances, m.Link) })
+	if !missing {
+		return ""
+	}
+	action := ActCreate
+	if tp != nil {
+		action = ActUpdate
+	}
+	return p.step(action, gce.TargetPool(p.poolKey()), "holds the existing masters before anything moves (reversible)",
+		func(ctx context.Context) error { return p.fillPool(ctx, existing) }, hc)
+}
+
+// promoteStep is the outage window of the first replica.
+func (p *planner) promoteStep(first lb.Master, pool string) string {
+	return p.plan.add(&Step{
+		Action: ActMove, Mutating: true, Outage: true,
+		Resource:  fmt.Sprintf("static IP %s: instance %s → forwarding-rule %s", p.cfg.StaticIPName(), first.Name, p.cfg.ForwardingRuleName()),
+		Reason:    "the outage window: delete the master's static access config, insert the forwarding rule on the IP (the master's new ephemeral IP in parallel), then wait until the IP serves again",
+		DependsOn: compact([]string{p.lockID, pool}),
+		Run:       func(ctx context.Context) error { return p.promote(ctx, first) },
+	})
 }
 
 // ipHolder returns the master that holds (or, after an interrupted move,
@@ -144,7 +140,7 @@ func (p *planner) ipHolder(owner lb.Owner) *compute.Instance {
 func memberOf(tp *compute.TargetPool, name string, masters []*compute.Instance) bool {
 	for _, m := range masters {
 		if m.Name == name {
-			return contains(tp.Instances, m.SelfLink)
+			return slices.Contains(tp.Instances, m.SelfLink)
 		}
 	}
 	return false
@@ -155,14 +151,11 @@ func memberOf(tp *compute.TargetPool, name string, masters []*compute.Instance) 
 func (p *planner) orphanReplicaDisk() string {
 	for _, name := range p.obs.diskNames() {
 		d := p.obs.Disks[name]
-		if gce.LastSegment(d.Zone) != p.cfg.Zone || !strings.HasSuffix(name, "-pd") {
+		if gce.KeyOf(d.SelfLink).Zone != p.cfg.Zone || !strings.HasSuffix(name, "-pd") {
 			continue
 		}
 		replica := strings.TrimSuffix(name, "-pd")
-		if !strings.HasPrefix(replica, p.cfg.MasterName()+"-") {
-			continue
-		}
-		if !contains(p.masterNames(), replica) {
+		if strings.HasPrefix(replica, p.cfg.MasterName()+"-") && !slices.Contains(p.masterNames(), replica) {
 			return replica
 		}
 	}
@@ -179,29 +172,6 @@ func (p *planner) newReplicaName() string {
 			return name
 		}
 	}
-}
-
-// createReplica clones the source master's kube-env with the etcd
-// membership rewritten, and creates the VM with an ephemeral IP.
-func (p *planner) createReplica(ctx context.Context, name string, source *compute.Instance) error {
-	env, err := ParseKubeEnv(metadataValue(source, MetaKubeEnv))
-	if err != nil {
-		return fmt.Errorf("read kube-env of %s: %w", source.Name, err)
-	}
-	members := append(splitList(env.Get("INITIAL_ETCD_CLUSTER")), p.masterNames()...)
-	env.Set("INITIAL_ETCD_CLUSTER", etcdCluster(append(members, name)...))
-	env.Set("INITIAL_ETCD_CLUSTER_STATE", "existing")
-	env.Set("ZONE", p.cfg.Zone)
-	env.Set("HOSTNAME", name)
-	certs := metadataValue(source, MetaMasterCerts)
-	if certs == "" {
-		return fmt.Errorf("master %s has no %s metadata to clone", source.Name, MetaMasterCerts)
-	}
-	err = p.env.Cloud.InsertInstance(ctx, p.cfg.Zone, masterInstance(p.cfg, name, p.cfg.Zone, "", env, certs))
-	if gce.IsAlreadyExists(err) {
-		return p.adoptMaster(ctx, p.cfg.Zone, name)
-	}
-	return wrap(err, "create replica %s", name)
 }
 
 func describeMasters(ms []*compute.Instance) string {

@@ -55,48 +55,18 @@ func Run(ctx context.Context, env *Env, cfg *config.Config, opts RunOptions) (*R
 	start := time.Now()
 	before := env.Cloud.Stats().Snapshot()
 	rep := &Report{Cluster: cfg.ClusterName(), Project: cfg.Project, Zone: cfg.Zone, DryRun: opts.DryRun}
-	finish := func() {
-		after := env.Cloud.Stats().Snapshot()
-		rep.ByMethod = gce.Diff(before, after)
+	defer func() {
+		rep.ByMethod = gce.Diff(before, env.Cloud.Stats().Snapshot())
 		rep.APICalls = 0
 		for _, m := range rep.ByMethod {
 			rep.APICalls += m.Count
 		}
 		rep.Duration = time.Since(start)
-	}
-	defer finish()
+	}()
 
-	if cfg.Zone != "" {
-		if err := zones.Check(ctx, env.Cloud, cfg.Zone); err != nil {
-			if errors.Is(err, zones.ErrZone) {
-				return rep, fmt.Errorf("%w: %v", config.ErrInvalidConfig, err)
-			}
-			return rep, err
-		}
-	}
-	cfg, obs, err := observeAdopted(ctx, env.Cloud, cfg, opts.Command)
-	if err != nil {
+	p, err := prepare(ctx, env, cfg, opts, rep)
+	if err != nil || opts.DryRun {
 		return rep, err
-	}
-	p, err := plan(ctx, env, cfg, obs, opts.Command)
-	if err != nil {
-		return rep, err
-	}
-	rep.Flow, rep.Plan, rep.Region = p.plan.Flow, p.plan, p.region()
-	if err := p.plan.Validate(); err != nil {
-		return rep, err
-	}
-	p.pre.region = p.region()
-	if err := p.pre.check(ctx, env.Cloud, cfg); err != nil {
-		return rep, err
-	}
-	if opts.ShowPlan != nil {
-		if err := opts.ShowPlan(p.plan); err != nil {
-			return rep, err
-		}
-	}
-	if opts.DryRun {
-		return rep, nil
 	}
 	if p.plan.Mutations() == 0 {
 		rep.NothingToDo = true
@@ -113,41 +83,79 @@ func Run(ctx context.Context, env *Env, cfg *config.Config, opts RunOptions) (*R
 			return rep, ErrAborted
 		}
 	}
-	res := Execute(ctx, p.plan, env.Parallelism, opts.Reporter)
+	if err := execute(ctx, env, p, opts, rep); err != nil || p.plan.Mutations() == 0 {
+		return rep, err
+	}
+	return rep, verify(ctx, env, p.cfg, opts.Command, rep)
+}
+
+// prepare checks the zone, observes (adopting the cluster's own record),
+// plans, runs the preflight and shows the plan.
+func prepare(ctx context.Context, env *Env, cfg *config.Config, opts RunOptions, rep *Report) (*planner, error) {
+	if cfg.Zone != "" {
+		if err := zones.Check(ctx, env.Cloud, cfg.Zone); err != nil {
+			if errors.Is(err, zones.ErrZone) {
+				return nil, fmt.Errorf("%w: %v", config.ErrInvalidConfig, err)
+			}
+			return nil, err
+		}
+	}
+	cfg, obs, err := observeAdopted(ctx, env.Cloud, cfg, opts.Command)
+	if err != nil {
+		return nil, err
+	}
+	p, err := plan(ctx, env, cfg, obs, opts.Command)
+	if err != nil {
+		return nil, err
+	}
+	rep.Flow, rep.Plan, rep.Region = p.plan.Flow, p.plan, p.region()
+	p.pre.region = p.region()
+	if err := p.pre.check(ctx, env.Cloud, cfg); err != nil {
+		return nil, err
+	}
+	if opts.ShowPlan != nil {
+		if err := opts.ShowPlan(p.plan); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// execute runs the plan and releases the lock, even when the run was
+// cancelled: a stale lock would block the re-run meant to finish the job.
+func execute(ctx context.Context, env *Env, p *planner, opts RunOptions, rep *Report) error {
+	res := Execute(ctx, p.plan, ExecuteOptions{Parallelism: env.Parallelism, Reporter: opts.Reporter, Log: env.Log})
 	rep.Result = res
-	rep.Outages = p.moves
-	rep.Warnings = append(rep.Warnings, p.warnings...)
-	if p.lock != nil {
-		// Release even when the run was cancelled: a stale lock would block
-		// the re-run that is meant to finish the job.
+	moves, warnings := p.st.outcome()
+	rep.Outages = moves
+	rep.Warnings = append(rep.Warnings, warnings...)
+	if lock := p.st.heldLock(); lock != nil {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		if rerr := p.lock.Release(rctx); rerr != nil {
+		if err := lock.Release(rctx); err != nil {
 			env.Log.Warn("could not release the cluster lock; the next run may need --break-lock")
 		}
 		cancel()
 	}
-	if res.Err != nil {
-		return rep, res.Err
-	}
-	if p.plan.Mutations() == 0 {
-		return rep, nil
-	}
-	// Verify: observed again, the cluster must need nothing more.
-	obs2, err := Observe(ctx, env.Cloud, cfg)
+	return res.Err
+}
+
+// verify observes again: a converged cluster needs nothing more.
+func verify(ctx context.Context, env *Env, cfg *config.Config, command string, rep *Report) error {
+	obs, err := Observe(ctx, env.Cloud, cfg)
 	if err != nil {
-		return rep, fmt.Errorf("verify: %w", err)
+		return fmt.Errorf("verify: %w", err)
 	}
-	rep.Status, _ = statusOf(ctx, env, cfg, obs2, false)
-	if p2, err := plan(ctx, env, cfg, obs2, opts.Command); err == nil && p2.plan.Mutations() > 0 {
+	rep.Status, _ = statusOf(ctx, env, cfg, obs, false)
+	if again, err := plan(ctx, env, cfg, obs, command); err == nil && again.plan.Mutations() > 0 {
 		var left []string
-		for _, s := range p2.plan.Steps {
+		for _, s := range again.plan.Steps {
 			if s.Mutating {
 				left = append(left, s.Action+" "+s.Resource)
 			}
 		}
-		return rep, fmt.Errorf("verify: the cluster has not converged; still to do: %v (re-run to finish)", left)
+		return fmt.Errorf("verify: the cluster has not converged; still to do: %v (re-run to finish)", left)
 	}
-	return rep, nil
+	return nil
 }
 
 // settleLock deals with a lock found by a run that changes nothing: the
@@ -162,7 +170,7 @@ func settleLock(ctx context.Context, env *Env, p *planner) []string {
 	if !req.Gone(held) && req.Break == nil {
 		return []string{(&gce.LockedError{Address: p.cfg.StaticIPName(), Info: held}).Error()}
 	}
-	if err := env.Cloud.ClearStaleLock(ctx, p.region(), p.cfg.StaticIPName(), held); err != nil {
+	if err := env.Cloud.ClearStaleLock(ctx, p.addressKey(), held); err != nil {
 		return []string{fmt.Sprintf("could not clear the lock left by %s: %v; the next run may need --break-lock", held, err)}
 	}
 	if req.Gone(held) {
@@ -171,20 +179,7 @@ func settleLock(ctx context.Context, env *Env, p *planner) []string {
 	return []string{fmt.Sprintf("cleared the cluster lock of %s (--break-lock)", held)}
 }
 
-// MakePlan observes and plans without changing anything.
-func MakePlan(ctx context.Context, env *Env, cfg *config.Config, command string) (*Plan, error) {
-	env.defaults()
-	obs, err := Observe(ctx, env.Cloud, cfg)
-	if err != nil {
-		return nil, err
-	}
-	p, err := plan(ctx, env, cfg, obs, command)
-	if err != nil {
-		return nil, err
-	}
-	return p.plan, nil
-}
-
+// plan builds and checks the plan of a command on what was observed.
 func plan(ctx context.Context, env *Env, cfg *config.Config, obs *Observed, command string) (*planner, error) {
 	var p *planner
 	var err error

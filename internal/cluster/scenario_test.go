@@ -218,7 +218,7 @@ func (s *scenario) mark() int {
 // ipOwner reports who holds the cluster's static IP, and checks it serves.
 func (s *scenario) ipOwner(prefix, region string) lb.Owner {
 	s.t.Helper()
-	a, err := s.cloud.GetAddress(context.Background(), region, prefix+"-master-ip")
+	a, err := s.cloud.GetAddress(context.Background(), gce.RegionalKey(region, prefix+"-master-ip"))
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -309,7 +309,7 @@ func TestScenarioFreshUpRerunAndDown(t *testing.T) {
 	if err := s.serving(cfg); err != nil {
 		t.Error(err)
 	}
-	master, err := s.cloud.GetInstance(context.Background(), "europe-west1-b", "kubernetes-master")
+	master, err := s.cloud.GetInstance(context.Background(), gce.ZonalKey("europe-west1-b", "kubernetes-master"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,7 +434,7 @@ func TestScenarioFailureInsideOperationConverges(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := s.run(ctx, "up", "--zone", "europe-west1-b", "--num-nodes", "1")
-	if !gce.IsQuota(err) {
+	if !strings.Contains(err.Error(), "quotaExceeded") {
 		t.Fatalf("err = %v, want the quota error from inside the operation", err)
 	}
 	s.mustRun("up", "--zone", "europe-west1-b", "--num-nodes", "1")
@@ -503,7 +503,7 @@ func TestScenarioConcurrentRunIsRefused(t *testing.T) {
 // lock reads the cluster lock on the static IP.
 func (s *scenario) lock() gce.LockInfo {
 	s.t.Helper()
-	a, err := s.cloud.GetAddress(context.Background(), "europe-west1", "kubernetes-master-ip")
+	a, err := s.cloud.GetAddress(context.Background(), gce.RegionalKey("europe-west1", "kubernetes-master-ip"))
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -515,7 +515,7 @@ func (s *scenario) holdLock(holder string, pid int) gce.LockInfo {
 	s.t.Helper()
 	info := gce.LockInfo{Holder: holder, PID: pid, Operation: "create cluster", Since: time.Now().Add(-time.Hour).Truncate(time.Second)}
 	req := gce.LockRequest{Info: info, Alive: func(int) bool { return true }}
-	if _, err := s.cloud.AcquireLock(context.Background(), "europe-west1", "kubernetes-master-ip", req); err != nil {
+	if _, err := s.cloud.AcquireLock(context.Background(), gce.RegionalKey("europe-west1", "kubernetes-master-ip"), req); err != nil {
 		s.t.Fatal(err)
 	}
 	return info
@@ -598,7 +598,7 @@ func TestScenarioBreakLockRaceMakesOneReplica(t *testing.T) {
 
 func TestScenarioPlanGolden(t *testing.T) {
 	s := newScenario(t)
-	p, err := MakePlan(context.Background(), s.env(), s.config("up", "--zone", "europe-west1-b"), "up")
+	p, err := makePlan(context.Background(), s.env(), s.config("up", "--zone", "europe-west1-b"), "up")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,10 +3,12 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
+	compute "google.golang.org/api/compute/v1"
 
 	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
@@ -86,27 +88,11 @@ func GetStatus(ctx context.Context, env *Env, cfg *config.Config) (*Status, erro
 // load balancer and the pools how they are doing (a few more calls); without,
 // it costs no call (the summary after a flow).
 func statusOf(ctx context.Context, env *Env, cfg *config.Config, obs *Observed, probe bool) (*Status, error) {
-	p := newPlanner(env, cfg, obs, "status")
 	st := &Status{Cluster: cfg.ClusterName(), Project: cfg.Project, Region: obs.Region, Exists: obs.Exists(), Conflicts: obs.Conflicts}
 	if !st.Exists {
 		return st, nil
 	}
-	byZone := map[string]*ZoneStatus{}
-	zone := func(z string) *ZoneStatus {
-		if byZone[z] == nil {
-			byZone[z] = &ZoneStatus{Zone: z}
-		}
-		return byZone[z]
-	}
-	owner := lb.IPOwner(obs.Address)
-	switch {
-	case obs.ForwardingRule != nil && p.lbMode == modeLBFirst:
-		st.Mode = "lb-first"
-	case obs.ForwardingRule != nil:
-		st.Mode = "load-balanced"
-	case len(obs.Masters) > 0:
-		st.Mode = "single-master"
-	}
+	st.Mode = modeOf(obs)
 	if obs.ForwardingRule != nil || obs.TargetPool != nil || obs.HealthCheck != nil {
 		st.LoadBalancer = &LBStatus{}
 		if obs.ForwardingRule != nil {
@@ -119,109 +105,121 @@ func statusOf(ctx context.Context, env *Env, cfg *config.Config, obs *Observed, 
 			st.LoadBalancer.HealthCheck = obs.HealthCheck.Name
 		}
 	}
-	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(env.Parallelism)
-	if obs.Address != nil {
-		ip := &IPStatus{Name: obs.Address.Name, Address: obs.Address.Address, Port: cfg.APIServerPort, Status: obs.Address.Status, Owner: "none"}
-		switch owner.Kind {
+	if a := obs.Address; a != nil {
+		st.StaticIP = &IPStatus{Name: a.Name, Address: a.Address, Port: cfg.APIServerPort, Status: a.Status, Owner: "none"}
+		switch owner := lb.IPOwner(a); owner.Kind {
 		case lb.OwnerMaster:
-			ip.Owner = "instance " + owner.Instance
+			st.StaticIP.Owner = "instance " + owner.Instance
 		case lb.OwnerLB:
-			ip.Owner = "forwarding-rule " + cfg.ForwardingRuleName()
+			st.StaticIP.Owner = "forwarding-rule " + cfg.ForwardingRuleName()
 		}
-		st.StaticIP = ip
-		if p.ca != nil && probe {
-			g.Go(func() error {
-				err := env.prober(cfg, p.ca).Probe(gctx, ip.Address)
-				mu.Lock()
-				ip.Serving = err == nil
-				mu.Unlock()
-				return nil
-			})
-		}
-		if info := gce.LockInfoOf(obs.Address.Labels); info.Held() {
+		if info := gce.LockInfoOf(a.Labels); info.Held() {
 			st.Lock = &info
 		}
+	}
+	byZone := map[string]*ZoneStatus{}
+	zone := func(z string) *ZoneStatus {
+		if byZone[z] == nil {
+			byZone[z] = &ZoneStatus{Zone: z}
+		}
+		return byZone[z]
 	}
 	for _, m := range obs.Masters {
 		ms := MasterStatus{Name: m.Name, Status: m.Status, InternalIP: internalIP(m), ExternalIP: natIP(m)}
 		if obs.TargetPool != nil {
-			ms.InPool = contains(obs.TargetPool.Instances, m.SelfLink)
+			ms.InPool = slices.Contains(obs.TargetPool.Instances, m.SelfLink)
 		}
-		z := zone(gce.LastSegment(m.Zone))
+		z := zone(gce.KeyOf(m.SelfLink).Zone)
 		z.Masters = append(z.Masters, ms)
 	}
-	// Probes run once every entry is in place, each writing only its own.
-	for _, z := range byZone {
+	for z, mig := range obs.MIGs {
+		zone(z).Pool = &PoolStatus{Name: mig.Name, TargetSize: mig.TargetSize, Stable: mig.Status != nil && mig.Status.IsStable}
+	}
+	for _, z := range slices.Sorted(maps.Keys(byZone)) {
+		st.Zones = append(st.Zones, *byZone[z])
+	}
+	if probe {
+		probeStatus(ctx, env, cfg, obs, st)
+	}
+	return st, nil
+}
+
+// modeOf names how the cluster fronts its API.
+func modeOf(obs *Observed) string {
+	switch {
+	case obs.ForwardingRule != nil && clusterMode(obs) == modeLBFirst:
+		return "lb-first"
+	case obs.ForwardingRule != nil:
+		return "load-balanced"
+	case len(obs.Masters) > 0:
+		return "single-master"
+	}
+	return ""
+}
+
+// probeStatus asks, in parallel, whether the API answers on the static IP
+// and on each master, how the load balancer sees each master, and how many
+// of each pool's VMs run. Each probe writes only its own entry.
+func probeStatus(ctx context.Context, env *Env, cfg *config.Config, obs *Observed, st *Status) {
+	ca := clusterCA(obs)
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(env.Parallelism)
+	set := func(f func()) { mu.Lock(); f(); mu.Unlock() }
+	if ip := st.StaticIP; ip != nil && ca != nil {
+		g.Go(func() error {
+			err := env.prober(cfg, ca).Probe(gctx, ip.Address)
+			set(func() { ip.Serving = err == nil })
+			return nil
+		})
+	}
+	masters := map[string]*compute.Instance{}
+	for _, m := range obs.Masters {
+		masters[m.Name] = m
+	}
+	for zi := range st.Zones {
+		z := &st.Zones[zi]
 		for i := range z.Masters {
-			ms := &z.Masters[i]
-			var in = obs.Masters[0]
-			for _, m := range obs.Masters {
-				if m.Name == ms.Name {
-					in = m
-				}
-			}
-			if !probe {
-				continue
-			}
-			if running(in) && ms.ExternalIP != "" && p.ca != nil && obs.Address != nil {
+			ms, in := &z.Masters[i], masters[z.Masters[i].Name]
+			if running(in) && ms.ExternalIP != "" && ca != nil && obs.Address != nil {
 				g.Go(func() error {
-					pr := env.prober(cfg, p.ca)
+					pr := env.prober(cfg, ca)
 					pr.ServerName = obs.Address.Address
 					err := pr.Probe(gctx, ms.ExternalIP)
-					mu.Lock()
-					ms.Ready = err == nil
-					mu.Unlock()
+					set(func() { ms.Ready = err == nil })
 					return nil
 				})
 			}
 			if ms.InPool && obs.HealthCheck != nil {
 				g.Go(func() error {
-					h, err := env.Cloud.TargetPoolHealth(gctx, obs.Region, obs.TargetPool.Name, in.SelfLink)
+					h, err := env.Cloud.TargetPoolHealth(gctx, gce.KeyOf(obs.TargetPool.SelfLink), in.SelfLink)
 					if err != nil {
 						h = "UNKNOWN"
 					}
-					mu.Lock()
-					ms.Health = h
-					mu.Unlock()
+					set(func() { ms.Health = h })
 					return nil
 				})
 			}
 		}
-	}
-	for z, mig := range obs.MIGs {
-		z, mig := z, mig
-		ps := &PoolStatus{Name: mig.Name, TargetSize: mig.TargetSize, Stable: mig.Status != nil && mig.Status.IsStable}
-		zone(z).Pool = ps
-		if !probe {
-			continue
-		}
-		g.Go(func() error {
-			ins, err := env.Cloud.ListManagedInstances(gctx, z, mig.Name)
-			if err != nil {
-				return nil // shown as 0 running; status is best effort per pool
-			}
-			n := 0
-			for _, in := range ins {
-				if in.InstanceStatus == "RUNNING" {
-					n++
+		if ps := z.Pool; ps != nil {
+			key := gce.ZonalKey(z.Zone, ps.Name)
+			g.Go(func() error {
+				ins, err := env.Cloud.ListManagedInstances(gctx, key)
+				if err != nil {
+					return nil // shown as 0 running; status is best effort per pool
 				}
-			}
-			mu.Lock()
-			ps.Running = n
-			mu.Unlock()
-			return nil
-		})
+				n := 0
+				for _, in := range ins {
+					if in.InstanceStatus == "RUNNING" {
+						n++
+					}
+				}
+				set(func() { ps.Running = n })
+				return nil
+			})
+		}
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	for _, z := range byZone {
-		st.Zones = append(st.Zones, *z)
-	}
-	sort.Slice(st.Zones, func(i, j int) bool { return st.Zones[i].Zone < st.Zones[j].Zone })
-	return st, nil
+	_ = g.Wait()
 }
 
 // Problems lists what keeps a cluster from fully serving (empty: healthy).

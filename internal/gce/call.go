@@ -147,18 +147,6 @@ func IsForbidden(err error) bool {
 	return errors.As(err, &ge) && ge.Code == http.StatusForbidden && !retryable(err)
 }
 
-// IsInUse reports "resource in use by another resource".
-func IsInUse(err error) bool {
-	var ge *googleapi.Error
-	return errors.As(err, &ge) && hasReason(ge, "resourceInUseByAnotherResource")
-}
-
-// IsQuota reports a resource quota failure.
-func IsQuota(err error) bool {
-	var ge *googleapi.Error
-	return errors.As(err, &ge) && hasReason(ge, "quotaExceeded")
-}
-
 func code(err error) int {
 	var ge *googleapi.Error
 	if errors.As(err, &ge) {
@@ -416,6 +404,3 @@ func lastSegment(s string) string {
 	}
 	return s
 }
-
-// LastSegment returns the name at the end of a resource URL.
-func LastSegment(s string) string { return lastSegment(s) }

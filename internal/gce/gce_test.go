@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	compute "google.golang.org/api/compute/v1"
+	"google.golang.org/api/googleapi"
 
 	"github.com/hakube/hakube/internal/emulator"
 	"github.com/hakube/hakube/internal/emulator/emulatortest"
@@ -35,10 +37,10 @@ func newCloud(t *testing.T, opts emulator.Options) (*gce.Cloud, *emulatortest.Em
 func TestMutationWaitsUntilDone(t *testing.T) {
 	c, emu := newCloud(t, emulator.Options{Latency: emulator.LatencyFast})
 	ctx := context.Background()
-	if err := c.InsertAddress(ctx, "europe-west1", &compute.Address{Name: "ip1"}); err != nil {
+	if err := c.InsertAddress(ctx, gce.RegionalKey("europe-west1", "ip1"), &compute.Address{Name: "ip1"}); err != nil {
 		t.Fatal(err)
 	}
-	a, err := c.GetAddress(ctx, "europe-west1", "ip1")
+	a, err := c.GetAddress(ctx, gce.RegionalKey("europe-west1", "ip1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +65,7 @@ func TestRetriesReuseRequestID(t *testing.T) {
 	if _, err := emu.Control.AddFault(ctx, emulator.Fault{Method: "addresses.insert", Code: 503, Count: 2}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.InsertAddress(ctx, "us-central1", &compute.Address{Name: "ip1"}); err != nil {
+	if err := c.InsertAddress(ctx, gce.RegionalKey("us-central1", "ip1"), &compute.Address{Name: "ip1"}); err != nil {
 		t.Fatalf("insert after two 503s: %v", err)
 	}
 	rc, _ := emu.Control.RequestsSince(ctx, 0)
@@ -95,10 +97,10 @@ func TestNoRetryOfWhatCannotSucceed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := c.InsertAddress(ctx, "us-central1", &compute.Address{Name: "ip1"}); err == nil {
+	if err := c.InsertAddress(ctx, gce.RegionalKey("us-central1", "ip1"), &compute.Address{Name: "ip1"}); err == nil {
 		t.Fatal("insert with injected 400 succeeded")
 	}
-	if _, err := c.GetAddress(ctx, "us-central1", "nope"); err == nil {
+	if _, err := c.GetAddress(ctx, gce.RegionalKey("us-central1", "nope")); err == nil {
 		t.Fatal("get with injected 403 succeeded")
 	}
 	rc, _ := emu.Control.RequestsSince(ctx, 0)
@@ -121,7 +123,7 @@ func TestRetryableReasons(t *testing.T) {
 			if _, err := emu.Control.AddFault(ctx, f); err != nil {
 				t.Fatal(err)
 			}
-			_, err := c.GetAddress(ctx, "us-central1", "missing")
+			_, err := c.GetAddress(ctx, gce.RegionalKey("us-central1", "missing"))
 			if !gce.IsNotFound(err) {
 				t.Errorf("after retries: err = %v, want the real 404", err)
 			}
@@ -136,18 +138,18 @@ func TestOperationErrorBecomesError(t *testing.T) {
 		Message: "Quota 'STATIC_ADDRESSES' exceeded. Limit: 8.0 in region us-central1.", Delivery: "operation", Count: 1}); err != nil {
 		t.Fatal(err)
 	}
-	err := c.InsertAddress(ctx, "us-central1", &compute.Address{Name: "ip1"})
-	if !gce.IsQuota(err) {
+	err := c.InsertAddress(ctx, gce.RegionalKey("us-central1", "ip1"), &compute.Address{Name: "ip1"})
+	if !hasReason(err, "quotaExceeded") {
 		t.Fatalf("err = %v, want a quota error from inside the operation", err)
 	}
-	if _, err := c.GetAddress(ctx, "us-central1", "ip1"); !gce.IsNotFound(err) {
+	if _, err := c.GetAddress(ctx, gce.RegionalKey("us-central1", "ip1")); !gce.IsNotFound(err) {
 		t.Errorf("failed insert left the address behind: %v", err)
 	}
 }
 
 func TestDeleteOfMissingIsSuccess(t *testing.T) {
 	c, _ := newCloud(t, emulator.Options{})
-	if err := c.DeleteAddress(context.Background(), "us-central1", "never-was"); err != nil {
+	if err := c.DeleteAddress(context.Background(), gce.RegionalKey("us-central1", "never-was")); err != nil {
 		t.Errorf("delete of a missing address: %v, want nil", err)
 	}
 }
@@ -157,7 +159,7 @@ func TestListsFollowPages(t *testing.T) {
 	ctx := context.Background()
 	for i := 0; i < 7; i++ {
 		fw := &compute.Firewall{Name: fmt.Sprintf("fw-%d", i), Allowed: []*compute.FirewallAllowed{{IPProtocol: "tcp", Ports: []string{"80"}}}}
-		if err := c.InsertFirewall(ctx, fw); err != nil {
+		if err := c.InsertFirewall(ctx, gce.GlobalKey(fw.Name), fw); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -177,7 +179,7 @@ func lockReq(holder string, pid int, op string, since time.Time) gce.LockRequest
 
 func lockHolder(t *testing.T, c *gce.Cloud) gce.LockInfo {
 	t.Helper()
-	a, err := c.GetAddress(context.Background(), "us-central1", "lock-ip")
+	a, err := c.GetAddress(context.Background(), gce.RegionalKey("us-central1", "lock-ip"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,16 +189,16 @@ func lockHolder(t *testing.T, c *gce.Cloud) gce.LockInfo {
 func TestLockRefusesSecondHolder(t *testing.T) {
 	c, _ := newCloud(t, emulator.Options{})
 	ctx := context.Background()
-	if err := c.InsertAddress(ctx, "us-central1", &compute.Address{Name: "lock-ip"}); err != nil {
+	if err := c.InsertAddress(ctx, gce.RegionalKey("us-central1", "lock-ip"), &compute.Address{Name: "lock-ip"}); err != nil {
 		t.Fatal(err)
 	}
 	since := time.Unix(1700000000, 0)
 	alice := gce.LockInfo{Holder: "alice-host-1", PID: 11, Operation: "up", Since: since}
-	l1, err := c.AcquireLock(ctx, "us-central1", "lock-ip", lockReq("alice-host-1", 11, "up", since))
+	l1, err := c.AcquireLock(ctx, gce.RegionalKey("us-central1", "lock-ip"), lockReq("alice-host-1", 11, "up", since))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.AcquireLock(ctx, "us-central1", "lock-ip", lockReq("bob-host-2", 22, "down", time.Now()))
+	_, err = c.AcquireLock(ctx, gce.RegionalKey("us-central1", "lock-ip"), lockReq("bob-host-2", 22, "down", time.Now()))
 	var locked *gce.LockedError
 	if !errors.As(err, &locked) {
 		t.Fatalf("second acquire: %v, want LockedError", err)
@@ -207,12 +209,12 @@ func TestLockRefusesSecondHolder(t *testing.T) {
 	// Breaking a lock other than the one held changes nothing.
 	req := lockReq("bob-host-2", 22, "down", time.Now())
 	req.Break = &gce.LockInfo{Holder: "carol-host-3", PID: 33, Since: since}
-	if _, err := c.AcquireLock(ctx, "us-central1", "lock-ip", req); !errors.As(err, &locked) {
+	if _, err := c.AcquireLock(ctx, gce.RegionalKey("us-central1", "lock-ip"), req); !errors.As(err, &locked) {
 		t.Fatalf("breaking another holder's lock: %v, want LockedError", err)
 	}
 	// Breaking the lock seen takes it over; the old holder's release leaves it alone.
 	req.Break = &alice
-	l2, err := c.AcquireLock(ctx, "us-central1", "lock-ip", req)
+	l2, err := c.AcquireLock(ctx, gce.RegionalKey("us-central1", "lock-ip"), req)
 	if err != nil {
 		t.Fatalf("break lock: %v", err)
 	}
@@ -238,21 +240,21 @@ func TestLockRefusesSecondHolder(t *testing.T) {
 func TestLockDeadHolderOfSameIdentity(t *testing.T) {
 	c, _ := newCloud(t, emulator.Options{})
 	ctx := context.Background()
-	if err := c.InsertAddress(ctx, "us-central1", &compute.Address{Name: "lock-ip"}); err != nil {
+	if err := c.InsertAddress(ctx, gce.RegionalKey("us-central1", "lock-ip"), &compute.Address{Name: "lock-ip"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.AcquireLock(ctx, "us-central1", "lock-ip", lockReq("me-laptop", 100, "up", time.Unix(1700000000, 0))); err != nil {
+	if _, err := c.AcquireLock(ctx, gce.RegionalKey("us-central1", "lock-ip"), lockReq("me-laptop", 100, "up", time.Unix(1700000000, 0))); err != nil {
 		t.Fatal(err)
 	}
 	live := lockReq("me-laptop", 200, "up", time.Now())
-	_, err := c.AcquireLock(ctx, "us-central1", "lock-ip", live)
+	_, err := c.AcquireLock(ctx, gce.RegionalKey("us-central1", "lock-ip"), live)
 	var locked *gce.LockedError
 	if !errors.As(err, &locked) || !locked.Alive || !strings.Contains(err.Error(), "still runs on this machine") {
 		t.Fatalf("live holder: %v, want a refusal saying it still runs", err)
 	}
 	dead := live
 	dead.Alive = func(pid int) bool { return pid != 100 }
-	l, err := c.AcquireLock(ctx, "us-central1", "lock-ip", dead)
+	l, err := c.AcquireLock(ctx, gce.RegionalKey("us-central1", "lock-ip"), dead)
 	if err != nil {
 		t.Fatalf("dead holder: %v", err)
 	}
@@ -265,7 +267,7 @@ func TestLockDeadHolderOfSameIdentity(t *testing.T) {
 	// Another identity's dead-looking pid means nothing: it may run elsewhere.
 	other := lockReq("ci-runner", 300, "up", time.Now())
 	other.Alive = func(int) bool { return false }
-	if _, err := c.AcquireLock(ctx, "us-central1", "lock-ip", other); !errors.As(err, &locked) {
+	if _, err := c.AcquireLock(ctx, gce.RegionalKey("us-central1", "lock-ip"), other); !errors.As(err, &locked) {
 		t.Errorf("other identity: %v, want LockedError", err)
 	}
 }
@@ -275,11 +277,11 @@ func TestLockDeadHolderOfSameIdentity(t *testing.T) {
 func TestLockBreakRaceHasOneWinner(t *testing.T) {
 	c, _ := newCloud(t, emulator.Options{Latency: emulator.LatencyFast})
 	ctx := context.Background()
-	if err := c.InsertAddress(ctx, "us-central1", &compute.Address{Name: "lock-ip"}); err != nil {
+	if err := c.InsertAddress(ctx, gce.RegionalKey("us-central1", "lock-ip"), &compute.Address{Name: "lock-ip"}); err != nil {
 		t.Fatal(err)
 	}
 	stale := gce.LockInfo{Holder: "dead-host", PID: 7, Operation: "up", Since: time.Unix(1700000000, 0)}
-	if _, err := c.AcquireLock(ctx, "us-central1", "lock-ip", lockReq(stale.Holder, stale.PID, stale.Operation, stale.Since)); err != nil {
+	if _, err := c.AcquireLock(ctx, gce.RegionalKey("us-central1", "lock-ip"), lockReq(stale.Holder, stale.PID, stale.Operation, stale.Since)); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -291,7 +293,7 @@ func TestLockBreakRaceHasOneWinner(t *testing.T) {
 			defer wg.Done()
 			req := lockReq(fmt.Sprintf("racer-%d", i), 1000+i, "up", time.Now())
 			req.Break = &stale
-			_, err := c.AcquireLock(ctx, "us-central1", "lock-ip", req)
+			_, err := c.AcquireLock(ctx, gce.RegionalKey("us-central1", "lock-ip"), req)
 			var locked *gce.LockedError
 			mu.Lock()
 			defer mu.Unlock()
@@ -314,7 +316,7 @@ func TestLockBreakRaceHasOneWinner(t *testing.T) {
 func TestLockRaceHasOneWinner(t *testing.T) {
 	c, _ := newCloud(t, emulator.Options{Latency: emulator.LatencyFast})
 	ctx := context.Background()
-	if err := c.InsertAddress(ctx, "us-central1", &compute.Address{Name: "lock-ip"}); err != nil {
+	if err := c.InsertAddress(ctx, gce.RegionalKey("us-central1", "lock-ip"), &compute.Address{Name: "lock-ip"}); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -324,7 +326,7 @@ func TestLockRaceHasOneWinner(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			_, err := c.AcquireLock(ctx, "us-central1", "lock-ip", lockReq(fmt.Sprintf("run-%d", i), i+1, "up", time.Now()))
+			_, err := c.AcquireLock(ctx, gce.RegionalKey("us-central1", "lock-ip"), lockReq(fmt.Sprintf("run-%d", i), i+1, "up", time.Now()))
 			if err == nil {
 				mu.Lock()
 				wins++
@@ -336,4 +338,11 @@ func TestLockRaceHasOneWinner(t *testing.T) {
 	if wins != 1 {
 		t.Errorf("%d runs got the lock, want exactly 1", wins)
 	}
+}
+
+// hasReason reports whether err is a Compute error with the reason, from a
+// call or from inside an operation.
+func hasReason(err error, reason string) bool {
+	var ge *googleapi.Error
+	return errors.As(err, &ge) && slices.ContainsFunc(ge.Errors, func(e googleapi.ErrorItem) bool { return e.Reason == reason })
 }

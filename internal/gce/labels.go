@@ -63,21 +63,6 @@ func OwnedByDescription(cluster, description string) bool {
 	return strings.HasPrefix(description, m)
 }
 
-// RoleOf returns the role recorded on a resource ("" if none).
-func RoleOf(labels map[string]string, description string) string {
-	if r := labels[LabelRole]; r != "" {
-		return r
-	}
-	if i := strings.Index(description, "hakube-role="); i >= 0 {
-		rest := description[i+len("hakube-role="):]
-		if j := strings.IndexAny(rest, " :"); j >= 0 {
-			rest = rest[:j]
-		}
-		return rest
-	}
-	return ""
-}
-
 // ClusterFilter is a list filter matching the cluster's labelled resources.
 func ClusterFilter(cluster string) string {
 	return fmt.Sprintf("labels.%s = %q", LabelCluster, cluster)

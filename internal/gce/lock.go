@@ -131,8 +131,7 @@ func (r LockRequest) alive(pid int) bool {
 // Lock is a held cluster lock.
 type Lock struct {
 	c       *Cloud
-	region  string
-	address string
+	address Key
 	holder  string
 	pid     int
 	// Replaced is the earlier holder this run took the lock from: a dead
@@ -143,10 +142,10 @@ type Lock struct {
 // AcquireLock takes the lock on the address: when free, when this process
 // holds it, when its holder is a dead process of the same identity, or when
 // it is exactly the lock the request breaks.
-func (c *Cloud) AcquireLock(ctx context.Context, region, address string, req LockRequest) (*Lock, error) {
+func (c *Cloud) AcquireLock(ctx context.Context, address Key, req LockRequest) (*Lock, error) {
 	holder := LabelValue(req.Info.Holder)
 	for attempt := 0; attempt < 5; attempt++ {
-		a, err := c.GetAddress(ctx, region, address)
+		a, err := c.GetAddress(ctx, address)
 		if err != nil {
 			return nil, fmt.Errorf("read lock on address %s: %w", address, err)
 		}
@@ -157,7 +156,7 @@ func (c *Cloud) AcquireLock(ctx context.Context, region, address string, req Loc
 		case req.Gone(held), req.Break != nil && held.same(*req.Break):
 			replaced = &held
 		default:
-			return nil, &LockedError{Address: address, Info: held, Alive: held.Holder == holder && req.alive(held.PID)}
+			return nil, &LockedError{Address: address.Name, Info: held, Alive: held.Holder == holder && req.alive(held.PID)}
 		}
 		labels := map[string]string{}
 		for k, v := range a.Labels {
@@ -167,14 +166,14 @@ func (c *Cloud) AcquireLock(ctx context.Context, region, address string, req Loc
 		labels[LabelLockPID] = strconv.Itoa(req.Info.PID)
 		labels[LabelLockOp] = LabelValue(req.Info.Operation)
 		labels[LabelLockSince] = strconv.FormatInt(req.Info.Since.Unix(), 10)
-		err = c.SetAddressLabels(ctx, region, address, labels, a.LabelFingerprint)
+		err = c.SetAddressLabels(ctx, address, labels, a.LabelFingerprint)
 		if IsPrecondition(err) {
 			continue // someone changed the labels since we read them: look again
 		}
 		if err != nil {
 			return nil, fmt.Errorf("take lock on address %s: %w", address, err)
 		}
-		return &Lock{c: c, region: region, address: address, holder: holder, pid: req.Info.PID, Replaced: replaced}, nil
+		return &Lock{c: c, address: address, holder: holder, pid: req.Info.PID, Replaced: replaced}, nil
 	}
 	return nil, fmt.Errorf("take lock on address %s: labels keep changing under us; another run is racing for the lock", address)
 }
@@ -194,22 +193,22 @@ func LockInfoOf(labels map[string]string) LockInfo {
 // Release drops the lock if this run still holds it. A deleted address
 // (the cluster was torn down) releases it too.
 func (l *Lock) Release(ctx context.Context) error {
-	return l.c.clearLock(ctx, l.region, l.address, func(held LockInfo) bool {
+	return l.c.clearLock(ctx, l.address, func(held LockInfo) bool {
 		return held.Holder == l.holder && held.PID == l.pid
 	})
 }
 
 // ClearStaleLock removes a lock whose holder is gone, exactly that holder's:
 // a run that finds nothing to do still leaves the cluster unlocked.
-func (c *Cloud) ClearStaleLock(ctx context.Context, region, address string, stale LockInfo) error {
-	return c.clearLock(ctx, region, address, func(held LockInfo) bool { return held.same(stale) })
+func (c *Cloud) ClearStaleLock(ctx context.Context, address Key, stale LockInfo) error {
+	return c.clearLock(ctx, address, func(held LockInfo) bool { return held.same(stale) })
 }
 
 // clearLock removes the lock labels while mine says the holder is the one
 // to remove, re-reading after a concurrent change.
-func (c *Cloud) clearLock(ctx context.Context, region, address string, mine func(LockInfo) bool) error {
+func (c *Cloud) clearLock(ctx context.Context, address Key, mine func(LockInfo) bool) error {
 	for attempt := 0; attempt < 5; attempt++ {
-		a, err := c.GetAddress(ctx, region, address)
+		a, err := c.GetAddress(ctx, address)
 		if IsNotFound(err) {
 			return nil
 		}
@@ -227,7 +226,7 @@ func (c *Cloud) clearLock(ctx context.Context, region, address string, mine func
 				labels[k] = v
 			}
 		}
-		err = c.SetAddressLabels(ctx, region, address, labels, a.LabelFingerprint)
+		err = c.SetAddressLabels(ctx, address, labels, a.LabelFingerprint)
 		if IsPrecondition(err) {
 			continue
 		}

@@ -3,7 +3,8 @@ package gce
 import (
 	"context"
 	"errors"
-	"sort"
+	"maps"
+	"slices"
 
 	compute "google.golang.org/api/compute/v1"
 	"google.golang.org/api/googleapi"
@@ -80,16 +81,16 @@ func (c *Cloud) ListZones(ctx context.Context) ([]*compute.Zone, error) {
 
 // GetMachineType reads a machine type of a zone (what preflights resolve
 // before anything is created from it).
-func (c *Cloud) GetMachineType(ctx context.Context, zone, name string) (*compute.MachineType, error) {
+func (c *Cloud) GetMachineType(ctx context.Context, k Key) (*compute.MachineType, error) {
 	return get(ctx, c, "machineTypes.get", func(ctx context.Context) (*compute.MachineType, error) {
-		return c.svc.MachineTypes.Get(c.project, zone, name).Context(ctx).Do()
+		return c.svc.MachineTypes.Get(c.project, k.Zone, k.Name).Context(ctx).Do()
 	})
 }
 
 // GetDiskType reads a disk type of a zone.
-func (c *Cloud) GetDiskType(ctx context.Context, zone, name string) (*compute.DiskType, error) {
+func (c *Cloud) GetDiskType(ctx context.Context, k Key) (*compute.DiskType, error) {
 	return get(ctx, c, "diskTypes.get", func(ctx context.Context) (*compute.DiskType, error) {
-		return c.svc.DiskTypes.Get(c.project, zone, name).Context(ctx).Do()
+		return c.svc.DiskTypes.Get(c.project, k.Zone, k.Name).Context(ctx).Do()
 	})
 }
 
@@ -102,23 +103,23 @@ func (c *Cloud) GetImageFromFamily(ctx context.Context, project, family string) 
 
 // networks and firewalls
 
-func (c *Cloud) GetNetwork(ctx context.Context, name string) (*compute.Network, error) {
+func (c *Cloud) GetNetwork(ctx context.Context, k Key) (*compute.Network, error) {
 	return get(ctx, c, "networks.get", func(ctx context.Context) (*compute.Network, error) {
-		return c.svc.Networks.Get(c.project, name).Context(ctx).Do()
+		return c.svc.Networks.Get(c.project, k.Name).Context(ctx).Do()
 	})
 }
 
 // InsertAutoNetwork creates an auto-mode network (kube-up's default).
-func (c *Cloud) InsertAutoNetwork(ctx context.Context, name, description string) error {
-	n := &compute.Network{Name: name, Description: description, AutoCreateSubnetworks: true}
+func (c *Cloud) InsertAutoNetwork(ctx context.Context, k Key, description string) error {
+	n := &compute.Network{Name: k.Name, Description: description, AutoCreateSubnetworks: true}
 	return c.mutate(ctx, "networks.insert", func(ctx context.Context, rid string) (*compute.Operation, error) {
 		return c.svc.Networks.Insert(c.project, n).RequestId(rid).Context(ctx).Do()
 	})
 }
 
-func (c *Cloud) DeleteNetwork(ctx context.Context, name string) error {
+func (c *Cloud) DeleteNetwork(ctx context.Context, k Key) error {
 	return ignoreNotFound(c.mutate(ctx, "networks.delete", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.Networks.Delete(c.project, name).RequestId(rid).Context(ctx).Do()
+		return c.svc.Networks.Delete(c.project, k.Name).RequestId(rid).Context(ctx).Do()
 	}))
 }
 
@@ -133,23 +134,24 @@ func (c *Cloud) ListFirewalls(ctx context.Context, filter string) ([]*compute.Fi
 	})
 }
 
-func (c *Cloud) InsertFirewall(ctx context.Context, fw *compute.Firewall) error {
+func (c *Cloud) InsertFirewall(ctx context.Context, k Key, fw *compute.Firewall) error {
+	fw.Name = k.Name
 	return c.mutate(ctx, "firewalls.insert", func(ctx context.Context, rid string) (*compute.Operation, error) {
 		return c.svc.Firewalls.Insert(c.project, fw).RequestId(rid).Context(ctx).Do()
 	})
 }
 
-func (c *Cloud) DeleteFirewall(ctx context.Context, name string) error {
+func (c *Cloud) DeleteFirewall(ctx context.Context, k Key) error {
 	return ignoreNotFound(c.mutate(ctx, "firewalls.delete", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.Firewalls.Delete(c.project, name).RequestId(rid).Context(ctx).Do()
+		return c.svc.Firewalls.Delete(c.project, k.Name).RequestId(rid).Context(ctx).Do()
 	}))
 }
 
 // addresses
 
-func (c *Cloud) GetAddress(ctx context.Context, region, name string) (*compute.Address, error) {
+func (c *Cloud) GetAddress(ctx context.Context, k Key) (*compute.Address, error) {
 	return get(ctx, c, "addresses.get", func(ctx context.Context) (*compute.Address, error) {
-		return c.svc.Addresses.Get(c.project, region, name).Context(ctx).Do()
+		return c.svc.Addresses.Get(c.project, k.Region, k.Name).Context(ctx).Do()
 	})
 }
 
@@ -172,7 +174,7 @@ func (c *Cloud) AggregatedAddresses(ctx context.Context, filter string) ([]*comp
 			return nil, "", err
 		}
 		var out []*compute.Address
-		for _, k := range sortedScopes(r.Items) {
+		for _, k := range slices.Sorted(maps.Keys(r.Items)) {
 			out = append(out, r.Items[k].Addresses...)
 		}
 		return out, r.NextPageToken, nil
@@ -181,32 +183,33 @@ func (c *Cloud) AggregatedAddresses(ctx context.Context, filter string) ([]*comp
 
 // InsertAddress reserves a static address. GCE ignores labels given at
 // insert for addresses, so set them afterwards with SetAddressLabels.
-func (c *Cloud) InsertAddress(ctx context.Context, region string, a *compute.Address) error {
+func (c *Cloud) InsertAddress(ctx context.Context, k Key, a *compute.Address) error {
+	a.Name = k.Name
 	return c.mutate(ctx, "addresses.insert", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.Addresses.Insert(c.project, region, a).RequestId(rid).Context(ctx).Do()
+		return c.svc.Addresses.Insert(c.project, k.Region, a).RequestId(rid).Context(ctx).Do()
 	})
 }
 
-func (c *Cloud) DeleteAddress(ctx context.Context, region, name string) error {
+func (c *Cloud) DeleteAddress(ctx context.Context, k Key) error {
 	return ignoreNotFound(c.mutate(ctx, "addresses.delete", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.Addresses.Delete(c.project, region, name).RequestId(rid).Context(ctx).Do()
+		return c.svc.Addresses.Delete(c.project, k.Region, k.Name).RequestId(rid).Context(ctx).Do()
 	}))
 }
 
 // SetAddressLabels replaces the labels, given the fingerprint they were read
 // with; a stale fingerprint fails with IsPrecondition.
-func (c *Cloud) SetAddressLabels(ctx context.Context, region, name string, labels map[string]string, fingerprint string) error {
+func (c *Cloud) SetAddressLabels(ctx context.Context, k Key, labels map[string]string, fingerprint string) error {
 	req := &compute.RegionSetLabelsRequest{Labels: labels, LabelFingerprint: fingerprint}
 	return c.mutate(ctx, "addresses.setLabels", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.Addresses.SetLabels(c.project, region, name, req).RequestId(rid).Context(ctx).Do()
+		return c.svc.Addresses.SetLabels(c.project, k.Region, k.Name, req).RequestId(rid).Context(ctx).Do()
 	})
 }
 
 // disks
 
-func (c *Cloud) GetDisk(ctx context.Context, zone, name string) (*compute.Disk, error) {
+func (c *Cloud) GetDisk(ctx context.Context, k Key) (*compute.Disk, error) {
 	return get(ctx, c, "disks.get", func(ctx context.Context) (*compute.Disk, error) {
-		return c.svc.Disks.Get(c.project, zone, name).Context(ctx).Do()
+		return c.svc.Disks.Get(c.project, k.Zone, k.Name).Context(ctx).Do()
 	})
 }
 
@@ -218,30 +221,31 @@ func (c *Cloud) AggregatedDisks(ctx context.Context, filter string) ([]*compute.
 			return nil, "", err
 		}
 		var out []*compute.Disk
-		for _, k := range sortedScopes(r.Items) {
+		for _, k := range slices.Sorted(maps.Keys(r.Items)) {
 			out = append(out, r.Items[k].Disks...)
 		}
 		return out, r.NextPageToken, nil
 	})
 }
 
-func (c *Cloud) InsertDisk(ctx context.Context, zone string, d *compute.Disk) error {
+func (c *Cloud) InsertDisk(ctx context.Context, k Key, d *compute.Disk) error {
+	d.Name = k.Name
 	return c.mutate(ctx, "disks.insert", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.Disks.Insert(c.project, zone, d).RequestId(rid).Context(ctx).Do()
+		return c.svc.Disks.Insert(c.project, k.Zone, d).RequestId(rid).Context(ctx).Do()
 	})
 }
 
-func (c *Cloud) DeleteDisk(ctx context.Context, zone, name string) error {
+func (c *Cloud) DeleteDisk(ctx context.Context, k Key) error {
 	return ignoreNotFound(c.mutate(ctx, "disks.delete", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.Disks.Delete(c.project, zone, name).RequestId(rid).Context(ctx).Do()
+		return c.svc.Disks.Delete(c.project, k.Zone, k.Name).RequestId(rid).Context(ctx).Do()
 	}))
 }
 
 // instances
 
-func (c *Cloud) GetInstance(ctx context.Context, zone, name string) (*compute.Instance, error) {
+func (c *Cloud) GetInstance(ctx context.Context, k Key) (*compute.Instance, error) {
 	return get(ctx, c, "instances.get", func(ctx context.Context) (*compute.Instance, error) {
-		return c.svc.Instances.Get(c.project, zone, name).Context(ctx).Do()
+		return c.svc.Instances.Get(c.project, k.Zone, k.Name).Context(ctx).Do()
 	})
 }
 
@@ -253,91 +257,93 @@ func (c *Cloud) AggregatedInstances(ctx context.Context, filter string) ([]*comp
 			return nil, "", err
 		}
 		var out []*compute.Instance
-		for _, k := range sortedScopes(r.Items) {
+		for _, k := range slices.Sorted(maps.Keys(r.Items)) {
 			out = append(out, r.Items[k].Instances...)
 		}
 		return out, r.NextPageToken, nil
 	})
 }
 
-func (c *Cloud) InsertInstance(ctx context.Context, zone string, in *compute.Instance) error {
+func (c *Cloud) InsertInstance(ctx context.Context, k Key, in *compute.Instance) error {
+	in.Name = k.Name
 	return c.mutate(ctx, "instances.insert", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.Instances.Insert(c.project, zone, in).RequestId(rid).Context(ctx).Do()
+		return c.svc.Instances.Insert(c.project, k.Zone, in).RequestId(rid).Context(ctx).Do()
 	})
 }
 
-func (c *Cloud) DeleteInstance(ctx context.Context, zone, name string) error {
+func (c *Cloud) DeleteInstance(ctx context.Context, k Key) error {
 	return ignoreNotFound(c.mutate(ctx, "instances.delete", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.Instances.Delete(c.project, zone, name).RequestId(rid).Context(ctx).Do()
+		return c.svc.Instances.Delete(c.project, k.Zone, k.Name).RequestId(rid).Context(ctx).Do()
 	}))
 }
 
-func (c *Cloud) StopInstance(ctx context.Context, zone, name string) error {
+func (c *Cloud) StopInstance(ctx context.Context, k Key) error {
 	return c.mutate(ctx, "instances.stop", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.Instances.Stop(c.project, zone, name).RequestId(rid).Context(ctx).Do()
+		return c.svc.Instances.Stop(c.project, k.Zone, k.Name).RequestId(rid).Context(ctx).Do()
 	})
 }
 
-func (c *Cloud) StartInstance(ctx context.Context, zone, name string) error {
+func (c *Cloud) StartInstance(ctx context.Context, k Key) error {
 	return c.mutate(ctx, "instances.start", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.Instances.Start(c.project, zone, name).RequestId(rid).Context(ctx).Do()
+		return c.svc.Instances.Start(c.project, k.Zone, k.Name).RequestId(rid).Context(ctx).Do()
 	})
 }
 
 // AddAccessConfig gives nic0 an external IP: natIP "" for an ephemeral one.
-func (c *Cloud) AddAccessConfig(ctx context.Context, zone, instance, name, natIP string) error {
+func (c *Cloud) AddAccessConfig(ctx context.Context, instance Key, name, natIP string) error {
 	ac := &compute.AccessConfig{Name: name, Type: "ONE_TO_ONE_NAT", NatIP: natIP}
 	return c.mutate(ctx, "instances.addAccessConfig", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.Instances.AddAccessConfig(c.project, zone, instance, "nic0", ac).RequestId(rid).Context(ctx).Do()
+		return c.svc.Instances.AddAccessConfig(c.project, instance.Zone, instance.Name, "nic0", ac).RequestId(rid).Context(ctx).Do()
 	})
 }
 
 // DeleteAccessConfig removes nic0's access config of that name.
-func (c *Cloud) DeleteAccessConfig(ctx context.Context, zone, instance, name string) error {
+func (c *Cloud) DeleteAccessConfig(ctx context.Context, instance Key, name string) error {
 	return c.mutate(ctx, "instances.deleteAccessConfig", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.Instances.DeleteAccessConfig(c.project, zone, instance, name, "nic0").RequestId(rid).Context(ctx).Do()
+		return c.svc.Instances.DeleteAccessConfig(c.project, instance.Zone, instance.Name, name, "nic0").RequestId(rid).Context(ctx).Do()
 	})
 }
 
 // SetInstanceLabels replaces an instance's labels given their fingerprint.
-func (c *Cloud) SetInstanceLabels(ctx context.Context, zone, name string, labels map[string]string, fingerprint string) error {
+func (c *Cloud) SetInstanceLabels(ctx context.Context, k Key, labels map[string]string, fingerprint string) error {
 	req := &compute.InstancesSetLabelsRequest{Labels: labels, LabelFingerprint: fingerprint}
 	return c.mutate(ctx, "instances.setLabels", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.Instances.SetLabels(c.project, zone, name, req).RequestId(rid).Context(ctx).Do()
+		return c.svc.Instances.SetLabels(c.project, k.Zone, k.Name, req).RequestId(rid).Context(ctx).Do()
 	})
 }
 
 // SetInstanceMetadata replaces an instance's metadata; md carries the
 // fingerprint it was read with.
-func (c *Cloud) SetInstanceMetadata(ctx context.Context, zone, name string, md *compute.Metadata) error {
+func (c *Cloud) SetInstanceMetadata(ctx context.Context, k Key, md *compute.Metadata) error {
 	return c.mutate(ctx, "instances.setMetadata", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.Instances.SetMetadata(c.project, zone, name, md).RequestId(rid).Context(ctx).Do()
+		return c.svc.Instances.SetMetadata(c.project, k.Zone, k.Name, md).RequestId(rid).Context(ctx).Do()
 	})
 }
 
 // instance templates and managed instance groups
 
-func (c *Cloud) GetInstanceTemplate(ctx context.Context, name string) (*compute.InstanceTemplate, error) {
+func (c *Cloud) GetInstanceTemplate(ctx context.Context, k Key) (*compute.InstanceTemplate, error) {
 	return get(ctx, c, "instanceTemplates.get", func(ctx context.Context) (*compute.InstanceTemplate, error) {
-		return c.svc.InstanceTemplates.Get(c.project, name).Context(ctx).Do()
+		return c.svc.InstanceTemplates.Get(c.project, k.Name).Context(ctx).Do()
 	})
 }
 
-func (c *Cloud) InsertInstanceTemplate(ctx context.Context, t *compute.InstanceTemplate) error {
+func (c *Cloud) InsertInstanceTemplate(ctx context.Context, k Key, t *compute.InstanceTemplate) error {
+	t.Name = k.Name
 	return c.mutate(ctx, "instanceTemplates.insert", func(ctx context.Context, rid string) (*compute.Operation, error) {
 		return c.svc.InstanceTemplates.Insert(c.project, t).RequestId(rid).Context(ctx).Do()
 	})
 }
 
-func (c *Cloud) DeleteInstanceTemplate(ctx context.Context, name string) error {
+func (c *Cloud) DeleteInstanceTemplate(ctx context.Context, k Key) error {
 	return ignoreNotFound(c.mutate(ctx, "instanceTemplates.delete", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.InstanceTemplates.Delete(c.project, name).RequestId(rid).Context(ctx).Do()
+		return c.svc.InstanceTemplates.Delete(c.project, k.Name).RequestId(rid).Context(ctx).Do()
 	}))
 }
 
-func (c *Cloud) GetMIG(ctx context.Context, zone, name string) (*compute.InstanceGroupManager, error) {
+func (c *Cloud) GetMIG(ctx context.Context, k Key) (*compute.InstanceGroupManager, error) {
 	return get(ctx, c, "instanceGroupManagers.get", func(ctx context.Context) (*compute.InstanceGroupManager, error) {
-		return c.svc.InstanceGroupManagers.Get(c.project, zone, name).Context(ctx).Do()
+		return c.svc.InstanceGroupManagers.Get(c.project, k.Zone, k.Name).Context(ctx).Do()
 	})
 }
 
@@ -349,39 +355,40 @@ func (c *Cloud) AggregatedMIGs(ctx context.Context, filter string) ([]*compute.I
 			return nil, "", err
 		}
 		var out []*compute.InstanceGroupManager
-		for _, k := range sortedScopes(r.Items) {
+		for _, k := range slices.Sorted(maps.Keys(r.Items)) {
 			out = append(out, r.Items[k].InstanceGroupManagers...)
 		}
 		return out, r.NextPageToken, nil
 	})
 }
 
-func (c *Cloud) InsertMIG(ctx context.Context, zone string, m *compute.InstanceGroupManager) error {
+func (c *Cloud) InsertMIG(ctx context.Context, k Key, m *compute.InstanceGroupManager) error {
+	m.Name = k.Name
 	if m.TargetSize == 0 {
 		// targetSize is required on insert; the client drops zero values.
 		m.ForceSendFields = append(m.ForceSendFields, "TargetSize")
 	}
 	return c.mutate(ctx, "instanceGroupManagers.insert", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.InstanceGroupManagers.Insert(c.project, zone, m).RequestId(rid).Context(ctx).Do()
+		return c.svc.InstanceGroupManagers.Insert(c.project, k.Zone, m).RequestId(rid).Context(ctx).Do()
 	})
 }
 
-func (c *Cloud) DeleteMIG(ctx context.Context, zone, name string) error {
+func (c *Cloud) DeleteMIG(ctx context.Context, k Key) error {
 	return ignoreNotFound(c.mutate(ctx, "instanceGroupManagers.delete", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.InstanceGroupManagers.Delete(c.project, zone, name).RequestId(rid).Context(ctx).Do()
+		return c.svc.InstanceGroupManagers.Delete(c.project, k.Zone, k.Name).RequestId(rid).Context(ctx).Do()
 	}))
 }
 
-func (c *Cloud) ResizeMIG(ctx context.Context, zone, name string, size int64) error {
+func (c *Cloud) ResizeMIG(ctx context.Context, k Key, size int64) error {
 	return c.mutate(ctx, "instanceGroupManagers.resize", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.InstanceGroupManagers.Resize(c.project, zone, name, size).RequestId(rid).Context(ctx).Do()
+		return c.svc.InstanceGroupManagers.Resize(c.project, k.Zone, k.Name, size).RequestId(rid).Context(ctx).Do()
 	})
 }
 
 // ListManagedInstances lists a MIG's VMs with their current actions.
-func (c *Cloud) ListManagedInstances(ctx context.Context, zone, name string) ([]*compute.ManagedInstance, error) {
+func (c *Cloud) ListManagedInstances(ctx context.Context, k Key) ([]*compute.ManagedInstance, error) {
 	return listAll(ctx, c, "instanceGroupManagers.listManagedInstances", func(ctx context.Context, tok string) ([]*compute.ManagedInstance, string, error) {
-		r, err := c.svc.InstanceGroupManagers.ListManagedInstances(c.project, zone, name).PageToken(tok).Context(ctx).Do()
+		r, err := c.svc.InstanceGroupManagers.ListManagedInstances(c.project, k.Zone, k.Name).PageToken(tok).Context(ctx).Do()
 		if err != nil {
 			return nil, "", err
 		}
@@ -391,78 +398,80 @@ func (c *Cloud) ListManagedInstances(ctx context.Context, zone, name string) ([]
 
 // load balancer: legacy HTTP health checks, target pools, forwarding rules
 
-func (c *Cloud) GetHTTPHealthCheck(ctx context.Context, name string) (*compute.HttpHealthCheck, error) {
+func (c *Cloud) GetHTTPHealthCheck(ctx context.Context, k Key) (*compute.HttpHealthCheck, error) {
 	return get(ctx, c, "httpHealthChecks.get", func(ctx context.Context) (*compute.HttpHealthCheck, error) {
-		return c.svc.HttpHealthChecks.Get(c.project, name).Context(ctx).Do()
+		return c.svc.HttpHealthChecks.Get(c.project, k.Name).Context(ctx).Do()
 	})
 }
 
-func (c *Cloud) InsertHTTPHealthCheck(ctx context.Context, hc *compute.HttpHealthCheck) error {
+func (c *Cloud) InsertHTTPHealthCheck(ctx context.Context, k Key, hc *compute.HttpHealthCheck) error {
+	hc.Name = k.Name
 	return c.mutate(ctx, "httpHealthChecks.insert", func(ctx context.Context, rid string) (*compute.Operation, error) {
 		return c.svc.HttpHealthChecks.Insert(c.project, hc).RequestId(rid).Context(ctx).Do()
 	})
 }
 
 // PatchHTTPHealthCheck changes the fields set in hc.
-func (c *Cloud) PatchHTTPHealthCheck(ctx context.Context, name string, hc *compute.HttpHealthCheck) error {
+func (c *Cloud) PatchHTTPHealthCheck(ctx context.Context, k Key, hc *compute.HttpHealthCheck) error {
 	return c.mutate(ctx, "httpHealthChecks.patch", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.HttpHealthChecks.Patch(c.project, name, hc).RequestId(rid).Context(ctx).Do()
+		return c.svc.HttpHealthChecks.Patch(c.project, k.Name, hc).RequestId(rid).Context(ctx).Do()
 	})
 }
 
-func (c *Cloud) DeleteHTTPHealthCheck(ctx context.Context, name string) error {
+func (c *Cloud) DeleteHTTPHealthCheck(ctx context.Context, k Key) error {
 	return ignoreNotFound(c.mutate(ctx, "httpHealthChecks.delete", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.HttpHealthChecks.Delete(c.project, name).RequestId(rid).Context(ctx).Do()
+		return c.svc.HttpHealthChecks.Delete(c.project, k.Name).RequestId(rid).Context(ctx).Do()
 	}))
 }
 
-func (c *Cloud) GetTargetPool(ctx context.Context, region, name string) (*compute.TargetPool, error) {
+func (c *Cloud) GetTargetPool(ctx context.Context, k Key) (*compute.TargetPool, error) {
 	return get(ctx, c, "targetPools.get", func(ctx context.Context) (*compute.TargetPool, error) {
-		return c.svc.TargetPools.Get(c.project, region, name).Context(ctx).Do()
+		return c.svc.TargetPools.Get(c.project, k.Region, k.Name).Context(ctx).Do()
 	})
 }
 
-func (c *Cloud) InsertTargetPool(ctx context.Context, region string, tp *compute.TargetPool) error {
+func (c *Cloud) InsertTargetPool(ctx context.Context, k Key, tp *compute.TargetPool) error {
+	tp.Name = k.Name
 	return c.mutate(ctx, "targetPools.insert", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.TargetPools.Insert(c.project, region, tp).RequestId(rid).Context(ctx).Do()
+		return c.svc.TargetPools.Insert(c.project, k.Region, tp).RequestId(rid).Context(ctx).Do()
 	})
 }
 
-func (c *Cloud) DeleteTargetPool(ctx context.Context, region, name string) error {
+func (c *Cloud) DeleteTargetPool(ctx context.Context, k Key) error {
 	return ignoreNotFound(c.mutate(ctx, "targetPools.delete", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.TargetPools.Delete(c.project, region, name).RequestId(rid).Context(ctx).Do()
+		return c.svc.TargetPools.Delete(c.project, k.Region, k.Name).RequestId(rid).Context(ctx).Do()
 	}))
 }
 
 // AddTargetPoolInstances adds instances (URLs) to a pool.
-func (c *Cloud) AddTargetPoolInstances(ctx context.Context, region, pool string, instances ...string) error {
+func (c *Cloud) AddTargetPoolInstances(ctx context.Context, pool Key, instances ...string) error {
 	req := &compute.TargetPoolsAddInstanceRequest{}
 	for _, l := range instances {
 		req.Instances = append(req.Instances, &compute.InstanceReference{Instance: l})
 	}
 	return c.mutate(ctx, "targetPools.addInstance", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.TargetPools.AddInstance(c.project, region, pool, req).RequestId(rid).Context(ctx).Do()
+		return c.svc.TargetPools.AddInstance(c.project, pool.Region, pool.Name, req).RequestId(rid).Context(ctx).Do()
 	})
 }
 
 // RemoveTargetPoolInstances removes instances (URLs) from a pool.
-func (c *Cloud) RemoveTargetPoolInstances(ctx context.Context, region, pool string, instances ...string) error {
+func (c *Cloud) RemoveTargetPoolInstances(ctx context.Context, pool Key, instances ...string) error {
 	req := &compute.TargetPoolsRemoveInstanceRequest{}
 	for _, l := range instances {
 		req.Instances = append(req.Instances, &compute.InstanceReference{Instance: l})
 	}
 	return c.mutate(ctx, "targetPools.removeInstance", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.TargetPools.RemoveInstance(c.project, region, pool, req).RequestId(rid).Context(ctx).Do()
+		return c.svc.TargetPools.RemoveInstance(c.project, pool.Region, pool.Name, req).RequestId(rid).Context(ctx).Do()
 	})
 }
 
 // TargetPoolHealth returns the pool's view of one member: "HEALTHY" or
 // "UNHEALTHY". A member that is not running answers resourceNotReady on
 // GCE; that is reported as "UNHEALTHY" too.
-func (c *Cloud) TargetPoolHealth(ctx context.Context, region, pool, instance string) (string, error) {
+func (c *Cloud) TargetPoolHealth(ctx context.Context, pool Key, instance string) (string, error) {
 	var state string
 	err := c.do(ctx, groupRead, "targetPools.getHealth", func(ctx context.Context) error {
-		r, err := c.svc.TargetPools.GetHealth(c.project, region, pool, &compute.InstanceReference{Instance: instance}).Context(ctx).Do()
+		r, err := c.svc.TargetPools.GetHealth(c.project, pool.Region, pool.Name, &compute.InstanceReference{Instance: instance}).Context(ctx).Do()
 		var ge *googleapi.Error
 		if errors.As(err, &ge) && hasReason(ge, "resourceNotReady") {
 			state = "UNHEALTHY" // not retried: a stopped member stays not ready
@@ -482,39 +491,30 @@ func (c *Cloud) TargetPoolHealth(ctx context.Context, region, pool, instance str
 	return state, err
 }
 
-func (c *Cloud) GetForwardingRule(ctx context.Context, region, name string) (*compute.ForwardingRule, error) {
+func (c *Cloud) GetForwardingRule(ctx context.Context, k Key) (*compute.ForwardingRule, error) {
 	return get(ctx, c, "forwardingRules.get", func(ctx context.Context) (*compute.ForwardingRule, error) {
-		return c.svc.ForwardingRules.Get(c.project, region, name).Context(ctx).Do()
+		return c.svc.ForwardingRules.Get(c.project, k.Region, k.Name).Context(ctx).Do()
 	})
 }
 
 // InsertForwardingRule creates a rule; GCE drops insert-time labels on
 // forwarding rules, so set them afterwards.
-func (c *Cloud) InsertForwardingRule(ctx context.Context, region string, fr *compute.ForwardingRule) error {
+func (c *Cloud) InsertForwardingRule(ctx context.Context, k Key, fr *compute.ForwardingRule) error {
+	fr.Name = k.Name
 	return c.mutate(ctx, "forwardingRules.insert", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.ForwardingRules.Insert(c.project, region, fr).RequestId(rid).Context(ctx).Do()
+		return c.svc.ForwardingRules.Insert(c.project, k.Region, fr).RequestId(rid).Context(ctx).Do()
 	})
 }
 
-func (c *Cloud) DeleteForwardingRule(ctx context.Context, region, name string) error {
+func (c *Cloud) DeleteForwardingRule(ctx context.Context, k Key) error {
 	return ignoreNotFound(c.mutate(ctx, "forwardingRules.delete", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.ForwardingRules.Delete(c.project, region, name).RequestId(rid).Context(ctx).Do()
+		return c.svc.ForwardingRules.Delete(c.project, k.Region, k.Name).RequestId(rid).Context(ctx).Do()
 	}))
 }
 
-func (c *Cloud) SetForwardingRuleLabels(ctx context.Context, region, name string, labels map[string]string, fingerprint string) error {
+func (c *Cloud) SetForwardingRuleLabels(ctx context.Context, k Key, labels map[string]string, fingerprint string) error {
 	req := &compute.RegionSetLabelsRequest{Labels: labels, LabelFingerprint: fingerprint}
 	return c.mutate(ctx, "forwardingRules.setLabels", func(ctx context.Context, rid string) (*compute.Operation, error) {
-		return c.svc.ForwardingRules.SetLabels(c.project, region, name, req).RequestId(rid).Context(ctx).Do()
+		return c.svc.ForwardingRules.SetLabels(c.project, k.Region, k.Name, req).RequestId(rid).Context(ctx).Do()
 	})
-}
-
-// sortedScopes orders aggregatedList keys so results are deterministic.
-func sortedScopes[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

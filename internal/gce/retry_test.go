@@ -86,7 +86,7 @@ func TestUnreachableEndpointFailsFast(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = c.GetAddress(context.Background(), "us-central1", "ip1")
+			_, err = c.GetAddress(context.Background(), gce.RegionalKey("us-central1", "ip1"))
 			if err == nil {
 				t.Fatal("the call succeeded")
 			}
@@ -116,11 +116,11 @@ func TestRefusedAfterAnswerGetsTheFullBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := c.GetAddress(ctx, "us-central1", "ip1"); !gce.IsNotFound(err) {
+	if _, err := c.GetAddress(ctx, gce.RegionalKey("us-central1", "ip1")); !gce.IsNotFound(err) {
 		t.Fatalf("first get: %v, want a 404", err)
 	}
 	srv.Close()
-	if _, err := c.GetAddress(ctx, "us-central1", "ip1"); err == nil || !strings.Contains(err.Error(), host) {
+	if _, err := c.GetAddress(ctx, gce.RegionalKey("us-central1", "ip1")); err == nil || !strings.Contains(err.Error(), host) {
 		t.Fatalf("get after the server went: %v, want an error naming %s", err, host)
 	}
 	if got := c.Stats().Snapshot()["addresses.get"]; got != 1+5 {
@@ -154,7 +154,7 @@ func TestParallelCallsShareTheirWarnings(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := c.GetAddress(ctx, "us-central1", "ip1"); !gce.IsNotFound(err) {
+	if _, err := c.GetAddress(ctx, gce.RegionalKey("us-central1", "ip1")); !gce.IsNotFound(err) {
 		t.Fatalf("first get: %v, want a 404", err)
 	}
 	srv.Close()
@@ -163,7 +163,7 @@ func TestParallelCallsShareTheirWarnings(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, _ = c.GetAddress(ctx, "us-central1", "ip1")
+			_, _ = c.GetAddress(ctx, gce.RegionalKey("us-central1", "ip1"))
 		}()
 	}
 	wg.Wait()
@@ -190,7 +190,7 @@ func TestMutationRetriesAreNotMultiplied(t *testing.T) {
 	if _, err := emu.Control.AddFault(ctx, emulator.Fault{Method: "addresses.insert", Code: 503, Count: 100}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.InsertAddress(ctx, "us-central1", &compute.Address{Name: "ip1"}); err == nil {
+	if err := c.InsertAddress(ctx, gce.RegionalKey("us-central1", "ip1"), &compute.Address{Name: "ip1"}); err == nil {
 		t.Fatal("insert against a failing API succeeded")
 	}
 	rc, err := emu.Control.RequestsSince(ctx, 0)

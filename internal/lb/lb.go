@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,23 +24,23 @@ import (
 
 // Cloud is what the load balancer needs from GCE (gce.Cloud implements it).
 type Cloud interface {
-	GetHTTPHealthCheck(ctx context.Context, name string) (*compute.HttpHealthCheck, error)
-	InsertHTTPHealthCheck(ctx context.Context, hc *compute.HttpHealthCheck) error
-	PatchHTTPHealthCheck(ctx context.Context, name string, hc *compute.HttpHealthCheck) error
-	DeleteHTTPHealthCheck(ctx context.Context, name string) error
-	GetTargetPool(ctx context.Context, region, name string) (*compute.TargetPool, error)
-	InsertTargetPool(ctx context.Context, region string, tp *compute.TargetPool) error
-	DeleteTargetPool(ctx context.Context, region, name string) error
-	AddTargetPoolInstances(ctx context.Context, region, pool string, instances ...string) error
-	RemoveTargetPoolInstances(ctx context.Context, region, pool string, instances ...string) error
-	GetForwardingRule(ctx context.Context, region, name string) (*compute.ForwardingRule, error)
-	InsertForwardingRule(ctx context.Context, region string, fr *compute.ForwardingRule) error
-	DeleteForwardingRule(ctx context.Context, region, name string) error
-	SetForwardingRuleLabels(ctx context.Context, region, name string, labels map[string]string, fingerprint string) error
-	GetInstance(ctx context.Context, zone, name string) (*compute.Instance, error)
-	AddAccessConfig(ctx context.Context, zone, instance, name, natIP string) error
-	DeleteAccessConfig(ctx context.Context, zone, instance, name string) error
-	GetAddress(ctx context.Context, region, name string) (*compute.Address, error)
+	GetHTTPHealthCheck(ctx context.Context, k gce.Key) (*compute.HttpHealthCheck, error)
+	InsertHTTPHealthCheck(ctx context.Context, k gce.Key, hc *compute.HttpHealthCheck) error
+	PatchHTTPHealthCheck(ctx context.Context, k gce.Key, hc *compute.HttpHealthCheck) error
+	DeleteHTTPHealthCheck(ctx context.Context, k gce.Key) error
+	GetTargetPool(ctx context.Context, k gce.Key) (*compute.TargetPool, error)
+	InsertTargetPool(ctx context.Context, k gce.Key, tp *compute.TargetPool) error
+	DeleteTargetPool(ctx context.Context, k gce.Key) error
+	AddTargetPoolInstances(ctx context.Context, pool gce.Key, instances ...string) error
+	RemoveTargetPoolInstances(ctx context.Context, pool gce.Key, instances ...string) error
+	GetForwardingRule(ctx context.Context, k gce.Key) (*compute.ForwardingRule, error)
+	InsertForwardingRule(ctx context.Context, k gce.Key, fr *compute.ForwardingRule) error
+	DeleteForwardingRule(ctx context.Context, k gce.Key) error
+	SetForwardingRuleLabels(ctx context.Context, k gce.Key, labels map[string]string, fingerprint string) error
+	GetInstance(ctx context.Context, k gce.Key) (*compute.Instance, error)
+	AddAccessConfig(ctx context.Context, instance gce.Key, name, natIP string) error
+	DeleteAccessConfig(ctx context.Context, instance gce.Key, name string) error
+	GetAddress(ctx context.Context, k gce.Key) (*compute.Address, error)
 }
 
 // AccessConfigName is the name hakube gives every access config (GCE's own
@@ -49,12 +50,11 @@ const AccessConfigName = "external-nat"
 // Spec names the load balancer of one cluster.
 type Spec struct {
 	Cluster     string
-	Region      string
-	Address     string // static address name
-	IP          string // its IP
-	Pool        string // target pool name
-	Rule        string // forwarding rule name
-	HealthCheck string // legacy HTTP health check name
+	Address     gce.Key // the static address (regional)
+	IP          string  // its IP
+	Pool        gce.Key // the target pool (regional)
+	Rule        gce.Key // the forwarding rule (regional)
+	HealthCheck gce.Key // the legacy HTTP health check (global; no Name: none)
 	APIPort     int
 	HealthPort  int
 	// Deadline bounds the wait for the IP to serve after a move (kube-up: 30 min).
@@ -74,14 +74,13 @@ func (s *Spec) progress(format string, args ...any) {
 
 // Master is one master VM as the load balancer sees it.
 type Master struct {
-	Name string
-	Zone string
-	Link string // selfLink
+	gce.Key        // zonal
+	Link    string // selfLink
 }
 
 // MasterOf makes a Master from an instance.
 func MasterOf(in *compute.Instance) Master {
-	return Master{Name: in.Name, Zone: gce.LastSegment(in.Zone), Link: in.SelfLink}
+	return Master{Key: gce.KeyOf(in.SelfLink), Link: in.SelfLink}
 }
 
 // The masters' health check. A halted replica keeps its share of
@@ -104,7 +103,7 @@ const (
 // healthCheck is the legacy HTTP health check hakube wants.
 func healthCheck(s *Spec) *compute.HttpHealthCheck {
 	return &compute.HttpHealthCheck{
-		Name:               s.HealthCheck,
+		Name:               s.HealthCheck.Name,
 		Description:        gce.Description(s.Cluster, gce.RoleHealthCheck, "apiserver /healthz of the masters"),
 		Port:               int64(s.HealthPort),
 		RequestPath:        healthCheckPath,
@@ -147,7 +146,7 @@ func EnsureHealthCheck(ctx context.Context, c Cloud, s *Spec) error {
 	hc, err := c.GetHTTPHealthCheck(ctx, s.HealthCheck)
 	switch {
 	case gce.IsNotFound(err):
-		if err := c.InsertHTTPHealthCheck(ctx, want); err != nil && !gce.IsAlreadyExists(err) {
+		if err := c.InsertHTTPHealthCheck(ctx, s.HealthCheck, want); err != nil && !gce.IsAlreadyExists(err) {
 			return fmt.Errorf("create health check %s: %w", s.HealthCheck, err)
 		}
 		return nil
@@ -171,14 +170,14 @@ func EnsureHealthCheck(ctx context.Context, c Cloud, s *Spec) error {
 // EnsurePool creates the target pool with the health check and the given
 // masters, or adds the masters that are missing from an existing pool.
 func EnsurePool(ctx context.Context, c Cloud, s *Spec, masters []Master) error {
-	tp, err := c.GetTargetPool(ctx, s.Region, s.Pool)
+	tp, err := c.GetTargetPool(ctx, s.Pool)
 	if gce.IsNotFound(err) {
 		tp = &compute.TargetPool{
-			Name:            s.Pool,
+			Name:            s.Pool.Name,
 			Description:     gce.Description(s.Cluster, gce.RoleTargetPool, "master replicas"),
 			SessionAffinity: "NONE",
 		}
-		if s.HealthCheck != "" {
+		if s.HealthCheck.Name != "" {
 			hc, err := c.GetHTTPHealthCheck(ctx, s.HealthCheck)
 			if err != nil {
 				return fmt.Errorf("read health check %s: %w", s.HealthCheck, err)
@@ -188,22 +187,22 @@ func EnsurePool(ctx context.Context, c Cloud, s *Spec, masters []Master) error {
 		for _, m := range masters {
 			tp.Instances = append(tp.Instances, m.Link)
 		}
-		if err := c.InsertTargetPool(ctx, s.Region, tp); err != nil && !gce.IsAlreadyExists(err) {
+		if err := c.InsertTargetPool(ctx, s.Pool, tp); err != nil && !gce.IsAlreadyExists(err) {
 			return fmt.Errorf("create target pool %s: %w", s.Pool, err)
 		}
-		tp, err = c.GetTargetPool(ctx, s.Region, s.Pool)
+		tp, err = c.GetTargetPool(ctx, s.Pool)
 	}
 	if err != nil {
 		return fmt.Errorf("read target pool %s: %w", s.Pool, err)
 	}
 	var missing []string
 	for _, m := range masters {
-		if !contains(tp.Instances, m.Link) {
+		if !slices.Contains(tp.Instances, m.Link) {
 			missing = append(missing, m.Link)
 		}
 	}
 	if len(missing) > 0 {
-		if err := c.AddTargetPoolInstances(ctx, s.Region, s.Pool, missing...); err != nil {
+		if err := c.AddTargetPoolInstances(ctx, s.Pool, missing...); err != nil {
 			return fmt.Errorf("add masters to target pool %s: %w", s.Pool, err)
 		}
 	}
@@ -212,17 +211,17 @@ func EnsurePool(ctx context.Context, c Cloud, s *Spec, masters []Master) error {
 
 // RemoveFromPool takes a master out of the pool if it is in it.
 func RemoveFromPool(ctx context.Context, c Cloud, s *Spec, m Master) error {
-	tp, err := c.GetTargetPool(ctx, s.Region, s.Pool)
+	tp, err := c.GetTargetPool(ctx, s.Pool)
 	if gce.IsNotFound(err) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("read target pool %s: %w", s.Pool, err)
 	}
-	if !contains(tp.Instances, m.Link) {
+	if !slices.Contains(tp.Instances, m.Link) {
 		return nil
 	}
-	if err := c.RemoveTargetPoolInstances(ctx, s.Region, s.Pool, m.Link); err != nil {
+	if err := c.RemoveTargetPoolInstances(ctx, s.Pool, m.Link); err != nil {
 		return fmt.Errorf("remove %s from target pool %s: %w", m.Name, s.Pool, err)
 	}
 	return nil
@@ -251,7 +250,7 @@ func IPOwner(addr *compute.Address) Owner {
 		case strings.Contains(u, "/forwardingRules/"):
 			return Owner{Kind: OwnerLB}
 		case strings.Contains(u, "/instances/"):
-			return Owner{Kind: OwnerMaster, Instance: gce.LastSegment(u)}
+			return Owner{Kind: OwnerMaster, Instance: gce.KeyOf(u).Name}
 		}
 	}
 	return Owner{Kind: OwnerNone}
@@ -291,19 +290,19 @@ func externalIP(in *compute.Instance) *compute.AccessConfig {
 // of the target pool. The pool must exist (EnsurePool). It resumes from any
 // point: IP still on the master, on nobody, or already on the rule.
 func Promote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
-	mv := Move{From: "instance " + m.Name, To: "forwarding rule " + s.Rule}
-	addr, err := c.GetAddress(ctx, s.Region, s.Address)
+	mv := Move{From: "instance " + m.Name, To: "forwarding rule " + s.Rule.Name}
+	addr, err := c.GetAddress(ctx, s.Address)
 	if err != nil {
 		return mv, fmt.Errorf("read address %s: %w", s.Address, err)
 	}
 	owner := IPOwner(addr)
-	in, err := c.GetInstance(ctx, m.Zone, m.Name)
+	in, err := c.GetInstance(ctx, m.Key)
 	if err != nil {
 		return mv, fmt.Errorf("read master %s: %w", m.Name, err)
 	}
 	switch owner.Kind {
 	case OwnerLB:
-		mv.From = "forwarding rule " + s.Rule
+		mv.From = "forwarding rule " + s.Rule.Name
 		// Already moved; make sure the old master has an IP of its own.
 		if externalIP(in) == nil {
 			if err := attach(ctx, c, m, ""); err != nil {
@@ -370,7 +369,7 @@ func ruleAndEphemeral(ctx context.Context, c Cloud, s *Spec, m Master) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return insertRule(gctx, c, s) })
 	g.Go(func() error {
-		in, err := c.GetInstance(gctx, m.Zone, m.Name)
+		in, err := c.GetInstance(gctx, m.Key)
 		if err != nil {
 			return fmt.Errorf("read master %s: %w", m.Name, err)
 		}
@@ -398,33 +397,33 @@ func (s *Spec) waitProgress(via string) func(time.Duration) {
 
 // insertRule creates the forwarding rule on the static IP and labels it.
 func insertRule(ctx context.Context, c Cloud, s *Spec) error {
-	tp, err := c.GetTargetPool(ctx, s.Region, s.Pool)
+	tp, err := c.GetTargetPool(ctx, s.Pool)
 	if err != nil {
 		return fmt.Errorf("read target pool %s: %w", s.Pool, err)
 	}
 	fr := &compute.ForwardingRule{
-		Name:        s.Rule,
+		Name:        s.Rule.Name,
 		Description: gce.Description(s.Cluster, gce.RoleLB, "the masters' API on the cluster's static IP"),
 		IPAddress:   s.IP,
 		IPProtocol:  "TCP",
 		PortRange:   strconv.Itoa(s.APIPort),
 		Target:      tp.SelfLink,
 	}
-	if err := c.InsertForwardingRule(ctx, s.Region, fr); err != nil && !gce.IsAlreadyExists(err) {
+	if err := c.InsertForwardingRule(ctx, s.Rule, fr); err != nil && !gce.IsAlreadyExists(err) {
 		return fmt.Errorf("create forwarding rule %s: %w", s.Rule, err)
 	}
 	// GCE drops labels given at insert on forwarding rules. A stale
 	// fingerprint (412: an earlier attempt's operation failed after the
 	// fingerprint moved, or another writer) means read again and retry.
 	for attempt := 1; ; attempt++ {
-		got, err := c.GetForwardingRule(ctx, s.Region, s.Rule)
+		got, err := c.GetForwardingRule(ctx, s.Rule)
 		if err != nil {
 			return fmt.Errorf("read forwarding rule %s: %w", s.Rule, err)
 		}
 		if got.Labels[gce.LabelCluster] == s.Cluster {
 			return nil
 		}
-		err = c.SetForwardingRuleLabels(ctx, s.Region, s.Rule, gce.Labels(s.Cluster, gce.RoleLB), got.LabelFingerprint)
+		err = c.SetForwardingRuleLabels(ctx, s.Rule, gce.Labels(s.Cluster, gce.RoleLB), got.LabelFingerprint)
 		if err == nil {
 			return nil
 		}
@@ -443,7 +442,7 @@ func EnsureRule(ctx context.Context, c Cloud, s *Spec) error { return insertRule
 // gets an access config with the static IP and the IP serves again. It
 // resumes from any point.
 func Demote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
-	mv := Move{From: "forwarding rule " + s.Rule, To: "instance " + m.Name}
+	mv := Move{From: "forwarding rule " + s.Rule.Name, To: "instance " + m.Name}
 	// Probing starts before the rule's deletion, the first disruptive call.
 	w := s.Prober.watch(ctx, s.IP)
 	defer w.stop()
@@ -457,13 +456,13 @@ func Demote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
 func demote(ctx context.Context, c Cloud, s *Spec, m Master, w *outageWatch) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		if err := c.DeleteForwardingRule(gctx, s.Region, s.Rule); err != nil {
+		if err := c.DeleteForwardingRule(gctx, s.Rule); err != nil {
 			return fmt.Errorf("delete forwarding rule %s: %w", s.Rule, err)
 		}
 		return nil
 	})
 	g.Go(func() error {
-		in, err := c.GetInstance(gctx, m.Zone, m.Name)
+		in, err := c.GetInstance(gctx, m.Key)
 		if err != nil {
 			return fmt.Errorf("read master %s: %w", m.Name, err)
 		}
@@ -477,7 +476,7 @@ func demote(ctx context.Context, c Cloud, s *Spec, m Master, w *outageWatch) err
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	in, err := c.GetInstance(ctx, m.Zone, m.Name)
+	in, err := c.GetInstance(ctx, m.Key)
 	if err != nil {
 		return fmt.Errorf("read master %s: %w", m.Name, err)
 	}
@@ -498,10 +497,10 @@ func demote(ctx context.Context, c Cloud, s *Spec, m Master, w *outageWatch) err
 // Teardown deletes the pool and then the health check (the rule must be
 // gone already). Missing pieces are fine.
 func Teardown(ctx context.Context, c Cloud, s *Spec) error {
-	if err := c.DeleteTargetPool(ctx, s.Region, s.Pool); err != nil {
+	if err := c.DeleteTargetPool(ctx, s.Pool); err != nil {
 		return fmt.Errorf("delete target pool %s: %w", s.Pool, err)
 	}
-	if s.HealthCheck != "" {
+	if s.HealthCheck.Name != "" {
 		if err := c.DeleteHTTPHealthCheck(ctx, s.HealthCheck); err != nil {
 			return fmt.Errorf("delete health check %s: %w", s.HealthCheck, err)
 		}
@@ -512,11 +511,11 @@ func Teardown(ctx context.Context, c Cloud, s *Spec) error {
 // detach removes the master's access config. An operation of an earlier,
 // interrupted attempt may have removed it meanwhile: that is success.
 func detach(ctx context.Context, c Cloud, m Master, name string) error {
-	err := c.DeleteAccessConfig(ctx, m.Zone, m.Name, name)
+	err := c.DeleteAccessConfig(ctx, m.Key, name)
 	if err == nil || ctx.Err() != nil {
 		return err
 	}
-	if in, gerr := c.GetInstance(ctx, m.Zone, m.Name); gerr == nil && externalIP(in) == nil {
+	if in, gerr := c.GetInstance(ctx, m.Key); gerr == nil && externalIP(in) == nil {
 		return nil
 	}
 	return err
@@ -525,23 +524,14 @@ func detach(ctx context.Context, c Cloud, m Master, name string) error {
 // attach gives the master an access config (natIP "" for an ephemeral IP).
 // If an earlier, interrupted attempt already did, that is success.
 func attach(ctx context.Context, c Cloud, m Master, natIP string) error {
-	err := c.AddAccessConfig(ctx, m.Zone, m.Name, AccessConfigName, natIP)
+	err := c.AddAccessConfig(ctx, m.Key, AccessConfigName, natIP)
 	if err == nil || ctx.Err() != nil {
 		return err
 	}
-	if in, gerr := c.GetInstance(ctx, m.Zone, m.Name); gerr == nil {
+	if in, gerr := c.GetInstance(ctx, m.Key); gerr == nil {
 		if ac := externalIP(in); ac != nil && (natIP == "" || ac.NatIP == natIP) {
 			return nil
 		}
 	}
 	return err
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

@@ -48,10 +48,10 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.InsertAddress(ctx, region, &compute.Address{Name: "m-ip"}); err != nil {
+	if err := c.InsertAddress(ctx, gce.RegionalKey(region, "m-ip"), &compute.Address{Name: "m-ip"}); err != nil {
 		t.Fatal(err)
 	}
-	a, err := c.GetAddress(ctx, region, "m-ip")
+	a, err := c.GetAddress(ctx, gce.RegionalKey(region, "m-ip"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,16 +63,16 @@ func newFixture(t *testing.T) *fixture {
 		NetworkInterfaces: []*compute.NetworkInterface{{AccessConfigs: []*compute.AccessConfig{{Name: lb.AccessConfigName, NatIP: a.Address}}}},
 		Metadata:          &compute.Metadata{Items: []*compute.MetadataItems{{Key: "kube-env", Value: &env}}},
 	}
-	if err := c.InsertInstance(ctx, zone, in); err != nil {
+	if err := c.InsertInstance(ctx, gce.ZonalKey(zone, in.Name), in); err != nil {
 		t.Fatal(err)
 	}
-	got, err := c.GetInstance(ctx, zone, "m")
+	got, err := c.GetInstance(ctx, gce.ZonalKey(zone, "m"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &fixture{t: t, emu: emu, c: c, ip: a.Address, m: lb.MasterOf(got)}
 	f.spec = &lb.Spec{
-		Cluster: "k", Region: region, Address: "m-ip", IP: a.Address, Pool: "m", Rule: "m", HealthCheck: "m",
+		Cluster: "k", Address: gce.RegionalKey(region, "m-ip"), IP: a.Address, Pool: gce.RegionalKey(region, "m"), Rule: gce.RegionalKey(region, "m"), HealthCheck: gce.GlobalKey("m"),
 		APIPort: port, HealthPort: 17990, Deadline: 20 * time.Second,
 		Prober: &lb.Prober{Port: port, Timeout: time.Second},
 	}
@@ -91,7 +91,7 @@ func newFixture(t *testing.T) *fixture {
 
 func (f *fixture) owner() lb.Owner {
 	f.t.Helper()
-	a, err := f.c.GetAddress(context.Background(), region, "m-ip")
+	a, err := f.c.GetAddress(context.Background(), gce.RegionalKey(region, "m-ip"))
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func (f *fixture) owner() lb.Owner {
 
 func (f *fixture) masterIP() string {
 	f.t.Helper()
-	in, err := f.c.GetInstance(context.Background(), zone, "m")
+	in, err := f.c.GetInstance(context.Background(), gce.ZonalKey(zone, "m"))
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -164,10 +164,10 @@ func TestPromoteFromEveryState(t *testing.T) {
 		}
 	}
 	// From nobody: an interrupted move (rule gone, IP free, master without IP).
-	if err := f.c.DeleteForwardingRule(ctx, region, "m"); err != nil {
+	if err := f.c.DeleteForwardingRule(ctx, gce.RegionalKey(region, "m")); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.c.DeleteAccessConfig(ctx, zone, "m", lb.AccessConfigName); err != nil {
+	if err := f.c.DeleteAccessConfig(ctx, gce.ZonalKey(zone, "m"), lb.AccessConfigName); err != nil {
 		t.Fatal(err)
 	}
 	if f.owner().Kind != lb.OwnerNone {
@@ -205,10 +205,10 @@ func TestDemoteFromEveryState(t *testing.T) {
 	if err := lb.Teardown(ctx, f.c, f.spec); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.c.GetTargetPool(ctx, region, "m"); !gce.IsNotFound(err) {
+	if _, err := f.c.GetTargetPool(ctx, gce.RegionalKey(region, "m")); !gce.IsNotFound(err) {
 		t.Errorf("pool after teardown: %v", err)
 	}
-	if _, err := f.c.GetHTTPHealthCheck(ctx, "m"); !gce.IsNotFound(err) {
+	if _, err := f.c.GetHTTPHealthCheck(ctx, gce.GlobalKey("m")); !gce.IsNotFound(err) {
 		t.Errorf("health check after teardown: %v", err)
 	}
 	f.serving()
@@ -227,7 +227,7 @@ func TestPromoteRevertsPastMaxDowntime(t *testing.T) {
 	if o := f.owner(); o.Kind != lb.OwnerMaster || f.masterIP() != f.ip {
 		t.Errorf("after revert: owner %+v, master IP %q", o, f.masterIP())
 	}
-	if _, err := f.c.GetForwardingRule(ctx, region, "m"); !gce.IsNotFound(err) {
+	if _, err := f.c.GetForwardingRule(ctx, gce.RegionalKey(region, "m")); !gce.IsNotFound(err) {
 		t.Errorf("forwarding rule after revert: %v", err)
 	}
 	f.serving()
@@ -249,7 +249,7 @@ func TestEnsureRuleSurvivesAFailedLabelOperation(t *testing.T) {
 	if err := lb.EnsureRule(ctx, f.c, f.spec); err != nil {
 		t.Fatalf("EnsureRule: %v", err)
 	}
-	fr, err := f.c.GetForwardingRule(ctx, region, "m")
+	fr, err := f.c.GetForwardingRule(ctx, gce.RegionalKey(region, "m"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,9 +28,6 @@ func Region(zone string) string {
 	return zone
 }
 
-// InRegion reports whether zone belongs to region.
-func InRegion(zone, region string) bool { return Region(zone) == region }
-
 // Getter is the one call Check needs (gce.Cloud implements it).
 type Getter interface {
 	GetZone(ctx context.Context, zone string) (*compute.Zone, error)

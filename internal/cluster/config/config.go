@@ -30,11 +30,7 @@ type Config struct {
 	Provider string
 	Project  string
 	Zone     string
-	// ZoneSet is true when the zone came from a flag, the environment or the
-	// config file rather than the default: `down` without a zone tears the
-	// whole cluster down.
-	ZoneSet bool
-	Prefix  string
+	Prefix   string
 
 	NumNodes          int
 	Multizone         bool
@@ -297,7 +293,6 @@ func Load(opts LoadOptions) (*Config, error) {
 		}
 		c.Origins[s.key] = def.origin
 	}
-	c.ZoneSet = c.Origins["zone"].userGiven()
 
 	for _, s := range specs {
 		in, ok := given[s.key]

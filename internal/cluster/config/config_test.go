@@ -530,8 +530,8 @@ func TestConfigProjectEnvOrder(t *testing.T) {
 
 func TestConfigEmptyEnvIsUnset(t *testing.T) {
 	c := run{cmd: "up", env: map[string]string{"PROJECT": "p", "NUM_NODES": "", "KUBE_GCE_ZONE": "", "MULTIZONE": ""}}.mustLoad(t)
-	if c.NumNodes != 3 || c.Zone != "us-central1-b" || c.Multizone || c.ZoneSet {
-		t.Errorf("got NumNodes=%d Zone=%q Multizone=%v ZoneSet=%v, want the defaults", c.NumNodes, c.Zone, c.Multizone, c.ZoneSet)
+	if c.NumNodes != 3 || c.Zone != "us-central1-b" || c.Multizone || c.Origins["zone"].Source != SourceDefault {
+		t.Errorf("got NumNodes=%d Zone=%q Multizone=%v zone from %v, want the defaults", c.NumNodes, c.Zone, c.Multizone, c.Origins["zone"])
 	}
 }
 
@@ -559,8 +559,8 @@ func TestConfigZoneDefault(t *testing.T) {
 			}
 			tc.r.env["PROJECT"] = "p"
 			c := tc.r.mustLoad(t)
-			if c.Zone != tc.wantZone || c.ZoneSet != tc.wantSet {
-				t.Errorf("Zone=%q ZoneSet=%v, want %q %v", c.Zone, c.ZoneSet, tc.wantZone, tc.wantSet)
+			if c.Zone != tc.wantZone || c.Origins["zone"].userGiven() != tc.wantSet {
+				t.Errorf("Zone=%q given %v, want %q %v", c.Zone, c.Origins["zone"].userGiven(), tc.wantZone, tc.wantSet)
 			}
 		})
 	}
@@ -858,7 +858,7 @@ func TestConfigFileAccepts(t *testing.T) {
 		{"empty file", "", func(c *Config) bool { return c.Prefix == "kubernetes" }},
 		{"only comments", "# nothing here\n", func(c *Config) bool { return c.NumNodes == 3 }},
 		{"header only", "apiVersion: hakube.io/v1alpha1\nkind: ClusterConfig\n", func(c *Config) bool { return c.NumNodes == 3 }},
-		{"null and empty are unset", "zone: ~\nprefix: \"\"\nnumNodes:\n", func(c *Config) bool { return c.Zone == "" && c.Prefix == "kubernetes" && c.NumNodes == 3 && !c.ZoneSet }},
+		{"null and empty are unset", "zone: ~\nprefix: \"\"\nnumNodes:\n", func(c *Config) bool { return c.Zone == "" && c.Prefix == "kubernetes" && c.NumNodes == 3 && !c.Origins["zone"].userGiven() }},
 		{"quoted number", "numNodes: \"4\"\n", func(c *Config) bool { return c.NumNodes == 4 }},
 		{"yaml booleans and words", "multizone: yes\ndeleteNodes: False\nlbFirst: 1\n", func(c *Config) bool { return c.Multizone && !c.DeleteNodes && c.LBFirst }},
 		{"anchors", "zone: &z europe-west1-d\nnetwork: net\n", func(c *Config) bool { return c.Zone == "europe-west1-d" }},
@@ -980,7 +980,7 @@ func TestConfigRoundTrip(t *testing.T) {
 			file: "prefix: prod\nnetwork: net-1\nmasterSize: e2-custom-4-8192\nreplica: prod-master-abc\nimageFamily: \"no\"\nimageProject: cos-cloud\nnodeDiskType: pd-ssd\ndeleteNetwork: true\n",
 		}},
 	}
-	ignore := cmpopts.IgnoreFields(Config{}, "Origins", "ZoneSet")
+	ignore := cmpopts.IgnoreFields(Config{}, "Origins")
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			first := tc.r.mustLoad(t)
@@ -992,7 +992,7 @@ func TestConfigRoundTrip(t *testing.T) {
 			if diff := cmp.Diff(first, second, ignore); diff != "" {
 				t.Errorf("config changed through View and Load (-first +second):\n%s\nview:\n%s", diff, view)
 			}
-			if first.Zone != "" && !second.ZoneSet {
+			if first.Zone != "" && !second.Origins["zone"].userGiven() {
 				t.Errorf("zone %q from the file should count as set", second.Zone)
 			}
 			again, err := second.View()
@@ -1090,7 +1090,7 @@ func TestConfigExamples(t *testing.T) {
 		env := map[string]string{"PROJECT": "p"}
 		want := run{cmd: "up", env: env}.mustLoad(t)
 		got := run{cmd: "up", env: env, path: defaults}.mustLoad(t)
-		if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(Config{}, "Origins", "ZoneSet")); diff != "" {
+		if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(Config{}, "Origins")); diff != "" {
 			t.Errorf("(-defaults +file):\n%s", diff)
 		}
 		text, err := os.ReadFile(defaults)

@@ -1,0 +1,89 @@
+package cluster
+
+import (
+	"sync"
+
+	"github.com/hakube/hakube/internal/gce"
+	"github.com/hakube/hakube/internal/lb"
+)
+
+// runState is what a run's steps hand on to later steps: the lock step
+// learns the static IP and the cluster's mode, the first master's step
+// issues the CA, the IP moves measure outages. The plan's edges order every
+// write before its reads; the mutex is for the steps that run in parallel.
+type runState struct {
+	mu       sync.Mutex
+	ip       string // the static IP
+	ca       []byte // the cluster CA certificate, PEM
+	lbMode   string // modeStandard or modeLBFirst
+	lock     *gce.Lock
+	moves    []lb.Move
+	warnings []string
+}
+
+// newRunState starts from what was observed.
+func newRunState(obs *Observed) *runState {
+	st := &runState{ca: clusterCA(obs)}
+	if obs.Address != nil {
+		st.ip = obs.Address.Address
+		st.lbMode = obs.Address.Labels[labelMode]
+	}
+	return st
+}
+
+func (st *runState) staticIP() string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.ip
+}
+
+func (st *runState) caPEM() []byte {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.ca
+}
+
+func (st *runState) mode() string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.lbMode
+}
+
+func (st *runState) setCA(ca []byte) {
+	st.mu.Lock()
+	st.ca = ca
+	st.mu.Unlock()
+}
+
+// locked records what the lock step learnt.
+func (st *runState) locked(lock *gce.Lock, ip, mode string) {
+	st.mu.Lock()
+	st.lock, st.ip, st.lbMode = lock, ip, mode
+	st.mu.Unlock()
+}
+
+func (st *runState) heldLock() *gce.Lock {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.lock
+}
+
+// record keeps an IP move's measurement for the report.
+func (st *runState) record(mv lb.Move) {
+	st.mu.Lock()
+	st.moves = append(st.moves, mv)
+	st.mu.Unlock()
+}
+
+func (st *runState) warn(msg string) {
+	st.mu.Lock()
+	st.warnings = append(st.warnings, msg)
+	st.mu.Unlock()
+}
+
+// outcome returns the moves and warnings once the run is over.
+func (st *runState) outcome() ([]lb.Move, []string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.moves, st.warnings
+}

@@ -1,0 +1,340 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	compute "google.golang.org/api/compute/v1"
+
+	"github.com/hakube/hakube/internal/gce"
+	"github.com/hakube/hakube/internal/lb"
+)
+
+// What steps do. Each is a method of the run, named for what it does, and
+// acts on the resource its arguments name; the planners (up.go, replica.go,
+// down.go) decide which run and in what order.
+
+// takeLock reserves the static IP when the cluster is new (it also holds
+// the lock), labels it as the cluster's, and takes the lock on it.
+func (r *run) takeLock(ctx context.Context, create bool) error {
+	c, key := r.env.Cloud, r.addressKey()
+	if create && r.obs.Address == nil {
+		addr := &compute.Address{Description: gce.Description(r.cfg.ClusterName(), gce.RoleStaticIP, "the Kubernetes API's IP")}
+		if err := c.InsertAddress(ctx, key, addr); err != nil && !gce.IsAlreadyExists(err) {
+			return fmt.Errorf("reserve static IP %s: %w", key, err)
+		}
+	}
+	a, err := c.GetAddress(ctx, key)
+	if err != nil {
+		return fmt.Errorf("read static IP %s: %w", key, err)
+	}
+	if !gce.Owned(r.cfg.ClusterName(), a.Labels, a.Description) {
+		return refuse("address %s exists but does not belong to cluster %q; choose another --prefix", key, r.cfg.ClusterName())
+	}
+	mode := modeStandard
+	if r.cfg.LBFirst {
+		mode = modeLBFirst
+	}
+	if a.Labels[gce.LabelCluster] != r.cfg.ClusterName() || a.Labels[labelMode] == "" {
+		// GCE ignores labels given when an address is reserved.
+		labels := gce.Labels(r.cfg.ClusterName(), gce.RoleStaticIP)
+		for k, v := range a.Labels {
+			labels[k] = v
+		}
+		if labels[labelMode] == "" {
+			labels[labelMode] = mode
+		}
+		if err := c.SetAddressLabels(ctx, key, labels, a.LabelFingerprint); err != nil && !gce.IsPrecondition(err) {
+			return fmt.Errorf("label static IP %s: %w", key, err)
+		}
+		if a, err = c.GetAddress(ctx, key); err != nil {
+			return fmt.Errorf("read static IP %s: %w", key, err)
+		}
+	}
+	lock, err := c.AcquireLock(ctx, key, r.env.lockRequest(r.flow, r.observedLock()))
+	if err != nil {
+		return err
+	}
+	if old := lock.Replaced; old != nil {
+		how := "that run is gone (its process no longer runs here)"
+		if r.env.BreakLock && old.Holder != gce.LabelValue(r.env.Holder) {
+			how = "broken with --break-lock"
+		}
+		r.st.warn(fmt.Sprintf("took over the cluster lock from %s: %s", old, how))
+	}
+	if m := a.Labels[labelMode]; m != "" {
+		mode = m
+	}
+	r.st.locked(lock, a.Address, mode)
+	return nil
+}
+
+func (r *run) createNetwork(ctx context.Context) error {
+	key := gce.GlobalKey(r.cfg.Network)
+	err := r.env.Cloud.InsertAutoNetwork(ctx, key, gce.Description(r.cfg.ClusterName(), gce.RoleNetwork, "created for the cluster"))
+	if err != nil && !gce.IsAlreadyExists(err) {
+		return fmt.Errorf("create network %s: %w", key, err)
+	}
+	return nil
+}
+
+// createFirewall makes one of kube-up's rules, accepting one that appeared
+// meanwhile only when it is the cluster's (a concurrent or earlier run made
+// it) or the shared SSH rule.
+func (r *run) createFirewall(ctx context.Context, fw *compute.Firewall) error {
+	err := r.env.Cloud.InsertFirewall(ctx, gce.GlobalKey(fw.Name), fw)
+	if !gce.IsAlreadyExists(err) {
+		return wrap(err, "create firewall %s", fw.Name)
+	}
+	fws, err := r.env.Cloud.ListFirewalls(ctx, fmt.Sprintf("name = %q", fw.Name))
+	if err != nil {
+		return wrap(err, "read firewall %s", fw.Name)
+	}
+	for _, got := range fws {
+		if gce.OwnedByDescription(r.cfg.ClusterName(), got.Description) || fw.Name == r.cfg.SSHFirewallName() {
+			return nil
+		}
+	}
+	return refuse("firewall %s exists but does not belong to cluster %q", fw.Name, r.cfg.ClusterName())
+}
+
+func (r *run) createTemplate(ctx context.Context) error {
+	key := r.templateKey()
+	err := r.env.Cloud.InsertInstanceTemplate(ctx, key, nodeTemplate(r.cfg, r.st.staticIP()))
+	if !gce.IsAlreadyExists(err) {
+		return wrap(err, "create instance template %s", key)
+	}
+	t, gerr := r.env.Cloud.GetInstanceTemplate(ctx, key)
+	if gerr == nil && gce.OwnedByDescription(r.cfg.ClusterName(), t.Description) {
+		return nil
+	}
+	return refuse("instance template %s exists but does not belong to cluster %q", key, r.cfg.ClusterName())
+}
+
+// createPool makes a zone's node group from the template.
+func (r *run) createPool(ctx context.Context, key gce.Key) error {
+	t, err := r.env.Cloud.GetInstanceTemplate(ctx, r.templateKey())
+	if err != nil {
+		return wrap(err, "read instance template %s", r.templateKey())
+	}
+	err = r.env.Cloud.InsertMIG(ctx, key, nodeGroup(r.cfg, t.SelfLink))
+	if gce.IsAlreadyExists(err) {
+		return nil
+	}
+	return wrap(err, "create node pool %s", key)
+}
+
+func (r *run) resizePool(ctx context.Context, key gce.Key) error {
+	return wrap(r.env.Cloud.ResizeMIG(ctx, key, int64(r.cfg.NumNodes)), "resize node pool %s", key)
+}
+
+// createMasterDisk makes a replica's etcd data disk.
+func (r *run) createMasterDisk(ctx context.Context, key gce.Key, replica string) error {
+	err := r.env.Cloud.InsertDisk(ctx, key, masterDisk(r.cfg, replica, key.Zone))
+	if !gce.IsAlreadyExists(err) {
+		return wrap(err, "create disk %s", key)
+	}
+	d, gerr := r.env.Cloud.GetDisk(ctx, key)
+	if gerr == nil && d.Labels[gce.LabelCluster] == r.cfg.ClusterName() {
+		return nil
+	}
+	return refuse("disk %s exists but does not belong to cluster %q", key, r.cfg.ClusterName())
+}
+
+// createFirstMaster issues the cluster's certificates and creates the VM.
+func (r *run) createFirstMaster(ctx context.Context, key gce.Key) error {
+	ip := r.st.staticIP()
+	certs, err := newCerts(r.cfg.ClusterName(), r.cfg.MasterName(), ip, time.Now())
+	if err != nil {
+		return fmt.Errorf("issue certificates: %w", err)
+	}
+	r.st.setCA(certs.CACert)
+	nat := ip
+	if r.st.mode() == modeLBFirst {
+		nat = ""
+	}
+	env := masterKubeEnv(r.cfg, key.Name, key.Zone, ip, []string{key.Name}, "new")
+	err = r.env.Cloud.InsertInstance(ctx, key, masterInstance(r.cfg, key.Name, key.Zone, nat, env, certs.metadata()))
+	if gce.IsAlreadyExists(err) {
+		return r.adoptMaster(ctx, key)
+	}
+	return wrap(err, "create master %s", key)
+}
+
+// adoptMaster accepts an instance that already exists under our name only
+// when it is the cluster's master, and picks up its CA.
+func (r *run) adoptMaster(ctx context.Context, key gce.Key) error {
+	in, err := r.env.Cloud.GetInstance(ctx, key)
+	if err != nil {
+		return wrap(err, "read instance %s", key)
+	}
+	if in.Labels[gce.LabelCluster] != r.cfg.ClusterName() || in.Labels[gce.LabelRole] != gce.RoleMaster {
+		return refuse("instance %s exists but is not a master of cluster %q", key, r.cfg.ClusterName())
+	}
+	if ca, err := caFromMetadata(metadataValue(in, MetaMasterCerts)); err == nil {
+		r.st.setCA(ca)
+	}
+	return nil
+}
+
+// createReplica clones the source master's kube-env with the etcd
+// membership rewritten, and creates the VM with an ephemeral IP.
+func (r *run) createReplica(ctx context.Context, key gce.Key, source *compute.Instance) error {
+	env, err := ParseKubeEnv(metadataValue(source, MetaKubeEnv))
+	if err != nil {
+		return fmt.Errorf("read kube-env of %s: %w", source.Name, err)
+	}
+	members := append(splitList(env.Get("INITIAL_ETCD_CLUSTER")), r.masterNames()...)
+	env.Set("INITIAL_ETCD_CLUSTER", etcdCluster(append(members, key.Name)...))
+	env.Set("INITIAL_ETCD_CLUSTER_STATE", "existing")
+	env.Set("ZONE", key.Zone)
+	env.Set("HOSTNAME", key.Name)
+	certs := metadataValue(source, MetaMasterCerts)
+	if certs == "" {
+		return fmt.Errorf("master %s has no %s metadata to clone", source.Name, MetaMasterCerts)
+	}
+	err = r.env.Cloud.InsertInstance(ctx, key, masterInstance(r.cfg, key.Name, key.Zone, "", env, certs))
+	if gce.IsAlreadyExists(err) {
+		return r.adoptMaster(ctx, key)
+	}
+	return wrap(err, "create replica %s", key)
+}
+
+// lbSpec describes the load balancer for a step's Run; its progress lines
+// go to that step (ctx carries its id).
+func (r *run) lbSpec(ctx context.Context) *lb.Spec {
+	return &lb.Spec{
+		Cluster:     r.cfg.ClusterName(),
+		Address:     r.addressKey(),
+		IP:          r.st.staticIP(),
+		Pool:        r.poolKey(),
+		Rule:        r.ruleKey(),
+		HealthCheck: r.healthCheckKey(),
+		APIPort:     r.cfg.APIServerPort,
+		HealthPort:  r.cfg.HealthCheckPort,
+		Deadline:    r.env.APIDeadline,
+		MaxDowntime: r.cfg.MaxDowntime,
+		Prober:      r.env.prober(r.cfg, r.st.caPEM()),
+		Progress:    func(msg string) { r.env.progress(ctx, "%s", msg) },
+	}
+}
+
+func (r *run) ensureHealthCheck(ctx context.Context) error {
+	return lb.EnsureHealthCheck(ctx, r.env.Cloud, r.lbSpec(ctx))
+}
+
+// fillPool makes sure the target pool exists and holds these masters.
+func (r *run) fillPool(ctx context.Context, masters []lb.Master) error {
+	return lb.EnsurePool(ctx, r.env.Cloud, r.lbSpec(ctx), masters)
+}
+
+// fillPoolWithMasters puts every master of the cluster in the target pool,
+// as they are now (the first master may have been created in this run).
+func (r *run) fillPoolWithMasters(ctx context.Context) error {
+	ins, err := r.env.Cloud.AggregatedInstances(ctx, gce.ClusterFilter(r.cfg.ClusterName()))
+	if err != nil {
+		return wrap(err, "list masters")
+	}
+	var masters []lb.Master
+	for _, in := range ins {
+		if in.Labels[gce.LabelRole] == gce.RoleMaster {
+			masters = append(masters, lb.MasterOf(in))
+		}
+	}
+	return r.fillPool(ctx, masters)
+}
+
+// joinPool adds one replica to the target pool.
+func (r *run) joinPool(ctx context.Context, key gce.Key) error {
+	in, err := r.env.Cloud.GetInstance(ctx, key)
+	if err != nil {
+		return wrap(err, "read replica %s", key)
+	}
+	return r.fillPool(ctx, []lb.Master{lb.MasterOf(in)})
+}
+
+// waitHealthy waits until the load balancer's health check passes the replica.
+func (r *run) waitHealthy(ctx context.Context, key gce.Key) error {
+	in, err := r.env.Cloud.GetInstance(ctx, key)
+	if err != nil {
+		return wrap(err, "read replica %s", key)
+	}
+	return r.env.waitMemberHealthy(ctx, r.poolKey(), in.SelfLink)
+}
+
+func (r *run) leavePool(ctx context.Context, m lb.Master) error {
+	return lb.RemoveFromPool(ctx, r.env.Cloud, r.lbSpec(ctx), m)
+}
+
+func (r *run) createRule(ctx context.Context) error {
+	return lb.EnsureRule(ctx, r.env.Cloud, r.lbSpec(ctx))
+}
+
+// promote moves the static IP from the master onto the forwarding rule.
+func (r *run) promote(ctx context.Context, first lb.Master) error {
+	mv, err := lb.Promote(ctx, r.env.Cloud, r.lbSpec(ctx), first)
+	r.st.record(mv)
+	return err
+}
+
+// demote gives the static IP back to the last master.
+func (r *run) demote(ctx context.Context, last lb.Master) error {
+	mv, err := lb.Demote(ctx, r.env.Cloud, r.lbSpec(ctx), last)
+	r.st.record(mv)
+	return err
+}
+
+func (r *run) teardownLB(ctx context.Context) error {
+	return lb.Teardown(ctx, r.env.Cloud, r.lbSpec(ctx))
+}
+
+// waitServing waits until the API answers on the static IP, its TLS
+// verified against the cluster CA.
+func (r *run) waitServing(ctx context.Context) error {
+	ip, ca := r.st.staticIP(), r.st.caPEM()
+	if ip == "" {
+		return errors.New("the static IP is unknown")
+	}
+	if ca == nil {
+		return errors.New("the cluster CA is unknown: no master carries kube-master-certs")
+	}
+	_, err := r.env.prober(r.cfg, ca).WaitServing(ctx, ip, r.env.APIDeadline, func(el time.Duration) {
+		r.env.progress(ctx, "waiting for https://%s:%d/healthz: %s elapsed of %s", ip, r.cfg.APIServerPort, el.Round(time.Second), r.env.APIDeadline)
+	})
+	return err
+}
+
+// remove deletes one resource; a resource already gone is fine.
+func (r *run) remove(ref gce.Ref) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		c, k := r.env.Cloud, ref.Key
+		var err error
+		switch ref.Kind {
+		case gce.KindInstance:
+			err = c.DeleteInstance(ctx, k)
+		case gce.KindDisk:
+			err = c.DeleteDisk(ctx, k)
+		case gce.KindGroup:
+			err = c.DeleteMIG(ctx, k)
+		case gce.KindTemplate:
+			err = c.DeleteInstanceTemplate(ctx, k)
+		case gce.KindFirewall:
+			err = c.DeleteFirewall(ctx, k)
+		case gce.KindAddress:
+			err = c.DeleteAddress(ctx, k)
+		case gce.KindNetwork:
+			err = c.DeleteNetwork(ctx, k)
+		case gce.KindForwardingRule:
+			err = c.DeleteForwardingRule(ctx, k)
+		case gce.KindTargetPool:
+			err = c.DeleteTargetPool(ctx, k)
+		case gce.KindHealthCheck:
+			err = c.DeleteHTTPHealthCheck(ctx, k)
+		default:
+			return fmt.Errorf("cannot delete a %s", ref.Kind)
+		}
+		return wrap(err, "delete %s", ref)
+	}
+}
