@@ -154,6 +154,10 @@ func TestGcloud(t *testing.T) {
 			if props := tpl["properties"].(map[string]any); props["machineType"] != "e2-small" {
 				t.Errorf("template machineType %v, want the bare name", props["machineType"])
 			}
+			// gcloud lists templates through aggregated/instanceTemplates.
+			if names := gcloudNames(g.list(t, "compute", "instance-templates", "list")); !slices.Contains(names, "node-tpl") {
+				t.Errorf("instance-templates list %v lacks node-tpl", names)
+			}
 			g.run(t, "compute", "instance-groups", "managed", "create", "nodes", zone, "--template=node-tpl",
 				"--size=2", "--base-instance-name=node")
 			g.run(t, "compute", "instance-groups", "managed", "resize", "nodes", zone, "--size=3")
