@@ -25,6 +25,7 @@ const (
 	gcloudProject = "gcloud-smoke"
 	gcloudRegion  = "europe-west1"
 	gcloudZone    = "europe-west1-b"
+	gcloudZone2   = "europe-west1-c"
 )
 
 func TestGcloud(t *testing.T) {
@@ -131,9 +132,15 @@ func TestGcloud(t *testing.T) {
 		},
 		"instance-lifecycle": func(t *testing.T) {
 			g := g.session(t)
-			vm := g.one(t, "compute", "instances", "create", "worker", zone, "--machine-type=e2-small", "--no-address")
-			if vm["status"] != "RUNNING" || gcloudNatIP(vm) != "" {
-				t.Errorf("created instance status %v natIP %q, want RUNNING without an external IP", vm["status"], gcloudNatIP(vm))
+			// Several instances in one command go through the batch endpoint.
+			vms := g.list(t, "compute", "instances", "create", "worker", "worker-2", zone, "--machine-type=e2-small", "--no-address")
+			if names := gcloudNames(vms); !cmp.Equal(names, []string{"worker", "worker-2"}) {
+				t.Fatalf("created %v, want worker and worker-2", names)
+			}
+			for _, vm := range vms {
+				if vm["status"] != "RUNNING" || gcloudNatIP(vm) != "" {
+					t.Errorf("created instance %v status %v natIP %q, want RUNNING without an external IP", vm["name"], vm["status"], gcloudNatIP(vm))
+				}
 			}
 			g.run(t, "compute", "instances", "stop", "worker", zone)
 			if s := g.object(t, "compute", "instances", "describe", "worker", zone)["status"]; s != "TERMINATED" {
@@ -143,8 +150,8 @@ func TestGcloud(t *testing.T) {
 			if s := g.object(t, "compute", "instances", "describe", "worker", zone)["status"]; s != "RUNNING" {
 				t.Errorf("started instance status %v, want RUNNING", s)
 			}
-			g.run(t, "compute", "instances", "delete", "worker", zone)
-			g.fails(t, "was not found", "compute", "instances", "describe", "worker", zone)
+			g.run(t, "compute", "instances", "delete", "worker", "worker-2", zone)
+			g.fails(t, "was not found", "compute", "instances", "describe", "worker-2", zone)
 		},
 		"managed-instance-group": func(t *testing.T) {
 			g := g.session(t)
@@ -175,7 +182,18 @@ func TestGcloud(t *testing.T) {
 					t.Errorf("member %v", m)
 				}
 			}
+			// Listing groups in several zones batches a call per zone.
+			g.run(t, "compute", "instance-groups", "managed", "create", "empty", "--zone="+gcloudZone2, "--template=node-tpl",
+				"--size=0", "--base-instance-name=empty")
+			groups := map[string]string{}
+			for _, m := range g.list(t, "compute", "instance-groups", "managed", "list") {
+				groups[fmt.Sprint(m["name"])] = gcloudLast(fmt.Sprint(m["zone"]))
+			}
+			if want := map[string]string{"nodes": gcloudZone, "empty": gcloudZone2}; !cmp.Equal(groups, want) {
+				t.Errorf("managed list: %v, want %v", groups, want)
+			}
 			g.run(t, "compute", "instance-groups", "managed", "delete", "nodes", zone)
+			g.run(t, "compute", "instance-groups", "managed", "delete", "empty", "--zone="+gcloudZone2)
 			g.run(t, "compute", "instance-templates", "delete", "node-tpl")
 		},
 		"target-pool": func(t *testing.T) {
