@@ -122,12 +122,12 @@ func TestGcloud(t *testing.T) {
 				t.Errorf("after add-access-config and add-metadata: natIP %q metadata %v", gcloudNatIP(vm), gcloudMetadata(vm))
 			}
 
-			g.run(t, "compute", "instances", "delete", "master", zone)
-			// An attached disk is not deleted with the instance by default.
-			if d := g.object(t, "compute", "disks", "describe", "master-pd", zone); d["users"] != nil {
-				t.Errorf("disk users %v after the instance is gone", d["users"])
+			// kube-down's delete: gcloud first marks every disk autoDelete
+			// (instances.setDiskAutoDelete), so both disks go with the VM.
+			g.run(t, "compute", "instances", "delete", "master", zone, "--delete-disks=all")
+			if names := gcloudNames(g.list(t, "compute", "disks", "list")); slices.Contains(names, "master") || slices.Contains(names, "master-pd") {
+				t.Errorf("disks %v after the master was deleted with --delete-disks=all", names)
 			}
-			g.run(t, "compute", "disks", "delete", "master-pd", zone)
 			g.run(t, "compute", "addresses", "delete", "master-ip", region)
 		},
 		"instance-lifecycle": func(t *testing.T) {
@@ -273,7 +273,8 @@ func TestGcloud(t *testing.T) {
 		types[fmt.Sprint(op["operationType"])] = true
 	}
 	for _, want := range []string{"insert", "delete", "stop", "start", "addAccessConfig", "deleteAccessConfig", "setMetadata",
-		"AddInstance", "RemoveInstance", "compute.instanceGroupManagers.insert", "compute.instanceTemplates.insert"} {
+		"AddInstance", "RemoveInstance", "compute.instanceGroupManagers.insert", "compute.instanceTemplates.insert",
+		"setDiskAutoDelete"} {
 		if !types[want] {
 			t.Errorf("operations list has no %s operation (types: %v)", want, types)
 		}

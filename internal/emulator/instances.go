@@ -102,6 +102,7 @@ func (s *Server) routesInstances() {
 	s.handle("POST", "zones/{zone}/instances/{instance}/setTags", "compute.instances.setTags", s.instancesSetTags)
 	s.handle("POST", "zones/{zone}/instances/{instance}/attachDisk", "compute.instances.attachDisk", s.instancesAttachDisk)
 	s.handle("POST", "zones/{zone}/instances/{instance}/detachDisk", "compute.instances.detachDisk", s.instancesDetachDisk)
+	s.handle("POST", "zones/{zone}/instances/{instance}/setDiskAutoDelete", "compute.instances.setDiskAutoDelete", s.instancesSetDiskAutoDelete)
 }
 
 // instanceByLink finds an instance by its selfLink.

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"fmt"
+	"strconv"
 
 	compute "google.golang.org/api/compute/v1"
 )
@@ -111,6 +112,48 @@ func (s *Server) instancesDetachDisk(c *call) (any, *apiError) {
 			if d := s.diskOfAttached(c.p, target); d != nil {
 				detachUser(d, in.SelfLink)
 			}
+			in.Fingerprint = s.newFingerprint()
+			return nil
+		}}), nil
+}
+
+// instancesSetDiskAutoDelete sets whether an attached disk is deleted with
+// the instance (`gcloud compute instances delete --delete-disks` calls it
+// for each disk first).
+func (s *Server) instancesSetDiskAutoDelete(c *call) (any, *apiError) {
+	in, e := s.mutableInstance(c)
+	if e != nil {
+		return nil, e
+	}
+	v := c.query("autoDelete")
+	if v == "" {
+		return nil, errRequired("autoDelete")
+	}
+	autoDelete, err := strconv.ParseBool(v)
+	if err != nil {
+		return nil, errInvalidField("autoDelete", v, "Must be true or false.")
+	}
+	dev := c.query("deviceName")
+	if dev == "" {
+		return nil, errRequired("deviceName")
+	}
+	var target *compute.AttachedDisk
+	for _, ad := range in.Disks {
+		if ad.DeviceName == dev {
+			target = ad
+		}
+	}
+	if target == nil {
+		// GCE's message (fog/fog-google#166); the 400 invalid around it is
+		// the emulator's guess: the status and reason were not recorded.
+		return nil, errInvalid("No attached disk found with device name '%s'", dev)
+	}
+	return s.startInstanceOp(c, in, opSpec{Type: "setDiskAutoDelete", Target: in.SelfLink, TargetID: in.Id, Scope: "zones/" + c.zone,
+		Done: func() *apiError {
+			if in.deleting || in.gone {
+				return nil
+			}
+			target.AutoDelete = autoDelete
 			in.Fingerprint = s.newFingerprint()
 			return nil
 		}}), nil
