@@ -436,6 +436,7 @@ const (
 	kindAPIServer   = "apiserver"
 	kindHealthCheck = "healthcheck"
 	kindForward     = "forward"
+	kindDrop        = "drop" // a rule not forwarding yet: SYNs go unanswered (dataplane_drop.go)
 )
 
 // reconcile brings listeners, forwarders and probers in line with the
@@ -513,12 +514,20 @@ func (d *dataPlane) reconcile() time.Time {
 		switch {
 		case err != "":
 			st.State, st.Error = "unsupported", err
-		case r.pending:
-			st.State = "pending"
-		case now.Before(r.rt.readyAt):
-			st.State = "propagating"
-			st.ReadyAt = r.rt.readyAt
-			wake(r.rt.readyAt)
+		case r.pending || now.Before(r.rt.readyAt):
+			if r.pending {
+				st.State = "pending"
+			} else {
+				st.State = "propagating"
+				st.ReadyAt = r.rt.readyAt
+				wake(r.rt.readyAt)
+			}
+			// Not programmed yet: hold the ports and drop (dataplane_drop.go).
+			if canDrop() {
+				for _, port := range ports {
+					add(netip.AddrPortFrom(r.ip, uint16(port)), &want{kind: kindDrop, owner: r.link, rule: r})
+				}
+			}
 		default:
 			st.State = "forwarding"
 			for _, port := range ports {
@@ -540,6 +549,14 @@ func (d *dataPlane) reconcile() time.Time {
 func (d *dataPlane) syncListeners(wants map[netip.AddrPort]*want, now time.Time, wake func(time.Time)) {
 	for ap, l := range d.listeners {
 		w, ok := wants[ap]
+		if ok && l.kind == kindDrop && w.kind == kindForward && l.ln != nil && w.owner == l.owner && l.matches(w) {
+			if err := d.promote(l); err == nil {
+				d.log.Debug("forwarding on the dropping listener", zap.Stringer("address", ap), zap.String("owner", l.owner))
+				continue
+			} else {
+				d.log.Warn("cannot reuse the dropping listener; reopening", zap.Stringer("address", ap), zap.Error(err))
+			}
+		}
 		if !ok || w.kind != l.kind || w.owner != l.owner || !l.matches(w) {
 			l.close()
 			delete(d.listeners, ap)
@@ -595,7 +612,8 @@ type listener struct {
 	kind     string
 	owner    string
 	env      *kubeEnv   // the VM configuration an instance listener serves
-	fwd      *forwarder // the rule a forwarding listener serves
+	fwd      *forwarder // the rule a forwarding or dropping listener serves
+	hold     *dropHold  // what keeps a dropping listener's queue full
 	ln       net.Listener
 	srv      *http.Server // instance listeners
 	err      string       // last bind error
@@ -606,7 +624,7 @@ type listener struct {
 // VM that booted with another kube-env or certificates, or a rule deleted
 // and recreated under the same name, gets fresh listeners.
 func (l *listener) matches(w *want) bool {
-	if w.kind == kindForward {
+	if w.kind == kindForward || w.kind == kindDrop {
 		return l.fwd == w.rule.rt.fwd
 	}
 	return l.env == w.env
@@ -615,7 +633,7 @@ func (l *listener) matches(w *want) bool {
 // listenerFor is the record of a listener for w, not yet bound.
 func listenerFor(ap netip.AddrPort, w *want) *listener {
 	l := &listener{ap: ap, kind: w.kind, owner: w.owner}
-	if w.kind == kindForward {
+	if w.kind == kindForward || w.kind == kindDrop {
 		l.fwd = w.rule.rt.fwd
 	} else {
 		l.env = w.env
@@ -624,6 +642,7 @@ func listenerFor(ap netip.AddrPort, w *want) *listener {
 }
 
 func (l *listener) close() {
+	l.hold.release()
 	switch {
 	case l.srv != nil:
 		_ = l.srv.Close() // closes the listener and every connection
@@ -641,9 +660,14 @@ func (d *dataPlane) open(ap netip.AddrPort, w *want) (*listener, error) {
 	l := listenerFor(ap, w)
 	l.ln = ln
 	switch w.kind {
+	case kindDrop:
+		if l.hold, err = d.holdDropping(ln, ap); err != nil {
+			_ = ln.Close()
+			return nil, err
+		}
 	case kindForward:
 		d.wg.Add(1)
-		go l.fwd.serve(ln, int(ap.Port()))
+		go l.fwd.serve(ln, int(ap.Port()), "")
 	default:
 		l.srv = d.vmServer(w)
 		d.wg.Add(1)

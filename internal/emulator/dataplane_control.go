@@ -41,6 +41,9 @@ type DataPlanePort struct {
 	Port      int    `json:"port"`
 	Protocol  string `json:"protocol"` // https (API server), http (health-check port), tcp (forwarding)
 	Listening bool   `json:"listening"`
+	// Dropping: the port is held for a forwarding rule that does not
+	// forward yet, and connections to it time out as on GCE.
+	Dropping bool `json:"dropping,omitempty"`
 	// Error is the last bind failure and the setting to change.
 	Error string `json:"error,omitempty"`
 }
@@ -148,7 +151,11 @@ func (d *dataPlane) publish(sn *snapshot, vms []DataPlaneInstance, rules []DataP
 	for _, ap := range sortedAddrPorts(d.listeners) {
 		l := d.listeners[ap]
 		e := get(ap.Addr())
-		proto := map[string]string{kindAPIServer: "https", kindHealthCheck: "http", kindForward: "tcp"}[l.kind]
+		proto := map[string]string{kindAPIServer: "https", kindHealthCheck: "http", kindForward: "tcp", kindDrop: "tcp"}[l.kind]
+		if l.kind == kindDrop {
+			e.Ports = append(e.Ports, DataPlanePort{Port: int(ap.Port()), Protocol: proto, Dropping: l.ln != nil, Error: l.err})
+			continue
+		}
 		e.Ports = append(e.Ports, DataPlanePort{Port: int(ap.Port()), Protocol: proto, Listening: l.ln != nil, Error: l.err})
 		if l.ln == nil {
 			continue
