@@ -25,9 +25,13 @@ const (
 	gcloudProject = "gcloud-smoke"
 	gcloudRegion  = "europe-west1"
 	gcloudZone    = "europe-west1-b"
+	gcloudZone2   = "europe-west1-c"
 )
 
 func TestGcloud(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the gcloud smoke test runs gcloud about 70 times (a minute or more)")
+	}
 	bin, err := exec.LookPath("gcloud")
 	if err != nil {
 		t.Skip("gcloud is not on PATH; this test drives the real gcloud CLI against the emulator")
@@ -121,19 +125,25 @@ func TestGcloud(t *testing.T) {
 				t.Errorf("after add-access-config and add-metadata: natIP %q metadata %v", gcloudNatIP(vm), gcloudMetadata(vm))
 			}
 
-			g.run(t, "compute", "instances", "delete", "master", zone)
-			// An attached disk is not deleted with the instance by default.
-			if d := g.object(t, "compute", "disks", "describe", "master-pd", zone); d["users"] != nil {
-				t.Errorf("disk users %v after the instance is gone", d["users"])
+			// kube-down's delete: gcloud first marks every disk autoDelete
+			// (instances.setDiskAutoDelete), so both disks go with the VM.
+			g.run(t, "compute", "instances", "delete", "master", zone, "--delete-disks=all")
+			if names := gcloudNames(g.list(t, "compute", "disks", "list")); slices.Contains(names, "master") || slices.Contains(names, "master-pd") {
+				t.Errorf("disks %v after the master was deleted with --delete-disks=all", names)
 			}
-			g.run(t, "compute", "disks", "delete", "master-pd", zone)
 			g.run(t, "compute", "addresses", "delete", "master-ip", region)
 		},
 		"instance-lifecycle": func(t *testing.T) {
 			g := g.session(t)
-			vm := g.one(t, "compute", "instances", "create", "worker", zone, "--machine-type=e2-small", "--no-address")
-			if vm["status"] != "RUNNING" || gcloudNatIP(vm) != "" {
-				t.Errorf("created instance status %v natIP %q, want RUNNING without an external IP", vm["status"], gcloudNatIP(vm))
+			// Several instances in one command go through the batch endpoint.
+			vms := g.list(t, "compute", "instances", "create", "worker", "worker-2", zone, "--machine-type=e2-small", "--no-address")
+			if names := gcloudNames(vms); !cmp.Equal(names, []string{"worker", "worker-2"}) {
+				t.Fatalf("created %v, want worker and worker-2", names)
+			}
+			for _, vm := range vms {
+				if vm["status"] != "RUNNING" || gcloudNatIP(vm) != "" {
+					t.Errorf("created instance %v status %v natIP %q, want RUNNING without an external IP", vm["name"], vm["status"], gcloudNatIP(vm))
+				}
 			}
 			g.run(t, "compute", "instances", "stop", "worker", zone)
 			if s := g.object(t, "compute", "instances", "describe", "worker", zone)["status"]; s != "TERMINATED" {
@@ -143,8 +153,8 @@ func TestGcloud(t *testing.T) {
 			if s := g.object(t, "compute", "instances", "describe", "worker", zone)["status"]; s != "RUNNING" {
 				t.Errorf("started instance status %v, want RUNNING", s)
 			}
-			g.run(t, "compute", "instances", "delete", "worker", zone)
-			g.fails(t, "was not found", "compute", "instances", "describe", "worker", zone)
+			g.run(t, "compute", "instances", "delete", "worker", "worker-2", zone)
+			g.fails(t, "was not found", "compute", "instances", "describe", "worker-2", zone)
 		},
 		"managed-instance-group": func(t *testing.T) {
 			g := g.session(t)
@@ -153,6 +163,10 @@ func TestGcloud(t *testing.T) {
 			tpl := g.object(t, "compute", "instance-templates", "describe", "node-tpl")
 			if props := tpl["properties"].(map[string]any); props["machineType"] != "e2-small" {
 				t.Errorf("template machineType %v, want the bare name", props["machineType"])
+			}
+			// gcloud lists templates through aggregated/instanceTemplates.
+			if names := gcloudNames(g.list(t, "compute", "instance-templates", "list")); !slices.Contains(names, "node-tpl") {
+				t.Errorf("instance-templates list %v lacks node-tpl", names)
 			}
 			g.run(t, "compute", "instance-groups", "managed", "create", "nodes", zone, "--template=node-tpl",
 				"--size=2", "--base-instance-name=node")
@@ -171,7 +185,18 @@ func TestGcloud(t *testing.T) {
 					t.Errorf("member %v", m)
 				}
 			}
+			// Listing groups in several zones batches a call per zone.
+			g.run(t, "compute", "instance-groups", "managed", "create", "empty", "--zone="+gcloudZone2, "--template=node-tpl",
+				"--size=0", "--base-instance-name=empty")
+			groups := map[string]string{}
+			for _, m := range g.list(t, "compute", "instance-groups", "managed", "list") {
+				groups[fmt.Sprint(m["name"])] = gcloudLast(fmt.Sprint(m["zone"]))
+			}
+			if want := map[string]string{"nodes": gcloudZone, "empty": gcloudZone2}; !cmp.Equal(groups, want) {
+				t.Errorf("managed list: %v, want %v", groups, want)
+			}
 			g.run(t, "compute", "instance-groups", "managed", "delete", "nodes", zone)
+			g.run(t, "compute", "instance-groups", "managed", "delete", "empty", "--zone="+gcloudZone2)
 			g.run(t, "compute", "instance-templates", "delete", "node-tpl")
 		},
 		"target-pool": func(t *testing.T) {
@@ -251,15 +276,14 @@ func TestGcloud(t *testing.T) {
 		types[fmt.Sprint(op["operationType"])] = true
 	}
 	for _, want := range []string{"insert", "delete", "stop", "start", "addAccessConfig", "deleteAccessConfig", "setMetadata",
-		"AddInstance", "RemoveInstance", "compute.instanceGroupManagers.insert", "compute.instanceTemplates.insert"} {
+		"AddInstance", "RemoveInstance", "compute.instanceGroupManagers.insert", "compute.instanceTemplates.insert",
+		"setDiskAutoDelete"} {
 		if !types[want] {
 			t.Errorf("operations list has no %s operation (types: %v)", want, types)
 		}
 	}
 }
 
-// gcloudBuildEmulator builds gce-emulator into the test's temporary
-// directory, so that a clean clone needs nothing prebuilt.
 // gcloudCLI runs gcloud against the emulator. Each session has its own
 // configuration directory, so that parallel gcloud processes never share
 // state.
@@ -288,6 +312,11 @@ func (g *gcloudCLI) exec(t *testing.T, args ...string) (string, string, error) {
 		"CLOUDSDK_CORE_DISABLE_USAGE_REPORTING=true",
 		"CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK=true",
 		"CLOUDSDK_SURVEY_DISABLE_PROMPTS=true",
+		// Every session's fresh configuration would otherwise probe the
+		// metadata server once, for up to 3 s where 169.254.169.254 drops
+		// packets; and nobody reads the per-command log files.
+		"CLOUDSDK_CORE_CHECK_GCE_METADATA=false",
+		"CLOUDSDK_CORE_DISABLE_FILE_LOGGING=true",
 	)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

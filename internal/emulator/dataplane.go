@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/netip"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -437,6 +436,7 @@ const (
 	kindAPIServer   = "apiserver"
 	kindHealthCheck = "healthcheck"
 	kindForward     = "forward"
+	kindDrop        = "drop" // a rule not forwarding yet: SYNs go unanswered (dataplane_drop.go)
 )
 
 // reconcile brings listeners, forwarders and probers in line with the
@@ -514,12 +514,20 @@ func (d *dataPlane) reconcile() time.Time {
 		switch {
 		case err != "":
 			st.State, st.Error = "unsupported", err
-		case r.pending:
-			st.State = "pending"
-		case now.Before(r.rt.readyAt):
-			st.State = "propagating"
-			st.ReadyAt = r.rt.readyAt
-			wake(r.rt.readyAt)
+		case r.pending || now.Before(r.rt.readyAt):
+			if r.pending {
+				st.State = "pending"
+			} else {
+				st.State = "propagating"
+				st.ReadyAt = r.rt.readyAt
+				wake(r.rt.readyAt)
+			}
+			// Not programmed yet: hold the ports and drop (dataplane_drop.go).
+			if canDrop() {
+				for _, port := range ports {
+					add(netip.AddrPortFrom(r.ip, uint16(port)), &want{kind: kindDrop, owner: r.link, rule: r})
+				}
+			}
 		default:
 			st.State = "forwarding"
 			for _, port := range ports {
@@ -541,6 +549,14 @@ func (d *dataPlane) reconcile() time.Time {
 func (d *dataPlane) syncListeners(wants map[netip.AddrPort]*want, now time.Time, wake func(time.Time)) {
 	for ap, l := range d.listeners {
 		w, ok := wants[ap]
+		if ok && l.kind == kindDrop && w.kind == kindForward && l.ln != nil && w.owner == l.owner && l.matches(w) {
+			if err := d.promote(l); err == nil {
+				d.log.Debug("forwarding on the dropping listener", zap.Stringer("address", ap), zap.String("owner", l.owner))
+				continue
+			} else {
+				d.log.Warn("cannot reuse the dropping listener; reopening", zap.Stringer("address", ap), zap.Error(err))
+			}
+		}
 		if !ok || w.kind != l.kind || w.owner != l.owner || !l.matches(w) {
 			l.close()
 			delete(d.listeners, ap)
@@ -596,7 +612,8 @@ type listener struct {
 	kind     string
 	owner    string
 	env      *kubeEnv   // the VM configuration an instance listener serves
-	fwd      *forwarder // the rule a forwarding listener serves
+	fwd      *forwarder // the rule a forwarding or dropping listener serves
+	hold     *dropHold  // what keeps a dropping listener's queue full
 	ln       net.Listener
 	srv      *http.Server // instance listeners
 	err      string       // last bind error
@@ -607,7 +624,7 @@ type listener struct {
 // VM that booted with another kube-env or certificates, or a rule deleted
 // and recreated under the same name, gets fresh listeners.
 func (l *listener) matches(w *want) bool {
-	if w.kind == kindForward {
+	if w.kind == kindForward || w.kind == kindDrop {
 		return l.fwd == w.rule.rt.fwd
 	}
 	return l.env == w.env
@@ -616,7 +633,7 @@ func (l *listener) matches(w *want) bool {
 // listenerFor is the record of a listener for w, not yet bound.
 func listenerFor(ap netip.AddrPort, w *want) *listener {
 	l := &listener{ap: ap, kind: w.kind, owner: w.owner}
-	if w.kind == kindForward {
+	if w.kind == kindForward || w.kind == kindDrop {
 		l.fwd = w.rule.rt.fwd
 	} else {
 		l.env = w.env
@@ -625,6 +642,7 @@ func listenerFor(ap netip.AddrPort, w *want) *listener {
 }
 
 func (l *listener) close() {
+	l.hold.release()
 	switch {
 	case l.srv != nil:
 		_ = l.srv.Close() // closes the listener and every connection
@@ -642,9 +660,14 @@ func (d *dataPlane) open(ap netip.AddrPort, w *want) (*listener, error) {
 	l := listenerFor(ap, w)
 	l.ln = ln
 	switch w.kind {
+	case kindDrop:
+		if l.hold, err = d.holdDropping(ln, ap); err != nil {
+			_ = ln.Close()
+			return nil, err
+		}
 	case kindForward:
 		d.wg.Add(1)
-		go l.fwd.serve(ln, int(ap.Port()))
+		go l.fwd.serve(ln, int(ap.Port()), "")
 	default:
 		l.srv = d.vmServer(w)
 		d.wg.Add(1)
@@ -658,114 +681,6 @@ func (d *dataPlane) open(ap netip.AddrPort, w *want) (*listener, error) {
 		}()
 	}
 	return l, nil
-}
-
-// publish stores what the control API reports.
-func (d *dataPlane) publish(sn *snapshot, vms []DataPlaneInstance, rules []DataPlaneForwardingRule) {
-	byIP := map[netip.Addr]*DataPlaneAddress{}
-	get := func(a netip.Addr) *DataPlaneAddress {
-		e := byIP[a]
-		if e == nil {
-			e = &DataPlaneAddress{IP: a.String(), Holder: sn.holders[a], Answers: "nothing"}
-			byIP[a] = e
-		}
-		return e
-	}
-	for a := range sn.holders {
-		get(a)
-	}
-	for _, ap := range sortedAddrPorts(d.listeners) {
-		l := d.listeners[ap]
-		e := get(ap.Addr())
-		proto := map[string]string{kindAPIServer: "https", kindHealthCheck: "http", kindForward: "tcp"}[l.kind]
-		e.Ports = append(e.Ports, DataPlanePort{Port: int(ap.Port()), Protocol: proto, Listening: l.ln != nil, Error: l.err})
-		if l.ln == nil {
-			continue
-		}
-		if l.kind == kindForward {
-			e.Answers, e.ForwardingRule = "forwardingRule", l.owner
-		} else {
-			e.Answers, e.Instance = "instance", l.owner
-		}
-	}
-	// Say why nothing answers where the API has handed out an IP.
-	for _, e := range byIP {
-		for _, p := range e.Ports {
-			if e.Answers == "nothing" && p.Error != "" && e.Reason == "" {
-				e.Reason = "the data plane cannot listen here (see ports)"
-			}
-		}
-	}
-	for _, v := range vms {
-		for _, ip := range v.IPs {
-			if e := byIP[addrOf(ip)]; e != nil && e.Answers == "nothing" && e.Reason == "" {
-				e.Reason = instanceReason(v)
-			}
-		}
-	}
-	for _, r := range rules {
-		if e := byIP[addrOf(r.IP)]; e != nil && e.Answers == "nothing" && e.Reason == "" {
-			e.Reason = "forwarding rule " + r.State
-			if r.Error != "" {
-				e.Reason += ": " + r.Error
-			}
-		}
-	}
-	addrs := make([]DataPlaneAddress, 0, len(byIP))
-	for _, a := range sortedAddrs(byIP) {
-		e := byIP[a]
-		if e.Answers == "nothing" && e.Reason == "" {
-			e.Reason = "nothing is bound to this IP"
-			if strings.Contains(e.Holder, "/addresses/") {
-				e.Reason = "reserved, not in use"
-			}
-		}
-		addrs = append(addrs, *e)
-	}
-	pools := make([]DataPlaneTargetPool, 0, len(sn.pools))
-	for _, key := range sortedKeys(sn.pools) {
-		ps := sn.pools[key]
-		tp := DataPlaneTargetPool{TargetPool: ps.link}
-		if ps.check != nil {
-			tp.HealthCheck = ps.check.link
-		}
-		for _, m := range ps.members {
-			mv := DataPlaneMember{Instance: m.link}
-			if m.dial.IsValid() {
-				mv.IP = m.dial.String()
-			}
-			tp.Members = append(tp.Members, mv)
-		}
-		pools = append(pools, tp)
-	}
-	d.mu.Lock()
-	d.status = DataPlane{Enabled: true, Addresses: addrs, Instances: vms, ForwardingRules: rules, TargetPools: pools}
-	d.mu.Unlock()
-}
-
-func instanceReason(v DataPlaneInstance) string {
-	switch v.State {
-	case "stopped":
-		return "instance " + v.Status
-	case "notMaster":
-		return "instance is not a master (no KUBERNETES_MASTER: 'true' in kube-env)"
-	case "failed":
-		return "instance's API server cannot start: " + v.Error
-	case "zoneDown":
-		return "instance's zone is DOWN"
-	case "booting":
-		return "instance booting until " + v.ReadyAt.Format(time.RFC3339Nano)
-	}
-	return "instance " + v.State
-}
-
-func sortedAddrs[V any](m map[netip.Addr]V) []netip.Addr {
-	out := make([]netip.Addr, 0, len(m))
-	for a := range m {
-		out = append(out, a)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Less(out[j]) })
-	return out
 }
 
 // healthKey names one member's health under one pool's check.

@@ -2,6 +2,9 @@ package emulator
 
 import (
 	"net/http"
+	"net/netip"
+	"sort"
+	"strings"
 	"time"
 )
 
@@ -38,6 +41,9 @@ type DataPlanePort struct {
 	Port      int    `json:"port"`
 	Protocol  string `json:"protocol"` // https (API server), http (health-check port), tcp (forwarding)
 	Listening bool   `json:"listening"`
+	// Dropping: the port is held for a forwarding rule that does not
+	// forward yet, and connections to it time out as on GCE.
+	Dropping bool `json:"dropping,omitempty"`
 	// Error is the last bind failure and the setting to change.
 	Error string `json:"error,omitempty"`
 }
@@ -125,5 +131,117 @@ func (d *dataPlane) report() DataPlane {
 		pools[i] = tp
 	}
 	out.TargetPools = pools
+	return out
+}
+
+// publish stores what the control API reports.
+func (d *dataPlane) publish(sn *snapshot, vms []DataPlaneInstance, rules []DataPlaneForwardingRule) {
+	byIP := map[netip.Addr]*DataPlaneAddress{}
+	get := func(a netip.Addr) *DataPlaneAddress {
+		e := byIP[a]
+		if e == nil {
+			e = &DataPlaneAddress{IP: a.String(), Holder: sn.holders[a], Answers: "nothing"}
+			byIP[a] = e
+		}
+		return e
+	}
+	for a := range sn.holders {
+		get(a)
+	}
+	for _, ap := range sortedAddrPorts(d.listeners) {
+		l := d.listeners[ap]
+		e := get(ap.Addr())
+		proto := map[string]string{kindAPIServer: "https", kindHealthCheck: "http", kindForward: "tcp", kindDrop: "tcp"}[l.kind]
+		if l.kind == kindDrop {
+			e.Ports = append(e.Ports, DataPlanePort{Port: int(ap.Port()), Protocol: proto, Dropping: l.ln != nil, Error: l.err})
+			continue
+		}
+		e.Ports = append(e.Ports, DataPlanePort{Port: int(ap.Port()), Protocol: proto, Listening: l.ln != nil, Error: l.err})
+		if l.ln == nil {
+			continue
+		}
+		if l.kind == kindForward {
+			e.Answers, e.ForwardingRule = "forwardingRule", l.owner
+		} else {
+			e.Answers, e.Instance = "instance", l.owner
+		}
+	}
+	// Say why nothing answers where the API has handed out an IP.
+	for _, e := range byIP {
+		for _, p := range e.Ports {
+			if e.Answers == "nothing" && p.Error != "" && e.Reason == "" {
+				e.Reason = "the data plane cannot listen here (see ports)"
+			}
+		}
+	}
+	for _, v := range vms {
+		for _, ip := range v.IPs {
+			if e := byIP[addrOf(ip)]; e != nil && e.Answers == "nothing" && e.Reason == "" {
+				e.Reason = instanceReason(v)
+			}
+		}
+	}
+	for _, r := range rules {
+		if e := byIP[addrOf(r.IP)]; e != nil && e.Answers == "nothing" && e.Reason == "" {
+			e.Reason = "forwarding rule " + r.State
+			if r.Error != "" {
+				e.Reason += ": " + r.Error
+			}
+		}
+	}
+	addrs := make([]DataPlaneAddress, 0, len(byIP))
+	for _, a := range sortedAddrs(byIP) {
+		e := byIP[a]
+		if e.Answers == "nothing" && e.Reason == "" {
+			e.Reason = "nothing is bound to this IP"
+			if strings.Contains(e.Holder, "/addresses/") {
+				e.Reason = "reserved, not in use"
+			}
+		}
+		addrs = append(addrs, *e)
+	}
+	pools := make([]DataPlaneTargetPool, 0, len(sn.pools))
+	for _, key := range sortedKeys(sn.pools) {
+		ps := sn.pools[key]
+		tp := DataPlaneTargetPool{TargetPool: ps.link}
+		if ps.check != nil {
+			tp.HealthCheck = ps.check.link
+		}
+		for _, m := range ps.members {
+			mv := DataPlaneMember{Instance: m.link}
+			if m.dial.IsValid() {
+				mv.IP = m.dial.String()
+			}
+			tp.Members = append(tp.Members, mv)
+		}
+		pools = append(pools, tp)
+	}
+	d.mu.Lock()
+	d.status = DataPlane{Enabled: true, Addresses: addrs, Instances: vms, ForwardingRules: rules, TargetPools: pools}
+	d.mu.Unlock()
+}
+
+func instanceReason(v DataPlaneInstance) string {
+	switch v.State {
+	case "stopped":
+		return "instance " + v.Status
+	case "notMaster":
+		return "instance is not a master (no KUBERNETES_MASTER: 'true' in kube-env)"
+	case "failed":
+		return "instance's API server cannot start: " + v.Error
+	case "zoneDown":
+		return "instance's zone is DOWN"
+	case "booting":
+		return "instance booting until " + v.ReadyAt.Format(time.RFC3339Nano)
+	}
+	return "instance " + v.State
+}
+
+func sortedAddrs[V any](m map[netip.Addr]V) []netip.Addr {
+	out := make([]netip.Addr, 0, len(m))
+	for a := range m {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Less(out[j]) })
 	return out
 }

@@ -150,8 +150,10 @@ func (f *forwarder) untrack(c net.Conn) {
 	_ = c.Close()
 }
 
-// serve accepts on one port of the rule until its listener closes.
-func (f *forwarder) serve(ln net.Listener, port int) {
+// serve accepts on one port of the rule until its listener closes. skip is
+// the address of the connection that filled the queue while the listener
+// dropped (see dataplane_drop.go): it is closed, not forwarded.
+func (f *forwarder) serve(ln net.Listener, port int, skip string) {
 	defer f.d.wg.Done()
 	for {
 		c, err := ln.Accept()
@@ -167,6 +169,11 @@ func (f *forwarder) serve(ln net.Listener, port int) {
 				return
 			case <-t.C:
 			}
+			continue
+		}
+		if skip != "" && c.RemoteAddr().String() == skip {
+			skip = ""
+			_ = c.Close()
 			continue
 		}
 		f.d.wg.Add(1)

@@ -594,21 +594,13 @@ func TestDataPlaneAddressMovesFromVMToForwardingRule(t *testing.T) {
 	if rs.State != "propagating" || rs.ReadyAt.IsZero() {
 		t.Fatalf("rule state right after insert: %+v, want propagating with a ready time", rs)
 	}
-	refusals := 0
-	reached := eventually(t, 3*time.Second, "the rule forwards to m1", func() bool {
-		if answeredBy(ip, apiPort, "m1")() {
-			return true
-		}
-		refusals++
-		return false
-	})
+	// While it propagates connections hang (TestDataPlanePropagatingRuleDrops);
+	// one made then is answered once the rule forwards.
+	reached := eventually(t, 3*time.Second, "the rule forwards to m1", answeredBy(ip, apiPort, "m1"))
 	if reached.Before(rs.ReadyAt) {
 		t.Errorf("forwarding answered at %v, before propagation completes at %v", reached, rs.ReadyAt)
 	}
-	if refusals == 0 {
-		t.Error("no refused connection observed between the detach and the end of propagation")
-	}
-	t.Logf("blackout %v (%d refused dials), propagation ready %v after detach", reached.Sub(detached), refusals, rs.ReadyAt.Sub(detached))
+	t.Logf("blackout %v, propagation ready %v after detach", reached.Sub(detached), rs.ReadyAt.Sub(detached))
 	if got := e.ruleState(t, fr.SelfLink).State; got != "forwarding" {
 		t.Errorf("rule state after propagation = %q, want forwarding", got)
 	}

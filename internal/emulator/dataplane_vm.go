@@ -285,11 +285,15 @@ func kubeVersion() versionInfo {
 
 // bindErrorMessage explains a failed bind and names the setting to change.
 func bindErrorMessage(ap netip.AddrPort, w *want, err error) string {
+	kind := w.kind
+	if kind == kindDrop {
+		kind = kindForward // the same ports, held before the rule forwards
+	}
 	what := map[string]string{
 		kindAPIServer:   "the API server of " + lastSegment(w.owner),
 		kindHealthCheck: "the health-check port of " + lastSegment(w.owner),
 		kindForward:     "forwarding rule " + lastSegment(w.owner),
-	}[w.kind]
+	}[kind]
 	msg := fmt.Sprintf("cannot listen on %s for %s: %v", ap, what, err)
 	switch {
 	case errors.Is(err, syscall.EACCES):
@@ -298,7 +302,7 @@ func bindErrorMessage(ap netip.AddrPort, w *want, err error) string {
 				kindAPIServer:   "Set APISERVER_PORT ≥ 1024 in the VM's kube-env, e.g. hakube --apiserver-port 6443",
 				kindHealthCheck: "Set HEALTHCHECK_PORT ≥ 1024 in the VM's kube-env, e.g. hakube --healthcheck-port 3990",
 				kindForward:     "Give the forwarding rule a port range ≥ 1024, e.g. the API server port from hakube --apiserver-port 6443",
-			}[w.kind])
+			}[kind])
 	case errors.Is(err, syscall.EADDRNOTAVAIL):
 		msg += "; the IP is not on this machine. Linux routes all of 127.0.0.0/8 to loopback; on macOS add it with 'sudo ifconfig lo0 alias " +
 			ap.Addr().String() + " up'. Keep subnet ranges inside --internal-range and addresses inside --external-range"

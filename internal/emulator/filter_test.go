@@ -115,3 +115,62 @@ func TestBadFiltersAreRejected(t *testing.T) {
 		})
 	}
 }
+
+// TestInstanceLabelFilters: label filters on instances, as a user sweep
+// sent them through the official client, match the labelled instance in
+// both syntaxes, in a zone's list and in the aggregated one.
+func TestInstanceLabelFilters(t *testing.T) {
+	t.Parallel()
+	e := newVMEnv(t, emulator.LatencyNone)
+	probe := vmBasic("probe")
+	probe.Labels = map[string]string{"env": "probe", "hakube-cluster": "ha"}
+	e.insert(t, probe)
+	other := vmBasic("other")
+	other.Labels = map[string]string{"env": "prod"}
+	e.insert(t, other)
+	e.insert(t, vmBasic("plain"))
+	// Labels set later with setLabels count the same.
+	late := e.insert(t, vmBasic("late"))
+	e.ok(t, e.svc.Instances.SetLabels(vmProj, vmZone, "late", &compute.InstancesSetLabelsRequest{
+		Labels: map[string]string{"env": "probe"}, LabelFingerprint: late.LabelFingerprint}))
+	for _, tc := range []struct {
+		filter string
+		want   []string
+	}{
+		{`labels.env = "probe"`, []string{"late", "probe"}},
+		{`labels.env=probe`, []string{"late", "probe"}},
+		{`labels.env="probe"`, []string{"late", "probe"}},
+		{`labels.env eq probe`, []string{"late", "probe"}},
+		{`labels.env eq "probe"`, []string{"late", "probe"}},
+		{`labels.env:*`, []string{"late", "other", "probe"}},
+		{`labels.hakube-cluster = "ha"`, []string{"probe"}},
+		{`(labels.env = probe) (name = probe)`, []string{"probe"}},
+	} {
+		t.Run(tc.filter, func(t *testing.T) {
+			l, err := e.svc.Instances.List(vmProj, vmZone).Filter(tc.filter).Do()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, in := range l.Items {
+				got = append(got, in.Name)
+			}
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("instances.list (-want +got):\n%s", d)
+			}
+			agg, err := e.svc.Instances.AggregatedList(vmProj).Filter(tc.filter).Do()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = nil
+			for _, sc := range agg.Items {
+				for _, in := range sc.Instances {
+					got = append(got, in.Name)
+				}
+			}
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("instances.aggregatedList (-want +got):\n%s", d)
+			}
+		})
+	}
+}

@@ -102,6 +102,7 @@ func (s *Server) routesInstances() {
 	s.handle("POST", "zones/{zone}/instances/{instance}/setTags", "compute.instances.setTags", s.instancesSetTags)
 	s.handle("POST", "zones/{zone}/instances/{instance}/attachDisk", "compute.instances.attachDisk", s.instancesAttachDisk)
 	s.handle("POST", "zones/{zone}/instances/{instance}/detachDisk", "compute.instances.detachDisk", s.instancesDetachDisk)
+	s.handle("POST", "zones/{zone}/instances/{instance}/setDiskAutoDelete", "compute.instances.setDiskAutoDelete", s.instancesSetDiskAutoDelete)
 }
 
 // instanceByLink finds an instance by its selfLink.
@@ -1292,111 +1293,4 @@ func (s *Server) instancesSetTags(c *call) (any, *apiError) {
 	}
 	in.Fingerprint = s.newFingerprint()
 	return s.startInstanceOp(c, in, opSpec{Type: "setTags", Target: in.SelfLink, TargetID: in.Id, Scope: "zones/" + c.zone}), nil
-}
-
-func (s *Server) instancesAttachDisk(c *call) (any, *apiError) {
-	in, e := s.mutableInstance(c)
-	if e != nil {
-		return nil, e
-	}
-	var ad compute.AttachedDisk
-	if e := c.decode(&ad); e != nil {
-		return nil, e
-	}
-	if ad.Source == "" {
-		return nil, errRequired("resource.source")
-	}
-	d, e := s.diskByRef(c.p, c.zone, ad.Source, "resource.source")
-	if e != nil {
-		return nil, e
-	}
-	if d.Zone != in.Zone {
-		return nil, errInvalidField("resource.source", ad.Source, "Disk must be in the same zone as the instance.")
-	}
-	if d.Status != "READY" {
-		return nil, errNotReady(trimLink(s, d.SelfLink))
-	}
-	if ad.Mode == "" {
-		ad.Mode = "READ_WRITE"
-	}
-	if ad.Mode != "READ_WRITE" && ad.Mode != "READ_ONLY" {
-		return nil, errInvalidField("resource.mode", ad.Mode, "")
-	}
-	index := 0
-	for _, x := range in.Disks {
-		if x.Source == d.SelfLink {
-			return nil, errInvalidField("resource.source", ad.Source, "The disk is already attached to this instance.")
-		}
-		if int(x.Index) >= index {
-			index = int(x.Index) + 1
-		}
-	}
-	if ad.DeviceName == "" {
-		ad.DeviceName = fmt.Sprintf("persistent-disk-%d", index)
-	}
-	for _, x := range in.Disks {
-		if x.DeviceName == ad.DeviceName {
-			return nil, errInvalidField("resource.deviceName", ad.DeviceName, "Device names must be unique.")
-		}
-	}
-	ad.Boot = false
-	obj := &ad
-	return s.startInstanceOp(c, in, opSpec{Type: "attachDisk", Target: in.SelfLink, TargetID: in.Id, Scope: "zones/" + c.zone,
-		Done: func() *apiError {
-			if in.deleting || in.gone {
-				return nil
-			}
-			if e := s.diskConflict(c.p, d, obj.Mode, in.SelfLink); e != nil {
-				return e
-			}
-			if cur, ok := c.p.disks.get("zones/"+c.zone, d.Name); !ok || cur != d {
-				return errNotFound(trimLink(s, d.SelfLink))
-			}
-			attachUser(d, in.SelfLink)
-			s.renderAttached(obj, d, index)
-			in.Disks = append(in.Disks, obj)
-			in.Fingerprint = s.newFingerprint()
-			return nil
-		}}), nil
-}
-
-func (s *Server) instancesDetachDisk(c *call) (any, *apiError) {
-	in, e := s.mutableInstance(c)
-	if e != nil {
-		return nil, e
-	}
-	dev := c.query("deviceName")
-	if dev == "" {
-		return nil, errRequired("deviceName")
-	}
-	var target *compute.AttachedDisk
-	for _, ad := range in.Disks {
-		if ad.DeviceName == dev {
-			target = ad
-		}
-	}
-	if target == nil {
-		return nil, errInvalidField("deviceName", dev, "No attached disk found with that device name.")
-	}
-	if target.Boot && in.Status != "TERMINATED" {
-		return nil, errInvalidField("deviceName", dev, "The boot disk can only be detached from a stopped instance.")
-	}
-	return s.startInstanceOp(c, in, opSpec{Type: "detachDisk", Target: in.SelfLink, TargetID: in.Id, Scope: "zones/" + c.zone,
-		Done: func() *apiError {
-			if in.deleting || in.gone {
-				return nil
-			}
-			out := in.Disks[:0]
-			for _, ad := range in.Disks {
-				if ad != target {
-					out = append(out, ad)
-				}
-			}
-			in.Disks = out
-			if d := s.diskOfAttached(c.p, target); d != nil {
-				detachUser(d, in.SelfLink)
-			}
-			in.Fingerprint = s.newFingerprint()
-			return nil
-		}}), nil
 }

@@ -38,6 +38,25 @@ type migMember struct {
 // migRetryFloor keeps retries from spinning when the latency preset is none.
 const migRetryFloor = 20 * time.Millisecond
 
+// maxZonalMIGSize is how many VMs GCE lets a zonal managed instance group
+// hold ("up to 1000 VM instances per group", instanceGroupManagers.insert
+// reference; a regional group may hold 2,000, but the emulator has none).
+const maxZonalMIGSize = 1000
+
+// checkMIGSize refuses a target size above the limit before any work is
+// done: a group of a million VMs would otherwise be scheduled, one member
+// record at a time, while every other call waits. The message is GCE's
+// (LIMIT_EXCEEDED, as a kubernetes/autoscaler fixture quotes it for a
+// regional group); that GCE answers it synchronously as HTTP 400 with
+// reason limitExceeded is the emulator's guess: it was not recorded.
+func checkMIGSize(name string, size int64) *apiError {
+	if size <= maxZonalMIGSize {
+		return nil
+	}
+	return &apiError{Code: 400, Reason: "limitExceeded", OpCode: "LIMIT_EXCEEDED",
+		Message: fmt.Sprintf("Exceeded limit 'MAX_INSTANCES_IN_INSTANCE_GROUP' on resource '%s'. Limit: %d.0", name, maxZonalMIGSize)}
+}
+
 func (s *Server) routesMIGs() {
 	s.handle("POST", "zones/{zone}/instanceGroupManagers", "compute.instanceGroupManagers.insert", s.migsInsert)
 	s.handle("GET", "zones/{zone}/instanceGroupManagers", "compute.instanceGroupManagers.list", s.migsList)
@@ -70,6 +89,9 @@ func (s *Server) migsInsert(c *call) (any, *apiError) {
 	}
 	if m.TargetSize < 0 {
 		return nil, errInvalidField("resource.targetSize", fmt.Sprint(m.TargetSize), "Must be greater than or equal to 0.")
+	}
+	if e := checkMIGSize(m.Name, m.TargetSize); e != nil {
+		return nil, e
 	}
 	if m.BaseInstanceName == "" {
 		return nil, errRequired("resource.baseInstanceName")
@@ -347,6 +369,9 @@ func (s *Server) migsResize(c *call) (any, *apiError) {
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 0 {
 		return nil, errInvalidField("size", v, "Must be greater than or equal to 0.")
+	}
+	if e := checkMIGSize(m.Name, n); e != nil {
+		return nil, e
 	}
 	if m.deleting != nil {
 		return nil, errNotReady(path)

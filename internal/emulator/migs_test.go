@@ -1,6 +1,8 @@
 package emulator_test
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -606,5 +608,60 @@ func TestAutoscalersListEmpty(t *testing.T) {
 	}
 	if _, err := e.svc.Autoscalers.List(proj, zone).Do(); err != nil {
 		t.Errorf("official client: %v", err)
+	}
+}
+
+// TestMIGSizeLimit: a zonal group holds at most 1,000 VMs. Asking for more,
+// at insert or resize, fails at once and schedules nothing; exactly 1,000
+// works.
+func TestMIGSizeLimit(t *testing.T) {
+	t.Parallel()
+	e := newVMEnv(t, emulator.LatencyNone)
+	e.ok(t, e.svc.InstanceTemplates.Insert(vmProj, vmTemplate("tpl")))
+	e.ok(t, e.svc.InstanceGroupManagers.Insert(vmProj, vmZone, vmMIG("full", "tpl", 1000)))
+	if m := e.stable(t, "full"); m.TargetSize != 1000 || m.CurrentActions.None != 1000 {
+		t.Fatalf("group of 1000: targetSize %d actions %+v", m.TargetSize, m.CurrentActions)
+	}
+	wantErr := func(t *testing.T, err error, group string) {
+		t.Helper()
+		ge := vmWantErr(t, err, 400, "limitExceeded")
+		if want := "Exceeded limit 'MAX_INSTANCES_IN_INSTANCE_GROUP' on resource '" + group + "'. Limit: 1000.0"; ge.Message != want {
+			t.Errorf("message %q, want %q", ge.Message, want)
+		}
+	}
+	for _, size := range []int64{1001, 1000000} {
+		t.Run(fmt.Sprint("insert ", size), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+			defer cancel()
+			_, err := e.svc.InstanceGroupManagers.Insert(vmProj, vmZone, vmMIG("big", "tpl", size)).Context(ctx).Do()
+			wantErr(t, err, "big")
+			if _, err := e.svc.InstanceGroupManagers.Get(vmProj, vmZone, "big").Do(); err == nil {
+				t.Error("the refused group exists")
+			}
+			if _, err := e.svc.InstanceGroups.Get(vmProj, vmZone, "big").Do(); err == nil {
+				t.Error("the refused group's instance group exists")
+			}
+		})
+		t.Run(fmt.Sprint("resize ", size), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+			defer cancel()
+			_, err := e.svc.InstanceGroupManagers.Resize(vmProj, vmZone, "full", size).Context(ctx).Do()
+			wantErr(t, err, "full")
+			if m := e.mig(t, "full"); m.TargetSize != 1000 || !m.Status.IsStable {
+				t.Errorf("after the refused resize: targetSize %d stable %v", m.TargetSize, m.Status.IsStable)
+			}
+		})
+	}
+	n := 0
+	err := e.svc.Instances.List(vmProj, vmZone).Pages(e.ctx, func(l *compute.InstanceList) error {
+		n += len(l.Items)
+		return nil
+	})
+	if err != nil || n != 1000 {
+		t.Errorf("%d instances (%v), want the group's 1000", n, err)
+	}
+	ops, err := e.svc.ZoneOperations.List(vmProj, vmZone).Filter("operationType eq .*resize|.*instanceGroupManagers.insert").Do()
+	if err != nil || len(ops.Items) != 1 {
+		t.Errorf("group operations: %d (%v), want only the insert of the group of 1000", len(ops.Items), err)
 	}
 }

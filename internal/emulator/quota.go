@@ -16,8 +16,8 @@ var regionalQuotaMetrics = []string{
 
 var projectQuotaMetrics = []string{"FIREWALLS", "NETWORKS", "SUBNETWORKS", "ROUTES", "INSTANCE_TEMPLATES", "HEALTH_CHECKS"}
 
-// defaultQuota is generous: hakube's tests and benchmarks (a MIG of 5,000
-// VMs) must fit, and tests lower limits through the control API.
+// defaultQuota is generous: hakube's tests and benchmarks (5,000 VMs in
+// MIGs of one zone) must fit, and tests lower limits through the control API.
 var defaultQuota = map[string]float64{
 	"CPUS": 50000, "INSTANCES": 20000, "IN_USE_ADDRESSES": 20000, "STATIC_ADDRESSES": 100,
 	"DISKS_TOTAL_GB": 10000000, "SSD_TOTAL_GB": 500000, "TARGET_POOLS": 50, "FORWARDING_RULES": 50,

@@ -166,6 +166,7 @@ func New(opts Options) (*Server, error) {
 	s.resetProjects()
 	s.mux = http.NewServeMux()
 	s.routes()
+	s.batchRoutes()
 	s.controlRoutes()
 	if opts.DataPlane {
 		s.dp = newDataPlane(s)
@@ -185,8 +186,8 @@ func (s *Server) resetProjects() {
 	}
 }
 
-// Handler serves the Compute API under /compute/v1/ and the control API
-// under /emulator/v1/.
+// Handler serves the Compute API under /compute/v1/ (and its batch endpoint,
+// /batch/compute/v1) and the control API under /emulator/v1/.
 func (s *Server) Handler() http.Handler { return s.mux }
 
 // Close stops timers, wakes waiters and stops the data plane.

@@ -14,6 +14,7 @@ func (s *Server) routesTemplates() {
 	s.handle("GET", "global/instanceTemplates", "compute.instanceTemplates.list", s.templatesList)
 	s.handle("GET", "global/instanceTemplates/{instanceTemplate}", "compute.instanceTemplates.get", s.templatesGet)
 	s.handle("DELETE", "global/instanceTemplates/{instanceTemplate}", "compute.instanceTemplates.delete", s.templatesDelete)
+	s.handle("GET", "aggregated/instanceTemplates", "compute.instanceTemplates.aggregatedList", s.templatesAggregated)
 }
 
 // templatesInsert validates and fills the template as GCE does: properties
@@ -176,6 +177,15 @@ func (s *Server) templatesGet(c *call) (any, *apiError) {
 func (s *Server) templatesList(c *call) (any, *apiError) {
 	return s.listResponse(c, "compute#instanceTemplateList", toAny(c.p.templates.list("global")),
 		s.link(c.p.name, "global", "instanceTemplates"))
+}
+
+// templatesAggregated is what gcloud's `instance-templates list` calls:
+// global templates under the "global" scope and every region's scope
+// present (empty: the emulator has no regional templates), as on GCE.
+func (s *Server) templatesAggregated(c *call) (any, *apiError) {
+	by := map[string][]any{"global": toAny(c.p.templates.list("global"))}
+	return s.aggregatedResponse(c, "compute#instanceTemplateAggregatedList", "instanceTemplates", by,
+		append([]string{"global"}, s.regionScopes()...))
 }
 
 // templateUser returns a MIG that uses the template, if any.

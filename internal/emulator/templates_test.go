@@ -120,3 +120,67 @@ func TestTemplateDeleteInUse(t *testing.T) {
 	_, err = e.svc.InstanceTemplates.Get(vmProj, "tpl").Do()
 	vmWantErr(t, err, 404, "notFound")
 }
+
+// TestTemplatesAggregatedList: gcloud's `instance-templates list` calls
+// aggregated/instanceTemplates; global templates come under "global", and
+// every region is a scope of its own (with no results here).
+func TestTemplatesAggregatedList(t *testing.T) {
+	t.Parallel()
+	e := newVMEnv(t, emulator.LatencyNone)
+	for _, name := range []string{"tpl-b", "tpl-a", "other"} {
+		e.ok(t, e.svc.InstanceTemplates.Insert(vmProj, vmTemplate(name)))
+	}
+	for _, tc := range []struct {
+		name, filter string
+		want         map[string][]string // scope → template names; scopes with none are left out
+	}{
+		{"all", "", map[string][]string{"global": {"other", "tpl-a", "tpl-b"}}},
+		{"filtered", "name eq tpl-.*", map[string][]string{"global": {"tpl-a", "tpl-b"}}},
+		{"nothing matches", "name eq nope", map[string][]string{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			agg, err := e.svc.InstanceTemplates.AggregatedList(vmProj).Filter(tc.filter).Do()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string][]string{}
+			for scope, l := range agg.Items {
+				if len(l.InstanceTemplates) > 0 {
+					for _, it := range l.InstanceTemplates {
+						got[scope] = append(got[scope], it.Name)
+					}
+				} else if l.Warning == nil || l.Warning.Code != "NO_RESULTS_ON_PAGE" {
+					t.Errorf("scope %s: no templates and no NO_RESULTS_ON_PAGE warning: %+v", scope, l.Warning)
+				}
+			}
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("templates by scope (-want +got):\n%s", d)
+			}
+			if _, ok := agg.Items["global"]; !ok {
+				t.Error("no global scope")
+			}
+			if _, ok := agg.Items["regions/"+vmRegion]; !ok {
+				t.Errorf("no scope for region %s", vmRegion)
+			}
+			if agg.Kind != "compute#instanceTemplateAggregatedList" || agg.Id != "projects/"+vmProj+"/aggregated/instanceTemplates" {
+				t.Errorf("kind %q id %q", agg.Kind, agg.Id)
+			}
+		})
+	}
+	// maxResults counts templates across scopes.
+	var pages [][]string
+	err := e.svc.InstanceTemplates.AggregatedList(vmProj).MaxResults(2).Pages(e.ctx, func(l *compute.InstanceTemplateAggregatedList) error {
+		var names []string
+		for _, it := range l.Items["global"].InstanceTemplates {
+			names = append(names, it.Name)
+		}
+		pages = append(pages, names)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([][]string{{"other", "tpl-a"}, {"tpl-b"}}, pages); d != "" {
+		t.Errorf("pages (-want +got):\n%s", d)
+	}
+}
