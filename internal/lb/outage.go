@@ -3,7 +3,7 @@ package lb
 import (
 	"context"
 	"fmt"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 )
@@ -33,10 +33,11 @@ type outageWatch struct {
 	changed chan struct{} // a result arrived (buffered 1)
 }
 
-// probeResult is one probe: when it was sent and whether it was answered.
+// probeResult is one probe: when it was sent, when it came back, and
+// whether it was answered.
 type probeResult struct {
-	at  time.Time
-	err error
+	at, done time.Time
+	err      error
 }
 
 // watch starts probing ip; stop ends it.
@@ -68,7 +69,7 @@ func (w *outageWatch) probe(ctx context.Context, at time.Time) {
 		return // cut short by stop: no evidence either way
 	}
 	w.mu.Lock()
-	w.results = append(w.results, probeResult{at: at, err: err})
+	w.results = append(w.results, probeResult{at: at, done: time.Now(), err: err})
 	if err == nil && at.After(w.lastOK) {
 		w.lastOK = at
 	} else if err != nil {
@@ -126,45 +127,33 @@ func (w *outageWatch) servedSince(since time.Time) (bool, error) {
 	return false, w.lastErr
 }
 
-// outage is how long the IP did not answer: from the sending of the last
-// probe answered before the first unanswered one, to the sending of the first
-// probe answered after the last unanswered one (flaps in between count as
-// outage). Both ends are known to WatchEvery, so an outage shorter than that
-// can go unseen (0). note says when the IP was already down as the watch
-// began: the outage then counts from the watch's start.
+// outage is how long the IP did not answer: the longest time between two
+// answers arriving, less the spacing of the probes (answers of a serving IP
+// arrive every WatchEvery). Arrival, not sending, counts: while a rule
+// propagates GCE drops the connection attempts, and a probe sent then is
+// answered only when its SYN is retransmitted, after the IP serves again.
+// Both ends are known to WatchEvery, so an outage shorter than that can go
+// unseen (0). note says when the IP was not answering as the watch began:
+// the outage then counts from the watch's start.
 func (w *outageWatch) outage() (d time.Duration, note string) {
 	w.mu.Lock()
-	rs := append([]probeResult(nil), w.results...)
+	var answers []time.Time
+	for _, r := range w.results {
+		if r.err == nil {
+			answers = append(answers, r.done)
+		}
+	}
 	w.mu.Unlock()
-	sort.Slice(rs, func(i, j int) bool { return rs[i].at.Before(rs[j].at) })
-	first, last := -1, -1
-	for i, r := range rs {
-		if r.err != nil {
-			if first < 0 {
-				first = i
-			}
-			last = i
-		}
+	if len(answers) == 0 {
+		return time.Since(w.start), "it was not answering when probing began"
 	}
-	if first < 0 {
-		return 0, ""
-	}
-	begin := w.start
-	for i := first - 1; i >= 0; i-- {
-		if rs[i].err == nil {
-			begin = rs[i].at
-			break
-		}
-	}
-	if first == 0 {
+	slices.SortFunc(answers, func(a, b time.Time) int { return a.Compare(b) })
+	if answers[0].Sub(w.start) > 2*WatchEvery {
 		note = "it was not answering when probing began"
 	}
-	end := time.Now()
-	for _, r := range rs[last+1:] {
-		if r.err == nil {
-			end = r.at
-			break
-		}
+	prev, longest := w.start, time.Duration(0)
+	for _, a := range answers {
+		longest, prev = max(longest, a.Sub(prev)), a
 	}
-	return end.Sub(begin), note
+	return max(longest-WatchEvery, 0), note
 }

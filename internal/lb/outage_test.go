@@ -2,6 +2,7 @@ package lb_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -10,55 +11,59 @@ import (
 	"github.com/hakube/hakube/internal/lb"
 )
 
-// clientView is an independent client of the static IP: one request every
-// 100 ms, each waiting for the last, as a script polling the API would.
+// clientView is an independent client of the static IP: a request every
+// 100 ms, each on its own (a slow one does not delay the next), as many
+// clients of the API would send them. What it sees of an outage is the
+// longest time between two answers arriving.
 type clientView struct {
 	mu      sync.Mutex
-	results []clientProbe
-}
-
-type clientProbe struct {
-	at time.Time
-	ok bool
+	answers []time.Time
+	failed  bool
 }
 
 // poll probes until ctx ends.
 func (v *clientView) poll(ctx context.Context, p *lb.Prober, ip string) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
 	for ctx.Err() == nil {
-		at := time.Now()
-		err := p.Probe(ctx, ip)
-		if ctx.Err() != nil {
-			return
-		}
-		v.mu.Lock()
-		v.results = append(v.results, clientProbe{at: at, ok: err == nil})
-		v.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := p.Probe(ctx, ip)
+			if ctx.Err() != nil {
+				return
+			}
+			v.mu.Lock()
+			if err == nil {
+				v.answers = append(v.answers, time.Now())
+			} else {
+				v.failed = true
+			}
+			v.mu.Unlock()
+		}()
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Until(at.Add(100 * time.Millisecond))):
+		case <-tick.C:
 		}
 	}
 }
 
-// outage is the time between the last answer before the first failure and
-// the first answer after the last failure; ok is false while the client has
-// not seen both.
+// outage is the longest time between two answers less the 100 ms between
+// requests; ok is false until a request failed and answers came again.
 func (v *clientView) outage() (d time.Duration, ok bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	first, last := -1, -1
-	for i, r := range v.results {
-		if !r.ok {
-			if first < 0 {
-				first = i
-			}
-			last = i
-		}
+	ts := slices.SortedFunc(slices.Values(v.answers), func(a, b time.Time) int { return a.Compare(b) })
+	longest := time.Duration(0)
+	for i := 1; i < len(ts); i++ {
+		longest = max(longest, ts[i].Sub(ts[i-1]))
 	}
-	if first <= 0 || last == len(v.results)-1 || !v.results[first-1].ok {
+	if !v.failed || longest < 200*time.Millisecond || time.Since(ts[len(ts)-1]) > 150*time.Millisecond {
 		return 0, false
 	}
-	return v.results[last+1].at.Sub(v.results[first-1].at), true
+	return longest - 100*time.Millisecond, true
 }
 
 // TestOutageIsWhatAClientSees moves the IP to the load balancer and back
