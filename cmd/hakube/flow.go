@@ -33,6 +33,7 @@ func (o *flowOptions) addFlags(cmd *cobra.Command) {
 	f.BoolVarP(&o.yes, "yes", "y", false, "do not ask for confirmation")
 	f.BoolVar(&o.breakLock, "break-lock", false, "take over the cluster lock from a run that died holding it")
 	f.IntVar(&o.parallelism, "parallelism", 8, "steps run at once, at most")
+	markGroup(f, groupRun, "dry-run", "yes", "break-lock", "parallelism")
 	config.BindFlags(f, o.command)
 }
 

@@ -317,3 +317,35 @@ func TestConfirmBeforeAnOutage(t *testing.T) {
 		t.Error("an empty answer proceeds")
 	}
 }
+
+// Each command's --help lists only its own flags, grouped.
+func TestHelpShowsOnlyTheCommandsFlags(t *testing.T) {
+	clearEnv(t)
+	cases := []struct {
+		cmd       string
+		has, lack []string
+	}{
+		{"status", []string{"--zone", "--prefix", "--apiserver-port", "Cluster flags:", "Load balancer flags:", "Output flags (every command):"},
+			[]string{"--replicate-master", "--num-nodes", "--max-downtime", "--dry-run", "--replica "}},
+		{"up", []string{"--replicate-master", "--num-nodes", "--max-downtime", "Cluster flags:", "Sizes and images flags:", "Load balancer flags:", "Run flags:"},
+			[]string{"--replica ", "--delete-nodes", "--delete-network"}},
+		{"down", []string{"--replica ", "--delete-nodes", "--delete-network", "Run flags:"},
+			[]string{"--replicate-master", "--num-nodes", "--lb-first", "Sizes and images flags:"}},
+	}
+	for _, tc := range cases {
+		code, out, _ := runCLI(t, tc.cmd, "--help")
+		if code != 0 {
+			t.Fatalf("%s --help: exit %d", tc.cmd, code)
+		}
+		for _, s := range tc.has {
+			if !strings.Contains(out, s) {
+				t.Errorf("hakube %s --help lacks %q", tc.cmd, s)
+			}
+		}
+		for _, s := range tc.lack {
+			if strings.Contains(out, s) {
+				t.Errorf("hakube %s --help lists %q, which it does not take", tc.cmd, s)
+			}
+		}
+	}
+}

@@ -72,6 +72,7 @@ file (--config, HAKUBE_CONFIG) > default.`,
 	root.SetErr(s.err)
 	root.SetIn(s.in)
 	root.SetFlagErrorFunc(flagError)
+	root.SetUsageFunc(usage)
 	root.Args = cobra.ArbitraryArgs
 	root.RunE = func(cmd *cobra.Command, args []string) error {
 		if len(args) == 0 {
@@ -89,6 +90,7 @@ file (--config, HAKUBE_CONFIG) > default.`,
 	pf.StringVarP(&g.output, "output", "o", "text", "output format of data on stdout: text, json or yaml")
 	pf.StringVar(&g.logFormat, "log-format", "text", "stderr format: text (human progress) or json (structured zap logs)")
 	pf.CountVarP(&g.verbose, "verbose", "v", "more detail in logs (-v, -vv)")
+	markGroup(pf, groupOutput, "config", "output", "log-format", "verbose")
 	defer registerCompletions(root, g)
 	root.AddCommand(
 		newUpCmd(g),

@@ -167,6 +167,7 @@ func BindFlags(fs *pflag.FlagSet, command string) {
 		default: // strings and disk sizes keep the text the user typed
 			fs.String(s.flag, s.def, usage)
 		}
+		_ = fs.SetAnnotation(s.flag, FlagGroupAnnotation, []string{s.group})
 	}
 }
 

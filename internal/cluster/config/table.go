@@ -47,11 +47,22 @@ type settingSpec struct {
 	// command). A command binds flags only for what it reads, ignores the
 	// rest of the environment and config file, and `config` reads them all.
 	commands []string
+	// group is the heading the flag is listed under in --help.
+	group string
 	// selectsFlow marks the switches that choose what a command does: set
 	// in the environment for a command that does not read them, they are
 	// reported rather than silently ignored.
 	selectsFlow bool
 }
+
+// Groups of flags in --help.
+const (
+	GroupCluster = "Cluster"
+	GroupSizes   = "Sizes and images"
+	GroupLB      = "Load balancer"
+	// FlagGroupAnnotation is the pflag annotation carrying a flag's group.
+	FlagGroupAnnotation = "hakube-group"
+)
 
 // settingSpecs returns the settings table in display order. It is a function,
 // not a package variable, so nothing shared can be mutated.
@@ -63,6 +74,7 @@ func settingSpecs() []settingSpec {
 			help:  "cloud provider; hakube only supports gce",
 			field: func(c *Config) any { return &c.Provider },
 			check: func(c *Config) error { return checkProvider(c.Provider) },
+			group: GroupCluster,
 		},
 		{
 			key: "project", flag: "project", env: []string{"PROJECT", "CLOUDSDK_CORE_PROJECT", "GOOGLE_CLOUD_PROJECT"},
@@ -73,6 +85,7 @@ func settingSpecs() []settingSpec {
 				return p, Origin{Source: SourceGcloud, Name: path}, ok
 			},
 			check: func(c *Config) error { return checkProject(c.Project) },
+			group: GroupCluster,
 		},
 		{
 			key: "zone", flag: "zone", env: []string{"KUBE_GCE_ZONE"},
@@ -80,6 +93,7 @@ func settingSpecs() []settingSpec {
 			help:   "zone to act on; the region is the zone minus its last -x (default us-central1-b for up; down without a zone tears the whole cluster down)",
 			field:  func(c *Config) any { return &c.Zone },
 			check:  func(c *Config) error { return checkZone(c.Zone) },
+			group:  GroupCluster,
 		},
 		{
 			key: "prefix", flag: "prefix", env: []string{"KUBE_GCE_INSTANCE_PREFIX"},
@@ -87,6 +101,7 @@ func settingSpecs() []settingSpec {
 			help:  "root of every resource name (kube-up's INSTANCE_PREFIX)",
 			field: func(c *Config) any { return &c.Prefix },
 			check: func(c *Config) error { return checkPrefix(c.Prefix) },
+			group: GroupCluster,
 		},
 		{
 			key: "numNodes", flag: "num-nodes", env: []string{"NUM_NODES"},
@@ -95,6 +110,7 @@ func settingSpecs() []settingSpec {
 			field:    func(c *Config) any { return &c.NumNodes },
 			check:    func(c *Config) error { return checkNumNodes(c.NumNodes) },
 			commands: []string{"up"},
+			group:    GroupSizes,
 		},
 		{
 			key: "multizone", flag: "multizone", env: []string{"MULTIZONE"},
@@ -102,6 +118,7 @@ func settingSpecs() []settingSpec {
 			help:     "HA-compatible cluster: the cloud provider and kubelets work across the region's zones",
 			field:    func(c *Config) any { return &c.Multizone },
 			commands: []string{"up"},
+			group:    GroupCluster,
 		},
 		{
 			key: "etcdQuorumRead", flag: "etcd-quorum-read", env: []string{"ENABLE_ETCD_QUORUM_READ", "ENABLE_ETCD_QUORUM_READS"},
@@ -110,6 +127,7 @@ func settingSpecs() []settingSpec {
 			help:     "make the apiserver read from etcd with quorum reads",
 			field:    func(c *Config) any { return &c.EtcdQuorumRead },
 			commands: []string{"up"},
+			group:    GroupCluster,
 		},
 		{
 			key: "useExistingMaster", flag: "use-existing-master", env: []string{"KUBE_USE_EXISTING_MASTER"},
@@ -118,6 +136,7 @@ func settingSpecs() []settingSpec {
 			field:       func(c *Config) any { return &c.UseExistingMaster },
 			commands:    []string{"up", "down"},
 			selectsFlow: true,
+			group:       GroupCluster,
 		},
 		{
 			key: "replicateMaster", flag: "replicate-master", env: []string{"KUBE_REPLICATE_EXISTING_MASTER"},
@@ -126,6 +145,7 @@ func settingSpecs() []settingSpec {
 			field:       func(c *Config) any { return &c.ReplicateMaster },
 			commands:    []string{"up"},
 			selectsFlow: true,
+			group:       GroupCluster,
 		},
 		{
 			key: "deleteNodes", flag: "delete-nodes", env: []string{"KUBE_DELETE_NODES"},
@@ -134,6 +154,7 @@ func settingSpecs() []settingSpec {
 			field:       func(c *Config) any { return &c.DeleteNodes },
 			commands:    []string{"down"},
 			selectsFlow: true,
+			group:       GroupCluster,
 		},
 		{
 			key: "replica", flag: "replica", env: []string{"KUBE_REPLICA_NAME"},
@@ -142,6 +163,7 @@ func settingSpecs() []settingSpec {
 			check:       func(c *Config) error { return checkReplica(c.Replica) },
 			commands:    []string{"down"},
 			selectsFlow: true,
+			group:       GroupCluster,
 		},
 		{
 			key: "masterSize", flag: "master-size", env: []string{"MASTER_SIZE"},
@@ -151,6 +173,7 @@ func settingSpecs() []settingSpec {
 			derive:      func(c *Config) { c.MasterSize = masterSizeFor(c.NumNodes) },
 			derivedFrom: "numNodes",
 			commands:    []string{"up"},
+			group:       GroupSizes,
 		},
 		{
 			key: "nodeSize", flag: "node-size", env: []string{"NODE_SIZE"},
@@ -159,6 +182,7 @@ func settingSpecs() []settingSpec {
 			field:    func(c *Config) any { return &c.NodeSize },
 			check:    func(c *Config) error { return checkMachineType(c.NodeSize) },
 			commands: []string{"up"},
+			group:    GroupSizes,
 		},
 		{
 			key: "masterDiskType", flag: "master-disk-type", env: []string{"MASTER_DISK_TYPE"},
@@ -167,6 +191,7 @@ func settingSpecs() []settingSpec {
 			field:    func(c *Config) any { return &c.MasterDiskType },
 			check:    func(c *Config) error { return checkDiskType(c.MasterDiskType) },
 			commands: []string{"up"},
+			group:    GroupSizes,
 		},
 		{
 			key: "masterDiskSize", flag: "master-disk-size", env: []string{"MASTER_DISK_SIZE"}, kind: kindDiskSize,
@@ -176,6 +201,7 @@ func settingSpecs() []settingSpec {
 			derive:      func(c *Config) { c.MasterDiskSizeGB, _ = masterDiskSizesFor(c.NumNodes) },
 			derivedFrom: "numNodes",
 			commands:    []string{"up"},
+			group:       GroupSizes,
 		},
 		{
 			key: "masterRootDiskSize", flag: "master-root-disk-size", env: []string{"MASTER_ROOT_DISK_SIZE"}, kind: kindDiskSize,
@@ -185,6 +211,7 @@ func settingSpecs() []settingSpec {
 			derive:      func(c *Config) { _, c.MasterRootDiskSizeGB = masterDiskSizesFor(c.NumNodes) },
 			derivedFrom: "numNodes",
 			commands:    []string{"up"},
+			group:       GroupSizes,
 		},
 		{
 			key: "nodeDiskType", flag: "node-disk-type", env: []string{"NODE_DISK_TYPE"},
@@ -193,6 +220,7 @@ func settingSpecs() []settingSpec {
 			field:    func(c *Config) any { return &c.NodeDiskType },
 			check:    func(c *Config) error { return checkDiskType(c.NodeDiskType) },
 			commands: []string{"up"},
+			group:    GroupSizes,
 		},
 		{
 			key: "nodeDiskSize", flag: "node-disk-size", env: []string{"NODE_DISK_SIZE"},
@@ -201,6 +229,7 @@ func settingSpecs() []settingSpec {
 			field:    func(c *Config) any { return &c.NodeDiskSizeGB },
 			check:    func(c *Config) error { return checkBootDiskSize(c.NodeDiskSizeGB) },
 			commands: []string{"up"},
+			group:    GroupSizes,
 		},
 		{
 			key: "network", flag: "network", env: []string{"KUBE_GCE_NETWORK"},
@@ -208,6 +237,7 @@ func settingSpecs() []settingSpec {
 			help:  "VPC network",
 			field: func(c *Config) any { return &c.Network },
 			check: func(c *Config) error { return checkNetwork(c.Network) },
+			group: GroupCluster,
 		},
 		{
 			key: "deleteNetwork", flag: "delete-network", env: []string{"KUBE_DELETE_NETWORK"},
@@ -215,12 +245,14 @@ func settingSpecs() []settingSpec {
 			help:     "full teardown also deletes the network, when hakube created it",
 			field:    func(c *Config) any { return &c.DeleteNetwork },
 			commands: []string{"down"},
+			group:    GroupCluster,
 		},
 		{
 			key: "endpoint", flag: "endpoint", env: []string{"CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE"},
 			help:  "Compute API base URL ending in /compute/v1/, e.g. the emulator's http://127.0.0.1:8080/compute/v1/ (default: real GCE)",
 			field: func(c *Config) any { return &c.Endpoint },
 			check: func(c *Config) error { return checkEndpoint(c.Endpoint) },
+			group: GroupCluster,
 		},
 		{
 			key: "lbFirst", flag: "lb-first", env: []string{"HAKUBE_LB_FIRST"},
@@ -229,6 +261,7 @@ func settingSpecs() []settingSpec {
 			field:       func(c *Config) any { return &c.LBFirst },
 			commands:    []string{"up"},
 			selectsFlow: true,
+			group:       GroupLB,
 		},
 		{
 			key: "maxDowntime", flag: "max-downtime", env: []string{"HAKUBE_MAX_DOWNTIME"},
@@ -237,6 +270,7 @@ func settingSpecs() []settingSpec {
 			field:    func(c *Config) any { return &c.MaxDowntime },
 			check:    func(c *Config) error { return checkNotNegative(c.MaxDowntime) },
 			commands: []string{"up"},
+			group:    GroupLB,
 		},
 		{
 			key: "apiserverPort", flag: "apiserver-port", env: []string{"HAKUBE_APISERVER_PORT"},
@@ -245,6 +279,7 @@ func settingSpecs() []settingSpec {
 			field:    func(c *Config) any { return &c.APIServerPort },
 			check:    func(c *Config) error { return checkPort(c.APIServerPort) },
 			commands: []string{"up", "down", "status", "validate"},
+			group:    GroupLB,
 		},
 		{
 			key: "healthcheckPort", flag: "healthcheck-port", env: []string{"HAKUBE_HEALTHCHECK_PORT"},
@@ -253,6 +288,7 @@ func settingSpecs() []settingSpec {
 			field:    func(c *Config) any { return &c.HealthCheckPort },
 			check:    func(c *Config) error { return checkPort(c.HealthCheckPort) },
 			commands: []string{"up", "down", "status", "validate"},
+			group:    GroupLB,
 		},
 		{
 			key: "imageProject", flag: "image-project", env: []string{"HAKUBE_IMAGE_PROJECT"},
@@ -261,6 +297,7 @@ func settingSpecs() []settingSpec {
 			field:    func(c *Config) any { return &c.ImageProject },
 			check:    func(c *Config) error { return checkProject(c.ImageProject) },
 			commands: []string{"up"},
+			group:    GroupSizes,
 		},
 		{
 			key: "imageFamily", flag: "image-family", env: []string{"HAKUBE_IMAGE_FAMILY"},
@@ -269,6 +306,7 @@ func settingSpecs() []settingSpec {
 			field:    func(c *Config) any { return &c.ImageFamily },
 			check:    func(c *Config) error { return checkImageFamily(c.ImageFamily) },
 			commands: []string{"up"},
+			group:    GroupSizes,
 		},
 	}
 }
