@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
 )
 
 // ErrInvalidConfig marks every error caused by what the user gave us (flags,
@@ -273,26 +274,8 @@ func Load(opts LoadOptions) (*Config, error) {
 	}
 	// Defaults and derivations run after every given value is in place,
 	// because a derived value (master size) depends on another (node count).
-	for _, s := range specs {
-		if _, ok := given[s.key]; ok {
-			continue
-		}
-		// Viper holds the table's default for the command; derived settings
-		// have none there ("").
-		def := input{raw: v.GetString(s.key), origin: Origin{Source: SourceDefault}}
-		if want := s.defaultFor(opts.Command); def.raw != want {
-			return nil, disagree(s.key, def.raw, input{raw: want, origin: def.origin})
-		}
-		if s.derive != nil {
-			s.derive(c)
-			c.Origins[s.key] = Origin{Source: SourceDerived, Name: s.derivedFrom}
-			continue
-		}
-		if err := s.set(c, def.raw); err != nil {
-			// The table's own defaults are tested; this is a programming error.
-			return nil, fmt.Errorf("setting %s: bad default %q: %w", s.key, def.raw, err)
-		}
-		c.Origins[s.key] = def.origin
+	if err := applyDefaults(c, specs, v, opts.Command, given); err != nil {
+		return nil, err
 	}
 
 	for _, s := range specs {
@@ -314,6 +297,33 @@ func Load(opts LoadOptions) (*Config, error) {
 		return nil, invalid(problems...)
 	}
 	return c, nil
+}
+
+// applyDefaults gives every setting the user did not give its default for
+// the command, or derives it.
+func applyDefaults(c *Config, specs []settingSpec, v *viper.Viper, command string, given map[string]input) error {
+	for _, s := range specs {
+		if _, ok := given[s.key]; ok {
+			continue
+		}
+		// Viper holds the table's default for the command; derived settings
+		// have none there ("").
+		def := input{raw: v.GetString(s.key), origin: Origin{Source: SourceDefault}}
+		if want := s.defaultFor(command); def.raw != want {
+			return disagree(s.key, def.raw, input{raw: want, origin: def.origin})
+		}
+		if s.derive != nil {
+			s.derive(c)
+			c.Origins[s.key] = Origin{Source: SourceDerived, Name: s.derivedFrom}
+			continue
+		}
+		if err := s.set(c, def.raw); err != nil {
+			// The table's own defaults are tested; this is a programming error.
+			return fmt.Errorf("setting %s: bad default %q: %w", s.key, def.raw, err)
+		}
+		c.Origins[s.key] = def.origin
+	}
+	return nil
 }
 
 // crossCheck validates what no single setting can: required settings and
