@@ -858,7 +858,9 @@ func TestConfigFileAccepts(t *testing.T) {
 		{"empty file", "", func(c *Config) bool { return c.Prefix == "kubernetes" }},
 		{"only comments", "# nothing here\n", func(c *Config) bool { return c.NumNodes == 3 }},
 		{"header only", "apiVersion: hakube.io/v1alpha1\nkind: ClusterConfig\n", func(c *Config) bool { return c.NumNodes == 3 }},
-		{"null and empty are unset", "zone: ~\nprefix: \"\"\nnumNodes:\n", func(c *Config) bool { return c.Zone == "" && c.Prefix == "kubernetes" && c.NumNodes == 3 && !c.Origins["zone"].userGiven() }},
+		{"null and empty are unset", "zone: ~\nprefix: \"\"\nnumNodes:\n", func(c *Config) bool {
+			return c.Zone == "" && c.Prefix == "kubernetes" && c.NumNodes == 3 && !c.Origins["zone"].userGiven()
+		}},
 		{"quoted number", "numNodes: \"4\"\n", func(c *Config) bool { return c.NumNodes == 4 }},
 		{"yaml booleans and words", "multizone: yes\ndeleteNodes: False\nlbFirst: 1\n", func(c *Config) bool { return c.Multizone && !c.DeleteNodes && c.LBFirst }},
 		{"anchors", "zone: &z europe-west1-d\nnetwork: net\n", func(c *Config) bool { return c.Zone == "europe-west1-d" }},
