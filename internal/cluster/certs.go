@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"github.com/hakube/hakube/internal/vmcontract"
 	"math/big"
 	"net"
 	"time"
@@ -84,7 +85,7 @@ func newCerts(cluster, masterName, staticIP string, now time.Time) (*Certs, erro
 
 // metadata renders the kube-master-certs value (base64 PEM, as kube-up).
 func (c *Certs) metadata() string {
-	e := NewKubeEnv()
+	e := vmcontract.NewKubeEnv()
 	e.Set("CA_CERT", base64.StdEncoding.EncodeToString(c.CACert))
 	e.Set("MASTER_CERT", base64.StdEncoding.EncodeToString(c.MasterCert))
 	e.Set("MASTER_KEY", base64.StdEncoding.EncodeToString(c.MasterKey))
@@ -93,7 +94,7 @@ func (c *Certs) metadata() string {
 
 // caFromMetadata extracts the CA certificate from a kube-master-certs value.
 func caFromMetadata(value string) ([]byte, error) {
-	e, err := ParseKubeEnv(value)
+	e, err := vmcontract.ParseKubeEnv(value)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/hakube/hakube/internal/emulator"
 	"github.com/hakube/hakube/internal/gce"
 	"github.com/hakube/hakube/internal/lb"
+	"github.com/hakube/hakube/internal/vmcontract"
 )
 
 // The HA flows of DESIGN §4, each checked against the full inventory and the
@@ -75,14 +76,14 @@ func TestScenarioNodePoolsAndReplicasGrowAndShrink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, _ := ParseKubeEnv(metadataValue(in, MetaKubeEnv))
-	if got, want := env.Get("INITIAL_ETCD_CLUSTER"), etcdCluster("kubernetes-master", replica); got != want {
+	env, _ := vmcontract.ParseKubeEnv(metadataValue(in, vmcontract.KeyKubeEnv))
+	if got, want := env.Get("INITIAL_ETCD_CLUSTER"), vmcontract.JoinList("kubernetes-master", replica); got != want {
 		t.Errorf("replica INITIAL_ETCD_CLUSTER = %q, want %q", got, want)
 	}
 	if env.Get("INITIAL_ETCD_CLUSTER_STATE") != "existing" || env.Get("ZONE") != zc || env.Get("MULTIZONE") != "true" {
 		t.Errorf("replica kube-env: %q", env.String())
 	}
-	if metadataValue(in, MetaMasterCerts) == "" {
+	if metadataValue(in, vmcontract.KeyMasterCerts) == "" {
 		t.Error("replica did not get the serving certificates")
 	}
 

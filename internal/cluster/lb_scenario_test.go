@@ -11,6 +11,7 @@ import (
 
 	"github.com/hakube/hakube/internal/emulator"
 	"github.com/hakube/hakube/internal/gce"
+	"github.com/hakube/hakube/internal/vmcontract"
 )
 
 // threeMasters builds a cluster with a replica in each of zones b, c and d
@@ -109,7 +110,7 @@ func TestScenarioHaltedReplicaCostsUnderOnePercent(t *testing.T) {
 	// The checkers restart with real-time intervals; members keep their state.
 	s.waitHealth(ctx, 30*time.Second, nil)
 	ms := s.masters()
-	ca, err := caFromMetadata(metadataValue(ms[zb], MetaMasterCerts))
+	ca, err := caFromMetadata(metadataValue(ms[zb], vmcontract.KeyMasterCerts))
 	if err != nil {
 		t.Fatal(err)
 	}

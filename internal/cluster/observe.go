@@ -14,6 +14,7 @@ import (
 
 	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
+	"github.com/hakube/hakube/internal/vmcontract"
 	"github.com/hakube/hakube/internal/zones"
 )
 
@@ -307,7 +308,7 @@ func (ob *observation) regional(ctx context.Context, c Observer) error {
 // clusterCA is the cluster CA certificate a master carries, or nil.
 func clusterCA(obs *Observed) []byte {
 	for _, m := range obs.Masters {
-		if v := metadataValue(m, MetaMasterCerts); v != "" {
+		if v := metadataValue(m, vmcontract.KeyMasterCerts); v != "" {
 			if ca, err := caFromMetadata(v); err == nil {
 				return ca
 			}

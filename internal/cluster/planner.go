@@ -12,6 +12,7 @@ import (
 	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
 	"github.com/hakube/hakube/internal/lb"
+	"github.com/hakube/hakube/internal/vmcontract"
 	"github.com/hakube/hakube/internal/zones"
 )
 
@@ -254,7 +255,7 @@ func (p *planner) needMaster(zone string) {
 // first by name; never one of exclude.
 func (p *planner) healthyMaster(exclude ...string) *compute.Instance {
 	for _, m := range p.obs.Masters {
-		if running(m) && metadataValue(m, MetaKubeEnv) != "" && !slices.Contains(exclude, m.Name) {
+		if running(m) && metadataValue(m, vmcontract.KeyKubeEnv) != "" && !slices.Contains(exclude, m.Name) {
 			return m
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
+	"github.com/hakube/hakube/internal/vmcontract"
 )
 
 // recorded is one setting as an existing cluster records it.
@@ -40,7 +41,7 @@ func clusterRecord(obs *Observed) []recorded {
 		}
 	}
 	for _, m := range obs.Masters {
-		env, err := ParseKubeEnv(metadataValue(m, MetaKubeEnv))
+		env, err := vmcontract.ParseKubeEnv(metadataValue(m, vmcontract.KeyKubeEnv))
 		if err != nil || env.Get("KUBERNETES_MASTER") == "" {
 			continue
 		}

@@ -9,27 +9,21 @@ import (
 	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
 	"github.com/hakube/hakube/internal/lb"
+	"github.com/hakube/hakube/internal/vmcontract"
 )
 
 // What a cluster is made of, in kube-up's names and shapes (DESIGN §3, §7).
 
-// Metadata keys of the VM contract (docs/vm-contract.md).
-const (
-	MetaKubeEnv     = "kube-env"
-	MetaMasterCerts = "kube-master-certs"
-	MetaClusterName = "cluster-name"
-)
-
 // masterKubeEnv is the first master's kube-env.
-func masterKubeEnv(cfg *config.Config, name, zone, staticIP string, etcdMembers []string, state string) *KubeEnv {
-	e := NewKubeEnv()
+func masterKubeEnv(cfg *config.Config, name, zone, staticIP string, etcdMembers []string, state string) *vmcontract.KubeEnv {
+	e := vmcontract.NewKubeEnv()
 	e.Set("KUBERNETES_MASTER", "true")
 	e.Set("INSTANCE_PREFIX", cfg.Prefix)
 	e.Set("CLUSTER_NAME", cfg.ClusterName())
 	e.Set("MASTER_NAME", cfg.MasterName())
 	e.Set("KUBERNETES_MASTER_NAME", staticIP)
 	e.Set("MASTER_ADVERTISE_ADDRESS", staticIP)
-	e.Set("INITIAL_ETCD_CLUSTER", etcdCluster(etcdMembers...))
+	e.Set("INITIAL_ETCD_CLUSTER", vmcontract.JoinList(etcdMembers...))
 	e.Set("INITIAL_ETCD_CLUSTER_STATE", state)
 	e.Set("ETCD_QUORUM_READ", strconv.FormatBool(cfg.EtcdQuorumRead))
 	e.Set("MULTIZONE", strconv.FormatBool(cfg.Multizone))
@@ -44,8 +38,8 @@ func masterKubeEnv(cfg *config.Config, name, zone, staticIP string, etcdMembers 
 
 // nodeKubeEnv is the nodes' kube-env (shared by every zone's pool, since the
 // template is global).
-func nodeKubeEnv(cfg *config.Config, staticIP string) *KubeEnv {
-	e := NewKubeEnv()
+func nodeKubeEnv(cfg *config.Config, staticIP string) *vmcontract.KubeEnv {
+	e := vmcontract.NewKubeEnv()
 	e.Set("KUBERNETES_MASTER", "false")
 	e.Set("INSTANCE_PREFIX", cfg.Prefix)
 	e.Set("CLUSTER_NAME", cfg.ClusterName())
@@ -69,7 +63,7 @@ func masterDisk(cfg *config.Config, replica, zone string) *compute.Disk {
 }
 
 // masterInstance builds a master VM. natIP "" gives it an ephemeral IP.
-func masterInstance(cfg *config.Config, name, zone, natIP string, env *KubeEnv, certs string) *compute.Instance {
+func masterInstance(cfg *config.Config, name, zone, natIP string, env *vmcontract.KubeEnv, certs string) *compute.Instance {
 	ac := &compute.AccessConfig{Name: lb.AccessConfigName, Type: "ONE_TO_ONE_NAT", NatIP: natIP}
 	return &compute.Instance{
 		Name:         name,
@@ -97,9 +91,9 @@ func masterInstance(cfg *config.Config, name, zone, natIP string, env *KubeEnv, 
 			AccessConfigs: []*compute.AccessConfig{ac},
 		}},
 		Metadata: &compute.Metadata{Items: []*compute.MetadataItems{
-			{Key: MetaKubeEnv, Value: strPtr(env.String())},
-			{Key: MetaMasterCerts, Value: strPtr(certs)},
-			{Key: MetaClusterName, Value: strPtr(cfg.ClusterName())},
+			{Key: vmcontract.KeyKubeEnv, Value: strPtr(env.String())},
+			{Key: vmcontract.KeyMasterCerts, Value: strPtr(certs)},
+			{Key: vmcontract.KeyClusterName, Value: strPtr(cfg.ClusterName())},
 		}},
 		ServiceAccounts: []*compute.ServiceAccount{{
 			Email:  "default",
@@ -128,8 +122,8 @@ func nodeTemplate(cfg *config.Config, staticIP string) *compute.InstanceTemplate
 				AccessConfigs: []*compute.AccessConfig{{Name: lb.AccessConfigName, Type: "ONE_TO_ONE_NAT"}},
 			}},
 			Metadata: &compute.Metadata{Items: []*compute.MetadataItems{
-				{Key: MetaKubeEnv, Value: strPtr(nodeKubeEnv(cfg, staticIP).String())},
-				{Key: MetaClusterName, Value: strPtr(cfg.ClusterName())},
+				{Key: vmcontract.KeyKubeEnv, Value: strPtr(nodeKubeEnv(cfg, staticIP).String())},
+				{Key: vmcontract.KeyClusterName, Value: strPtr(cfg.ClusterName())},
 			}},
 		},
 	}

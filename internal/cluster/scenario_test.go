@@ -20,6 +20,7 @@ import (
 	"github.com/hakube/hakube/internal/lb"
 
 	"github.com/hakube/hakube/internal/golden"
+	"github.com/hakube/hakube/internal/vmcontract"
 )
 
 // Scenario tests run real flows against the in-process emulator, data
@@ -313,7 +314,7 @@ func TestScenarioFreshUpRerunAndDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, err := ParseKubeEnv(metadataValue(master, MetaKubeEnv))
+	env, err := vmcontract.ParseKubeEnv(metadataValue(master, vmcontract.KeyKubeEnv))
 	if err != nil {
 		t.Fatal(err)
 	}

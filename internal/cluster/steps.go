@@ -10,6 +10,7 @@ import (
 
 	"github.com/hakube/hakube/internal/gce"
 	"github.com/hakube/hakube/internal/lb"
+	"github.com/hakube/hakube/internal/vmcontract"
 )
 
 // What steps do. Each is a method of the run, named for what it does, and
@@ -173,7 +174,7 @@ func (r *run) adoptMaster(ctx context.Context, key gce.Key) error {
 	if in.Labels[gce.LabelCluster] != r.cfg.ClusterName() || in.Labels[gce.LabelRole] != gce.RoleMaster {
 		return refuse("instance %s exists but is not a master of cluster %q", key, r.cfg.ClusterName())
 	}
-	if ca, err := caFromMetadata(metadataValue(in, MetaMasterCerts)); err == nil {
+	if ca, err := caFromMetadata(metadataValue(in, vmcontract.KeyMasterCerts)); err == nil {
 		r.st.setCA(ca)
 	}
 	return nil
@@ -182,18 +183,18 @@ func (r *run) adoptMaster(ctx context.Context, key gce.Key) error {
 // createReplica clones the source master's kube-env with the etcd
 // membership rewritten, and creates the VM with an ephemeral IP.
 func (r *run) createReplica(ctx context.Context, key gce.Key, source *compute.Instance) error {
-	env, err := ParseKubeEnv(metadataValue(source, MetaKubeEnv))
+	env, err := vmcontract.ParseKubeEnv(metadataValue(source, vmcontract.KeyKubeEnv))
 	if err != nil {
 		return fmt.Errorf("read kube-env of %s: %w", source.Name, err)
 	}
-	members := append(splitList(env.Get("INITIAL_ETCD_CLUSTER")), r.masterNames()...)
-	env.Set("INITIAL_ETCD_CLUSTER", etcdCluster(append(members, key.Name)...))
+	members := append(vmcontract.SplitList(env.Get("INITIAL_ETCD_CLUSTER")), r.masterNames()...)
+	env.Set("INITIAL_ETCD_CLUSTER", vmcontract.JoinList(append(members, key.Name)...))
 	env.Set("INITIAL_ETCD_CLUSTER_STATE", "existing")
 	env.Set("ZONE", key.Zone)
 	env.Set("HOSTNAME", key.Name)
-	certs := metadataValue(source, MetaMasterCerts)
+	certs := metadataValue(source, vmcontract.KeyMasterCerts)
 	if certs == "" {
-		return fmt.Errorf("master %s has no %s metadata to clone", source.Name, MetaMasterCerts)
+		return fmt.Errorf("master %s has no %s metadata to clone", source.Name, vmcontract.KeyMasterCerts)
 	}
 	err = r.env.Cloud.InsertInstance(ctx, key, masterInstance(r.cfg, key.Name, key.Zone, "", env, certs))
 	if gce.IsAlreadyExists(err) {

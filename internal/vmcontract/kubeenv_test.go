@@ -1,4 +1,4 @@
-package cluster
+package vmcontract
 
 import (
 	"testing"
@@ -36,7 +36,7 @@ func TestKubeEnvRoundTrip(t *testing.T) {
 }
 
 func TestEtcdCluster(t *testing.T) {
-	if got := etcdCluster("m-b", "m", "m-b", "", "m-a"); got != "m,m-a,m-b" {
-		t.Errorf("etcdCluster = %q", got)
+	if got := JoinList("m-b", "m", "m-b", "", "m-a"); got != "m,m-a,m-b" {
+		t.Errorf("JoinList = %q", got)
 	}
 }

@@ -1,4 +1,4 @@
-package cluster
+package vmcontract
 
 import (
 	"fmt"
@@ -50,6 +50,9 @@ func (e *KubeEnv) Set(key, value string) {
 	e.values[key] = value
 }
 
+// Has reports whether the key is set.
+func (e *KubeEnv) Has(key string) bool { _, ok := e.values[key]; return ok }
+
 // Get returns a value ("" when absent).
 func (e *KubeEnv) Get(key string) string { return e.values[key] }
 
@@ -65,8 +68,8 @@ func (e *KubeEnv) String() string {
 	return b.String()
 }
 
-// splitList parses a comma-separated list, dropping empties.
-func splitList(s string) []string {
+// SplitList parses a comma-separated list, dropping empties.
+func SplitList(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
 		if p = strings.TrimSpace(p); p != "" {
@@ -76,8 +79,9 @@ func splitList(s string) []string {
 	return out
 }
 
-// etcdCluster renders INITIAL_ETCD_CLUSTER: every replica, sorted, unique.
-func etcdCluster(names ...string) string {
+// JoinList renders a comma-separated list of the names, sorted and unique
+// (INITIAL_ETCD_CLUSTER).
+func JoinList(names ...string) string {
 	seen := map[string]bool{}
 	var out []string
 	for _, n := range names {
