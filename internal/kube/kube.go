@@ -1,0 +1,200 @@
+// Package kube is hakube's side of the cluster's own API: it reaches the
+// apiservers through the static IP with a credential hakube mints per run,
+// creates what the VMs' kubelets need to join (RBAC, the bootstrap token),
+// prepares the masters' Nodes, reads the nodes for status, and deletes the
+// Node of a removed VM (no cloud controller does it: the in-tree GCE
+// provider is gone).
+package kube
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/hakube/hakube/internal/vmcontract"
+)
+
+// Client is one run's connection to a cluster's API.
+type Client struct {
+	cs kubernetes.Interface
+}
+
+// New connects to server (https://IP:port) trusting only the cluster CA.
+func New(server string, caPEM []byte, cert tls.Certificate) (*Client, error) {
+	if len(caPEM) == 0 {
+		return nil, errors.New("the cluster CA is unknown")
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("the cluster CA is not PEM")
+	}
+	certPEM, keyPEM, err := pemOf(cert)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &rest.Config{
+		Host:            server,
+		TLSClientConfig: rest.TLSClientConfig{CAData: caPEM, CertData: certPEM, KeyData: keyPEM},
+		Timeout:         15 * time.Second,
+		UserAgent:       "hakube",
+		QPS:             50,
+		Burst:           100,
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client for %s: %w", server, err)
+	}
+	return &Client{cs: cs}, nil
+}
+
+// NewFromInterface wraps a clientset (tests use the fake one).
+func NewFromInterface(cs kubernetes.Interface) *Client { return &Client{cs: cs} }
+
+// Names of the objects hakube makes for the kubelets' TLS bootstrapping.
+const (
+	bindingBootstrap   = "hakube:kubelet-bootstrap"
+	bindingApprove     = "hakube:node-autoapprove-bootstrap"
+	bindingRenew       = "hakube:node-autoapprove-certificate-rotation"
+	bindingAdmins      = "kubeadm:cluster-admins"
+	tokenSecretPrefix  = "bootstrap-token-"
+	tokenSecretType    = "bootstrap.kubernetes.io/token"
+	tokenDescription   = "hakube: the bootstrap token of the cluster's kubelets (node kube-env KUBELET_BOOTSTRAP_TOKEN)"
+	systemNamespace    = "kube-system"
+	roleNodeBootstrap  = "system:node-bootstrapper"
+	roleApproveClient  = "system:certificates.k8s.io:certificatesigningrequests:nodeclient"
+	roleApproveRenewal = "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient"
+)
+
+// Bootstrap makes sure what the kubelets need to join exists: the
+// bootstrap token (id.secret) as a Secret, the bindings that let its
+// holders ask for a client certificate and have it approved, the renewal
+// binding, and kubeadm's cluster-admins binding the admin kubeconfig relies
+// on. Objects already there are kept; a re-run changes nothing.
+func (c *Client) Bootstrap(ctx context.Context, token string) error {
+	id, secret, ok := strings.Cut(token, ".")
+	if !ok {
+		return errors.New("bootstrap token is not <id>.<secret>")
+	}
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: tokenSecretPrefix + id, Namespace: systemNamespace},
+		Type:       tokenSecretType,
+		StringData: map[string]string{
+			"description":                    tokenDescription,
+			"token-id":                       id,
+			"token-secret":                   secret,
+			"usage-bootstrap-authentication": "true",
+		},
+	}
+	if _, err := c.cs.CoreV1().Secrets(systemNamespace).Create(ctx, s, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create the bootstrap token secret: %w", err)
+	}
+	for _, b := range []struct{ name, role, group string }{
+		{bindingBootstrap, roleNodeBootstrap, vmcontract.BootstrapGroup},
+		{bindingApprove, roleApproveClient, vmcontract.BootstrapGroup},
+		{bindingRenew, roleApproveRenewal, vmcontract.NodeGroup},
+		{bindingAdmins, "cluster-admin", vmcontract.ClusterAdminsGroup},
+	} {
+		crb := &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: b.name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: b.role},
+			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: b.group}},
+		}
+		if _, err := c.cs.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create cluster role binding %s: %w", b.name, err)
+		}
+	}
+	return nil
+}
+
+// Node is one Node as status shows it.
+type Node struct {
+	Name          string   `json:"name"`
+	Ready         bool     `json:"ready"`
+	Roles         []string `json:"roles"`
+	Unschedulable bool     `json:"unschedulable,omitempty"`
+}
+
+// Nodes lists the cluster's Nodes, sorted by name.
+func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
+	list, err := c.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	out := make([]Node, 0, len(list.Items))
+	for _, n := range list.Items {
+		out = append(out, nodeOf(&n))
+	}
+	slices.SortFunc(out, func(a, b Node) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+func nodeOf(n *corev1.Node) Node {
+	out := Node{Name: n.Name, Unschedulable: n.Spec.Unschedulable}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			out.Ready = c.Status == corev1.ConditionTrue
+		}
+	}
+	for l := range n.Labels {
+		if r, ok := strings.CutPrefix(l, "node-role.kubernetes.io/"); ok && r != "" {
+			out.Roles = append(out.Roles, r)
+		}
+	}
+	slices.Sort(out.Roles)
+	return out
+}
+
+// PrepareMaster makes a master's Node look as kube-up's do: labelled with
+// the control-plane role and cordoned (kubectl shows Ready,SchedulingDisabled).
+// Kubelets may not label themselves with roles (NodeRestriction), and
+// kubelet 1.35 has no --register-schedulable, so hakube does both as the
+// admin. It reports false while the Node has not registered yet.
+func (c *Client) PrepareMaster(ctx context.Context, name string) (bool, error) {
+	n, err := c.cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read node %s: %w", name, err)
+	}
+	if _, labelled := n.Labels[vmcontract.ControlPlaneRole]; labelled && n.Spec.Unschedulable {
+		return true, nil
+	}
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:""}},"spec":{"unschedulable":true}}`, vmcontract.ControlPlaneRole)
+	if _, err := c.cs.CoreV1().Nodes().Patch(ctx, name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		return false, fmt.Errorf("label and cordon master node %s: %w", name, err)
+	}
+	return true, nil
+}
+
+// DeleteNode deletes the Node of a VM that is gone; an absent one is fine.
+func (c *Client) DeleteNode(ctx context.Context, name string) error {
+	err := c.cs.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete node %s: %w", name, err)
+	}
+	return nil
+}
+
+// Readyz asks the apiserver behind the static IP whether it is ready (the
+// real /readyz: etcd among its checks).
+func (c *Client) Readyz(ctx context.Context) error {
+	body, err := c.cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+	if err != nil {
+		return fmt.Errorf("/readyz: %w (%s)", err, strings.TrimSpace(string(body)))
+	}
+	return nil
+}
