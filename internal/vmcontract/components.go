@@ -44,7 +44,9 @@ type Master struct {
 
 func (m Master) pki(item CertItem) string { return item.Path(m.Host.PKIDir) }
 
-func url(host string, port int) string { return "https://" + net.JoinHostPort(host, strconv.Itoa(port)) }
+func url(host string, port int) string {
+	return "https://" + net.JoinHostPort(host, strconv.Itoa(port))
+}
 
 // EtcdPeerURL is a master's etcd peer URL.
 func EtcdPeerURL(internalIP string) string { return url(internalIP, EtcdPeerPort) }
