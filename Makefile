@@ -9,13 +9,19 @@ STATICCHECK := $(BIN)/staticcheck-$(STATICCHECK_VERSION)
 # The demo runs the emulator at realistic GCE latency sped up by this factor.
 DEMO_TIME_SCALE ?= 0.05
 
-.PHONY: all build test lint demo bench clean
+.PHONY: all build rehearsal shellcheck test lint demo bench clean
 
 all: build
 
-build:
+build: rehearsal
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./cmd/... ./test/walkthrough
+
+# The real etcd and Kubernetes control plane the emulator's masters run
+# (a module of its own: the CLI's stays small). Slow only the first time.
+rehearsal:
+	@mkdir -p $(BIN)
+	./rehearsal/build.sh $(abspath $(BIN))/kube-rehearsal
 
 # kube-up's HA guide end to end against a local emulator, with a summary.
 demo: build
@@ -34,11 +40,18 @@ $(STATICCHECK):
 	GOBIN=$(abspath $(BIN)) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	mv $(BIN)/staticcheck $(STATICCHECK)
 
-lint: $(STATICCHECK)
+# shellcheck comes from Debian's packages.
+shellcheck:
+	@command -v shellcheck >/dev/null || { echo "installing shellcheck (apt-get)"; \
+		apt-get install -y -qq shellcheck >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq shellcheck; }; }
+
+lint: $(STATICCHECK) shellcheck
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+	shellcheck .ci/run rehearsal/build.sh
+	cd rehearsal && $(GO) vet ./...
 
 clean:
 	rm -rf $(BIN)
