@@ -16,7 +16,7 @@ const (
 )
 
 // groupOrder is the order of the groups in --help.
-var groupOrder = []string{config.GroupCluster, config.GroupSizes, config.GroupLB, groupRun, "", groupOutput}
+var groupOrder = []string{config.GroupCluster, config.GroupSizes, config.GroupLB, config.GroupKube, groupRun, "", groupOutput}
 
 // usage prints a command's usage with its flags grouped by what they are
 // about (cluster, sizes, load balancer, run, output), as eksctl does.

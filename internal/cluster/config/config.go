@@ -62,6 +62,13 @@ type Config struct {
 	ImageProject string
 	ImageFamily  string
 
+	// Extra flags of each component (kube-up's *_TEST_ARGS).
+	EtcdTestArgs              string
+	APIServerTestArgs         string
+	ControllerManagerTestArgs string
+	SchedulerTestArgs         string
+	KubeletTestArgs           string
+
 	// Origins records where each setting's value came from, by setting key.
 	// Load fills it; a Config built by hand has none.
 	Origins map[string]Origin

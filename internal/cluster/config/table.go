@@ -60,6 +60,7 @@ const (
 	GroupCluster = "Cluster"
 	GroupSizes   = "Sizes and images"
 	GroupLB      = "Load balancer"
+	GroupKube    = "Kubernetes"
 	// FlagGroupAnnotation is the pflag annotation carrying a flag's group.
 	FlagGroupAnnotation = "hakube-group"
 )
@@ -289,6 +290,41 @@ func settingSpecs() []settingSpec {
 			check:    func(c *Config) error { return checkPort(c.HealthCheckPort) },
 			commands: []string{"up", "down", "status", "validate"},
 			group:    GroupLB,
+		},
+		{
+			key: "etcdTestArgs", flag: "etcd-test-args", env: []string{"ETCD_TEST_ARGS"},
+			help:     "extra flags of etcd on every VM, as kube-up's ETCD_TEST_ARGS (written into kube-env)",
+			field:    func(c *Config) any { return &c.EtcdTestArgs },
+			commands: []string{"up"},
+			group:    GroupKube,
+		},
+		{
+			key: "apiserverTestArgs", flag: "apiserver-test-args", env: []string{"APISERVER_TEST_ARGS"},
+			help:     "extra flags of kube-apiserver on every VM, as kube-up's APISERVER_TEST_ARGS (written into kube-env)",
+			field:    func(c *Config) any { return &c.APIServerTestArgs },
+			commands: []string{"up"},
+			group:    GroupKube,
+		},
+		{
+			key: "controllerManagerTestArgs", flag: "controller-manager-test-args", env: []string{"CONTROLLER_MANAGER_TEST_ARGS"},
+			help:     "extra flags of kube-controller-manager on every VM, as kube-up's CONTROLLER_MANAGER_TEST_ARGS (written into kube-env)",
+			field:    func(c *Config) any { return &c.ControllerManagerTestArgs },
+			commands: []string{"up"},
+			group:    GroupKube,
+		},
+		{
+			key: "schedulerTestArgs", flag: "scheduler-test-args", env: []string{"SCHEDULER_TEST_ARGS"},
+			help:     "extra flags of kube-scheduler on every VM, as kube-up's SCHEDULER_TEST_ARGS (written into kube-env)",
+			field:    func(c *Config) any { return &c.SchedulerTestArgs },
+			commands: []string{"up"},
+			group:    GroupKube,
+		},
+		{
+			key: "kubeletTestArgs", flag: "kubelet-test-args", env: []string{"KUBELET_TEST_ARGS"},
+			help:     "extra flags of the kubelets on every VM, as kube-up's KUBELET_TEST_ARGS (written into kube-env)",
+			field:    func(c *Config) any { return &c.KubeletTestArgs },
+			commands: []string{"up"},
+			group:    GroupKube,
 		},
 		{
 			key: "imageProject", flag: "image-project", env: []string{"HAKUBE_IMAGE_PROJECT"},
