@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
+	"github.com/hakube/hakube/internal/kube"
 	"github.com/hakube/hakube/internal/lb"
 )
 
@@ -80,6 +82,7 @@ func planRemoveReplica(env *Env, cfg *config.Config, obs *Observed) (*planner, e
 		p.plan.Notes = append(p.plan.Notes, fmt.Sprintf("no master replica of cluster %q in %s", cfg.ClusterName(), cfg.Zone))
 		p.removeOrphanDisks(cfg.Zone)
 		p.repairLB()
+		p.repairMembership()
 		return p, nil
 	}
 	if len(obs.Masters) == 1 {
@@ -94,8 +97,15 @@ func planRemoveReplica(env *Env, cfg *config.Config, obs *Observed) (*planner, e
 	if err := p.refuseLastRunning(target); err != nil {
 		return nil, err
 	}
+	if err := p.etcdReady(); err != nil {
+		return nil, err
+	}
+	if err := p.quorumAllowsRemoving(target); err != nil {
+		return nil, err
+	}
 	p.addLock(false)
 	p.removeReplica(target)
+	p.repairMembership()
 	return p, nil
 }
 
@@ -135,20 +145,75 @@ func (p *planner) removeReplica(target *compute.Instance) {
 		out = p.step(ActUpdate, text(gce.TargetPool(p.poolKey()).String()+" -= "+target.Name), "take the replica out of rotation before it goes",
 			func(ctx context.Context) error { return p.leavePool(ctx, m) })
 	}
-	vm := p.step(ActDelete, gce.Instance(m.Key), "the replica's VM", p.remove(gce.Instance(m.Key)), out)
+	member := ""
+	if mem := p.obs.Etcd.of(internalIP(target)); mem != nil {
+		ip := internalIP(target)
+		member = p.step(ActDelete, text("etcd member "+target.Name), "out of etcd through a surviving master before its VM goes (no phantom voter); its server stops on its own",
+			func(ctx context.Context) error { return p.removeMember(ctx, target.Name, ip) }, out)
+	}
+	vm := p.step(ActDelete, gce.Instance(m.Key), "the replica's VM", p.remove(gce.Instance(m.Key)), out, member)
 	if d := p.obs.Disks[p.cfg.MasterDiskName(target.Name)]; d != nil {
 		ref := gce.Disk(gce.KeyOf(d.SelfLink))
 		p.step(ActDelete, ref, "the replica's etcd data disk", p.remove(ref), vm)
 	}
+	p.deleteInternalIP(target.Name, vm)
+	move := ""
 	remaining := slices.DeleteFunc(slices.Clone(p.obs.Masters), func(mm *compute.Instance) bool { return mm.Name == target.Name })
 	if len(remaining) == 1 && !p.lbFirst() && (p.obs.ForwardingRule != nil || p.obs.TargetPool != nil || p.obs.HealthCheck != nil) {
-		p.demoteTo(remaining[0], out, vm)
+		move = p.demoteTo(remaining[0], out, vm)
+	}
+	p.deleteNodeStep(target.Name, vm, move)
+}
+
+// deleteInternalIP releases a removed replica's reserved internal IP.
+func (p *planner) deleteInternalIP(replica string, deps ...string) {
+	if a := p.obs.InternalIPs[p.cfg.InternalAddressName(replica)]; a != nil {
+		ref := gce.Address(gce.KeyOf(a.SelfLink))
+		p.step(ActDelete, ref, "the replica's reserved internal IP", p.remove(ref), deps...)
+	}
+}
+
+// deleteNodeStep deletes a removed master's Node (nothing else would: the
+// in-tree cloud provider is gone).
+func (p *planner) deleteNodeStep(name string, deps ...string) {
+	p.plan.add(&Step{Action: ActDelete, Resource: "node " + name, Reason: "the removed VM's Node object, so kubectl does not show it NotReady forever",
+		DependsOn: compact(deps), Run: func(ctx context.Context) error { return p.deleteNode(ctx, name) }})
+}
+
+// repairMembership removes etcd members whose VM is gone (a learner left by
+// a crashed add, or a master deleted behind hakube's back) and the reserved
+// internal IPs no master uses.
+func (p *planner) repairMembership() {
+	m := p.obs.Etcd
+	if m == nil || m.err != nil {
+		return
+	}
+	vms := map[string]bool{}
+	for _, in := range p.obs.Masters {
+		vms[internalIP(in)] = true
+	}
+	for _, mem := range m.members {
+		ip := ""
+		for _, u := range mem.PeerURLs {
+			if pu, err := url.Parse(u); err == nil {
+				ip = pu.Hostname()
+			}
+		}
+		if ip == "" || vms[ip] {
+			continue
+		}
+		if p.lockID == "" && p.obs.Address != nil {
+			p.addLock(false)
+		}
+		name := memberName(mem, p.obs.Masters, ip)
+		p.step(ActDelete, text("etcd member "+name), fmt.Sprintf("a member (%x, %s) without a VM: an earlier run stopped between the two", mem.ID, ip),
+			func(ctx context.Context) error { return p.removeMember(ctx, name, ip) })
 	}
 }
 
 // demoteTo gives the static IP back to the last master and removes the
-// load balancer.
-func (p *planner) demoteTo(last *compute.Instance, deps ...string) {
+// load balancer; it returns the move's id.
+func (p *planner) demoteTo(last *compute.Instance, deps ...string) string {
 	move := ""
 	if p.obs.ForwardingRule != nil || lb.IPOwner(p.obs.Address).Kind != lb.OwnerMaster {
 		m := lb.MasterOf(last)
@@ -164,6 +229,7 @@ func (p *planner) demoteTo(last *compute.Instance, deps ...string) {
 		res := text(gce.TargetPool(p.poolKey()).String() + ", " + gce.HealthCheck(p.healthCheckKey()).String())
 		p.step(ActDelete, res, "the load balancer is not needed with one master", p.teardownLB, append([]string{move}, deps...)...)
 	}
+	return move
 }
 
 // repairLB finishes a demotion an earlier run left half-done: one master
@@ -215,6 +281,12 @@ func planRemoveZone(env *Env, cfg *config.Config, obs *Observed) (*planner, erro
 	}
 	if len(masters) > 0 {
 		if err := p.refuseLastRunning(masters[0]); err != nil {
+			return nil, err
+		}
+		if err := p.etcdReady(); err != nil {
+			return nil, err
+		}
+		if err := p.quorumAllowsRemoving(masters[0]); err != nil {
 			return nil, err
 		}
 	}
@@ -279,6 +351,10 @@ func (p *planner) teardown() {
 		del(gce.Disk(gce.KeyOf(obs.Disks[name].SelfLink)), "etcd data of a master (it goes with the cluster, as in kube-down)",
 			vms[strings.TrimSuffix(name, "-pd")])
 	}
+	for _, name := range slices.Sorted(maps.Keys(obs.InternalIPs)) {
+		ref := gce.Address(gce.KeyOf(obs.InternalIPs[name].SelfLink))
+		del(ref, "a master's reserved internal IP", vms[strings.TrimSuffix(name, "-internal")])
+	}
 	machines := append(slices.Sorted(maps.Values(vms)), migs...)
 	var fws []string
 	for _, name := range firewallNames(cfg) {
@@ -304,4 +380,20 @@ func (p *planner) teardown() {
 	if !obs.Exists() {
 		p.plan.Notes = append(p.plan.Notes, fmt.Sprintf("no trace of cluster %q in project %s", cfg.ClusterName(), cfg.Project))
 	}
+	p.forgetKubeconfig()
+}
+
+// forgetKubeconfig removes the cluster's context, user and cluster entries
+// from the kubeconfig, nothing else, when they are there.
+func (p *planner) forgetKubeconfig() {
+	name := kubeconfigName(p.cfg.Project, p.cfg.Prefix)
+	if p.env.Kubeconfig == "" || !kube.HasName(p.env.Kubeconfig, name) {
+		return
+	}
+	path := p.env.Kubeconfig
+	p.plan.add(&Step{Action: ActWrite, Resource: "kubeconfig context " + name, Reason: "removed from " + path + " with the cluster (other entries stay)",
+		Run: func(context.Context) error {
+			_, err := kube.Remove(path, name)
+			return err
+		}})
 }

@@ -11,6 +11,7 @@ import (
 	compute "google.golang.org/api/compute/v1"
 
 	"github.com/hakube/hakube/internal/cluster/config"
+	"github.com/hakube/hakube/internal/etcdm"
 	"github.com/hakube/hakube/internal/gce"
 	"github.com/hakube/hakube/internal/lb"
 )
@@ -37,6 +38,26 @@ type Env struct {
 	StableTimeout time.Duration
 	// PollInterval is the first interval of status polls (grows to 10 s).
 	PollInterval time.Duration
+
+	// SSH reaches the masters for etcd's membership (etcdm); its Signer is
+	// hakube's key, SSHUser the account it adds to the masters' ssh-keys.
+	SSH     etcdm.SSH
+	SSHUser string
+	// Kubeconfig is the file a fresh up merges the admin's context into
+	// ("" writes none).
+	Kubeconfig string
+	// Force lets a membership change go on that would leave etcd without a
+	// healthy quorum (--force).
+	Force bool
+	// Now is the clock certificates are issued by (nil: time.Now).
+	Now func() time.Time
+}
+
+func (e *Env) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
 }
 
 func (e *Env) defaults() {
@@ -60,6 +81,12 @@ func (e *Env) defaults() {
 	}
 	if e.PollInterval == 0 {
 		e.PollInterval = 500 * time.Millisecond
+	}
+	if e.SSHUser == "" {
+		e.SSHUser = "hakube"
+	}
+	if e.SSH.User == "" {
+		e.SSH.User = e.SSHUser
 	}
 }
 

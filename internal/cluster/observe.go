@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -22,10 +23,12 @@ import (
 // the cluster's ownership labels or marker, plus the names it needs that
 // something else holds (Conflicts).
 type Observed struct {
-	Region         string
-	Network        *compute.Network
-	Firewalls      map[string]*compute.Firewall
-	Address        *compute.Address
+	Region    string
+	Network   *compute.Network
+	Firewalls map[string]*compute.Firewall
+	Address   *compute.Address
+	// InternalIPs are the masters' reserved internal IPs, by address name.
+	InternalIPs    map[string]*compute.Address
 	Masters        []*compute.Instance // sorted by name
 	Disks          map[string]*compute.Disk
 	Template       *compute.InstanceTemplate
@@ -34,6 +37,9 @@ type Observed struct {
 	TargetPool     *compute.TargetPool
 	ForwardingRule *compute.ForwardingRule
 	Conflicts      []string
+	// Etcd is the membership, read for the flows that change it and for
+	// status (nil when not read).
+	Etcd *membership
 	// SharedNetwork is true when other hakube clusters have rules on the
 	// cluster's network, so shared rules stay at teardown.
 	SharedNetwork bool
@@ -132,7 +138,7 @@ func getOwned[T any](ctx context.Context, ob *observation, what string, key gce.
 // Observe reads the cluster with parallel lists: one round of project-wide
 // lists and global gets, then the regional gets once the region is known.
 func Observe(ctx context.Context, c Observer, cfg *config.Config) (*Observed, error) {
-	ob := &observation{cfg: cfg, o: &Observed{Firewalls: map[string]*compute.Firewall{}, Disks: map[string]*compute.Disk{}, MIGs: map[string]*compute.InstanceGroupManager{}}}
+	ob := &observation{cfg: cfg, o: &Observed{Firewalls: map[string]*compute.Firewall{}, Disks: map[string]*compute.Disk{}, MIGs: map[string]*compute.InstanceGroupManager{}, InternalIPs: map[string]*compute.Address{}}}
 	if err := ob.project(ctx, c); err != nil {
 		return nil, err
 	}
@@ -162,7 +168,10 @@ func (ob *observation) project(ctx context.Context, c Observer) error {
 	})
 	g.Go(func() error { return ob.firewalls(gctx, c) })
 	g.Go(func() error {
-		as, err := c.AggregatedAddresses(gctx, fmt.Sprintf("name = %q", cfg.StaticIPName()))
+		// The static IP and the masters' internal IPs: every name starts
+		// with the master's (GCE ignores labels given when an address is
+		// reserved, so the name and the description say whose it is).
+		as, err := c.AggregatedAddresses(gctx, fmt.Sprintf("name eq %s.*", regexp.QuoteMeta(cfg.MasterName())))
 		ob.addresses = as
 		return wrap(err, "list addresses")
 	})
@@ -253,6 +262,12 @@ func (ob *observation) region() error {
 	var owned []*compute.Address
 	for _, a := range ob.addresses {
 		k := gce.KeyOf(a.SelfLink)
+		if a.Name != cfg.StaticIPName() {
+			if a.AddressType == "INTERNAL" && strings.HasSuffix(a.Name, "-internal") && gce.OwnedByDescription(cluster, a.Description) {
+				o.InternalIPs[a.Name] = a
+			}
+			continue
+		}
 		if gce.Owned(cluster, a.Labels, a.Description) {
 			owned = append(owned, a)
 		} else if cfg.Zone == "" || k.Region == cfg.Region() {

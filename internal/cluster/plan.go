@@ -18,6 +18,7 @@ const (
 	ActMove   = "move"
 	ActWait   = "wait"
 	ActLock   = "lock"
+	ActWrite  = "write" // a local file
 )
 
 // Step is one node of a plan: an action on one resource, with the reason it

@@ -190,19 +190,19 @@ func (p *planner) ensureNetworkAndFirewalls() (network string, fws []string) {
 }
 
 // ensureTemplate adds the node template if missing.
-func (p *planner) ensureTemplate(network string) string {
+func (p *planner) ensureTemplate(deps ...string) string {
 	if p.obs.Template != nil {
 		return ""
 	}
 	p.pre.needDiskType("nodeDiskType", p.cfg.Zone)
 	p.pre.image = true
-	return p.step(ActCreate, gce.Template(p.templateKey()), "nodes of every zone are made from it (global, shared by all pools)",
-		p.createTemplate, network)
+	return p.step(ActCreate, gce.Template(p.templateKey()), "nodes of every zone are made from it (global, shared by all pools): the static IP, the CA's certificate and the bootstrap token",
+		p.createTemplate, deps...)
 }
 
 // ensurePool adds the zone's node pool (MIG), resizes it to the requested
-// size, and waits until it is stable.
-func (p *planner) ensurePool(zone, template string) {
+// size, and waits until it is stable; it returns the wait's id.
+func (p *planner) ensurePool(zone, template string) string {
 	key := p.groupKey(zone)
 	var dep string
 	switch m := p.obs.MIGs[zone]; {
@@ -218,9 +218,10 @@ func (p *planner) ensurePool(zone, template string) {
 			func(ctx context.Context) error { return p.resizePool(ctx, key) })
 	}
 	if m := p.obs.MIGs[zone]; m == nil || dep != "" || m.Status == nil || !m.Status.IsStable {
-		p.wait("wait stable "+gce.Group(key).String(), gce.Group(key), "until every node VM is running (gcloud's wait-until-stable)",
+		return p.wait("wait stable "+gce.Group(key).String(), gce.Group(key), "until every node VM is running (gcloud's wait-until-stable)",
 			func(ctx context.Context) error { return p.env.waitMIGStable(ctx, key) }, dep)
 	}
+	return ""
 }
 
 // healthCheckStep adds the step that creates the masters' health check, or

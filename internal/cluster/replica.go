@@ -26,15 +26,36 @@ func planReplica(ctx context.Context, env *Env, cfg *config.Config, obs *Observe
 	if source == nil {
 		return nil, refuse("no running master of cluster %q to clone from (%s); start one first", cfg.ClusterName(), describeMasters(obs.Masters))
 	}
+	if err := p.etcdReady(); err != nil {
+		return nil, err
+	}
 	p.addLock(false)
 
 	// One replica per zone keeps re-runs safe: a replica already in the zone
 	// is completed, not duplicated.
 	replica, exists, diskExists := p.replicaOf(cfg.Zone)
 	key := p.masterKey(cfg.Zone, replica)
-	replicaStep := ""
+	member := p.obs.Etcd.of(p.replicaIP(replica))
+	if member == nil {
+		if err := p.quorumAllowsAdding(); err != nil {
+			return nil, err
+		}
+	}
+	learner, replicaStep := "", ""
 	if !exists {
-		replicaStep = p.addReplicaVM(key, source, diskExists)
+		ip := p.reserveIPStep(replica, "")
+		if member == nil {
+			learner = p.step(ActCreate, text("etcd learner "+replica), "the new member, added through "+p.obs.Etcd.via+" before its VM exists (a learner: it does not vote until it has caught up)",
+				func(ctx context.Context) error { return p.addLearner(ctx, replica) }, ip)
+		}
+		replicaStep = p.addReplicaVM(key, source, diskExists, learner, ip)
+	} else if member == nil {
+		return nil, refuse("replica %s exists but has no etcd member; remove it (hakube down --replica %s --delete-nodes=false) and add it again", replica, replica)
+	}
+	promote := ""
+	if member == nil || member.Learner {
+		promote = p.step(ActUpdate, text("etcd member "+replica), "promote the learner to a voter once it has caught up with the leader; one that never does is removed",
+			func(ctx context.Context) error { return p.promoteLearner(ctx, replica) }, replicaStep, learner)
 	}
 
 	// The load balancer: its reversible pieces, then the IP move.
@@ -50,15 +71,25 @@ func planReplica(ctx context.Context, env *Env, cfg *config.Config, obs *Observe
 	}
 	add := ""
 	if replicaStep != "" || (obs.TargetPool != nil && !memberOf(obs.TargetPool, replica, obs.Masters)) {
-		add = p.step(ActUpdate, text(gce.TargetPool(p.poolKey()).String()+" += "+replica), "the new replica joins the load balancer",
-			func(ctx context.Context) error { return p.joinPool(ctx, key) }, replicaStep, pool, move)
+		add = p.step(ActUpdate, text(gce.TargetPool(p.poolKey()).String()+" += "+replica), "the new replica joins the load balancer once its etcd member votes",
+			func(ctx context.Context) error { return p.joinPool(ctx, key) }, replicaStep, promote, pool, move)
 		p.wait("wait healthy "+replica, gce.Instance(key), "until the replica answers the load balancer's health check",
 			func(ctx context.Context) error { return p.waitHealthy(ctx, key) }, add)
 	}
+	verify := ""
 	if p.plan.Mutations() > 0 {
-		p.verifyAPI("the API answers on the static IP through the load balancer", move, add)
+		verify = p.verifyAPI("the API answers on the static IP through the load balancer", move, add)
 	}
+	p.joinKubernetes(verify, "", false)
 	return p, nil
+}
+
+// replicaIP is a replica's internal IP as observed ("" when not reserved).
+func (p *planner) replicaIP(replica string) string {
+	if a := p.obs.InternalIPs[p.cfg.InternalAddressName(replica)]; a != nil {
+		return a.Address
+	}
+	return ""
 }
 
 // replicaOf names the zone's replica: the one there, the one whose disk an
@@ -74,7 +105,7 @@ func (p *planner) replicaOf(zone string) (name string, exists, diskExists bool) 
 }
 
 // addReplicaVM adds the steps that make a replica: its disk, then its VM.
-func (p *planner) addReplicaVM(key gce.Key, source *compute.Instance, diskExists bool) string {
+func (p *planner) addReplicaVM(key gce.Key, source *compute.Instance, diskExists bool, deps ...string) string {
 	p.needMaster(key.Zone)
 	disk := ""
 	if !diskExists {
@@ -82,8 +113,8 @@ func (p *planner) addReplicaVM(key gce.Key, source *compute.Instance, diskExists
 		disk = p.step(ActCreate, gce.Disk(dk), fmt.Sprintf("etcd data of the new replica (%s, %d GB)", p.cfg.MasterDiskType, p.cfg.MasterDiskSizeGB),
 			func(ctx context.Context) error { return p.createMasterDisk(ctx, dk, key.Name) })
 	}
-	return p.step(ActCreate, gce.Instance(key), fmt.Sprintf("new master replica; kube-env cloned from %s with etcd membership rewritten", source.Name),
-		func(ctx context.Context) error { return p.createReplica(ctx, key, source) }, disk)
+	return p.step(ActCreate, gce.Instance(key), fmt.Sprintf("new master replica on its internal IP; kube-env cloned from %s with etcd membership rewritten, certificates issued from the cluster's CAs", source.Name),
+		func(ctx context.Context) error { return p.createReplica(ctx, key, source) }, append(deps, disk)...)
 }
 
 // poolHoldsMasters makes the target pool hold the masters that exist
@@ -164,7 +195,9 @@ func (p *planner) orphanReplicaDisk() string {
 
 // newReplicaName picks <master>-<3 chars> not used by any master or disk.
 // The suffix is drawn deterministically from the cluster, the zone and what
-// exists, so a dry run names the replica the real run will create.
+// exists, so a dry run names the replica the real run will create, and a
+// re-run after a crash reuses the internal IP (and etcd learner) the
+// earlier run left for that name.
 func (p *planner) newReplicaName() string {
 	for i := 0; ; i++ {
 		name := p.cfg.ReplicaName(suffixFor(fmt.Sprintf("%s/%s/%d", p.cfg.ClusterName(), p.cfg.Zone, i), 3))

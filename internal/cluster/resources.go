@@ -1,8 +1,11 @@
 package cluster
 
 import (
+	"encoding/base64"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 
 	compute "google.golang.org/api/compute/v1"
 
@@ -14,41 +17,118 @@ import (
 
 // What a cluster is made of, in kube-up's names and shapes (DESIGN §3, §7).
 
-// masterKubeEnv is the first master's kube-env.
-func masterKubeEnv(cfg *config.Config, name, zone, staticIP string, etcdMembers []string, state string) *vmcontract.KubeEnv {
+// masterSpec is what one master's kube-env and certificates are made of.
+type masterSpec struct {
+	name, zone           string
+	staticIP, internalIP string
+	// members are the etcd members it starts with, itself included.
+	members []etcdPeer
+	state   string // INITIAL_ETCD_CLUSTER_STATE: new or existing
+	ca      []byte // the cluster CA certificate (PEM)
+	token   string // the kubelets' bootstrap token
+}
+
+// etcdPeer is an etcd member as kube-env lists it.
+type etcdPeer struct{ name, ip string }
+
+// initialCluster renders etcd's --initial-cluster, sorted by name.
+func initialCluster(peers []etcdPeer) string {
+	peers = slices.Clone(peers)
+	slices.SortFunc(peers, func(a, b etcdPeer) int { return strings.Compare(a.name, b.name) })
+	parts := make([]string, 0, len(peers))
+	for _, p := range slices.CompactFunc(peers, func(a, b etcdPeer) bool { return a.name == b.name }) {
+		parts = append(parts, p.name+"="+vmcontract.EtcdPeerURL(p.ip))
+	}
+	return strings.Join(parts, ",")
+}
+
+// commonKubeEnv is what every VM of the cluster reads: masters and nodes.
+func commonKubeEnv(cfg *config.Config, master bool, staticIP string, ca []byte, token string) *vmcontract.KubeEnv {
 	e := vmcontract.NewKubeEnv()
-	e.Set("KUBERNETES_MASTER", "true")
-	e.Set("INSTANCE_PREFIX", cfg.Prefix)
-	e.Set("CLUSTER_NAME", cfg.ClusterName())
-	e.Set("MASTER_NAME", cfg.MasterName())
-	e.Set("KUBERNETES_MASTER_NAME", staticIP)
-	e.Set("MASTER_ADVERTISE_ADDRESS", staticIP)
-	e.Set("INITIAL_ETCD_CLUSTER", vmcontract.JoinList(etcdMembers...))
-	e.Set("INITIAL_ETCD_CLUSTER_STATE", state)
-	e.Set("ETCD_QUORUM_READ", strconv.FormatBool(cfg.EtcdQuorumRead))
-	e.Set("MULTIZONE", strconv.FormatBool(cfg.Multizone))
-	e.Set("ZONE", zone)
-	e.Set("REGION", cfg.Region())
-	e.Set("NUM_NODES", strconv.Itoa(cfg.NumNodes))
-	e.Set("APISERVER_PORT", strconv.Itoa(cfg.APIServerPort))
-	e.Set("HEALTHCHECK_PORT", strconv.Itoa(cfg.HealthCheckPort))
-	e.Set("HOSTNAME", name)
+	e.Set(vmcontract.EnvKubernetesMaster, strconv.FormatBool(master))
+	e.Set(vmcontract.EnvInstancePrefix, cfg.Prefix)
+	e.Set(vmcontract.EnvClusterName, cfg.ClusterName())
+	e.Set(vmcontract.EnvMasterName, cfg.MasterName())
+	e.Set(vmcontract.EnvMasterAddress, staticIP)
+	e.Set(vmcontract.EnvAPIServerPort, strconv.Itoa(cfg.APIServerPort))
+	e.Set(vmcontract.EnvKubeVersion, vmcontract.KubeVersion)
+	e.Set(vmcontract.EnvEtcdVersion, vmcontract.EtcdVersion)
+	e.Set(vmcontract.EnvCACert, base64.StdEncoding.EncodeToString(ca))
+	e.Set(vmcontract.EnvBootstrapToken, token)
+	e.Set(vmcontract.EnvMultizone, strconv.FormatBool(cfg.Multizone))
+	e.Set(vmcontract.EnvRegion, cfg.Region())
+	setIf(e, vmcontract.EnvKubeletTestArgs, cfg.KubeletTestArgs)
 	return e
 }
 
-// nodeKubeEnv is the nodes' kube-env (shared by every zone's pool, since the
-// template is global).
-func nodeKubeEnv(cfg *config.Config, staticIP string) *vmcontract.KubeEnv {
-	e := vmcontract.NewKubeEnv()
-	e.Set("KUBERNETES_MASTER", "false")
-	e.Set("INSTANCE_PREFIX", cfg.Prefix)
-	e.Set("CLUSTER_NAME", cfg.ClusterName())
-	e.Set("MASTER_NAME", cfg.MasterName())
-	e.Set("KUBERNETES_MASTER_NAME", staticIP)
-	e.Set("MULTIZONE", strconv.FormatBool(cfg.Multizone))
-	e.Set("REGION", cfg.Region())
-	e.Set("APISERVER_PORT", strconv.Itoa(cfg.APIServerPort))
+// masterKubeEnv is the first master's kube-env.
+func masterKubeEnv(cfg *config.Config, m masterSpec) *vmcontract.KubeEnv {
+	e := commonKubeEnv(cfg, true, m.staticIP, m.ca, m.token)
+	e.Set(vmcontract.EnvAdvertiseAddress, m.staticIP)
+	e.Set(vmcontract.EnvHealthCheckPort, strconv.Itoa(cfg.HealthCheckPort))
+	e.Set(vmcontract.EnvEtcdQuorumRead, strconv.FormatBool(cfg.EtcdQuorumRead))
+	e.Set(vmcontract.EnvNumNodes, strconv.Itoa(cfg.NumNodes))
+	e.Set(vmcontract.EnvServiceClusterIPRange, serviceRange)
+	e.Set(vmcontract.EnvClusterIPRange, podRange)
+	setIf(e, vmcontract.EnvEtcdTestArgs, cfg.EtcdTestArgs)
+	setIf(e, vmcontract.EnvAPIServerTestArgs, cfg.APIServerTestArgs)
+	setIf(e, vmcontract.EnvControllerManagerTest, cfg.ControllerManagerTestArgs)
+	setIf(e, vmcontract.EnvSchedulerTestArgs, cfg.SchedulerTestArgs)
+	setMember(e, m)
 	return e
+}
+
+// replicaKubeEnv clones a running master's kube-env for a new replica,
+// rewriting where it runs and the etcd membership it starts with.
+func replicaKubeEnv(source *vmcontract.KubeEnv, m masterSpec) (*vmcontract.KubeEnv, error) {
+	e, err := vmcontract.ParseKubeEnv(source.String())
+	if err != nil {
+		return nil, err
+	}
+	setMember(e, m)
+	return e, nil
+}
+
+func setMember(e *vmcontract.KubeEnv, m masterSpec) {
+	names := make([]string, 0, len(m.members))
+	for _, p := range m.members {
+		names = append(names, p.name)
+	}
+	e.Set(vmcontract.EnvZone, m.zone)
+	e.Set(vmcontract.EnvHostname, m.name)
+	e.Set(vmcontract.EnvInitialEtcdCluster, vmcontract.JoinList(names...))
+	e.Set(vmcontract.EnvEtcdInitialCluster, initialCluster(m.members))
+	e.Set(vmcontract.EnvInitialEtcdState, m.state)
+}
+
+// nodeKubeEnv is the nodes' kube-env (shared by every zone's pool, since the
+// template is global): the CA's certificate, never a CA key.
+func nodeKubeEnv(cfg *config.Config, staticIP string, ca []byte, token string) *vmcontract.KubeEnv {
+	return commonKubeEnv(cfg, false, staticIP, ca, token)
+}
+
+func setIf(e *vmcontract.KubeEnv, key, value string) {
+	if value != "" {
+		e.Set(key, value)
+	}
+}
+
+// The cluster's networks, kube-up's defaults.
+const (
+	serviceRange = "10.0.0.0/16"
+	podRange     = "10.64.0.0/14"
+)
+
+// internalAddress reserves a master's internal IP, so that its etcd peer
+// URL and certificates can name it before the VM exists.
+func internalAddress(cfg *config.Config, replica, region string) *compute.Address {
+	return &compute.Address{
+		Name:        cfg.InternalAddressName(replica),
+		Description: gce.Description(cfg.ClusterName(), gce.RoleInternalIP, "internal IP of "+replica),
+		AddressType: "INTERNAL",
+		Purpose:     "GCE_ENDPOINT",
+		Subnetwork:  fmt.Sprintf("regions/%s/subnetworks/%s", region, cfg.Network),
+	}
 }
 
 // masterDisk is a replica's etcd data disk.
@@ -62,8 +142,9 @@ func masterDisk(cfg *config.Config, replica, zone string) *compute.Disk {
 	}
 }
 
-// masterInstance builds a master VM. natIP "" gives it an ephemeral IP.
-func masterInstance(cfg *config.Config, name, zone, natIP string, env *vmcontract.KubeEnv, certs string) *compute.Instance {
+// masterInstance builds a master VM on its reserved internal IP. natIP ""
+// gives it an ephemeral external IP.
+func masterInstance(cfg *config.Config, name, zone, natIP, internalIP string, env *vmcontract.KubeEnv, certs string) *compute.Instance {
 	ac := &compute.AccessConfig{Name: lb.AccessConfigName, Type: "ONE_TO_ONE_NAT", NatIP: natIP}
 	return &compute.Instance{
 		Name:         name,
@@ -83,17 +164,21 @@ func masterInstance(cfg *config.Config, name, zone, natIP string, env *vmcontrac
 			},
 			{
 				Source:     fmt.Sprintf("zones/%s/disks/%s", zone, cfg.MasterDiskName(name)),
-				DeviceName: "master-pd", Mode: "READ_WRITE", Type: "PERSISTENT", AutoDelete: false,
+				DeviceName: vmcontract.EtcdDeviceName, Mode: "READ_WRITE", Type: "PERSISTENT", AutoDelete: false,
 			},
 		},
 		NetworkInterfaces: []*compute.NetworkInterface{{
 			Network:       "global/networks/" + cfg.Network,
+			NetworkIP:     internalIP,
 			AccessConfigs: []*compute.AccessConfig{ac},
 		}},
 		Metadata: &compute.Metadata{Items: []*compute.MetadataItems{
 			{Key: vmcontract.KeyKubeEnv, Value: strPtr(env.String())},
 			{Key: vmcontract.KeyMasterCerts, Value: strPtr(certs)},
 			{Key: vmcontract.KeyClusterName, Value: strPtr(cfg.ClusterName())},
+			// The guest publishes its SSH host keys as guest attributes, which
+			// hakube (and gcloud) verify host keys against.
+			{Key: "enable-guest-attributes", Value: strPtr("TRUE")},
 		}},
 		ServiceAccounts: []*compute.ServiceAccount{{
 			Email:  "default",
@@ -103,7 +188,7 @@ func masterInstance(cfg *config.Config, name, zone, natIP string, env *vmcontrac
 }
 
 // nodeTemplate is the global instance template of every zone's pool.
-func nodeTemplate(cfg *config.Config, staticIP string) *compute.InstanceTemplate {
+func nodeTemplate(cfg *config.Config, staticIP string, ca []byte, token string) *compute.InstanceTemplate {
 	return &compute.InstanceTemplate{
 		Name:        cfg.NodeTemplateName(),
 		Description: gce.Description(cfg.ClusterName(), gce.RoleNodeTemplate, "Kubernetes nodes"),
@@ -122,7 +207,7 @@ func nodeTemplate(cfg *config.Config, staticIP string) *compute.InstanceTemplate
 				AccessConfigs: []*compute.AccessConfig{{Name: lb.AccessConfigName, Type: "ONE_TO_ONE_NAT"}},
 			}},
 			Metadata: &compute.Metadata{Items: []*compute.MetadataItems{
-				{Key: vmcontract.KeyKubeEnv, Value: strPtr(nodeKubeEnv(cfg, staticIP).String())},
+				{Key: vmcontract.KeyKubeEnv, Value: strPtr(nodeKubeEnv(cfg, staticIP, ca, token).String())},
 				{Key: vmcontract.KeyClusterName, Value: strPtr(cfg.ClusterName())},
 			}},
 		},

@@ -104,6 +104,13 @@ func prepare(ctx context.Context, env *Env, cfg *config.Config, opts RunOptions,
 	if err != nil {
 		return nil, err
 	}
+	if needsEtcd(cfg, opts.Command, obs) {
+		w, err := readEtcd(ctx, env, obs, opts.DryRun)
+		rep.Warnings = append(rep.Warnings, w...)
+		if err != nil {
+			return nil, err
+		}
+	}
 	p, err := plan(ctx, env, cfg, obs, opts.Command)
 	if err != nil {
 		return nil, err
@@ -156,6 +163,47 @@ func verify(ctx context.Context, env *Env, cfg *config.Config, command string, r
 		return fmt.Errorf("verify: the cluster has not converged; still to do: %v (re-run to finish)", left)
 	}
 	return nil
+}
+
+// needsEtcd reports whether the flow changes etcd's membership.
+func needsEtcd(cfg *config.Config, command string, obs *Observed) bool {
+	if len(obs.Masters) == 0 {
+		return false
+	}
+	switch command {
+	case "up":
+		return cfg.ReplicateMaster
+	case "down":
+		return cfg.Replica != "" || !cfg.DeleteNodes || (cfg.Zone != "" && !cfg.UseExistingMaster && len(obs.MasterIn(cfg.Zone)) < len(obs.Masters))
+	}
+	return false
+}
+
+// readEtcd reads etcd's membership into obs, first adding hakube's SSH key
+// to the running masters that lack it (not in a dry run, which changes
+// nothing: its plan then says the membership is not known yet).
+func readEtcd(ctx context.Context, env *Env, obs *Observed, dryRun bool) ([]string, error) {
+	if env.SSH.Signer == nil {
+		obs.Etcd = &membership{err: errors.New("hakube has no SSH key to reach the masters with")}
+		return nil, nil
+	}
+	var warnings []string
+	if dryRun {
+		if missingSSHKey(env, obs) {
+			obs.Etcd = &membership{unknown: true, err: errors.New("hakube's SSH key is not on the masters yet (the run adds it)")}
+			return nil, nil
+		}
+	} else {
+		added, err := sshAccess(ctx, env, obs)
+		if len(added) > 0 {
+			warnings = append(warnings, fmt.Sprintf("added hakube's SSH key (%s) to the ssh-keys metadata of %v, to reach etcd there", env.SSHUser, added))
+		}
+		if err != nil {
+			return warnings, err
+		}
+	}
+	obs.Etcd = observeEtcd(ctx, env, obs)
+	return warnings, nil
 }
 
 // settleLock deals with a lock found by a run that changes nothing: the

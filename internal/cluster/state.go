@@ -19,6 +19,10 @@ type runState struct {
 	lock     *gce.Lock
 	moves    []lb.Move
 	warnings []string
+
+	secrets     *clusterSecrets   // the cluster's PKI and token, once known
+	internalIPs map[string]string // replica → reserved internal IP, this run
+	learners    map[string]uint64 // replica → its etcd member id, added this run
 }
 
 // newRunState starts from what was observed.
@@ -79,6 +83,50 @@ func (st *runState) warn(msg string) {
 	st.mu.Lock()
 	st.warnings = append(st.warnings, msg)
 	st.mu.Unlock()
+}
+
+func (st *runState) setSecrets(s *clusterSecrets) {
+	st.mu.Lock()
+	st.secrets = s
+	st.ca = s.pki.CA.CertPEM
+	st.mu.Unlock()
+}
+
+func (st *runState) secretsOf() *clusterSecrets {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.secrets
+}
+
+func (st *runState) setInternalIP(replica, ip string) {
+	st.mu.Lock()
+	if st.internalIPs == nil {
+		st.internalIPs = map[string]string{}
+	}
+	st.internalIPs[replica] = ip
+	st.mu.Unlock()
+}
+
+func (st *runState) internalIPOf(replica string) string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.internalIPs[replica]
+}
+
+func (st *runState) setLearner(replica string, id uint64) {
+	st.mu.Lock()
+	if st.learners == nil {
+		st.learners = map[string]uint64{}
+	}
+	st.learners[replica] = id
+	st.mu.Unlock()
+}
+
+func (st *runState) learnerOf(replica string) (uint64, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	id, ok := st.learners[replica]
+	return id, ok
 }
 
 // outcome returns the moves and warnings once the run is over.

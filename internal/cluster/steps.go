@@ -10,7 +10,6 @@ import (
 
 	"github.com/hakube/hakube/internal/gce"
 	"github.com/hakube/hakube/internal/lb"
-	"github.com/hakube/hakube/internal/vmcontract"
 )
 
 // What steps do. Each is a method of the run, named for what it does, and
@@ -101,19 +100,6 @@ func (r *run) createFirewall(ctx context.Context, fw *compute.Firewall) error {
 	return refuse("firewall %s exists but does not belong to cluster %q", fw.Name, r.cfg.ClusterName())
 }
 
-func (r *run) createTemplate(ctx context.Context) error {
-	key := r.templateKey()
-	err := r.env.Cloud.InsertInstanceTemplate(ctx, key, nodeTemplate(r.cfg, r.st.staticIP()))
-	if !gce.IsAlreadyExists(err) {
-		return wrap(err, "create instance template %s", key)
-	}
-	t, gerr := r.env.Cloud.GetInstanceTemplate(ctx, key)
-	if gerr == nil && gce.OwnedByDescription(r.cfg.ClusterName(), t.Description) {
-		return nil
-	}
-	return refuse("instance template %s exists but does not belong to cluster %q", key, r.cfg.ClusterName())
-}
-
 // createPool makes a zone's node group from the template.
 func (r *run) createPool(ctx context.Context, key gce.Key) error {
 	t, err := r.env.Cloud.GetInstanceTemplate(ctx, r.templateKey())
@@ -129,78 +115,6 @@ func (r *run) createPool(ctx context.Context, key gce.Key) error {
 
 func (r *run) resizePool(ctx context.Context, key gce.Key) error {
 	return wrap(r.env.Cloud.ResizeMIG(ctx, key, int64(r.cfg.NumNodes)), "resize node pool %s", key)
-}
-
-// createMasterDisk makes a replica's etcd data disk.
-func (r *run) createMasterDisk(ctx context.Context, key gce.Key, replica string) error {
-	err := r.env.Cloud.InsertDisk(ctx, key, masterDisk(r.cfg, replica, key.Zone))
-	if !gce.IsAlreadyExists(err) {
-		return wrap(err, "create disk %s", key)
-	}
-	d, gerr := r.env.Cloud.GetDisk(ctx, key)
-	if gerr == nil && d.Labels[gce.LabelCluster] == r.cfg.ClusterName() {
-		return nil
-	}
-	return refuse("disk %s exists but does not belong to cluster %q", key, r.cfg.ClusterName())
-}
-
-// createFirstMaster issues the cluster's certificates and creates the VM.
-func (r *run) createFirstMaster(ctx context.Context, key gce.Key) error {
-	ip := r.st.staticIP()
-	certs, err := newCerts(r.cfg.ClusterName(), r.cfg.MasterName(), ip, time.Now())
-	if err != nil {
-		return fmt.Errorf("issue certificates: %w", err)
-	}
-	r.st.setCA(certs.CACert)
-	nat := ip
-	if r.st.mode() == modeLBFirst {
-		nat = ""
-	}
-	env := masterKubeEnv(r.cfg, key.Name, key.Zone, ip, []string{key.Name}, "new")
-	err = r.env.Cloud.InsertInstance(ctx, key, masterInstance(r.cfg, key.Name, key.Zone, nat, env, certs.metadata()))
-	if gce.IsAlreadyExists(err) {
-		return r.adoptMaster(ctx, key)
-	}
-	return wrap(err, "create master %s", key)
-}
-
-// adoptMaster accepts an instance that already exists under our name only
-// when it is the cluster's master, and picks up its CA.
-func (r *run) adoptMaster(ctx context.Context, key gce.Key) error {
-	in, err := r.env.Cloud.GetInstance(ctx, key)
-	if err != nil {
-		return wrap(err, "read instance %s", key)
-	}
-	if in.Labels[gce.LabelCluster] != r.cfg.ClusterName() || in.Labels[gce.LabelRole] != gce.RoleMaster {
-		return refuse("instance %s exists but is not a master of cluster %q", key, r.cfg.ClusterName())
-	}
-	if ca, err := caFromMetadata(metadataValue(in, vmcontract.KeyMasterCerts)); err == nil {
-		r.st.setCA(ca)
-	}
-	return nil
-}
-
-// createReplica clones the source master's kube-env with the etcd
-// membership rewritten, and creates the VM with an ephemeral IP.
-func (r *run) createReplica(ctx context.Context, key gce.Key, source *compute.Instance) error {
-	env, err := vmcontract.ParseKubeEnv(metadataValue(source, vmcontract.KeyKubeEnv))
-	if err != nil {
-		return fmt.Errorf("read kube-env of %s: %w", source.Name, err)
-	}
-	members := append(vmcontract.SplitList(env.Get("INITIAL_ETCD_CLUSTER")), r.masterNames()...)
-	env.Set("INITIAL_ETCD_CLUSTER", vmcontract.JoinList(append(members, key.Name)...))
-	env.Set("INITIAL_ETCD_CLUSTER_STATE", "existing")
-	env.Set("ZONE", key.Zone)
-	env.Set("HOSTNAME", key.Name)
-	certs := metadataValue(source, vmcontract.KeyMasterCerts)
-	if certs == "" {
-		return fmt.Errorf("master %s has no %s metadata to clone", source.Name, vmcontract.KeyMasterCerts)
-	}
-	err = r.env.Cloud.InsertInstance(ctx, key, masterInstance(r.cfg, key.Name, key.Zone, "", env, certs))
-	if gce.IsAlreadyExists(err) {
-		return r.adoptMaster(ctx, key)
-	}
-	return wrap(err, "create replica %s", key)
 }
 
 // lbSpec describes the load balancer for a step's Run; its progress lines

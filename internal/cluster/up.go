@@ -7,6 +7,7 @@ import (
 
 	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
+	"github.com/hakube/hakube/internal/kube"
 )
 
 // planUp chooses the up flow from the flags, as kube-up did from its
@@ -44,27 +45,67 @@ func planFreshUp(ctx context.Context, env *Env, cfg *config.Config, obs *Observe
 	}
 	p.addLock(obs.Address == nil)
 	network, fws := p.ensureNetworkAndFirewalls()
-	template := p.ensureTemplate(network)
 
 	masterStep := ""
 	if len(obs.MasterIn(cfg.Zone)) == 0 {
 		masterStep = p.createMaster(p.masterKey(cfg.Zone, cfg.MasterName()), network)
 	}
+	// The template carries the cluster CA's certificate and the bootstrap
+	// token, which the first master's step issues and keeps (in its
+	// metadata, their only home): the template follows it.
+	template := p.ensureTemplate(network, masterStep)
 	var lbSteps []string
 	if p.lbFirst() && obs.ForwardingRule == nil {
 		lbSteps = p.planLBFirst(masterStep)
 	}
-	p.ensurePool(cfg.Zone, template)
+	stable := p.ensurePool(cfg.Zone, template)
+	verify := ""
 	if masterStep != "" || len(lbSteps) > 0 || len(fws) > 0 {
-		p.verifyAPI("the API answers on the static IP (TLS verified against the cluster CA)", append(append(lbSteps, masterStep), fws...)...)
+		verify = p.verifyAPI("the API answers on the static IP (TLS verified against the cluster CA)", append(append(lbSteps, masterStep), fws...)...)
 	}
+	p.joinKubernetes(verify, stable, true)
 	return p, nil
 }
 
-// createMaster adds the first master: its data disk unless an earlier run
-// left it, then the VM.
+// joinKubernetes adds what makes the VMs a Kubernetes cluster once the API
+// serves: the bootstrap objects the kubelets need, the wait until every
+// Node is Ready (masters labelled and cordoned), and for a fresh cluster
+// the admin's kubeconfig. They run when the plan changes something, and a
+// kubeconfig without the cluster's context is written again.
+func (p *planner) joinKubernetes(verify, stable string, kubeconfig bool) {
+	writeKubeconfig := kubeconfig && p.env.Kubeconfig != "" && !p.hasKubeconfig()
+	if p.plan.Mutations() == 0 && !writeKubeconfig {
+		return
+	}
+	apiRes := text(fmt.Sprintf("api https://%s:%d", p.cfg.StaticIPName(), p.cfg.APIServerPort))
+	boot := p.plan.add(&Step{Action: ActUpdate, Resource: apiRes.String() + " bootstrap objects",
+		Reason:    "the kubelets' bootstrap token and TLS-bootstrapping RBAC, kubeadm's cluster-admins binding (kept when present)",
+		DependsOn: compact([]string{verify}), Run: p.bootstrapAPI})
+	p.wait("wait nodes", text("nodes of cluster "+p.cfg.ClusterName()),
+		"until every VM's Node is Ready (masters labelled control-plane and cordoned)", p.waitNodes, boot, stable)
+	if writeKubeconfig {
+		p.plan.add(&Step{Action: ActWrite, Resource: "kubeconfig context " + kubeconfigName(p.cfg.Project, p.cfg.Prefix),
+			Reason:    "merged into " + p.env.Kubeconfig + " (0600) and made current, as kube-up does",
+			DependsOn: []string{boot}, Run: p.writeKubeconfig})
+	}
+}
+
+// hasKubeconfig reports whether the kubeconfig has the cluster's context
+// on its API address and CA.
+func (p *planner) hasKubeconfig() bool {
+	ca := clusterCA(p.obs)
+	if ca == nil || p.obs.Address == nil {
+		return false
+	}
+	ok, err := kube.Has(p.env.Kubeconfig, kube.Kubeconfig{Name: kubeconfigName(p.cfg.Project, p.cfg.Prefix), Server: p.apiURL(), CA: ca})
+	return err == nil && ok
+}
+
+// createMaster adds the first master: its internal IP and data disk unless
+// an earlier run left them, then the VM.
 func (p *planner) createMaster(key gce.Key, network string) string {
 	p.needMaster(key.Zone)
+	ip := p.reserveIPStep(key.Name, network)
 	disk := ""
 	if dk := p.diskKey(key.Zone, key.Name); p.obs.Disks[dk.Name] == nil {
 		disk = p.step(ActCreate, gce.Disk(dk), fmt.Sprintf("etcd data of the master (%s, %d GB)", p.cfg.MasterDiskType, p.cfg.MasterDiskSizeGB),
@@ -74,8 +115,18 @@ func (p *planner) createMaster(key gce.Key, network string) string {
 	if p.lbFirst() {
 		reason = "the first master (ephemeral IP: the static IP goes on the load balancer from the start)"
 	}
-	return p.step(ActCreate, gce.Instance(key), reason,
-		func(ctx context.Context) error { return p.createFirstMaster(ctx, key) }, disk, network)
+	return p.step(ActCreate, gce.Instance(key), reason+"; it issues the cluster's CAs, which live in its metadata",
+		func(ctx context.Context) error { return p.createFirstMaster(ctx, key) }, disk, network, ip)
+}
+
+// reserveIPStep reserves a master's internal IP unless it is reserved.
+func (p *planner) reserveIPStep(replica, network string) string {
+	name := p.cfg.InternalAddressName(replica)
+	if p.obs.InternalIPs[name] != nil {
+		return ""
+	}
+	return p.step(ActCreate, gce.Address(gce.RegionalKey(p.region(), name)), "the internal IP of "+replica+", so its etcd peer URL and certificates can name it before it exists",
+		func(ctx context.Context) error { return p.reserveInternalIP(ctx, replica) }, network)
 }
 
 // planLBFirst puts the static IP on a forwarding rule from the start.
@@ -100,6 +151,7 @@ func planNodePool(ctx context.Context, env *Env, cfg *config.Config, obs *Observ
 		template = p.ensureTemplate("")
 		p.plan.Notes = append(p.plan.Notes, "the node template was missing and is recreated")
 	}
-	p.ensurePool(cfg.Zone, template)
+	stable := p.ensurePool(cfg.Zone, template)
+	p.joinKubernetes("", stable, false)
 	return p, nil
 }

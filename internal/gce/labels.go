@@ -19,6 +19,7 @@ const (
 	RoleMaster       = "master"
 	RoleMasterDisk   = "master-disk"
 	RoleStaticIP     = "static-ip"
+	RoleInternalIP   = "internal-ip"
 	RoleNode         = "node"
 	RoleNodeTemplate = "node-template"
 	RoleNodeGroup    = "node-group"

@@ -320,6 +320,22 @@ func (c *Cloud) SetInstanceMetadata(ctx context.Context, k Key, md *compute.Meta
 	})
 }
 
+// GuestAttributes reads what the VM's guest published under a path
+// ("hostkeys/": its SSH host keys); a VM that published nothing there
+// answers 404.
+func (c *Cloud) GuestAttributes(ctx context.Context, k Key, queryPath string) ([]*compute.GuestAttributesEntry, error) {
+	g, err := get(ctx, c, "instances.getGuestAttributes", func(ctx context.Context) (*compute.GuestAttributes, error) {
+		return c.svc.Instances.GetGuestAttributes(c.project, k.Zone, k.Name).QueryPath(queryPath).Context(ctx).Do()
+	})
+	if err != nil {
+		return nil, err
+	}
+	if g.QueryValue == nil {
+		return nil, nil
+	}
+	return g.QueryValue.Items, nil
+}
+
 // instance templates and managed instance groups
 
 func (c *Cloud) GetInstanceTemplate(ctx context.Context, k Key) (*compute.InstanceTemplate, error) {

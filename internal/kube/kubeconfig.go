@@ -102,6 +102,15 @@ func Has(path string, k Kubeconfig) (bool, error) {
 		ctx.Cluster == k.Name && ctx.AuthInfo == k.Name && len(u.ClientCertificateData) > 0, nil
 }
 
+// HasName reports whether the kubeconfig at path has any entry of the name.
+func HasName(path, name string) bool {
+	c, err := load(path)
+	if err != nil {
+		return false
+	}
+	return c.Contexts[name] != nil || c.Clusters[name] != nil || c.AuthInfos[name] != nil
+}
+
 func load(path string) (*clientcmdapi.Config, error) {
 	c, err := clientcmd.LoadFromFile(path)
 	if errors.Is(err, fs.ErrNotExist) {

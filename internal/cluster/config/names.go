@@ -68,6 +68,9 @@ func (c *Config) InternalNodeFirewallName() string {
 // between all clusters on the network.
 func (c *Config) SSHFirewallName() string { return c.Network + "-default-ssh" }
 
+// InternalAddressName is the reserved internal IP of a master replica.
+func (c *Config) InternalAddressName(replica string) string { return replica + "-internal" }
+
 // MasterDiskName is the data (etcd) disk of a master replica.
 func (c *Config) MasterDiskName(replica string) string { return replica + "-pd" }
 
@@ -77,6 +80,7 @@ func (c *Config) prefixNames() []string {
 	replica := c.ReplicaName("abc")
 	return []string{
 		c.MasterName(), replica, c.MasterDiskName(c.MasterName()), c.MasterDiskName(replica),
+		c.InternalAddressName(c.MasterName()), c.InternalAddressName(replica),
 		c.StaticIPName(), c.TargetPoolName(), c.ForwardingRuleName(), c.HealthCheckName(),
 		c.NodeTemplateName(), c.NodeGroupName(), c.NodeGroupName() + "-abcd", c.MasterTag(), c.NodeTag(),
 		c.MasterHTTPSFirewallName(), c.MasterEtcdFirewallName(), c.NodeAllFirewallName(),

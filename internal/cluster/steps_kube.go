@@ -1,0 +1,166 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/hakube/hakube/internal/gce"
+	"github.com/hakube/hakube/internal/kube"
+)
+
+// Steps on the cluster's own API, through the static IP, with a credential
+// minted from the cluster CA for the run.
+
+// kubeClient connects to the API on the static IP.
+func (r *run) kubeClient() (*kube.Client, error) {
+	secrets, err := r.secrets()
+	if err != nil {
+		return nil, err
+	}
+	cert, err := secrets.pki.RunClient(r.env.now())
+	if err != nil {
+		return nil, err
+	}
+	return kube.New(r.apiURL(), secrets.pki.CA.CertPEM, cert)
+}
+
+// apiURL is the API on the static IP.
+func (r *run) apiURL() string {
+	return "https://" + net.JoinHostPort(r.st.staticIP(), strconv.Itoa(r.cfg.APIServerPort))
+}
+
+// bootstrapAPI creates what the kubelets need to join (RBAC and the
+// bootstrap token's Secret) and kubeadm's cluster-admins binding.
+func (r *run) bootstrapAPI(ctx context.Context) error {
+	secrets, err := r.secrets()
+	if err != nil {
+		return err
+	}
+	c, err := r.kubeClient()
+	if err != nil {
+		return err
+	}
+	return r.env.poll(ctx, "the API's bootstrap objects", r.env.APIDeadline, func(ctx context.Context) (bool, string, error) {
+		// The apiserver may still be finishing its own start (RBAC's
+		// bootstrap roles): retry what fails.
+		if err := c.Bootstrap(ctx, secrets.token); err != nil {
+			return false, err.Error(), nil
+		}
+		return true, "", nil
+	})
+}
+
+// waitNodes waits until every VM of the cluster (the masters and every
+// pool's VMs) has its Node Ready, labelling and cordoning the masters' as
+// they register.
+func (r *run) waitNodes(ctx context.Context) error {
+	c, err := r.kubeClient()
+	if err != nil {
+		return err
+	}
+	return r.env.poll(ctx, "the nodes", r.env.StableTimeout, func(ctx context.Context) (bool, string, error) {
+		masters, workers, err := r.vmNames(ctx)
+		if err != nil {
+			return false, "", err
+		}
+		nodes, err := c.Nodes(ctx)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		ready := map[string]bool{}
+		for _, n := range nodes {
+			ready[n.Name] = n.Ready
+		}
+		var waiting []string
+		for _, m := range masters {
+			ok, err := c.PrepareMaster(ctx, m)
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			if !ok || !ready[m] {
+				waiting = append(waiting, m)
+			}
+		}
+		for _, w := range workers {
+			if !ready[w] {
+				waiting = append(waiting, w)
+			}
+		}
+		if len(waiting) == 0 {
+			return true, "", nil
+		}
+		return false, fmt.Sprintf("%d of %d nodes Ready; waiting for %s", len(masters)+len(workers)-len(waiting), len(masters)+len(workers), abbreviate(waiting, 5)), nil
+	})
+}
+
+// vmNames lists the running masters and pool VMs as they are now.
+func (r *run) vmNames(ctx context.Context) (masters, workers []string, err error) {
+	ins, err := r.env.Cloud.AggregatedInstances(ctx, gce.ClusterFilter(r.cfg.ClusterName()))
+	if err != nil {
+		return nil, nil, wrap(err, "list the cluster's VMs")
+	}
+	for _, in := range ins {
+		if !running(in) {
+			continue
+		}
+		if in.Labels[gce.LabelRole] == gce.RoleMaster {
+			masters = append(masters, in.Name)
+		} else {
+			workers = append(workers, in.Name)
+		}
+	}
+	slices.Sort(masters)
+	slices.Sort(workers)
+	return masters, workers, nil
+}
+
+// deleteNode deletes a removed VM's Node: with no cloud controller (the
+// in-tree GCE provider is gone) it would otherwise stay NotReady forever.
+func (r *run) deleteNode(ctx context.Context, name string) error {
+	c, err := r.kubeClient()
+	if err != nil {
+		return err
+	}
+	return c.DeleteNode(ctx, name)
+}
+
+// kubeconfigName is kube-up's context name: ${PROJECT}_${INSTANCE_PREFIX}.
+func kubeconfigName(project, prefix string) string { return project + "_" + prefix }
+
+// kubeconfigEntry is the admin's kubeconfig entry, with a new certificate.
+func (r *run) kubeconfigEntry() (kube.Kubeconfig, error) {
+	secrets, err := r.secrets()
+	if err != nil {
+		return kube.Kubeconfig{}, err
+	}
+	cert, key, err := secrets.pki.Admin("admin", r.env.now())
+	if err != nil {
+		return kube.Kubeconfig{}, err
+	}
+	return kube.Kubeconfig{Name: kubeconfigName(r.cfg.Project, r.cfg.Prefix), Server: r.apiURL(), CA: secrets.pki.CA.CertPEM, Cert: cert, Key: key}, nil
+}
+
+// writeKubeconfig merges the admin's context into the kubeconfig and makes
+// it current, as kube-up does after a fresh cluster.
+func (r *run) writeKubeconfig(ctx context.Context) error {
+	k, err := r.kubeconfigEntry()
+	if err != nil {
+		return err
+	}
+	if err := kube.Merge(r.env.Kubeconfig, k); err != nil {
+		return err
+	}
+	r.env.progress(ctx, "context %s in %s, current", k.Name, r.env.Kubeconfig)
+	return nil
+}
+
+func abbreviate(names []string, n int) string {
+	if len(names) <= n {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
+}
