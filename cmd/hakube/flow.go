@@ -24,6 +24,7 @@ type flowOptions struct {
 	dryRun      bool
 	yes         bool
 	breakLock   bool
+	force       bool
 	parallelism int
 }
 
@@ -33,7 +34,8 @@ func (o *flowOptions) addFlags(cmd *cobra.Command) {
 	f.BoolVarP(&o.yes, "yes", "y", false, "do not ask for confirmation")
 	f.BoolVar(&o.breakLock, "break-lock", false, "take over the cluster lock from a run that died holding it")
 	f.IntVar(&o.parallelism, "parallelism", 8, "steps run at once, at most")
-	markGroup(f, groupRun, "dry-run", "yes", "break-lock", "parallelism")
+	f.BoolVar(&o.force, "force", false, "change etcd's membership even when that leaves it without a healthy quorum (the API then refuses writes until enough masters are back)")
+	markGroup(f, groupRun, "dry-run", "yes", "break-lock", "parallelism", "force")
 	config.BindFlags(f, o.command)
 }
 
@@ -98,7 +100,11 @@ func (o *flowOptions) run(cmd *cobra.Command) error {
 	}
 	prog := newProgress(g)
 	defer prog.stop()
-	env := g.newEnv(cloud, prog, o.parallelism, o.breakLock)
+	env, err := g.newEnv(cloud, prog.stepProgress)
+	if err != nil {
+		return err
+	}
+	env.Parallelism, env.BreakLock, env.Force = o.parallelism, o.breakLock, o.force
 	opts := cluster.RunOptions{
 		Command:  o.command,
 		DryRun:   o.dryRun,

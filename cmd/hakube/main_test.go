@@ -27,6 +27,11 @@ func clearEnv(t *testing.T) {
 		os.Unsetenv(k)
 	}
 	t.Setenv("CLOUDSDK_CONFIG", t.TempDir())
+	// hakube's SSH key and the kubeconfig live under the home directory.
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", "")
+	t.Setenv("KUBECONFIG", filepath.Join(home, "kubeconfig"))
 }
 
 func runCLI(t *testing.T, args ...string) (int, string, string) {

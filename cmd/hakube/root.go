@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -14,7 +15,9 @@ import (
 
 	"github.com/hakube/hakube/internal/cluster"
 	"github.com/hakube/hakube/internal/cluster/config"
+	"github.com/hakube/hakube/internal/etcdm"
 	"github.com/hakube/hakube/internal/gce"
+	"github.com/hakube/hakube/internal/kube"
 )
 
 type streams struct {
@@ -97,6 +100,7 @@ file (--config, HAKUBE_CONFIG) > default.`,
 		newDownCmd(g),
 		newStatusCmd(g),
 		newValidateCmd(g),
+		newKubeconfigCmd(g),
 		newConfigCmd(g),
 		newVersionCmd(g),
 	)
@@ -176,15 +180,27 @@ func (g *globalOptions) newCloud(ctx context.Context, cfg *config.Config) (*gce.
 	return gce.New(ctx, gce.Options{Project: cfg.Project, Endpoint: cfg.Endpoint, Logger: g.log.Named("gce")})
 }
 
-// newEnv assembles what a flow runs with.
-func (g *globalOptions) newEnv(cloud *gce.Cloud, p *progress, parallelism int, breakLock bool) *cluster.Env {
-	return &cluster.Env{
-		Cloud:       cloud,
-		Log:         g.log,
-		Parallelism: parallelism,
-		Progress:    p.stepProgress,
-		BreakLock:   breakLock,
+// newEnv assembles what a command runs with: the cloud, the SSH key the
+// masters' etcd is reached with, and the kubeconfig kubectl reads.
+func (g *globalOptions) newEnv(cloud *gce.Cloud, progress func(step, msg string)) (*cluster.Env, error) {
+	env := &cluster.Env{Cloud: cloud, Log: g.log, Progress: progress}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return nil, fmt.Errorf("home directory (for the SSH key and kubeconfig): %w", err)
 	}
+	conf, err := os.UserConfigDir()
+	if err != nil {
+		return nil, fmt.Errorf("config directory (for hakube's SSH key): %w", err)
+	}
+	key, err := etcdm.LoadKey(home, filepath.Join(conf, "hakube"))
+	if err != nil {
+		return nil, err
+	}
+	env.SSH.Signer = key.Signer
+	if env.Kubeconfig, err = kube.KubeconfigPath(); err != nil {
+		return nil, err
+	}
+	return env, nil
 }
 
 func indent(s, prefix string) string {

@@ -6,13 +6,17 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 	compute "google.golang.org/api/compute/v1"
 
 	"github.com/hakube/hakube/internal/cluster/config"
+	"github.com/hakube/hakube/internal/etcdm"
 	"github.com/hakube/hakube/internal/gce"
+	"github.com/hakube/hakube/internal/kube"
 	"github.com/hakube/hakube/internal/lb"
+	"github.com/hakube/hakube/internal/vmcontract"
 )
 
 // Status is what `hakube status` shows: per zone, the master replicas and
@@ -28,6 +32,28 @@ type Status struct {
 	Zones        []ZoneStatus  `json:"zones"`
 	Lock         *gce.LockInfo `json:"lock,omitempty"`
 	Conflicts    []string      `json:"conflicts,omitempty"`
+	// From the cluster itself: the apiserver's /readyz through the static
+	// IP, its Nodes, and etcd's members.
+	API   *APIStatus  `json:"api,omitempty"`
+	Nodes []kube.Node `json:"nodes,omitempty"`
+	Etcd  *EtcdStatus `json:"etcd,omitempty"`
+}
+
+// APIStatus is the apiserver's own view, through the static IP.
+type APIStatus struct {
+	Ready bool   `json:"ready"`
+	Error string `json:"error,omitempty"`
+}
+
+// EtcdStatus is etcd's membership, each member's health and the leader.
+type EtcdStatus struct {
+	Members []etcdm.Member `json:"members"`
+	Via     string         `json:"via,omitempty"` // the master it was listed through
+	Error   string         `json:"error,omitempty"`
+	// Phantoms are members whose VM is gone; Missing are masters without a
+	// member. A re-run of the flow that left them repairs them.
+	Phantoms []string `json:"phantoms,omitempty"`
+	Missing  []string `json:"missing,omitempty"`
 }
 
 // IPStatus is the static IP and its holder.
@@ -64,6 +90,10 @@ type MasterStatus struct {
 	// Health is the load balancer's view (HEALTHY/UNHEALTHY), when there is one.
 	Health string `json:"health,omitempty"`
 	InPool bool   `json:"inPool"`
+	// NodeReady is its Node's Ready condition (nil: not registered or not known).
+	NodeReady *bool `json:"nodeReady,omitempty"`
+	// Member is its etcd member (nil: none, or not known).
+	Member *etcdm.Member `json:"member,omitempty"`
 }
 
 // PoolStatus is one zone's node pool.
@@ -72,6 +102,8 @@ type PoolStatus struct {
 	TargetSize int64  `json:"targetSize"`
 	Running    int    `json:"running"`
 	Stable     bool   `json:"stable"`
+	NodesReady int    `json:"nodesReady"`
+	vms        []string
 }
 
 // GetStatus reads the cluster and probes its API.
@@ -80,6 +112,12 @@ func GetStatus(ctx context.Context, env *Env, cfg *config.Config) (*Status, erro
 	cfg, obs, err := observeAdopted(ctx, env.Cloud, cfg, "status")
 	if err != nil {
 		return nil, err
+	}
+	if len(obs.Masters) > 0 {
+		// Read-only: without hakube's SSH key on the masters etcd is unknown.
+		if _, err := readEtcd(ctx, env, obs, true); err != nil {
+			return nil, err
+		}
 	}
 	return statusOf(ctx, env, cfg, obs, true)
 }
@@ -140,8 +178,75 @@ func statusOf(ctx context.Context, env *Env, cfg *config.Config, obs *Observed, 
 	}
 	if probe {
 		probeStatus(ctx, env, cfg, obs, st)
+		clusterStatus(ctx, env, cfg, obs, st)
 	}
 	return st, nil
+}
+
+// clusterStatus adds the cluster's own view: /readyz, the Nodes (per master
+// its Node's Ready, per pool how many are Ready) and etcd's members (per
+// master its member; phantoms and masters without one).
+func clusterStatus(ctx context.Context, env *Env, cfg *config.Config, obs *Observed, st *Status) {
+	r := &run{env: env, cfg: cfg, obs: obs, st: newRunState(obs)}
+	if c, err := r.kubeClient(); err == nil {
+		kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		st.API = &APIStatus{Ready: true}
+		if err := c.Readyz(kctx); err != nil {
+			st.API = &APIStatus{Error: err.Error()}
+		}
+		if nodes, err := c.Nodes(kctx); err == nil {
+			st.Nodes = nodes
+		}
+		cancel()
+	} else if st.StaticIP != nil {
+		st.API = &APIStatus{Error: err.Error()}
+	}
+	ready := map[string]bool{}
+	for _, n := range st.Nodes {
+		ready[n.Name] = n.Ready
+	}
+	if m := obs.Etcd; m != nil {
+		st.Etcd = &EtcdStatus{Members: m.members, Via: m.via}
+		if m.err != nil {
+			st.Etcd.Error = m.err.Error()
+		}
+	}
+	ips := map[string]string{}
+	for _, in := range obs.Masters {
+		ips[in.Name] = internalIP(in)
+	}
+	for zi := range st.Zones {
+		z := &st.Zones[zi]
+		for i := range z.Masters {
+			ms := &z.Masters[i]
+			if r, ok := ready[ms.Name]; ok {
+				ms.NodeReady = &r
+			}
+			if obs.Etcd != nil && obs.Etcd.err == nil {
+				if mem := obs.Etcd.of(ips[ms.Name]); mem != nil {
+					ms.Member = mem
+				} else {
+					st.Etcd.Missing = append(st.Etcd.Missing, ms.Name)
+				}
+			}
+		}
+		if ps := z.Pool; ps != nil {
+			for _, vm := range ps.vms {
+				if ready[vm] {
+					ps.NodesReady++
+				}
+			}
+		}
+	}
+	if st.Etcd != nil {
+		for _, mem := range st.Etcd.Members {
+			if !slices.ContainsFunc(obs.Masters, func(in *compute.Instance) bool {
+				return slices.Contains(mem.PeerURLs, vmcontract.EtcdPeerURL(internalIP(in)))
+			}) {
+				st.Etcd.Phantoms = append(st.Etcd.Phantoms, memberName(mem, obs.Masters, ""))
+			}
+		}
+	}
 }
 
 // modeOf names how the cluster fronts its API.
@@ -209,12 +314,14 @@ func probeStatus(ctx context.Context, env *Env, cfg *config.Config, obs *Observe
 					return nil // shown as 0 running; status is best effort per pool
 				}
 				n := 0
+				var vms []string
 				for _, in := range ins {
 					if in.InstanceStatus == "RUNNING" {
 						n++
 					}
+					vms = append(vms, gce.KeyOf(in.Instance).Name)
 				}
-				set(func() { ps.Running = n })
+				set(func() { ps.Running, ps.vms = n, vms })
 				return nil
 			})
 		}
@@ -253,5 +360,58 @@ func Problems(st *Status) []string {
 	if masters == 0 {
 		out = append(out, "the cluster has no master")
 	}
+	return append(out, clusterProblems(st)...)
+}
+
+// clusterProblems are what the cluster itself says is wrong: the API not
+// ready, Nodes not Ready, etcd unhealthy or not one member per master.
+func clusterProblems(st *Status) []string {
+	var out []string
+	if st.API != nil && !st.API.Ready {
+		out = append(out, "the apiserver is not ready: "+st.API.Error)
+	}
+	for _, n := range st.Nodes {
+		if !n.Ready {
+			out = append(out, fmt.Sprintf("node %s is not Ready", n.Name))
+		}
+	}
+	for _, z := range st.Zones {
+		for _, m := range z.Masters {
+			if m.NodeReady == nil && st.API != nil && st.API.Ready {
+				out = append(out, fmt.Sprintf("master %s has no Node", m.Name))
+			}
+		}
+		if p := z.Pool; p != nil && st.API != nil && st.API.Ready && p.NodesReady < len(p.vms) {
+			out = append(out, fmt.Sprintf("node pool %s in %s has %d of %d Nodes Ready", p.Name, z.Zone, p.NodesReady, len(p.vms)))
+		}
+	}
+	e := st.Etcd
+	if e == nil {
+		return out
+	}
+	if e.Error != "" {
+		return append(out, "etcd's membership cannot be read: "+e.Error)
+	}
+	for _, m := range e.Members {
+		switch {
+		case m.Learner:
+			out = append(out, fmt.Sprintf("etcd member %s is a learner, not yet a voter", orID(m)))
+		case !m.Healthy:
+			out = append(out, fmt.Sprintf("etcd member %s is not healthy", orID(m)))
+		}
+	}
+	for _, p := range e.Phantoms {
+		out = append(out, fmt.Sprintf("etcd member %s has no VM (re-run the flow that left it, e.g. hakube down --delete-nodes=false --zone <zone>)", p))
+	}
+	for _, m := range e.Missing {
+		out = append(out, fmt.Sprintf("master %s has no etcd member", m))
+	}
 	return out
+}
+
+func orID(m etcdm.Member) string {
+	if m.Name != "" {
+		return m.Name
+	}
+	return m.IDHex
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
 	"github.com/hakube/hakube/internal/kube"
 )
@@ -163,4 +164,19 @@ func abbreviate(names []string, n int) string {
 		return strings.Join(names, ", ")
 	}
 	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
+}
+
+// AdminKubeconfig issues a new admin kubeconfig entry for an existing
+// cluster (hakube kubeconfig): the cluster's record decides its address.
+func AdminKubeconfig(ctx context.Context, env *Env, cfg *config.Config) (kube.Kubeconfig, error) {
+	env.defaults()
+	cfg, obs, err := observeAdopted(ctx, env.Cloud, cfg, "status")
+	if err != nil {
+		return kube.Kubeconfig{}, err
+	}
+	if err := requireCluster(cfg, obs); err != nil {
+		return kube.Kubeconfig{}, err
+	}
+	r := &run{env: env, cfg: cfg, obs: obs, st: newRunState(obs)}
+	return r.kubeconfigEntry()
 }
