@@ -4,8 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -319,11 +320,7 @@ func (s *Server) ctlSetQuota(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !knownQuotaMetric(q.Metric) {
-		known := make([]string, 0, len(defaultQuota))
-		for k := range defaultQuota {
-			known = append(known, k)
-		}
-		sort.Strings(known)
+		known := slices.Sorted(maps.Keys(defaultQuota))
 		ctlError(w, 400, fmt.Sprintf("unknown metric %q (known: %s)", q.Metric, strings.Join(known, ", ")))
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -265,7 +266,7 @@ func (d *dataPlane) snap() *snapshot {
 	sn := &snapshot{now: now, preset: s.lat.preset, scale: s.lat.scale,
 		pools: map[string]*poolSnap{}, holders: maps.Clone(s.ips.used)}
 	d.gen++
-	for _, pname := range sortedKeys(s.projects) {
+	for _, pname := range slices.Sorted(maps.Keys(s.projects)) {
 		p := s.projects[pname]
 		for _, row := range p.instances.rows { // unsorted: this runs under Server.mu
 			in := row.v
@@ -565,7 +566,7 @@ func (d *dataPlane) syncListeners(wants map[netip.AddrPort]*want, now time.Time,
 			}
 		}
 	}
-	for _, ap := range sortedAddrPorts(wants) {
+	for _, ap := range slices.SortedFunc(maps.Keys(wants), netip.AddrPort.Compare) {
 		w := wants[ap]
 		l := d.listeners[ap]
 		if l != nil && l.ln != nil {
@@ -595,15 +596,6 @@ func (d *dataPlane) syncListeners(wants map[netip.AddrPort]*want, now time.Time,
 		d.listeners[ap] = nl
 		d.log.Debug("listening", zap.Stringer("address", ap), zap.String("kind", w.kind), zap.String("owner", w.owner))
 	}
-}
-
-func sortedAddrPorts[V any](m map[netip.AddrPort]V) []netip.AddrPort {
-	out := make([]netip.AddrPort, 0, len(m))
-	for ap := range m {
-		out = append(out, ap)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Compare(out[j]) < 0 })
-	return out
 }
 
 // listener is one bound IP:port (or a failed attempt at binding it).

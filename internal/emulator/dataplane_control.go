@@ -1,9 +1,10 @@
 package emulator
 
 import (
+	"maps"
 	"net/http"
 	"net/netip"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -148,7 +149,7 @@ func (d *dataPlane) publish(sn *snapshot, vms []DataPlaneInstance, rules []DataP
 	for a := range sn.holders {
 		get(a)
 	}
-	for _, ap := range sortedAddrPorts(d.listeners) {
+	for _, ap := range slices.SortedFunc(maps.Keys(d.listeners), netip.AddrPort.Compare) {
 		l := d.listeners[ap]
 		e := get(ap.Addr())
 		proto := map[string]string{kindAPIServer: "https", kindHealthCheck: "http", kindForward: "tcp", kindDrop: "tcp"}[l.kind]
@@ -190,7 +191,7 @@ func (d *dataPlane) publish(sn *snapshot, vms []DataPlaneInstance, rules []DataP
 		}
 	}
 	addrs := make([]DataPlaneAddress, 0, len(byIP))
-	for _, a := range sortedAddrs(byIP) {
+	for _, a := range slices.SortedFunc(maps.Keys(byIP), netip.Addr.Compare) {
 		e := byIP[a]
 		if e.Answers == "nothing" && e.Reason == "" {
 			e.Reason = "nothing is bound to this IP"
@@ -201,7 +202,7 @@ func (d *dataPlane) publish(sn *snapshot, vms []DataPlaneInstance, rules []DataP
 		addrs = append(addrs, *e)
 	}
 	pools := make([]DataPlaneTargetPool, 0, len(sn.pools))
-	for _, key := range sortedKeys(sn.pools) {
+	for _, key := range slices.Sorted(maps.Keys(sn.pools)) {
 		ps := sn.pools[key]
 		tp := DataPlaneTargetPool{TargetPool: ps.link}
 		if ps.check != nil {
@@ -235,13 +236,4 @@ func instanceReason(v DataPlaneInstance) string {
 		return "instance booting until " + v.ReadyAt.Format(time.RFC3339Nano)
 	}
 	return "instance " + v.State
-}
-
-func sortedAddrs[V any](m map[netip.Addr]V) []netip.Addr {
-	out := make([]netip.Addr, 0, len(m))
-	for a := range m {
-		out = append(out, a)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Less(out[j]) })
-	return out
 }

@@ -11,11 +11,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -171,7 +173,7 @@ func (g *generatedCert) ensure(name string, ips []netip.Addr, log *zap.Logger) {
 	if !grew && g.cur.Load() != nil {
 		return
 	}
-	cert, err := selfSignedCert(name, sortedAddrs(g.sans))
+	cert, err := selfSignedCert(name, slices.SortedFunc(maps.Keys(g.sans), netip.Addr.Compare))
 	if err != nil {
 		log.Error("cannot make a serving certificate", zap.String("instance", name), zap.Error(err))
 		return

@@ -3,6 +3,7 @@ package emulator
 import (
 	"encoding/json"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,7 +35,7 @@ func (s *Server) fillFirewall(p *project, fw *compute.Firewall) {
 	if fw.Direction == "" {
 		fw.Direction = "INGRESS"
 	}
-	if fw.Priority == 0 && !contains(fw.ForceSendFields, "Priority") {
+	if fw.Priority == 0 && !slices.Contains(fw.ForceSendFields, "Priority") {
 		fw.Priority = 1000
 	}
 	if fw.Direction == "INGRESS" && len(fw.SourceRanges) == 0 && len(fw.SourceTags) == 0 && len(fw.SourceServiceAccounts) == 0 {
@@ -45,15 +46,6 @@ func (s *Server) fillFirewall(p *project, fw *compute.Firewall) {
 	}
 	fw.LogConfig = &compute.FirewallLogConfig{Enable: false, ForceSendFields: []string{"Enable"}}
 	fw.ForceSendFields = append(fw.ForceSendFields, "Description", "Disabled", "Priority")
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *Server) firewallsInsert(c *call) (any, *apiError) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -905,7 +906,7 @@ func (s *Server) instanceFromTemplateRef(c *call, v string, body *compute.Instan
 		in.ShieldedInstanceConfig = body.ShieldedInstanceConfig
 	}
 	in.CanIpForward = in.CanIpForward || body.CanIpForward
-	if contains(body.ForceSendFields, "CanIpForward") {
+	if slices.Contains(body.ForceSendFields, "CanIpForward") {
 		in.ForceSendFields = append(in.ForceSendFields, "CanIpForward")
 	}
 	in.DeletionProtection = body.DeletionProtection

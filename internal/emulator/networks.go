@@ -321,14 +321,6 @@ func (s *Server) networksDelete(c *call) (any, *apiError) {
 		}}), nil
 }
 
-// trimLink turns an absolute link into the relative path GCE quotes.
-func trimLink(s *Server, link string) string {
-	if len(link) > len(s.linkBase) && link[:len(s.linkBase)] == s.linkBase {
-		return link[len(s.linkBase):]
-	}
-	return link
-}
-
 func (s *Server) subnetworksInsert(c *call) (any, *apiError) {
 	var sn compute.Subnetwork
 	if e := c.decode(&sn); e != nil {

@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"net/netip"
 	"strings"
 
 	compute "google.golang.org/api/compute/v1"
@@ -166,31 +165,4 @@ func (s *Server) projectObj(p *project) *compute.Project {
 		},
 		VmDnsSetting: "ZONAL_ONLY",
 	}
-}
-
-func projectServiceAccount(p *project) string {
-	return uitoa(p.number) + "-compute@developer.gserviceaccount.com"
-}
-
-func uitoa(n uint64) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
-}
-
-// addrOf parses an IPv4 string; invalid input yields the zero Addr.
-func addrOf(s string) netip.Addr {
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return a
 }

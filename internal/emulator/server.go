@@ -10,10 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -425,11 +425,7 @@ func (rc *requestCounts) add(method string) { rc.total[method]++ }
 
 // mark snapshots the counters and returns the mark's id.
 func (rc *requestCounts) mark() int {
-	snap := make(map[string]int64, len(rc.total))
-	for k, v := range rc.total {
-		snap[k] = v
-	}
-	rc.marks = append(rc.marks, snap)
+	rc.marks = append(rc.marks, maps.Clone(rc.total))
 	return len(rc.marks)
 }
 
@@ -448,13 +444,4 @@ func (rc *requestCounts) since(id int) (map[string]int64, bool) {
 		}
 	}
 	return out, true
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	compute "google.golang.org/api/compute/v1"
@@ -155,77 +154,6 @@ func (s *Server) newFingerprint() string {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], s.rng.Uint64())
 	return base64.URLEncoding.EncodeToString(b[:])
-}
-
-// link renders an absolute resource URL under the configured link base.
-func (s *Server) link(project string, parts ...string) string {
-	return s.linkBase + "projects/" + project + "/" + strings.Join(parts, "/")
-}
-
-// relPath is the relative path GCE quotes in error messages
-// ("projects/p/zones/z/instances/n").
-func relPath(project, scope, coll, name string) string {
-	return "projects/" + project + "/" + scope + "/" + coll + "/" + name
-}
-
-// ref is a parsed resource reference from a request body: a full URL, a
-// partial "projects/..." path, a scope-relative path or a bare name.
-type ref struct {
-	Project string
-	Scope   string // "zones/z", "regions/r", "global"
-	Coll    string
-	Name    string
-}
-
-func (r ref) scopeName() string {
-	if i := strings.IndexByte(r.Scope, '/'); i >= 0 {
-		return r.Scope[i+1:]
-	}
-	return ""
-}
-
-// parseRef resolves a reference. def supplies what a shorter form leaves out.
-func parseRef(s string, def ref) (ref, bool) {
-	if s == "" {
-		return ref{}, false
-	}
-	if i := strings.Index(s, "/projects/"); i >= 0 && strings.Contains(s, "://") {
-		s = s[i+1:]
-	}
-	parts := strings.Split(strings.Trim(s, "/"), "/")
-	r := def
-	if len(parts) == 1 {
-		r.Name = parts[0]
-		return r, r.Name != ""
-	}
-	if parts[0] == "projects" {
-		if len(parts) < 2 {
-			return ref{}, false
-		}
-		r.Project = parts[1]
-		parts = parts[2:]
-	}
-	switch {
-	case len(parts) == 3 && parts[0] == "global":
-		r.Scope, r.Coll, r.Name = "global", parts[1], parts[2]
-	case len(parts) == 4 && (parts[0] == "zones" || parts[0] == "regions"):
-		r.Scope, r.Coll, r.Name = parts[0]+"/"+parts[1], parts[2], parts[3]
-	case len(parts) == 2 && def.Scope != "":
-		r.Coll, r.Name = parts[0], parts[1]
-	case len(parts) == 4 && parts[0] == "global" && parts[1] == "images" && parts[2] == "family":
-		r.Scope, r.Coll, r.Name = "global", "images/family", parts[3]
-	default:
-		return ref{}, false
-	}
-	return r, r.Name != "" && r.Project != ""
-}
-
-// lastSegment returns the name at the end of a URL or path.
-func lastSegment(s string) string {
-	if i := strings.LastIndexByte(s, '/'); i >= 0 {
-		return s[i+1:]
-	}
-	return s
 }
 
 // validName reports whether name follows RFC 1035 as Compute requires.

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -98,7 +99,7 @@ func (s *Server) targetPoolsInsert(c *call) (any, *apiError) {
 		if e != nil {
 			return nil, e
 		}
-		if !contains(members, in.SelfLink) {
+		if !slices.Contains(members, in.SelfLink) {
 			members = append(members, in.SelfLink)
 		}
 	}
@@ -252,7 +253,7 @@ func (s *Server) targetPoolsAddInstance(c *call) (any, *apiError) {
 			for _, l := range add {
 				// Adding a member twice is a no-op; an instance deleted
 				// meanwhile is not added back.
-				if !contains(tp.Instances, l) && s.instanceByLink(c.p, l) != nil {
+				if !slices.Contains(tp.Instances, l) && s.instanceByLink(c.p, l) != nil {
 					tp.Instances = append(tp.Instances, l)
 				}
 			}
@@ -279,7 +280,7 @@ func (s *Server) targetPoolsRemoveInstance(c *call) (any, *apiError) {
 		if e != nil {
 			return nil, e
 		}
-		if !contains(tp.Instances, l) {
+		if !slices.Contains(tp.Instances, l) {
 			return nil, errInvalidField(field, ir.Instance, "Instance is not currently attached to this target pool.")
 		}
 		drop = append(drop, l)
@@ -288,7 +289,7 @@ func (s *Server) targetPoolsRemoveInstance(c *call) (any, *apiError) {
 		Done: func() *apiError {
 			var out []string
 			for _, l := range tp.Instances {
-				if !contains(drop, l) {
+				if !slices.Contains(drop, l) {
 					out = append(out, l)
 				}
 			}
@@ -315,19 +316,19 @@ func (s *Server) targetPoolsAddHealthCheck(c *call) (any, *apiError) {
 		if e != nil {
 			return nil, e
 		}
-		if !contains(add, hc.SelfLink) {
+		if !slices.Contains(add, hc.SelfLink) {
 			add = append(add, hc.SelfLink)
 		}
 	}
 	for _, l := range add {
-		if !contains(tp.HealthChecks, l) && len(tp.HealthChecks)+len(add) > 1 {
+		if !slices.Contains(tp.HealthChecks, l) && len(tp.HealthChecks)+len(add) > 1 {
 			return nil, errInvalidField("resource.healthChecks", l, "A target pool can have at most one health check.")
 		}
 	}
 	return s.startOp(c, opSpec{Type: "AddHealthCheck", Target: tp.SelfLink, TargetID: tp.Id, Scope: "regions/" + c.region,
 		Done: func() *apiError {
 			for _, l := range add {
-				if !contains(tp.HealthChecks, l) {
+				if !slices.Contains(tp.HealthChecks, l) {
 					tp.HealthChecks = append(tp.HealthChecks, l)
 				}
 			}
@@ -355,7 +356,7 @@ func (s *Server) targetPoolsRemoveHealthCheck(c *call) (any, *apiError) {
 			return nil, errInvalidField(field, r.HealthCheck, "Must be a legacy HTTP health check (global/httpHealthChecks).")
 		}
 		l := s.link(hr.Project, "global", "httpHealthChecks", hr.Name)
-		if !contains(tp.HealthChecks, l) {
+		if !slices.Contains(tp.HealthChecks, l) {
 			return nil, errInvalidField(field, r.HealthCheck, "Health check is not currently attached to this target pool.")
 		}
 		drop = append(drop, l)
@@ -364,7 +365,7 @@ func (s *Server) targetPoolsRemoveHealthCheck(c *call) (any, *apiError) {
 		Done: func() *apiError {
 			var out []string
 			for _, l := range tp.HealthChecks {
-				if !contains(drop, l) {
+				if !slices.Contains(drop, l) {
 					out = append(out, l)
 				}
 			}
@@ -392,7 +393,7 @@ func (s *Server) targetPoolsGetHealth(c *call) (any, *apiError) {
 	if e != nil {
 		return nil, e
 	}
-	if !contains(tp.Instances, l) {
+	if !slices.Contains(tp.Instances, l) {
 		return nil, errInvalidField("resource.instance", req.Instance, "Instance is not currently attached to this target pool.")
 	}
 	in := s.instanceByLink(c.p, l)
