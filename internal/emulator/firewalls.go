@@ -18,13 +18,6 @@ func (s *Server) routesFirewalls() {
 	s.handle("DELETE", "global/firewalls/{firewall}", "compute.firewalls.delete", s.firewallsDelete)
 }
 
-func (s *Server) routesRoutes() {
-	s.handle("POST", "global/routes", "compute.routes.insert", s.routesInsert)
-	s.handle("GET", "global/routes", "compute.routes.list", s.routesList)
-	s.handle("GET", "global/routes/{route}", "compute.routes.get", s.routesGet)
-	s.handle("DELETE", "global/routes/{route}", "compute.routes.delete", s.routesDelete)
-}
-
 // fillFirewall applies GCE's defaults (recorded: direction INGRESS, priority
 // 1000, sourceRanges 0.0.0.0/0 for ingress without sources, logConfig off).
 func (s *Server) fillFirewall(p *project, fw *compute.Firewall) {
@@ -170,99 +163,6 @@ func (s *Server) firewallsDelete(c *call) (any, *apiError) {
 	return s.startOp(c, opSpec{Type: "delete", Target: fw.SelfLink, TargetID: fw.Id, Scope: "global",
 		Done: func() *apiError {
 			c.p.firewalls.del("global", fw.Name)
-			return nil
-		}}), nil
-}
-
-func (s *Server) routesInsert(c *call) (any, *apiError) {
-	var rt compute.Route
-	if e := c.decode(&rt); e != nil {
-		return nil, e
-	}
-	if e := checkName(rt.Name); e != nil {
-		return nil, e
-	}
-	if _, ok := c.p.routes.get("global", rt.Name); ok {
-		return nil, errAlreadyExists(relPath(c.p.name, "global", "routes", rt.Name))
-	}
-	if rt.DestRange == "" {
-		return nil, errRequired("resource.destRange")
-	}
-	if _, err := netip.ParsePrefix(rt.DestRange); err != nil {
-		return nil, errInvalidField("resource.destRange", rt.DestRange, "Must be a valid CIDR range.")
-	}
-	if !strings.Contains(string(c.body), `"priority"`) {
-		return nil, errRequired("resource.priority")
-	}
-	hops := 0
-	for _, h := range []string{rt.NextHopInstance, rt.NextHopIp, rt.NextHopGateway, rt.NextHopNetwork, rt.NextHopVpnTunnel, rt.NextHopIlb} {
-		if h != "" {
-			hops++
-		}
-	}
-	if hops != 1 {
-		return nil, errInvalidField("resource", rt.Name, "Exactly one next hop must be specified.")
-	}
-	n, e := s.networkRef(c.p, rt.Network)
-	if e != nil {
-		return nil, e
-	}
-	if e := s.checkQuota(c.p, "", "ROUTES", 1); e != nil {
-		return nil, e
-	}
-	rt.Network = n.SelfLink
-	rt.Kind = "compute#route"
-	rt.Id = s.newID()
-	rt.CreationTimestamp = timestamp(time.Now())
-	rt.SelfLink = s.link(c.p.name, "global", "routes", rt.Name)
-	rt.RouteType = "STATIC"
-	rt.RouteStatus = "ACTIVE"
-	rt.ForceSendFields = append(rt.ForceSendFields, "Priority")
-	if rt.NextHopInstance != "" {
-		r, ok := parseRef(rt.NextHopInstance, ref{Project: c.p.name, Coll: "instances"})
-		if !ok || r.Coll != "instances" || r.Scope == "" {
-			return nil, errInvalidField("resource.nextHopInstance", rt.NextHopInstance, "")
-		}
-		rt.NextHopInstance = s.link(r.Project, r.Scope, "instances", r.Name)
-		if in, ok := c.p.instances.get(r.Scope, r.Name); !ok {
-			rt.Warnings = []*compute.RouteWarnings{{Code: "NEXT_HOP_INSTANCE_NOT_FOUND",
-				Message: "Next hop instance '" + trimLink(s, rt.NextHopInstance) + "' does not exist."}}
-		} else if in.Status != "RUNNING" {
-			rt.Warnings = []*compute.RouteWarnings{{Code: "NEXT_HOP_NOT_RUNNING",
-				Message: "Next hop instance '" + trimLink(s, rt.NextHopInstance) + "' is not running."}}
-		}
-	}
-	if rt.NextHopGateway != "" {
-		rt.NextHopGateway = s.link(c.p.name, "global", "gateways", lastSegment(rt.NextHopGateway))
-	}
-	obj := &rt
-	return s.startOp(c, opSpec{Type: "insert", Target: obj.SelfLink, TargetID: obj.Id, Scope: "global",
-		Done: func() *apiError {
-			c.p.routes.put("global", obj.Name, obj)
-			return nil
-		}}), nil
-}
-
-func (s *Server) routesGet(c *call) (any, *apiError) {
-	rt, ok := c.p.routes.get("global", c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, "global", "routes", c.name))
-	}
-	return rt, nil
-}
-
-func (s *Server) routesList(c *call) (any, *apiError) {
-	return s.listResponse(c, "compute#routeList", toAny(c.p.routes.list("global")), s.link(c.p.name, "global", "routes"))
-}
-
-func (s *Server) routesDelete(c *call) (any, *apiError) {
-	rt, ok := c.p.routes.get("global", c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, "global", "routes", c.name))
-	}
-	return s.startOp(c, opSpec{Type: "delete", Target: rt.SelfLink, TargetID: rt.Id, Scope: "global",
-		Done: func() *apiError {
-			c.p.routes.del("global", rt.Name)
 			return nil
 		}}), nil
 }

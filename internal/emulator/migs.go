@@ -65,6 +65,7 @@ func (s *Server) routesMIGs() {
 	s.handle("POST", "zones/{zone}/instanceGroupManagers/{instanceGroupManager}/resize", "compute.instanceGroupManagers.resize", s.migsResize)
 	s.handle("POST", "zones/{zone}/instanceGroupManagers/{instanceGroupManager}/listManagedInstances",
 		"compute.instanceGroupManagers.listManagedInstances", s.migsListManagedInstances)
+	s.handle("GET", "aggregated/instanceGroupManagers", "compute.instanceGroupManagers.aggregatedList", s.migsAggregated)
 }
 
 func (s *Server) migsInsert(c *call) (any, *apiError) {
@@ -723,4 +724,16 @@ func (s *Server) migsListManagedInstances(c *call) (any, *apiError) {
 		resp.ManagedInstances = append(resp.ManagedInstances, s.managedInstance(m, mem))
 	}
 	return resp, nil
+}
+
+// migsAggregated lists every zone's managed instance groups: hakube finds a
+// cluster's node pools in all zones with one call.
+func (s *Server) migsAggregated(c *call) (any, *apiError) {
+	by := map[string][]any{}
+	for _, m := range c.p.migs.list("") {
+		s.migRefresh(m)
+		scope := "zones/" + lastSegment(m.Zone)
+		by[scope] = append(by[scope], m.InstanceGroupManager)
+	}
+	return s.aggregatedResponse(c, "compute#instanceGroupManagerAggregatedList", "instanceGroupManagers", by, s.zoneScopes())
 }

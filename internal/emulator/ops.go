@@ -225,7 +225,20 @@ func (s *Server) after(d time.Duration, fn func()) {
 	s.timers[t] = struct{}{}
 }
 
-// operation handlers: get, list, delete, wait for each scope.
+// routesOperations registers get, list, delete and wait for each scope.
+func (s *Server) routesOperations() {
+	for _, sc := range []struct{ prefix, coll string }{
+		{"zones/{zone}/", "zoneOperations"},
+		{"regions/{region}/", "regionOperations"},
+		{"global/", "globalOperations"},
+	} {
+		s.handle("GET", sc.prefix+"operations", "compute."+sc.coll+".list", s.opsList)
+		s.handle("GET", sc.prefix+"operations/{operation}", "compute."+sc.coll+".get", s.opsGet)
+		s.handle("DELETE", sc.prefix+"operations/{operation}", "compute."+sc.coll+".delete", s.opsDelete)
+		s.handle("POST", sc.prefix+"operations/{operation}/wait", "compute."+sc.coll+".wait", nil)
+	}
+	s.handle("GET", "aggregated/operations", "compute.globalOperations.aggregatedList", s.opsAggregated)
+}
 
 func (s *Server) opScope(c *call) string {
 	switch {
@@ -292,4 +305,17 @@ func (s *Server) opsWait(w http.ResponseWriter, c *call) {
 		return
 	}
 	writeJSON(w, 200, body)
+}
+
+func (s *Server) opsAggregated(c *call) (any, *apiError) {
+	by := c.p.ops.scoped()
+	for k, v := range by {
+		for i, o := range v {
+			v[i] = o.(*operation).op
+		}
+		by[k] = v
+	}
+	scopes := append([]string{"global"}, s.regionScopes()...)
+	scopes = append(scopes, s.zoneScopes()...)
+	return s.aggregatedResponse(c, "compute#operationAggregatedList", "operations", by, scopes)
 }

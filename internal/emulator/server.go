@@ -165,7 +165,7 @@ func New(opts Options) (*Server, error) {
 	s.counts.reset()
 	s.resetProjects()
 	s.mux = http.NewServeMux()
-	s.routes()
+	s.apiRoutes()
 	s.batchRoutes()
 	s.controlRoutes()
 	if opts.DataPlane {
