@@ -40,15 +40,15 @@ func (s *Server) addressesInsert(c *call) (any, *apiError) {
 		a.NetworkTier = "PREMIUM"
 	}
 	if a.AddressType == "EXTERNAL" {
-		if e := s.checkQuota(c.p, c.region, "STATIC_ADDRESSES", 1); e != nil {
+		if e := c.p.checkQuota(c.region, "STATIC_ADDRESSES", 1); e != nil {
 			return nil, e
 		}
 	}
 	a.Kind = "compute#address"
 	a.Id = s.newID()
 	a.CreationTimestamp = timestamp(time.Now())
-	a.Region = s.link(c.p.name, scope)
-	a.SelfLink = s.link(c.p.name, scope, "addresses", a.Name)
+	a.Region = c.p.link(scope)
+	a.SelfLink = c.p.link(scope, "addresses", a.Name)
 	a.LabelFingerprint = fingerprint("labels", a.SelfLink, 0)
 	// Labels sent at insert are not applied (recorded on real GCE); clients
 	// follow with setLabels.
@@ -61,11 +61,11 @@ func (s *Server) addressesInsert(c *call) (any, *apiError) {
 		if a.Purpose == "" {
 			a.Purpose = "GCE_ENDPOINT"
 		}
-		n, e := s.networkRef(c.p, a.Network)
+		n, e := c.p.networkRef(a.Network)
 		if e != nil {
 			return nil, e
 		}
-		sn, e := s.subnetFor(c.p, n, c.region, a.Subnetwork)
+		sn, e := c.p.subnetFor(n, c.region, a.Subnetwork)
 		if e != nil {
 			return nil, e
 		}
@@ -102,8 +102,8 @@ func (s *Server) addressesInsert(c *call) (any, *apiError) {
 			s.ips.claim(ip, a.SelfLink)
 		default:
 			// Giving the current ephemeral IP of a VM promotes it to static.
-			in := s.instanceByLink(c.p, holder)
-			if in == nil || s.regionOfZone(in.Zone) != c.region {
+			in := c.p.instanceByLink(holder)
+			if in == nil || s.cat.regionOf(in.Zone) != c.region {
 				return nil, errInvalidField("resource.address", a.Address, "Specified IP address is in-use and would result in a conflict.")
 			}
 			promoteUser = holder
@@ -147,7 +147,7 @@ func (s *Server) addressesGet(c *call) (any, *apiError) {
 
 func (s *Server) addressesList(c *call) (any, *apiError) {
 	scope := "regions/" + c.region
-	return s.listResponse(c, "compute#addressList", toAny(c.p.addresses.list(scope)), s.link(c.p.name, scope, "addresses"))
+	return s.listResponse(c, "compute#addressList", toAny(c.p.addresses.list(scope)), c.p.link(scope, "addresses"))
 }
 
 func (s *Server) addressesAggregated(c *call) (any, *apiError) {
@@ -162,7 +162,7 @@ func (s *Server) addressesDelete(c *call) (any, *apiError) {
 	if !ok {
 		return nil, errNotFound(relPath(c.p.name, scope, "addresses", c.name))
 	}
-	if e := s.checkNotBusy(c.p, a.SelfLink, relPath(c.p.name, scope, "addresses", c.name)); e != nil {
+	if e := c.p.checkNotBusy(a.SelfLink, relPath(c.p.name, scope, "addresses", c.name)); e != nil {
 		return nil, e
 	}
 	return s.startOp(c, opSpec{Type: "delete", Target: a.SelfLink, TargetID: a.Id, Scope: scope,
@@ -200,7 +200,7 @@ func (s *Server) addressesSetLabels(c *call) (any, *apiError) {
 }
 
 // findAddressByIP returns the static address of region that holds ip.
-func (s *Server) findAddressByIP(p *project, region string, ip netip.Addr) *compute.Address {
+func (p *project) findAddressByIP(region string, ip netip.Addr) *compute.Address {
 	for _, a := range p.addresses.list("") {
 		if addrOf(a.Address) == ip && (region == "" || lastSegment(a.Region) == region) {
 			return a
@@ -213,8 +213,8 @@ func (s *Server) findAddressByIP(p *project, region string, ip netip.Addr) *comp
 // rule) in region. The IP must be a RESERVED static address of that region,
 // or free in the external range; a static IP in use elsewhere or in another
 // region is refused as GCE refuses it.
-func (s *Server) useExternalIP(p *project, region string, ip netip.Addr, user, field string) *apiError {
-	if a := s.findAddressByIP(p, "", ip); a != nil {
+func (p *project) useExternalIP(region string, ip netip.Addr, user, field string) *apiError {
+	if a := p.findAddressByIP("", ip); a != nil {
 		if lastSegment(a.Region) != region {
 			return errInvalidField(field, ip.String(), fmt.Sprintf("The address is in region '%s', not '%s'.", lastSegment(a.Region), region))
 		}
@@ -228,7 +228,7 @@ func (s *Server) useExternalIP(p *project, region string, ip netip.Addr, user, f
 		a.Users = []string{user}
 		return nil
 	}
-	if h, held := s.ips.holder(ip); held {
+	if h, held := p.st.ips.holder(ip); held {
 		if h == user {
 			return nil
 		}
@@ -239,34 +239,31 @@ func (s *Server) useExternalIP(p *project, region string, ip netip.Addr, user, f
 
 // releaseExternalIP undoes useExternalIP or an ephemeral allocation: a
 // static address goes back to RESERVED, an ephemeral IP is freed.
-func (s *Server) releaseExternalIP(p *project, ip netip.Addr, user string) {
+func (p *project) releaseExternalIP(ip netip.Addr, user string) {
 	if !ip.IsValid() {
 		return
 	}
-	if a := s.findAddressByIP(p, "", ip); a != nil {
+	if a := p.findAddressByIP("", ip); a != nil {
 		if len(a.Users) > 0 && a.Users[0] == user {
 			a.Status = "RESERVED"
 			a.Users = nil
 		}
-		s.ips.setHolder(ip, a.SelfLink)
+		p.st.ips.setHolder(ip, a.SelfLink)
 		return
 	}
-	if h, ok := s.ips.holder(ip); ok && h == user {
-		s.ips.release(ip)
+	if h, ok := p.st.ips.holder(ip); ok && h == user {
+		p.st.ips.release(ip)
 	}
 }
 
 // allocEphemeral hands out an ephemeral external IP to user.
-func (s *Server) allocEphemeral(user string) (netip.Addr, *apiError) {
-	ip, ok := s.ips.allocate(netip.Prefix{}, user)
+func (st *state) allocEphemeral(user string) (netip.Addr, *apiError) {
+	ip, ok := st.ips.allocate(netip.Prefix{}, user)
 	if !ok {
 		return netip.Addr{}, &apiError{Code: 400, Reason: "invalid", OpCode: "IP_SPACE_EXHAUSTED", Message: "No external IP addresses are available."}
 	}
 	return ip, nil
 }
-
-// regionOfZone maps a zone name or URL to its region name.
-func (s *Server) regionOfZone(zone string) string { return s.cat.zoneRgn[lastSegment(zone)] }
 
 // checkLabels enforces GCE's label syntax: at most 64, keys start with a
 // lowercase letter, keys and values ≤ 63 of [a-z0-9_-].

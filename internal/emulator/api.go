@@ -32,8 +32,8 @@ func (s *Server) apiRoutes() {
 	s.routesForwardingRules()
 }
 
-func (s *Server) projectsGet(c *call) (any, *apiError) { return s.projectObj(c.p), nil }
+func (s *Server) projectsGet(c *call) (any, *apiError) { return c.p.projectObj(), nil }
 
 func (s *Server) autoscalersList(c *call) (any, *apiError) {
-	return s.listResponse(c, "compute#autoscalerList", nil, s.link(c.p.name, s.opScope(c), "autoscalers"))
+	return s.listResponse(c, "compute#autoscalerList", nil, c.p.link(s.opScope(c), "autoscalers"))
 }

@@ -166,7 +166,7 @@ func (s *Server) ctlRequests(w http.ResponseWriter, r *http.Request) {
 func (s *Server) ctlReset(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.gen++
-	s.resetProjects()
+	s.resetProjects(s.opts.Projects)
 	s.faults = faultSet{}
 	s.zoneDown = map[string]bool{}
 	s.rates = rateLimiter{}

@@ -308,7 +308,7 @@ func (d *dataPlane) snap() *snapshot {
 			ps := &poolSnap{link: tp.SelfLink}
 			for _, ml := range tp.Instances {
 				m := memberView{link: ml, name: lastSegment(ml)}
-				if in := s.instanceByLink(p, ml); in != nil {
+				if in := p.instanceByLink(ml); in != nil {
 					m.link = in.SelfLink
 					for i, nic := range in.NetworkInterfaces {
 						a := addrOf(nic.NetworkIP)
@@ -701,7 +701,7 @@ func (d *dataPlane) healthOf(k healthKey) (st memberState, known bool) {
 // the instance's status. Called under Server.mu; takes only the data
 // plane's health lock.
 func (s *Server) memberHealth(p *project, poolLink, instanceLink string) string {
-	in := s.instanceByLink(p, instanceLink)
+	in := p.instanceByLink(instanceLink)
 	if s.dp != nil && in != nil {
 		if r, ok := parseRef(poolLink, ref{Project: p.name}); ok && r.Coll == "targetPools" {
 			if tp, ok := p.targetPools.get(r.Scope, r.Name); ok && len(tp.HealthChecks) > 0 {

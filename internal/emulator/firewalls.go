@@ -20,11 +20,11 @@ func (s *Server) routesFirewalls() {
 
 // fillFirewall applies GCE's defaults (recorded: direction INGRESS, priority
 // 1000, sourceRanges 0.0.0.0/0 for ingress without sources, logConfig off).
-func (s *Server) fillFirewall(p *project, fw *compute.Firewall) {
+func (p *project) fillFirewall(fw *compute.Firewall) {
 	fw.Kind = "compute#firewall"
-	fw.Id = s.newID()
+	fw.Id = p.st.newID()
 	fw.CreationTimestamp = timestamp(time.Now())
-	fw.SelfLink = s.link(p.name, "global", "firewalls", fw.Name)
+	fw.SelfLink = p.link("global", "firewalls", fw.Name)
 	if fw.Direction == "" {
 		fw.Direction = "INGRESS"
 	}
@@ -82,15 +82,15 @@ func (s *Server) firewallsInsert(c *call) (any, *apiError) {
 			}
 		}
 	}
-	n, e := s.networkRef(c.p, fw.Network)
+	n, e := c.p.networkRef(fw.Network)
 	if e != nil {
 		return nil, e
 	}
-	if e := s.checkQuota(c.p, "", "FIREWALLS", 1); e != nil {
+	if e := c.p.checkQuota("", "FIREWALLS", 1); e != nil {
 		return nil, e
 	}
 	fw.Network = n.SelfLink
-	s.fillFirewall(c.p, &fw)
+	c.p.fillFirewall(&fw)
 	obj := &fw
 	return s.startOp(c, opSpec{Type: "insert", Target: obj.SelfLink, TargetID: obj.Id, Scope: "global",
 		Done: func() *apiError {
@@ -149,7 +149,7 @@ func (s *Server) firewallsGet(c *call) (any, *apiError) {
 }
 
 func (s *Server) firewallsList(c *call) (any, *apiError) {
-	return s.listResponse(c, "compute#firewallList", toAny(c.p.firewalls.list("global")), s.link(c.p.name, "global", "firewalls"))
+	return s.listResponse(c, "compute#firewallList", toAny(c.p.firewalls.list("global")), c.p.link("global", "firewalls"))
 }
 
 func (s *Server) firewallsDelete(c *call) (any, *apiError) {
@@ -157,7 +157,7 @@ func (s *Server) firewallsDelete(c *call) (any, *apiError) {
 	if !ok {
 		return nil, errNotFound(relPath(c.p.name, "global", "firewalls", c.name))
 	}
-	if e := s.checkNotBusy(c.p, fw.SelfLink, relPath(c.p.name, "global", "firewalls", c.name)); e != nil {
+	if e := c.p.checkNotBusy(fw.SelfLink, relPath(c.p.name, "global", "firewalls", c.name)); e != nil {
 		return nil, e
 	}
 	return s.startOp(c, opSpec{Type: "delete", Target: fw.SelfLink, TargetID: fw.Id, Scope: "global",

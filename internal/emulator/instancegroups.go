@@ -17,12 +17,12 @@ func (s *Server) routesInstanceGroups() {
 }
 
 // groupMIG returns the MIG behind an instance group, refreshing the group's size.
-func (s *Server) groupMIG(p *project, scope string, g *compute.InstanceGroup) *migRec {
+func (p *project) groupMIG(scope string, g *compute.InstanceGroup) *migRec {
 	m, ok := p.migs.get(scope, g.Name)
 	if !ok || m.group != g {
 		return nil
 	}
-	s.migRefresh(m)
+	m.refresh()
 	return m
 }
 
@@ -32,7 +32,7 @@ func (s *Server) instanceGroupsGet(c *call) (any, *apiError) {
 	if !ok {
 		return nil, errNotFound(relPath(c.p.name, scope, "instanceGroups", c.name))
 	}
-	s.groupMIG(c.p, scope, g)
+	c.p.groupMIG(scope, g)
 	return g, nil
 }
 
@@ -40,10 +40,10 @@ func (s *Server) instanceGroupsList(c *call) (any, *apiError) {
 	scope := "zones/" + c.zone
 	var items []any
 	for _, g := range c.p.instanceGroups.list(scope) {
-		s.groupMIG(c.p, scope, g)
+		c.p.groupMIG(scope, g)
 		items = append(items, g)
 	}
-	return s.listResponse(c, "compute#instanceGroupList", items, s.link(c.p.name, scope, "instanceGroups"))
+	return s.listResponse(c, "compute#instanceGroupList", items, c.p.link(scope, "instanceGroups"))
 }
 
 // instanceGroupsListInstances lists the group's existing VMs with their
@@ -71,11 +71,11 @@ func (s *Server) instanceGroupsListInstances(c *call) (any, *apiError) {
 	}
 	resp := &compute.InstanceGroupsListInstances{
 		Kind:     "compute#instanceGroupsListInstances",
-		Id:       trimLink(s, g.SelfLink),
+		Id:       s.trimLink(g.SelfLink),
 		SelfLink: g.SelfLink + "/listInstances",
 	}
 	var items []*compute.InstanceWithNamedPorts
-	if m := s.groupMIG(c.p, scope, g); m != nil {
+	if m := c.p.groupMIG(scope, g); m != nil {
 		for _, mem := range m.sortedMembers() {
 			if mem.in == nil || req.InstanceState == "RUNNING" && mem.in.Status != "RUNNING" {
 				continue

@@ -11,64 +11,6 @@ import (
 	compute "google.golang.org/api/compute/v1"
 )
 
-// instanceRec is an instance plus the emulator's private state about it.
-type instanceRec struct {
-	*compute.Instance
-	member   *migMember      // the MIG slot this VM fills; nil for a standalone VM
-	insertOp *operation      // the insert operation while it runs
-	created  []*compute.Disk // disks the insert created, deleted again if it fails
-	deleting bool            // a delete is under way
-	gone     bool            // removed from the inventory
-	cpus     int64           // guest CPUs of the machine type (see guestCPUs)
-	region   string          // region of the zone (see usageRegion)
-	// raw caches the wire form: encoding a compute.Instance costs ~100µs,
-	// too much to repeat for every VM on every page of a 5,000-VM zone.
-	// Every change goes through startInstanceOp, which drops it.
-	raw json.RawMessage
-}
-
-// usageRegion and guestCPUs serve quota accounting, which visits every
-// instance on every insert: parsing links there dominated insert latency at
-// thousands of VMs. Both are filled lazily from the instance itself.
-func (r *instanceRec) usageRegion(s *Server) string {
-	if r.region == "" {
-		r.region = s.regionOfZone(r.Zone)
-	}
-	return r.region
-}
-
-func (r *instanceRec) guestCPUs() int64 {
-	if r.cpus == 0 {
-		if mt, ok := findMachineType(lastSegment(r.MachineType)); ok {
-			r.cpus = mt.cpus
-		}
-	}
-	return r.cpus
-}
-
-// wire returns the instance as GCE sends it, encoding at most once per change.
-func (r *instanceRec) wire() (json.RawMessage, *apiError) {
-	if r.raw == nil {
-		b, err := json.Marshal(r.Instance)
-		if err != nil {
-			return nil, &apiError{Code: 500, Reason: "internalError", Message: err.Error()}
-		}
-		r.raw = b
-	}
-	return r.raw, nil
-}
-
-// lazyWire lets a list encode only the instances it returns, from cache.
-type lazyWire struct{ r *instanceRec }
-
-func (l lazyWire) MarshalJSON() ([]byte, error) {
-	b, e := l.r.wire()
-	if e != nil {
-		return nil, e
-	}
-	return b, nil
-}
-
 // startInstanceOp starts an operation on an instance. It drops the cached
 // wire form now (for what the handler changed at request time) and after
 // every step, Done and Fail (for what they change).
@@ -107,7 +49,7 @@ func (s *Server) routesInstances() {
 }
 
 // instanceByLink finds an instance by its selfLink.
-func (s *Server) instanceByLink(p *project, link string) *instanceRec {
+func (p *project) instanceByLink(link string) *instanceRec {
 	r, ok := parseRef(link, ref{Project: p.name})
 	if !ok || r.Coll != "instances" {
 		return nil
@@ -121,44 +63,6 @@ func (s *Server) instanceByLink(p *project, link string) *instanceRec {
 // API method it stands for, but nothing counts as a client request.
 func (s *Server) internalCall(p *project, zone, method, name string) *call {
 	return &call{s: s, p: p, method: method, mutation: true, zone: zone, name: name, bodyName: name}
-}
-
-// quotaBatch checks allocations against regional quotas, computing each
-// metric's usage once: a MIG creating thousands of VMs in one pass must not
-// rescan the inventory for every VM.
-type quotaBatch struct {
-	s      *Server
-	p      *project
-	region string
-	used   map[string]float64
-}
-
-func (s *Server) newQuotaBatch(p *project, region string) *quotaBatch {
-	return &quotaBatch{s: s, p: p, region: region, used: map[string]float64{}}
-}
-
-// take reserves every amount in want, or none of them.
-func (q *quotaBatch) take(want map[string]float64) *apiError {
-	for _, m := range regionalQuotaMetrics {
-		n := want[m]
-		if n <= 0 {
-			continue
-		}
-		u, ok := q.used[m]
-		if !ok {
-			u = q.s.quotaUsage(q.p, q.region, m)
-			q.used[m] = u
-		}
-		if limit := q.s.quotaLimit(q.p, "regions/"+q.region, m); u+n > limit {
-			return errQuota(m, limit, q.region)
-		}
-	}
-	for m, n := range want {
-		if n > 0 {
-			q.used[m] += n
-		}
-	}
-	return nil
 }
 
 // diskPlan is one disk of an instance being created: an existing disk to
@@ -278,14 +182,14 @@ func checkTags(t *compute.Tags) *apiError {
 func (s *Server) insertInstance(c *call, inst *compute.Instance, q *quotaBatch, member *migMember) (*operation, *instanceRec, *apiError) {
 	p, zone := c.p, c.zone
 	scope := "zones/" + zone
-	region := s.regionOfZone(zone)
+	region := s.cat.regionOf(zone)
 	if e := checkName(inst.Name); e != nil {
 		return nil, nil, e
 	}
 	if _, ok := p.instances.get(scope, inst.Name); ok {
 		return nil, nil, errAlreadyExists(relPath(p.name, scope, "instances", inst.Name))
 	}
-	selfLink := s.link(p.name, scope, "instances", inst.Name)
+	selfLink := p.link(scope, "instances", inst.Name)
 
 	// Machine type: instances need a URL or partial path, not a bare name.
 	if inst.MachineType == "" {
@@ -346,18 +250,18 @@ func (s *Server) insertInstance(c *call, inst *compute.Instance, q *quotaBatch, 
 		case (ad.Source == "") == (ad.InitializeParams == nil):
 			return nil, nil, errInvalidField(f, "", "Exactly one of source or initializeParams must be specified.")
 		case ad.Source != "":
-			d, e := s.diskByRef(p, zone, ad.Source, f+".source")
+			d, e := p.diskByRef(zone, ad.Source, f+".source")
 			if e != nil {
 				return nil, nil, e
 			}
-			if d.Zone != s.link(p.name, scope) {
+			if d.Zone != p.link(scope) {
 				return nil, nil, errInvalidField(f+".source", ad.Source, "Disk must be in the same zone as the instance.")
 			}
 			if d.Status != "READY" {
 				return nil, nil, errNotReady(relPath(p.name, scope, "disks", d.Name))
 			}
 			if conflict == nil {
-				conflict = s.diskConflict(p, d, ad.Mode, selfLink)
+				conflict = p.diskConflict(d, ad.Mode, selfLink)
 			}
 			plans = append(plans, diskPlan{ad: ad, existing: d})
 		default:
@@ -375,7 +279,7 @@ func (s *Server) insertInstance(c *call, inst *compute.Instance, q *quotaBatch, 
 			if d, ok := p.disks.get(scope, name); ok {
 				// GCE attaches an existing disk of that name instead of creating one.
 				if conflict == nil {
-					conflict = s.diskConflict(p, d, ad.Mode, selfLink)
+					conflict = p.diskConflict(d, ad.Mode, selfLink)
 				}
 				plans = append(plans, diskPlan{ad: ad, existing: d})
 				continue
@@ -389,11 +293,11 @@ func (s *Server) insertInstance(c *call, inst *compute.Instance, q *quotaBatch, 
 			}
 			sp := &diskSpec{name: name, description: ip.Description, labels: ip.Labels}
 			var e *apiError
-			if sp.typ, e = s.resolveDiskType(p, zone, ip.DiskType); e != nil {
+			if sp.typ, e = p.resolveDiskType(zone, ip.DiskType); e != nil {
 				return nil, nil, e
 			}
 			if ip.SourceImage != "" {
-				im, e := s.resolveImage(p, ip.SourceImage)
+				im, e := p.resolveImage(ip.SourceImage)
 				if e != nil {
 					return nil, nil, e
 				}
@@ -421,11 +325,11 @@ func (s *Server) insertInstance(c *call, inst *compute.Instance, q *quotaBatch, 
 	external := 0
 	for i, ni := range nicsIn {
 		f := fmt.Sprintf("resource.networkInterfaces[%d]", i)
-		n, e := s.networkRef(p, ni.Network)
+		n, e := p.networkRef(ni.Network)
 		if e != nil {
 			return nil, nil, e
 		}
-		sn, e := s.subnetFor(p, n, region, ni.Subnetwork)
+		sn, e := p.subnetFor(n, region, ni.Subnetwork)
 		if e != nil {
 			return nil, nil, e
 		}
@@ -472,7 +376,7 @@ func (s *Server) insertInstance(c *call, inst *compute.Instance, q *quotaBatch, 
 	}
 
 	if q == nil {
-		q = s.newQuotaBatch(p, region)
+		q = p.newQuotaBatch(region)
 	}
 	want := map[string]float64{"CPUS": float64(mt.cpus), "INSTANCES": 1, "IN_USE_ADDRESSES": float64(external)}
 	for m, gb := range newGB {
@@ -501,7 +405,7 @@ func (s *Server) insertInstance(c *call, inst *compute.Instance, q *quotaBatch, 
 	for i, np := range nics {
 		f := fmt.Sprintf("resource.networkInterfaces[%d]", i)
 		if np.ip.IsValid() {
-			if e := s.claimInternalIP(p, region, np.ip, selfLink, f+".networkIP"); e != nil {
+			if e := p.claimInternalIP(region, np.ip, selfLink, f+".networkIP"); e != nil {
 				rollback()
 				return nil, nil, e
 			}
@@ -515,12 +419,12 @@ func (s *Server) insertInstance(c *call, inst *compute.Instance, q *quotaBatch, 
 			nics[i].ip = a
 		}
 		ipc := np.ip
-		undo = append(undo, func() { s.releaseInternalIP(p, ipc, selfLink) })
+		undo = append(undo, func() { p.releaseInternalIP(ipc, selfLink) })
 		if !np.nat {
 			continue
 		}
 		if np.natIP.IsValid() {
-			if e := s.useExternalIP(p, region, np.natIP, selfLink, f+".accessConfigs[0].natIP"); e != nil {
+			if e := p.useExternalIP(region, np.natIP, selfLink, f+".accessConfigs[0].natIP"); e != nil {
 				rollback()
 				return nil, nil, e
 			}
@@ -533,7 +437,7 @@ func (s *Server) insertInstance(c *call, inst *compute.Instance, q *quotaBatch, 
 			nics[i].natIP = a
 		}
 		natc := nics[i].natIP
-		undo = append(undo, func() { s.releaseExternalIP(p, natc, selfLink) })
+		undo = append(undo, func() { p.releaseExternalIP(natc, selfLink) })
 	}
 
 	// Render the instance as GCE returns it.
@@ -541,9 +445,9 @@ func (s *Server) insertInstance(c *call, inst *compute.Instance, q *quotaBatch, 
 	inst.Kind = "compute#instance"
 	inst.Id = id
 	inst.CreationTimestamp = timestamp(now)
-	inst.Zone = s.link(p.name, scope)
+	inst.Zone = p.link(scope)
 	inst.SelfLink = selfLink
-	inst.MachineType = s.link(p.name, scope, "machineTypes", mt.name)
+	inst.MachineType = p.link(scope, "machineTypes", mt.name)
 	inst.Status = "PROVISIONING"
 	inst.StatusMessage = ""
 	inst.CpuPlatform = ""
@@ -613,7 +517,7 @@ func (s *Server) insertInstance(c *call, inst *compute.Instance, q *quotaBatch, 
 		ad := pl.ad
 		d := pl.existing
 		if d == nil {
-			d = s.newDisk(p, zone, pl.spec)
+			d = p.newDisk(zone, pl.spec)
 			p.disks.put(scope, d.Name, d)
 			rec.created = append(rec.created, d)
 		}
@@ -714,12 +618,12 @@ func (s *Server) renderAttached(ad *compute.AttachedDisk, d *compute.Disk, index
 
 // diskConflict reports the in-use error GCE gives when attaching d in mode
 // would clash with its current attachments.
-func (s *Server) diskConflict(p *project, d *compute.Disk, mode, user string) *apiError {
+func (p *project) diskConflict(d *compute.Disk, mode, user string) *apiError {
 	for _, u := range d.Users {
 		if u == user {
 			continue
 		}
-		other := s.instanceByLink(p, u)
+		other := p.instanceByLink(u)
 		otherMode := "READ_WRITE"
 		if other != nil {
 			for _, ad := range other.Disks {
@@ -729,7 +633,7 @@ func (s *Server) diskConflict(p *project, d *compute.Disk, mode, user string) *a
 			}
 		}
 		if mode == "READ_WRITE" || otherMode == "READ_WRITE" {
-			return errInUse("disk", trimLink(s, d.SelfLink), trimLink(s, u))
+			return errInUse("disk", p.st.trimLink(d.SelfLink), p.st.trimLink(u))
 		}
 	}
 	return nil
@@ -737,8 +641,8 @@ func (s *Server) diskConflict(p *project, d *compute.Disk, mode, user string) *a
 
 // claimInternalIP takes a requested networkIP: free, or a RESERVED internal
 // static address of the region, which then turns IN_USE.
-func (s *Server) claimInternalIP(p *project, region string, ip netip.Addr, user, field string) *apiError {
-	if a := s.findAddressByIP(p, "", ip); a != nil && a.AddressType == "INTERNAL" {
+func (p *project) claimInternalIP(region string, ip netip.Addr, user, field string) *apiError {
+	if a := p.findAddressByIP("", ip); a != nil && a.AddressType == "INTERNAL" {
 		if lastSegment(a.Region) != region || a.Status == "IN_USE" && (len(a.Users) == 0 || a.Users[0] != user) {
 			return errInvalidField(field, ip.String(), fmt.Sprintf("IP address '%s' (or range) is already in use.", ip))
 		}
@@ -746,43 +650,48 @@ func (s *Server) claimInternalIP(p *project, region string, ip netip.Addr, user,
 		a.Users = []string{user}
 		return nil
 	}
-	if !s.ips.claim(ip, user) {
+	if !p.st.ips.claim(ip, user) {
 		return errInvalidField(field, ip.String(), fmt.Sprintf("IP address '%s' (or range) is already in use.", ip))
 	}
 	return nil
 }
 
 // releaseInternalIP undoes claimInternalIP or an allocation.
-func (s *Server) releaseInternalIP(p *project, ip netip.Addr, user string) {
+func (p *project) releaseInternalIP(ip netip.Addr, user string) {
 	if !ip.IsValid() {
 		return
 	}
-	if a := s.findAddressByIP(p, "", ip); a != nil && a.AddressType == "INTERNAL" {
+	if a := p.findAddressByIP("", ip); a != nil && a.AddressType == "INTERNAL" {
 		if len(a.Users) > 0 && a.Users[0] == user {
 			a.Status = "RESERVED"
 			a.Users = nil
 		}
 		return
 	}
-	if h, ok := s.ips.holder(ip); ok && h == user {
-		s.ips.release(ip)
+	if h, ok := p.st.ips.holder(ip); ok && h == user {
+		p.st.ips.release(ip)
 	}
 }
 
-// markRunning is the moment a VM reaches RUNNING (insert or start DONE).
-func (s *Server) markRunning(rec *instanceRec) {
-	rec.Status = "RUNNING"
-	rec.LastStartTimestamp = timestamp(time.Now())
-	rec.CpuPlatform = cpuPlatforms[s.rng.IntN(len(cpuPlatforms))]
+// destroyInstance removes an instance (project.removeInstance) and tells
+// its MIG. failedInsert marks the rollback of a failed creation. Idempotent.
+func (s *Server) destroyInstance(p *project, rec *instanceRec, failedInsert bool) {
+	if !p.removeInstance(rec) {
+		return
+	}
+	if rec.member != nil {
+		s.migMemberGone(rec, failedInsert)
+	}
+	s.changed()
 }
 
-// destroyInstance removes an instance and undoes what it holds: disks are
-// deleted (autoDelete, or created by a failed insert) or detached, IPs go
-// back (static ones to RESERVED), pools forget it, and its MIG hears of it.
-// failedInsert marks the rollback of a failed creation. Idempotent.
-func (s *Server) destroyInstance(p *project, rec *instanceRec, failedInsert bool) {
+// removeInstance takes an instance out of the inventory and undoes what it
+// holds: disks are deleted (autoDelete, or created by a failed insert) or
+// detached, IPs go back (static ones to RESERVED) and pools forget it. It
+// reports false when the instance was already gone.
+func (p *project) removeInstance(rec *instanceRec) bool {
 	if rec.gone {
-		return
+		return false
 	}
 	rec.gone = true
 	scope := "zones/" + lastSegment(rec.Zone)
@@ -795,7 +704,7 @@ func (s *Server) destroyInstance(p *project, rec *instanceRec, failedInsert bool
 	}
 	rec.created = nil
 	for _, ad := range rec.Disks {
-		d := s.diskOfAttached(p, ad)
+		d := p.diskOfAttached(ad)
 		if d == nil {
 			continue
 		}
@@ -808,19 +717,16 @@ func (s *Server) destroyInstance(p *project, rec *instanceRec, failedInsert bool
 		}
 	}
 	for _, ni := range rec.NetworkInterfaces {
-		s.releaseInternalIP(p, addrOf(ni.NetworkIP), rec.SelfLink)
+		p.releaseInternalIP(addrOf(ni.NetworkIP), rec.SelfLink)
 		for _, ac := range ni.AccessConfigs {
-			s.releaseExternalIP(p, addrOf(ac.NatIP), rec.SelfLink)
+			p.releaseExternalIP(addrOf(ac.NatIP), rec.SelfLink)
 		}
 	}
-	s.dropFromTargetPools(p, rec.SelfLink)
-	if rec.member != nil {
-		s.migMemberGone(rec, failedInsert)
-	}
-	s.changed()
+	p.dropFromTargetPools(rec.SelfLink)
+	return true
 }
 
-func (s *Server) diskOfAttached(p *project, ad *compute.AttachedDisk) *compute.Disk {
+func (p *project) diskOfAttached(ad *compute.AttachedDisk) *compute.Disk {
 	r, ok := parseRef(ad.Source, ref{Project: p.name})
 	if !ok || r.Coll != "disks" {
 		return nil
@@ -863,7 +769,7 @@ func (s *Server) instancesInsert(c *call) (any, *apiError) {
 // instanceFromTemplateRef builds an insert body from a template, with the
 // fields the request sets overriding the template's, as GCE does.
 func (s *Server) instanceFromTemplateRef(c *call, v string, body *compute.Instance) (*compute.Instance, *apiError) {
-	tpl, e := s.templateRef(c.p, v, "sourceInstanceTemplate")
+	tpl, e := c.p.templateRef(v, "sourceInstanceTemplate")
 	if e != nil {
 		return nil, e
 	}
@@ -934,7 +840,7 @@ func (s *Server) mutableInstance(c *call) (*instanceRec, *apiError) {
 	if in.deleting {
 		return nil, errNotReady(path)
 	}
-	if e := s.checkNotBusy(c.p, in.SelfLink, path); e != nil {
+	if e := c.p.checkNotBusy(in.SelfLink, path); e != nil {
 		return nil, e
 	}
 	return in, nil
@@ -955,7 +861,7 @@ func (s *Server) instancesList(c *call) (any, *apiError) {
 	for i, r := range recs {
 		items[i] = lazyWire{r}
 	}
-	return s.listResponse(c, "compute#instanceList", items, s.link(c.p.name, scope, "instances"))
+	return s.listResponse(c, "compute#instanceList", items, c.p.link(scope, "instances"))
 }
 
 func (s *Server) instancesAggregated(c *call) (any, *apiError) {
@@ -1029,8 +935,8 @@ func (s *Server) instancesStop(c *call) (any, *apiError) {
 			for _, ni := range in.NetworkInterfaces {
 				for _, ac := range ni.AccessConfigs {
 					ip := addrOf(ac.NatIP)
-					if ip.IsValid() && s.findAddressByIP(c.p, "", ip) == nil {
-						s.releaseExternalIP(c.p, ip, in.SelfLink)
+					if ip.IsValid() && c.p.findAddressByIP("", ip) == nil {
+						c.p.releaseExternalIP(ip, in.SelfLink)
 						ac.NatIP = ""
 					}
 				}
@@ -1057,8 +963,8 @@ func (s *Server) instancesStart(c *call) (any, *apiError) {
 	switch in.Status {
 	case "RUNNING": // nothing to do
 	case "TERMINATED":
-		region := s.regionOfZone(c.zone)
-		if e := s.newQuotaBatch(c.p, region).take(map[string]float64{"CPUS": float64(in.guestCPUs())}); e != nil {
+		region := s.cat.regionOf(c.zone)
+		if e := c.p.newQuotaBatch(region).take(map[string]float64{"CPUS": float64(in.guestCPUs())}); e != nil {
 			return nil, e
 		}
 		in.Status = "STAGING"
@@ -1146,7 +1052,7 @@ func (s *Server) instancesAddAccessConfig(c *call) (any, *apiError) {
 	if e := checkAccessConfig(&ac, "resource"); e != nil {
 		return nil, e
 	}
-	region := s.regionOfZone(c.zone)
+	region := s.cat.regionOf(c.zone)
 	var ip netip.Addr
 	switch {
 	case ac.NatIP != "":
@@ -1154,7 +1060,7 @@ func (s *Server) instancesAddAccessConfig(c *call) (any, *apiError) {
 		if !ip.Is4() {
 			return nil, errInvalidField("resource.natIP", ac.NatIP, "Must be a valid IPv4 address.")
 		}
-		if e := s.useExternalIP(c.p, region, ip, in.SelfLink, "resource.natIP"); e != nil {
+		if e := c.p.useExternalIP(region, ip, in.SelfLink, "resource.natIP"); e != nil {
 			return nil, e
 		}
 	case in.Status != "TERMINATED":
@@ -1169,18 +1075,18 @@ func (s *Server) instancesAddAccessConfig(c *call) (any, *apiError) {
 	return s.startInstanceOp(c, in, opSpec{Type: "addAccessConfig", Target: in.SelfLink, TargetID: in.Id, Scope: "zones/" + c.zone,
 		Done: func() *apiError {
 			if in.deleting || in.gone {
-				s.releaseExternalIP(c.p, ip, in.SelfLink)
+				c.p.releaseExternalIP(ip, in.SelfLink)
 				return nil
 			}
 			if len(ni.AccessConfigs) > 0 {
-				s.releaseExternalIP(c.p, ip, in.SelfLink)
+				c.p.releaseExternalIP(ip, in.SelfLink)
 				return errBadRequest("At most one access config currently supported.")
 			}
 			ni.AccessConfigs = append(ni.AccessConfigs, obj)
 			s.bumpNIC(in, ni)
 			return nil
 		},
-		Fail: func() { s.releaseExternalIP(c.p, ip, in.SelfLink) }}), nil
+		Fail: func() { c.p.releaseExternalIP(ip, in.SelfLink) }}), nil
 }
 
 // instancesDeleteAccessConfig detaches the IP when the operation is DONE:
@@ -1213,7 +1119,7 @@ func (s *Server) instancesDeleteAccessConfig(c *call) (any, *apiError) {
 			out := ni.AccessConfigs[:0]
 			for _, ac := range ni.AccessConfigs {
 				if ac.Name == name {
-					s.releaseExternalIP(c.p, addrOf(ac.NatIP), in.SelfLink)
+					c.p.releaseExternalIP(addrOf(ac.NatIP), in.SelfLink)
 					continue
 				}
 				out = append(out, ac)

@@ -22,7 +22,7 @@ func (s *Server) instancesAttachDisk(c *call) (any, *apiError) {
 	if ad.Source == "" {
 		return nil, errRequired("resource.source")
 	}
-	d, e := s.diskByRef(c.p, c.zone, ad.Source, "resource.source")
+	d, e := c.p.diskByRef(c.zone, ad.Source, "resource.source")
 	if e != nil {
 		return nil, e
 	}
@@ -30,7 +30,7 @@ func (s *Server) instancesAttachDisk(c *call) (any, *apiError) {
 		return nil, errInvalidField("resource.source", ad.Source, "Disk must be in the same zone as the instance.")
 	}
 	if d.Status != "READY" {
-		return nil, errNotReady(trimLink(s, d.SelfLink))
+		return nil, errNotReady(s.trimLink(d.SelfLink))
 	}
 	if ad.Mode == "" {
 		ad.Mode = "READ_WRITE"
@@ -62,11 +62,11 @@ func (s *Server) instancesAttachDisk(c *call) (any, *apiError) {
 			if in.deleting || in.gone {
 				return nil
 			}
-			if e := s.diskConflict(c.p, d, obj.Mode, in.SelfLink); e != nil {
+			if e := c.p.diskConflict(d, obj.Mode, in.SelfLink); e != nil {
 				return e
 			}
 			if cur, ok := c.p.disks.get("zones/"+c.zone, d.Name); !ok || cur != d {
-				return errNotFound(trimLink(s, d.SelfLink))
+				return errNotFound(s.trimLink(d.SelfLink))
 			}
 			attachUser(d, in.SelfLink)
 			s.renderAttached(obj, d, index)
@@ -109,7 +109,7 @@ func (s *Server) instancesDetachDisk(c *call) (any, *apiError) {
 				}
 			}
 			in.Disks = out
-			if d := s.diskOfAttached(c.p, target); d != nil {
+			if d := c.p.diskOfAttached(target); d != nil {
 				detachUser(d, in.SelfLink)
 			}
 			in.Fingerprint = s.newFingerprint()

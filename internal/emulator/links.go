@@ -9,9 +9,12 @@ import (
 )
 
 // link renders an absolute resource URL under the configured link base.
-func (s *Server) link(project string, parts ...string) string {
-	return s.linkBase + "projects/" + project + "/" + strings.Join(parts, "/")
+func (st *state) link(project string, parts ...string) string {
+	return st.linkBase + "projects/" + project + "/" + strings.Join(parts, "/")
 }
+
+// link renders a link to one of the project's resources.
+func (p *project) link(parts ...string) string { return p.st.link(p.name, parts...) }
 
 // relPath is the relative path GCE quotes in error messages
 // ("projects/p/zones/z/instances/n").
@@ -20,9 +23,9 @@ func relPath(project, scope, coll, name string) string {
 }
 
 // trimLink turns an absolute link into the relative path GCE quotes.
-func trimLink(s *Server, link string) string {
-	if len(link) > len(s.linkBase) && link[:len(s.linkBase)] == s.linkBase {
-		return link[len(s.linkBase):]
+func (st *state) trimLink(link string) string {
+	if len(link) > len(st.linkBase) && link[:len(st.linkBase)] == st.linkBase {
+		return link[len(st.linkBase):]
 	}
 	return link
 }
@@ -112,4 +115,34 @@ func uitoa(n uint64) string {
 
 func projectServiceAccount(p *project) string {
 	return uitoa(p.number) + "-compute@developer.gserviceaccount.com"
+}
+
+// validName reports whether name follows RFC 1035 as Compute requires.
+func validName(name string) bool {
+	if len(name) == 0 || len(name) > 63 {
+		return false
+	}
+	for i, c := range name {
+		switch {
+		case c >= 'a' && c <= 'z':
+		case (c >= '0' && c <= '9') || c == '-':
+			if i == 0 {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return name[len(name)-1] != '-'
+}
+
+func checkName(name string) *apiError {
+	if name == "" {
+		return errRequired("resource.name")
+	}
+	if !validName(name) {
+		return errInvalidField("resource.name", name,
+			"Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?|[1-9][0-9]{0,19})'")
+	}
+	return nil
 }

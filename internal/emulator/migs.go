@@ -10,31 +10,6 @@ import (
 	compute "google.golang.org/api/compute/v1"
 )
 
-// migRec is a managed instance group plus its private state.
-type migRec struct {
-	*compute.InstanceGroupManager
-	p        *project
-	zone     string
-	group    *compute.InstanceGroup
-	members  map[string]*migMember // by VM name
-	seq      int64                 // creation order of members
-	deleting *operation            // the delete operation while it runs
-	retrying bool                  // a retry timer is pending
-	removed  bool
-}
-
-// migMember is one slot of a MIG: a VM that exists, is being created or
-// could not be created yet.
-type migMember struct {
-	mig        *migRec
-	name       string
-	seq        int64
-	in         *instanceRec // nil while the VM does not exist
-	deleting   bool         // the MIG is deleting this VM
-	attempt    *operation   // the last creation attempt's operation
-	attemptErr *apiError    // the last attempt's synchronous failure
-}
-
 // migRetryFloor keeps retries from spinning when the latency preset is none.
 const migRetryFloor = 20 * time.Millisecond
 
@@ -120,11 +95,11 @@ func (s *Server) migsInsert(c *call) (any, *apiError) {
 	if tplRef == "" {
 		return nil, errRequired("resource.instanceTemplate")
 	}
-	tpl, e := s.templateRef(c.p, tplRef, "resource.instanceTemplate")
+	tpl, e := c.p.templateRef(tplRef, "resource.instanceTemplate")
 	if e != nil {
 		return nil, e
 	}
-	region := s.regionOfZone(c.zone)
+	region := s.cat.regionOf(c.zone)
 	var pools []string
 	for i, tp := range m.TargetPools {
 		r, ok := parseRef(tp, ref{Project: c.p.name, Scope: "regions/" + region, Coll: "targetPools"})
@@ -147,10 +122,10 @@ func (s *Server) migsInsert(c *call) (any, *apiError) {
 	default:
 		return nil, errInvalidField("resource.listManagedInstancesResults", m.ListManagedInstancesResults, "")
 	}
-	if e := s.checkQuota(c.p, region, "INSTANCE_GROUP_MANAGERS", 1); e != nil {
+	if e := c.p.checkQuota(region, "INSTANCE_GROUP_MANAGERS", 1); e != nil {
 		return nil, e
 	}
-	if e := s.checkQuota(c.p, region, "INSTANCE_GROUPS", 1); e != nil {
+	if e := c.p.checkQuota(region, "INSTANCE_GROUPS", 1); e != nil {
 		return nil, e
 	}
 
@@ -158,9 +133,9 @@ func (s *Server) migsInsert(c *call) (any, *apiError) {
 	m.Kind = "compute#instanceGroupManager"
 	m.Id = s.newID()
 	m.CreationTimestamp = now
-	m.Zone = s.link(c.p.name, scope)
-	m.SelfLink = s.link(c.p.name, scope, "instanceGroupManagers", m.Name)
-	m.InstanceGroup = s.link(c.p.name, scope, "instanceGroups", m.Name)
+	m.Zone = c.p.link(scope)
+	m.SelfLink = c.p.link(scope, "instanceGroupManagers", m.Name)
+	m.InstanceGroup = c.p.link(scope, "instanceGroups", m.Name)
 	m.InstanceTemplate = tpl.SelfLink
 	m.Versions = []*compute.InstanceGroupManagerVersion{{InstanceTemplate: tpl.SelfLink,
 		TargetSize: &compute.FixedOrPercent{}}}
@@ -185,8 +160,8 @@ func (s *Server) migsInsert(c *call) (any, *apiError) {
 		ForceSendFields: []string{"IsStable"},
 	}
 	rec := &migRec{InstanceGroupManager: &m, p: c.p, zone: c.zone, members: map[string]*migMember{}}
-	rec.group = s.migGroup(c.p, c.zone, &m, tpl)
-	s.migRefresh(rec)
+	rec.group = c.p.migGroup(c.zone, &m, tpl)
+	rec.refresh()
 	return s.startOp(c, opSpec{Type: "compute.instanceGroupManagers.insert", Target: m.SelfLink, TargetID: m.Id, Scope: scope,
 		Done: func() *apiError {
 			if _, ok := c.p.migs.get(scope, m.Name); ok {
@@ -251,16 +226,16 @@ func calculated(fp *compute.FixedOrPercent, size int64) {
 }
 
 // migGroup makes the zonal instance group a MIG comes with.
-func (s *Server) migGroup(p *project, zone string, m *compute.InstanceGroupManager, tpl *compute.InstanceTemplate) *compute.InstanceGroup {
+func (p *project) migGroup(zone string, m *compute.InstanceGroupManager, tpl *compute.InstanceTemplate) *compute.InstanceGroup {
 	scope := "zones/" + zone
 	g := &compute.InstanceGroup{
 		Kind:              "compute#instanceGroup",
-		Id:                s.newID(),
+		Id:                p.st.newID(),
 		CreationTimestamp: m.CreationTimestamp,
 		Name:              m.Name,
-		Zone:              s.link(p.name, scope),
+		Zone:              p.link(scope),
 		SelfLink:          m.InstanceGroup,
-		Fingerprint:       s.newFingerprint(),
+		Fingerprint:       p.st.newFingerprint(),
 		NamedPorts:        m.NamedPorts,
 		ForceSendFields:   []string{"Description", "Size"},
 	}
@@ -268,8 +243,8 @@ func (s *Server) migGroup(p *project, zone string, m *compute.InstanceGroupManag
 		g.Network = nics[0].Network
 		g.Subnetwork = nics[0].Subnetwork
 		if g.Subnetwork == "" {
-			if n, e := s.networkRef(p, g.Network); e == nil {
-				if sn, e := s.subnetFor(p, n, s.regionOfZone(zone), ""); e == nil && sn != nil {
+			if n, e := p.networkRef(g.Network); e == nil {
+				if sn, e := p.subnetFor(n, p.st.cat.regionOf(zone), ""); e == nil && sn != nil {
 					g.Subnetwork = sn.SelfLink
 				}
 			}
@@ -278,20 +253,8 @@ func (s *Server) migGroup(p *project, zone string, m *compute.InstanceGroupManag
 	return g
 }
 
-// currentAction is what the MIG is doing with a member, as
-// listManagedInstances reports it.
-func (mem *migMember) currentAction() string {
-	switch {
-	case mem.deleting:
-		return "DELETING"
-	case mem.in == nil, mem.in.Status == "PROVISIONING", mem.in.Status == "STAGING":
-		return "CREATING"
-	}
-	return "NONE"
-}
-
 // migRefresh recomputes the fields that describe the group's progress.
-func (s *Server) migRefresh(m *migRec) {
+func (m *migRec) refresh() {
 	ca := &compute.InstanceGroupManagerActionsSummary{ForceSendFields: []string{
 		"Abandoning", "Creating", "CreatingWithoutRetries", "Deleting", "None", "Recreating", "Refreshing",
 		"Restarting", "Resuming", "Starting", "Stopping", "Suspending", "Verifying"}}
@@ -342,7 +305,7 @@ func (s *Server) migsGet(c *call) (any, *apiError) {
 	if e != nil {
 		return nil, e
 	}
-	s.migRefresh(m)
+	m.refresh()
 	return m.InstanceGroupManager, nil
 }
 
@@ -350,10 +313,10 @@ func (s *Server) migsList(c *call) (any, *apiError) {
 	scope := "zones/" + c.zone
 	var items []any
 	for _, m := range c.p.migs.list(scope) {
-		s.migRefresh(m)
+		m.refresh()
 		items = append(items, m.InstanceGroupManager)
 	}
-	return s.listResponse(c, "compute#instanceGroupManagerList", items, s.link(c.p.name, scope, "instanceGroupManagers"))
+	return s.listResponse(c, "compute#instanceGroupManagerList", items, c.p.link(scope, "instanceGroupManagers"))
 }
 
 // migsResize only schedules: the operation is DONE at once and the VMs
@@ -377,7 +340,7 @@ func (s *Server) migsResize(c *call) (any, *apiError) {
 	if m.deleting != nil {
 		return nil, errNotReady(path)
 	}
-	if e := s.checkNotBusy(c.p, m.SelfLink, path); e != nil {
+	if e := c.p.checkNotBusy(m.SelfLink, path); e != nil {
 		return nil, e
 	}
 	prev := m.TargetSize
@@ -402,7 +365,7 @@ func (s *Server) migsDelete(c *call) (any, *apiError) {
 	if m.deleting != nil {
 		return nil, errNotReady(path)
 	}
-	if e := s.checkNotBusy(c.p, m.SelfLink, path); e != nil {
+	if e := c.p.checkNotBusy(m.SelfLink, path); e != nil {
 		return nil, e
 	}
 	scope := "zones/" + c.zone
@@ -441,28 +404,6 @@ func (s *Server) migMaybeDeleted(m *migRec) {
 	if op := m.deleting; op != nil && len(m.members) == 0 {
 		op.finish()
 	}
-}
-
-func (m *migRec) sortedMembers() []*migMember {
-	out := make([]*migMember, 0, len(m.members))
-	for _, mem := range m.members {
-		out = append(out, mem)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
-	return out
-}
-
-// readiness orders members for scale-down: the least ready go first.
-func (mem *migMember) readiness() int {
-	switch {
-	case mem.in == nil:
-		return 0
-	case mem.in.Status == "PROVISIONING" || mem.in.Status == "STAGING":
-		return 1
-	case mem.in.Status != "RUNNING":
-		return 2
-	}
-	return 3
 }
 
 // migReconcile moves the group towards its target size: it deletes the
@@ -508,7 +449,7 @@ func (s *Server) migReconcile(m *migRec) {
 	if len(missing) > 0 {
 		s.migCreate(m, missing)
 	}
-	s.migRefresh(m)
+	m.refresh()
 }
 
 // migVMName picks <base>-<4 random [a-z0-9]> unused in the zone.
@@ -533,7 +474,7 @@ func (s *Server) migVMName(m *migRec) string {
 // migCreate tries to create the VMs of the given members, checking quota
 // for the whole batch at once. Failures are kept on the member and retried.
 func (s *Server) migCreate(m *migRec, members []*migMember) {
-	tpl, e := s.templateRef(m.p, m.InstanceTemplate, "instanceTemplate")
+	tpl, e := m.p.templateRef(m.InstanceTemplate, "instanceTemplate")
 	var props []byte
 	if e == nil {
 		b, err := json.Marshal(tpl.Properties)
@@ -542,7 +483,7 @@ func (s *Server) migCreate(m *migRec, members []*migMember) {
 		}
 		props = b
 	}
-	q := s.newQuotaBatch(m.p, s.regionOfZone(m.zone))
+	q := m.p.newQuotaBatch(s.cat.regionOf(m.zone))
 	migPath := "projects/" + uitoa(m.p.number) + "/zones/" + m.zone + "/instanceGroupManagers/" + m.Name
 	tplPath := "projects/" + uitoa(m.p.number) + "/global/instanceTemplates/" + lastSegment(m.InstanceTemplate)
 	failed := false
@@ -574,7 +515,7 @@ func (s *Server) migCreate(m *migRec, members []*migMember) {
 			continue
 		}
 		for _, pl := range m.TargetPools {
-			s.addToTargetPool(m.p, pl, rec.SelfLink)
+			m.p.addToTargetPool(pl, rec.SelfLink)
 		}
 	}
 	if failed {
@@ -584,7 +525,7 @@ func (s *Server) migCreate(m *migRec, members []*migMember) {
 
 // addToTargetPool makes an instance a member of a pool, as GCE does for the
 // VMs of a MIG that names the pool.
-func (s *Server) addToTargetPool(p *project, poolLink, instanceLink string) {
+func (p *project) addToTargetPool(poolLink, instanceLink string) {
 	r, ok := parseRef(poolLink, ref{Project: p.name})
 	if !ok {
 		return
@@ -667,7 +608,7 @@ func (s *Server) migMemberGone(rec *instanceRec, failedInsert bool) {
 // managedInstance renders one member for listManagedInstances.
 func (s *Server) managedInstance(m *migRec, mem *migMember) *compute.ManagedInstance {
 	mi := &compute.ManagedInstance{
-		Instance:      s.link(m.p.name, "zones", m.zone, "instances", mem.name),
+		Instance:      m.p.link("zones", m.zone, "instances", mem.name),
 		Name:          mem.name,
 		CurrentAction: mem.currentAction(),
 		TargetStatus:  "RUNNING",
@@ -731,7 +672,7 @@ func (s *Server) migsListManagedInstances(c *call) (any, *apiError) {
 func (s *Server) migsAggregated(c *call) (any, *apiError) {
 	by := map[string][]any{}
 	for _, m := range c.p.migs.list("") {
-		s.migRefresh(m)
+		m.refresh()
 		scope := "zones/" + lastSegment(m.Zone)
 		by[scope] = append(by[scope], m.InstanceGroupManager)
 	}

@@ -9,17 +9,6 @@ import (
 	compute "google.golang.org/api/compute/v1"
 )
 
-// operation is the emulator's record of one Compute operation.
-type operation struct {
-	op    *compute.Operation
-	scope string
-	done  chan struct{} // closed at DONE; wait long-polls on it
-	// finish completes a Manual operation (no-op once DONE).
-	finish func()
-}
-
-func (o *operation) isDone() bool { return o.op.Status == "DONE" }
-
 // opSpec describes a mutation as an operation: what it targets, how long it
 // takes, and the effects applied along the way. Effects run under Server.mu.
 type opSpec struct {
@@ -84,14 +73,14 @@ func (s *Server) startOp(c *call, spec opSpec) *operation {
 	}
 	switch {
 	case strings.HasPrefix(spec.Scope, "zones/"):
-		op.Zone = s.link(c.p.name, spec.Scope)
-		op.SelfLink = s.link(c.p.name, spec.Scope, "operations", name)
+		op.Zone = c.p.link(spec.Scope)
+		op.SelfLink = c.p.link(spec.Scope, "operations", name)
 	case strings.HasPrefix(spec.Scope, "regions/"):
-		op.Region = s.link(c.p.name, spec.Scope)
-		op.SelfLink = s.link(c.p.name, spec.Scope, "operations", name)
+		op.Region = c.p.link(spec.Scope)
+		op.SelfLink = c.p.link(spec.Scope, "operations", name)
 	default:
 		spec.Scope = "global"
-		op.SelfLink = s.link(c.p.name, "global", "operations", name)
+		op.SelfLink = c.p.link("global", "operations", name)
 	}
 	rec := &operation{op: op, scope: spec.Scope, done: make(chan struct{})}
 	c.p.ops.put(spec.Scope, name, rec)
@@ -125,7 +114,8 @@ func (s *Server) startOp(c *call, spec opSpec) *operation {
 		if err == nil {
 			rec.op.Warnings = spec.Warnings
 		}
-		s.completeOp(c.p, rec, err)
+		c.p.endOp(rec, err)
+		s.changed()
 	}
 	if spec.Manual {
 		rec.finish = func() {
@@ -157,35 +147,6 @@ func (s *Server) startOp(c *call, spec opSpec) *operation {
 		}
 	})
 	return rec
-}
-
-// completeOp marks an operation DONE, with err inside it when non-nil.
-func (s *Server) completeOp(p *project, rec *operation, err *apiError) {
-	op := rec.op
-	op.Status = "DONE"
-	op.Progress = 100
-	op.EndTime = timestamp(time.Now())
-	if err != nil {
-		op.Error = &compute.OperationError{Errors: []*compute.OperationErrorErrors{{
-			Code: err.opCode(), Message: err.Message,
-		}}}
-		op.HttpErrorStatusCode = int64(err.Code)
-		op.HttpErrorMessage = httpStatusText(err.Code)
-	}
-	if p.busy[op.TargetLink] == rec {
-		delete(p.busy, op.TargetLink)
-	}
-	close(rec.done)
-	s.changed()
-}
-
-// checkNotBusy refuses a mutation while another operation is changing the
-// same resource, as GCE does with resourceNotReady.
-func (s *Server) checkNotBusy(p *project, selfLink, path string) *apiError {
-	if o, ok := p.busy[selfLink]; ok && !o.isDone() {
-		return errNotReady(path)
-	}
-	return nil
 }
 
 func zoneDownError(project, zone, opType string) *apiError {
@@ -274,7 +235,7 @@ func (s *Server) opsList(c *call) (any, *apiError) {
 	for _, o := range c.p.ops.list(scope) {
 		items = append(items, o.op)
 	}
-	return s.listResponse(c, "compute#operationList", items, s.link(c.p.name, scope, "operations"))
+	return s.listResponse(c, "compute#operationList", items, c.p.link(scope, "operations"))
 }
 
 // opsWait long-polls until the operation is DONE or the cap passes. It runs

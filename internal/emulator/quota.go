@@ -31,7 +31,7 @@ func knownQuotaMetric(m string) bool {
 }
 
 // quotaLimit is the limit of metric in scope ("regions/r" or "global").
-func (s *Server) quotaLimit(p *project, scope, metric string) float64 {
+func (p *project) quotaLimit(scope, metric string) float64 {
 	if v, ok := p.quotaLimits[scope+"/"+metric]; ok {
 		return v
 	}
@@ -40,10 +40,10 @@ func (s *Server) quotaLimit(p *project, scope, metric string) float64 {
 
 // quotaUsage computes current usage of a regional metric (region "") means
 // the project-level metric.
-func (s *Server) quotaUsage(p *project, region, metric string) float64 {
+func (p *project) quotaUsage(region, metric string) float64 {
 	inRegion := func(zoneOrRegion string) bool {
 		name := lastSegment(zoneOrRegion)
-		if r, ok := s.cat.zoneRgn[name]; ok {
+		if r, ok := p.st.cat.zoneRgn[name]; ok {
 			return r == region
 		}
 		return name == region
@@ -55,7 +55,7 @@ func (s *Server) quotaUsage(p *project, region, metric string) float64 {
 		// every insert made instance creation quadratic.
 		for _, r := range p.instances.rows {
 			in := r.v
-			if in.usageRegion(s) != region {
+			if in.usageRegion(p.st.cat) != region {
 				continue
 			}
 			if metric == "INSTANCES" {
@@ -67,7 +67,7 @@ func (s *Server) quotaUsage(p *project, region, metric string) float64 {
 	case "IN_USE_ADDRESSES":
 		for _, r := range p.instances.rows {
 			in := r.v
-			if in.usageRegion(s) != region {
+			if in.usageRegion(p.st.cat) != region {
 				continue
 			}
 			for _, ni := range in.NetworkInterfaces {
@@ -130,30 +130,30 @@ func (s *Server) quotaUsage(p *project, region, metric string) float64 {
 
 // checkQuota refuses a change that would take metric above its limit.
 // region "" checks a project-level metric.
-func (s *Server) checkQuota(p *project, region, metric string, add float64) *apiError {
+func (p *project) checkQuota(region, metric string, add float64) *apiError {
 	scope := "global"
 	if region != "" {
 		scope = "regions/" + region
 	}
-	limit := s.quotaLimit(p, scope, metric)
-	if s.quotaUsage(p, region, metric)+add > limit {
+	limit := p.quotaLimit(scope, metric)
+	if p.quotaUsage(region, metric)+add > limit {
 		return errQuota(metric, limit, region)
 	}
 	return nil
 }
 
-func (s *Server) projectObj(p *project) *compute.Project {
+func (p *project) projectObj() *compute.Project {
 	var quotas []*compute.Quota
 	for _, m := range projectQuotaMetrics {
-		quotas = append(quotas, &compute.Quota{Metric: m, Limit: s.quotaLimit(p, "global", m),
-			Usage: s.quotaUsage(p, "", m), ForceSendFields: []string{"Usage"}})
+		quotas = append(quotas, &compute.Quota{Metric: m, Limit: p.quotaLimit("global", m),
+			Usage: p.quotaUsage("", m), ForceSendFields: []string{"Usage"}})
 	}
 	return &compute.Project{
 		Kind:                  "compute#project",
 		Id:                    p.number,
 		Name:                  p.name,
 		CreationTimestamp:     "2024-04-01T05:34:56.123-07:00",
-		SelfLink:              strings.TrimSuffix(s.link(p.name), "/"),
+		SelfLink:              strings.TrimSuffix(p.link(), "/"),
 		DefaultServiceAccount: projectServiceAccount(p),
 		CloudArmorTier:        "CA_STANDARD",
 		XpnProjectStatus:      "UNSPECIFIED_XPN_PROJECT_STATUS",
@@ -165,4 +165,41 @@ func (s *Server) projectObj(p *project) *compute.Project {
 		},
 		VmDnsSetting: "ZONAL_ONLY",
 	}
+}
+
+// quotaBatch checks allocations against regional quotas, computing each
+// metric's usage once: a MIG creating thousands of VMs in one pass must not
+// rescan the inventory for every VM.
+type quotaBatch struct {
+	p      *project
+	region string
+	used   map[string]float64
+}
+
+func (p *project) newQuotaBatch(region string) *quotaBatch {
+	return &quotaBatch{p: p, region: region, used: map[string]float64{}}
+}
+
+// take reserves every amount in want, or none of them.
+func (q *quotaBatch) take(want map[string]float64) *apiError {
+	for _, m := range regionalQuotaMetrics {
+		n := want[m]
+		if n <= 0 {
+			continue
+		}
+		u, ok := q.used[m]
+		if !ok {
+			u = q.p.quotaUsage(q.region, m)
+			q.used[m] = u
+		}
+		if limit := q.p.quotaLimit("regions/"+q.region, m); u+n > limit {
+			return errQuota(m, limit, q.region)
+		}
+	}
+	for m, n := range want {
+		if n > 0 {
+			q.used[m] += n
+		}
+	}
+	return nil
 }

@@ -46,18 +46,18 @@ func (s *Server) routesInsert(c *call) (any, *apiError) {
 	if hops != 1 {
 		return nil, errInvalidField("resource", rt.Name, "Exactly one next hop must be specified.")
 	}
-	n, e := s.networkRef(c.p, rt.Network)
+	n, e := c.p.networkRef(rt.Network)
 	if e != nil {
 		return nil, e
 	}
-	if e := s.checkQuota(c.p, "", "ROUTES", 1); e != nil {
+	if e := c.p.checkQuota("", "ROUTES", 1); e != nil {
 		return nil, e
 	}
 	rt.Network = n.SelfLink
 	rt.Kind = "compute#route"
 	rt.Id = s.newID()
 	rt.CreationTimestamp = timestamp(time.Now())
-	rt.SelfLink = s.link(c.p.name, "global", "routes", rt.Name)
+	rt.SelfLink = c.p.link("global", "routes", rt.Name)
 	rt.RouteType = "STATIC"
 	rt.RouteStatus = "ACTIVE"
 	rt.ForceSendFields = append(rt.ForceSendFields, "Priority")
@@ -69,14 +69,14 @@ func (s *Server) routesInsert(c *call) (any, *apiError) {
 		rt.NextHopInstance = s.link(r.Project, r.Scope, "instances", r.Name)
 		if in, ok := c.p.instances.get(r.Scope, r.Name); !ok {
 			rt.Warnings = []*compute.RouteWarnings{{Code: "NEXT_HOP_INSTANCE_NOT_FOUND",
-				Message: "Next hop instance '" + trimLink(s, rt.NextHopInstance) + "' does not exist."}}
+				Message: "Next hop instance '" + s.trimLink(rt.NextHopInstance) + "' does not exist."}}
 		} else if in.Status != "RUNNING" {
 			rt.Warnings = []*compute.RouteWarnings{{Code: "NEXT_HOP_NOT_RUNNING",
-				Message: "Next hop instance '" + trimLink(s, rt.NextHopInstance) + "' is not running."}}
+				Message: "Next hop instance '" + s.trimLink(rt.NextHopInstance) + "' is not running."}}
 		}
 	}
 	if rt.NextHopGateway != "" {
-		rt.NextHopGateway = s.link(c.p.name, "global", "gateways", lastSegment(rt.NextHopGateway))
+		rt.NextHopGateway = c.p.link("global", "gateways", lastSegment(rt.NextHopGateway))
 	}
 	obj := &rt
 	return s.startOp(c, opSpec{Type: "insert", Target: obj.SelfLink, TargetID: obj.Id, Scope: "global",
@@ -95,7 +95,7 @@ func (s *Server) routesGet(c *call) (any, *apiError) {
 }
 
 func (s *Server) routesList(c *call) (any, *apiError) {
-	return s.listResponse(c, "compute#routeList", toAny(c.p.routes.list("global")), s.link(c.p.name, "global", "routes"))
+	return s.listResponse(c, "compute#routeList", toAny(c.p.routes.list("global")), c.p.link("global", "routes"))
 }
 
 func (s *Server) routesDelete(c *call) (any, *apiError) {

@@ -112,22 +112,17 @@ func validProjectID(p string) bool {
 
 // Server is one emulated GCE. It is safe for concurrent use.
 type Server struct {
-	opts     Options
-	linkBase string
-	cat      *catalog
-	mux      *http.ServeMux
-	log      *zap.Logger
+	opts Options
+	mux  *http.ServeMux
+	log  *zap.Logger
 
-	mu       sync.Mutex // guards everything below
-	rng      *rand.Rand
-	lat      latencyModel
-	projects map[string]*project
-	zoneDown map[string]bool
-	ips      *ipPool
-	faults   faultSet
-	counts   requestCounts
-	rates    rateLimiter
-	gen      int // bumped by a reset; timers of an older generation do nothing
+	mu     sync.Mutex // guards everything below
+	state             // the inventory: projects, IP pool, zones (store.go)
+	lat    latencyModel
+	faults faultSet
+	counts requestCounts
+	rates  rateLimiter
+	gen    int // bumped by a reset; timers of an older generation do nothing
 
 	timerMu sync.Mutex
 	timers  map[*time.Timer]struct{}
@@ -149,21 +144,23 @@ func New(opts Options) (*Server, error) {
 	}
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	s := &Server{
-		opts:     opts,
-		linkBase: opts.LinkBase,
-		cat:      newCatalog(),
-		log:      opts.Logger,
-		rng:      rng,
+		opts: opts,
+		log:  opts.Logger,
+		state: state{
+			linkBase: opts.LinkBase,
+			cat:      newCatalog(),
+			rng:      rng,
+			external: opts.ExternalRange,
+			internal: opts.InternalRange,
+			zoneDown: map[string]bool{},
+		},
 		lat:      latencyModel{preset: opts.Latency, scale: opts.TimeScale, rng: rng},
-		projects: map[string]*project{},
-		zoneDown: map[string]bool{},
 		timers:   map[*time.Timer]struct{}{},
 		closing:  make(chan struct{}),
 		changeCh: make(chan struct{}, 1),
 	}
-	s.ips = newIPPool(opts.ExternalRange)
 	s.counts.reset()
-	s.resetProjects()
+	s.resetProjects(opts.Projects)
 	s.mux = http.NewServeMux()
 	s.apiRoutes()
 	s.batchRoutes()
@@ -172,18 +169,6 @@ func New(opts Options) (*Server, error) {
 		s.dp = newDataPlane(s)
 	}
 	return s, nil
-}
-
-// resetProjects recreates every project as a fresh one (default network and
-// firewall rules included). Called under mu or before the server is shared.
-func (s *Server) resetProjects() {
-	s.projects = map[string]*project{}
-	s.ips = newIPPool(s.opts.ExternalRange)
-	for i, name := range s.opts.Projects {
-		p := newProject(name, 100000000000+uint64(i)*7919+uint64(len(name)))
-		s.seedProject(p)
-		s.projects[name] = p
-	}
 }
 
 // Handler serves the Compute API under /compute/v1/ (and its batch endpoint,
@@ -305,7 +290,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, method string, mu
 	}
 	c.p = p
 	if p == nil { // public image project: a stand-in with no resources
-		c.p = newProject(projectName, 0)
+		c.p = s.newProject(projectName, 0)
 	}
 	if e := s.rates.take(projectName, method, time.Now()); e != nil {
 		s.mu.Unlock()

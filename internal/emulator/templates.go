@@ -61,7 +61,7 @@ func (s *Server) templatesInsert(c *call) (any, *apiError) {
 		}
 		if ip := ad.InitializeParams; ip != nil {
 			if ip.SourceImage != "" {
-				if _, e := s.resolveImage(c.p, ip.SourceImage); e != nil {
+				if _, e := c.p.resolveImage(ip.SourceImage); e != nil {
 					return nil, e
 				}
 			}
@@ -96,7 +96,7 @@ func (s *Server) templatesInsert(c *call) (any, *apiError) {
 	}
 	for i, ni := range nics {
 		f := fmt.Sprintf("resource.properties.networkInterfaces[%d]", i)
-		n, e := s.networkRef(c.p, ni.Network)
+		n, e := c.p.networkRef(ni.Network)
 		if e != nil {
 			return nil, e
 		}
@@ -146,13 +146,13 @@ func (s *Server) templatesInsert(c *call) (any, *apiError) {
 		return nil, e
 	}
 	pr.Scheduling = fillScheduling(pr.Scheduling)
-	if e := s.checkQuota(c.p, "", "INSTANCE_TEMPLATES", 1); e != nil {
+	if e := c.p.checkQuota("", "INSTANCE_TEMPLATES", 1); e != nil {
 		return nil, e
 	}
 	t.Kind = "compute#instanceTemplate"
 	t.Id = s.newID()
 	t.CreationTimestamp = timestamp(time.Now())
-	t.SelfLink = s.link(c.p.name, "global", "instanceTemplates", t.Name)
+	t.SelfLink = c.p.link("global", "instanceTemplates", t.Name)
 	t.Region = ""
 	t.ForceSendFields = append(t.ForceSendFields, "Description")
 	obj := &t
@@ -176,7 +176,7 @@ func (s *Server) templatesGet(c *call) (any, *apiError) {
 
 func (s *Server) templatesList(c *call) (any, *apiError) {
 	return s.listResponse(c, "compute#instanceTemplateList", toAny(c.p.templates.list("global")),
-		s.link(c.p.name, "global", "instanceTemplates"))
+		c.p.link("global", "instanceTemplates"))
 }
 
 // templatesAggregated is what gcloud's `instance-templates list` calls:
@@ -189,7 +189,7 @@ func (s *Server) templatesAggregated(c *call) (any, *apiError) {
 }
 
 // templateUser returns a MIG that uses the template, if any.
-func (s *Server) templateUser(p *project, link string) *migRec {
+func (p *project) templateUser(link string) *migRec {
 	for _, m := range p.migs.list("") {
 		if m.InstanceTemplate == link {
 			return m
@@ -209,16 +209,16 @@ func (s *Server) templatesDelete(c *call) (any, *apiError) {
 	if !ok {
 		return nil, errNotFound(path)
 	}
-	if e := s.checkNotBusy(c.p, t.SelfLink, path); e != nil {
+	if e := c.p.checkNotBusy(t.SelfLink, path); e != nil {
 		return nil, e
 	}
-	if m := s.templateUser(c.p, t.SelfLink); m != nil {
-		return nil, errInUse("instance_template", path, trimLink(s, m.SelfLink))
+	if m := c.p.templateUser(t.SelfLink); m != nil {
+		return nil, errInUse("instance_template", path, s.trimLink(m.SelfLink))
 	}
 	return s.startOp(c, opSpec{Type: "delete", Target: t.SelfLink, TargetID: t.Id, Scope: "global",
 		Done: func() *apiError {
-			if m := s.templateUser(c.p, t.SelfLink); m != nil {
-				return errInUse("instance_template", path, trimLink(s, m.SelfLink))
+			if m := c.p.templateUser(t.SelfLink); m != nil {
+				return errInUse("instance_template", path, s.trimLink(m.SelfLink))
 			}
 			if cur, ok := c.p.templates.get("global", t.Name); ok && cur == t {
 				c.p.templates.del("global", t.Name)
@@ -228,7 +228,7 @@ func (s *Server) templatesDelete(c *call) (any, *apiError) {
 }
 
 // templateRef resolves a template reference from a MIG body.
-func (s *Server) templateRef(p *project, v, field string) (*compute.InstanceTemplate, *apiError) {
+func (p *project) templateRef(v, field string) (*compute.InstanceTemplate, *apiError) {
 	r, ok := parseRef(v, ref{Project: p.name, Scope: "global", Coll: "instanceTemplates"})
 	if !ok || r.Coll != "instanceTemplates" || r.Scope != "global" {
 		return nil, errInvalidField(field, v, "")
