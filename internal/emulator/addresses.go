@@ -137,10 +137,9 @@ func (s *Server) addressesInsert(c *call) (any, *apiError) {
 }
 
 func (s *Server) addressesGet(c *call) (any, *apiError) {
-	scope := "regions/" + c.region
-	a, ok := c.p.addresses.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "addresses", c.name))
+	a, _, e := getNamed(c, c.p.addresses, "addresses")
+	if e != nil {
+		return nil, e
 	}
 	return a, nil
 }
@@ -158,11 +157,11 @@ func (s *Server) addressesAggregated(c *call) (any, *apiError) {
 // is allowed, as in GCE: the IP stays with its user as an ephemeral one.
 func (s *Server) addressesDelete(c *call) (any, *apiError) {
 	scope := "regions/" + c.region
-	a, ok := c.p.addresses.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "addresses", c.name))
+	a, path, e := getNamed(c, c.p.addresses, "addresses")
+	if e != nil {
+		return nil, e
 	}
-	if e := c.p.checkNotBusy(a.SelfLink, relPath(c.p.name, scope, "addresses", c.name)); e != nil {
+	if e := c.p.checkNotBusy(a.SelfLink, path); e != nil {
 		return nil, e
 	}
 	return s.startOp(c, opSpec{Type: "delete", Target: a.SelfLink, TargetID: a.Id, Scope: scope,
@@ -178,25 +177,16 @@ func (s *Server) addressesDelete(c *call) (any, *apiError) {
 		}}), nil
 }
 
+// addressesSetLabels is DONE in the response, as recorded on GCE.
 func (s *Server) addressesSetLabels(c *call) (any, *apiError) {
-	scope := "regions/" + c.region
-	a, ok := c.p.addresses.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "addresses", c.name))
-	}
-	var req compute.RegionSetLabelsRequest
-	if e := c.decode(&req); e != nil {
+	a, _, e := getNamed(c, c.p.addresses, "addresses")
+	if e != nil {
 		return nil, e
 	}
-	if e := checkLabels(req.Labels); e != nil {
+	if e := s.applyLabels(c, &a.Labels, &a.LabelFingerprint); e != nil {
 		return nil, e
 	}
-	if req.LabelFingerprint != a.LabelFingerprint {
-		return nil, errFingerprint("Labels fingerprint either invalid or resource labels have changed")
-	}
-	a.Labels = req.Labels
-	a.LabelFingerprint = s.newFingerprint()
-	return s.startOp(c, opSpec{Type: "setLabels", Target: a.SelfLink, TargetID: a.Id, Scope: scope, Immediate: true}), nil
+	return s.startOp(c, opSpec{Type: "setLabels", Target: a.SelfLink, TargetID: a.Id, Scope: c.scope(), Immediate: true}), nil
 }
 
 // findAddressByIP returns the static address of region that holds ip.
@@ -263,6 +253,32 @@ func (st *state) allocEphemeral(user string) (netip.Addr, *apiError) {
 		return netip.Addr{}, &apiError{Code: 400, Reason: "invalid", OpCode: "IP_SPACE_EXHAUSTED", Message: "No external IP addresses are available."}
 	}
 	return ip, nil
+}
+
+// applyLabels is setLabels as GCE does it for every resource with labels:
+// the labels must be valid and the request must carry the current label
+// fingerprint. The labels apply at request time, so that a second writer
+// holding the old fingerprint loses even while the operation runs; no
+// labels are absent, not {}; the fingerprint changes.
+func (s *Server) applyLabels(c *call, labels *map[string]string, fingerprint *string) *apiError {
+	var req struct {
+		Labels           map[string]string `json:"labels"`
+		LabelFingerprint string            `json:"labelFingerprint"`
+	}
+	if e := c.decode(&req); e != nil {
+		return e
+	}
+	if e := checkLabels(req.Labels); e != nil {
+		return e
+	}
+	if req.LabelFingerprint != *fingerprint {
+		return errFingerprint("Labels fingerprint either invalid or resource labels have changed")
+	}
+	if len(req.Labels) == 0 {
+		req.Labels = nil
+	}
+	*labels, *fingerprint = req.Labels, s.newFingerprint()
+	return nil
 }
 
 // checkLabels enforces GCE's label syntax: at most 64, keys start with a

@@ -35,5 +35,5 @@ func (s *Server) apiRoutes() {
 func (s *Server) projectsGet(c *call) (any, *apiError) { return c.p.projectObj(), nil }
 
 func (s *Server) autoscalersList(c *call) (any, *apiError) {
-	return s.listResponse(c, "compute#autoscalerList", nil, c.p.link(s.opScope(c), "autoscalers"))
+	return s.listResponse(c, "compute#autoscalerList", nil, c.p.link(c.scope(), "autoscalers"))
 }

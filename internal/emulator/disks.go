@@ -251,10 +251,9 @@ func (s *Server) disksInsert(c *call) (any, *apiError) {
 }
 
 func (s *Server) disksGet(c *call) (any, *apiError) {
-	scope := "zones/" + c.zone
-	d, ok := c.p.disks.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "disks", c.name))
+	d, _, e := getNamed(c, c.p.disks, "disks")
+	if e != nil {
+		return nil, e
 	}
 	return d, nil
 }
@@ -271,11 +270,10 @@ func (s *Server) disksAggregated(c *call) (any, *apiError) {
 // disksDelete refuses, synchronously, a disk that is still attached.
 func (s *Server) disksDelete(c *call) (any, *apiError) {
 	scope := "zones/" + c.zone
-	d, ok := c.p.disks.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "disks", c.name))
+	d, path, e := getNamed(c, c.p.disks, "disks")
+	if e != nil {
+		return nil, e
 	}
-	path := relPath(c.p.name, scope, "disks", c.name)
 	if e := c.p.checkNotBusy(d.SelfLink, path); e != nil {
 		return nil, e
 	}
@@ -298,28 +296,17 @@ func (s *Server) disksDelete(c *call) (any, *apiError) {
 		Fail: func() { d.Status = prev }}), nil
 }
 
+// disksSetLabels waits for other operations on the disk, as GCE does.
 func (s *Server) disksSetLabels(c *call) (any, *apiError) {
-	scope := "zones/" + c.zone
-	d, ok := c.p.disks.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "disks", c.name))
-	}
-	var req compute.ZoneSetLabelsRequest
-	if e := c.decode(&req); e != nil {
+	d, path, e := getNamed(c, c.p.disks, "disks")
+	if e != nil {
 		return nil, e
 	}
-	if e := checkLabels(req.Labels); e != nil {
+	if e := c.p.checkNotBusy(d.SelfLink, path); e != nil {
 		return nil, e
 	}
-	if e := c.p.checkNotBusy(d.SelfLink, relPath(c.p.name, scope, "disks", c.name)); e != nil {
+	if e := s.applyLabels(c, &d.Labels, &d.LabelFingerprint); e != nil {
 		return nil, e
 	}
-	if req.LabelFingerprint != d.LabelFingerprint {
-		return nil, errFingerprint("Labels fingerprint either invalid or resource labels have changed")
-	}
-	// Applied at request time: a second writer holding the old fingerprint
-	// must lose even while this operation is still running.
-	d.Labels = req.Labels
-	d.LabelFingerprint = s.newFingerprint()
-	return s.startOp(c, opSpec{Type: "setLabels", Target: d.SelfLink, TargetID: d.Id, Scope: scope}), nil
+	return s.startOp(c, opSpec{Type: "setLabels", Target: d.SelfLink, TargetID: d.Id, Scope: c.scope()}), nil
 }

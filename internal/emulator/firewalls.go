@@ -141,9 +141,9 @@ func checkFirewallRule(i int, proto string, ports []string) *apiError {
 }
 
 func (s *Server) firewallsGet(c *call) (any, *apiError) {
-	fw, ok := c.p.firewalls.get("global", c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, "global", "firewalls", c.name))
+	fw, _, e := getNamed(c, c.p.firewalls, "firewalls")
+	if e != nil {
+		return nil, e
 	}
 	return fw, nil
 }
@@ -153,11 +153,11 @@ func (s *Server) firewallsList(c *call) (any, *apiError) {
 }
 
 func (s *Server) firewallsDelete(c *call) (any, *apiError) {
-	fw, ok := c.p.firewalls.get("global", c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, "global", "firewalls", c.name))
+	fw, path, e := getNamed(c, c.p.firewalls, "firewalls")
+	if e != nil {
+		return nil, e
 	}
-	if e := c.p.checkNotBusy(fw.SelfLink, relPath(c.p.name, "global", "firewalls", c.name)); e != nil {
+	if e := c.p.checkNotBusy(fw.SelfLink, path); e != nil {
 		return nil, e
 	}
 	return s.startOp(c, opSpec{Type: "delete", Target: fw.SelfLink, TargetID: fw.Id, Scope: "global",

@@ -285,10 +285,9 @@ func (p *project) ruleByLink(link string) *compute.ForwardingRule {
 }
 
 func (s *Server) forwardingRulesGet(c *call) (any, *apiError) {
-	scope := "regions/" + c.region
-	fr, ok := c.p.forwardingRules.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "forwardingRules", c.name))
+	fr, _, e := getNamed(c, c.p.forwardingRules, "forwardingRules")
+	if e != nil {
+		return nil, e
 	}
 	return fr, nil
 }
@@ -307,11 +306,9 @@ func (s *Server) forwardingRulesAggregated(c *call) (any, *apiError) {
 // mutableRule finds the rule named in the path and checks it is free for a
 // mutation.
 func (s *Server) mutableRule(c *call) (*compute.ForwardingRule, *apiError) {
-	scope := "regions/" + c.region
-	path := relPath(c.p.name, scope, "forwardingRules", c.name)
-	fr, ok := c.p.forwardingRules.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(path)
+	fr, path, e := getNamed(c, c.p.forwardingRules, "forwardingRules")
+	if e != nil {
+		return nil, e
 	}
 	if e := c.p.checkNotBusy(fr.SelfLink, path); e != nil {
 		return nil, e
@@ -367,20 +364,8 @@ func (s *Server) forwardingRulesSetLabels(c *call) (any, *apiError) {
 	if e != nil {
 		return nil, e
 	}
-	var req compute.RegionSetLabelsRequest
-	if e := c.decode(&req); e != nil {
+	if e := s.applyLabels(c, &fr.Labels, &fr.LabelFingerprint); e != nil {
 		return nil, e
 	}
-	if e := checkLabels(req.Labels); e != nil {
-		return nil, e
-	}
-	if req.LabelFingerprint != fr.LabelFingerprint {
-		return nil, errFingerprint("Labels fingerprint either invalid or resource labels have changed")
-	}
-	fr.Labels = req.Labels
-	if len(fr.Labels) == 0 {
-		fr.Labels = nil
-	}
-	fr.LabelFingerprint = s.newFingerprint()
-	return s.startOp(c, opSpec{Type: "setLabels", Target: fr.SelfLink, TargetID: fr.Id, Scope: "regions/" + c.region, Immediate: true}), nil
+	return s.startOp(c, opSpec{Type: "setLabels", Target: fr.SelfLink, TargetID: fr.Id, Scope: c.scope(), Immediate: true}), nil
 }

@@ -98,9 +98,9 @@ func (s *Server) httpHealthChecksInsert(c *call) (any, *apiError) {
 }
 
 func (s *Server) httpHealthChecksGet(c *call) (any, *apiError) {
-	hc, ok := c.p.httpHealthChecks.get("global", c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, "global", "httpHealthChecks", c.name))
+	hc, _, e := getNamed(c, c.p.httpHealthChecks, "httpHealthChecks")
+	if e != nil {
+		return nil, e
 	}
 	return hc, nil
 }
@@ -125,10 +125,9 @@ func (p *project) healthCheckUser(hcLink string) string {
 // httpHealthChecksDelete refuses a check a pool still uses inside the
 // operation, as observed on GCE, and leaves the check in place.
 func (s *Server) httpHealthChecksDelete(c *call) (any, *apiError) {
-	path := relPath(c.p.name, "global", "httpHealthChecks", c.name)
-	hc, ok := c.p.httpHealthChecks.get("global", c.name)
-	if !ok {
-		return nil, errNotFound(path)
+	hc, path, e := getNamed(c, c.p.httpHealthChecks, "httpHealthChecks")
+	if e != nil {
+		return nil, e
 	}
 	if e := c.p.checkNotBusy(hc.SelfLink, path); e != nil {
 		return nil, e
@@ -171,10 +170,9 @@ func (s *Server) httpHealthChecksPatch(c *call) (any, *apiError) {
 }
 
 func (s *Server) httpHealthCheckChange(c *call, opType string, build func(cur *compute.HttpHealthCheck) (*compute.HttpHealthCheck, *apiError)) (any, *apiError) {
-	path := relPath(c.p.name, "global", "httpHealthChecks", c.name)
-	cur, ok := c.p.httpHealthChecks.get("global", c.name)
-	if !ok {
-		return nil, errNotFound(path)
+	cur, path, e := getNamed(c, c.p.httpHealthChecks, "httpHealthChecks")
+	if e != nil {
+		return nil, e
 	}
 	next, e := build(cur)
 	if e != nil {

@@ -28,9 +28,9 @@ func (p *project) groupMIG(scope string, g *compute.InstanceGroup) *migRec {
 
 func (s *Server) instanceGroupsGet(c *call) (any, *apiError) {
 	scope := "zones/" + c.zone
-	g, ok := c.p.instanceGroups.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "instanceGroups", c.name))
+	g, _, e := getNamed(c, c.p.instanceGroups, "instanceGroups")
+	if e != nil {
+		return nil, e
 	}
 	c.p.groupMIG(scope, g)
 	return g, nil
@@ -50,9 +50,9 @@ func (s *Server) instanceGroupsList(c *call) (any, *apiError) {
 // status; instanceState RUNNING keeps only running ones.
 func (s *Server) instanceGroupsListInstances(c *call) (any, *apiError) {
 	scope := "zones/" + c.zone
-	g, ok := c.p.instanceGroups.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "instanceGroups", c.name))
+	g, _, e := getNamed(c, c.p.instanceGroups, "instanceGroups")
+	if e != nil {
+		return nil, e
 	}
 	var req compute.InstanceGroupsListInstancesRequest
 	if strings.TrimSpace(string(c.body)) != "" {

@@ -821,11 +821,9 @@ func (s *Server) instanceFromTemplateRef(c *call, v string, body *compute.Instan
 
 // findInstance looks up the instance named in the path.
 func (s *Server) findInstance(c *call) (*instanceRec, string, *apiError) {
-	scope := "zones/" + c.zone
-	path := relPath(c.p.name, scope, "instances", c.name)
-	in, ok := c.p.instances.get(scope, c.name)
-	if !ok {
-		return nil, path, errNotFound(path)
+	in, path, e := getNamed(c, c.p.instances, "instances")
+	if e != nil {
+		return nil, path, e
 	}
 	return in, path, nil
 }
@@ -1161,21 +1159,9 @@ func (s *Server) instancesSetLabels(c *call) (any, *apiError) {
 	if e != nil {
 		return nil, e
 	}
-	var req compute.InstancesSetLabelsRequest
-	if e := c.decode(&req); e != nil {
+	if e := s.applyLabels(c, &in.Labels, &in.LabelFingerprint); e != nil {
 		return nil, e
 	}
-	if e := checkLabels(req.Labels); e != nil {
-		return nil, e
-	}
-	if req.LabelFingerprint != in.LabelFingerprint {
-		return nil, errFingerprint("Labels fingerprint either invalid or resource labels have changed")
-	}
-	in.Labels = req.Labels
-	if len(in.Labels) == 0 {
-		in.Labels = nil
-	}
-	in.LabelFingerprint = s.newFingerprint()
 	return s.startInstanceOp(c, in, opSpec{Type: "compute.instance.setLabels", Target: in.SelfLink, TargetID: in.Id, Scope: "zones/" + c.zone}), nil
 }
 

@@ -291,11 +291,9 @@ func (m *migRec) refresh() {
 
 // findMIG looks up the MIG named in the path.
 func (s *Server) findMIG(c *call) (*migRec, string, *apiError) {
-	scope := "zones/" + c.zone
-	path := relPath(c.p.name, scope, "instanceGroupManagers", c.name)
-	m, ok := c.p.migs.get(scope, c.name)
-	if !ok {
-		return nil, path, errNotFound(path)
+	m, path, e := getNamed(c, c.p.migs, "instanceGroupManagers")
+	if e != nil {
+		return nil, path, e
 	}
 	return m, path, nil
 }

@@ -246,9 +246,9 @@ func (s *Server) networksInsert(c *call) (any, *apiError) {
 }
 
 func (s *Server) networksGet(c *call) (any, *apiError) {
-	n, ok := c.p.networks.get("global", c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, "global", "networks", c.name))
+	n, _, e := getNamed(c, c.p.networks, "networks")
+	if e != nil {
+		return nil, e
 	}
 	return n, nil
 }
@@ -292,11 +292,11 @@ func (p *project) networkUser(n *compute.Network) string {
 }
 
 func (s *Server) networksDelete(c *call) (any, *apiError) {
-	n, ok := c.p.networks.get("global", c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, "global", "networks", c.name))
+	n, path, e := getNamed(c, c.p.networks, "networks")
+	if e != nil {
+		return nil, e
 	}
-	if e := c.p.checkNotBusy(n.SelfLink, relPath(c.p.name, "global", "networks", c.name)); e != nil {
+	if e := c.p.checkNotBusy(n.SelfLink, path); e != nil {
 		return nil, e
 	}
 	// GCE reports a network in use inside the DONE operation, not as an HTTP
@@ -372,10 +372,9 @@ func (s *Server) subnetworksInsert(c *call) (any, *apiError) {
 }
 
 func (s *Server) subnetworksGet(c *call) (any, *apiError) {
-	scope := "regions/" + c.region
-	sn, ok := c.p.subnetworks.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "subnetworks", c.name))
+	sn, _, e := getNamed(c, c.p.subnetworks, "subnetworks")
+	if e != nil {
+		return nil, e
 	}
 	return sn, nil
 }
@@ -391,9 +390,9 @@ func (s *Server) subnetworksAggregated(c *call) (any, *apiError) {
 
 func (s *Server) subnetworksDelete(c *call) (any, *apiError) {
 	scope := "regions/" + c.region
-	sn, ok := c.p.subnetworks.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "subnetworks", c.name))
+	sn, _, e := getNamed(c, c.p.subnetworks, "subnetworks")
+	if e != nil {
+		return nil, e
 	}
 	if n, ok := c.p.networks.get("global", lastSegment(sn.Network)); ok && n.AutoCreateSubnetworks {
 		return nil, errBadRequest("Cannot delete the subnetwork of an auto-mode network.")

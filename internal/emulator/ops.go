@@ -201,36 +201,24 @@ func (s *Server) routesOperations() {
 	s.handle("GET", "aggregated/operations", "compute.globalOperations.aggregatedList", s.opsAggregated)
 }
 
-func (s *Server) opScope(c *call) string {
-	switch {
-	case c.zone != "":
-		return "zones/" + c.zone
-	case c.region != "":
-		return "regions/" + c.region
-	}
-	return "global"
-}
-
 func (s *Server) opsGet(c *call) (any, *apiError) {
-	scope := s.opScope(c)
-	rec, ok := c.p.ops.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "operations", c.name))
+	rec, _, e := getNamed(c, c.p.ops, "operations")
+	if e != nil {
+		return nil, e
 	}
 	return rec.op, nil
 }
 
 func (s *Server) opsDelete(c *call) (any, *apiError) {
-	scope := s.opScope(c)
-	if _, ok := c.p.ops.get(scope, c.name); !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "operations", c.name))
+	if _, _, e := getNamed(c, c.p.ops, "operations"); e != nil {
+		return nil, e
 	}
-	c.p.ops.del(scope, c.name)
+	c.p.ops.del(c.scope(), c.name)
 	return noContent{}, nil
 }
 
 func (s *Server) opsList(c *call) (any, *apiError) {
-	scope := s.opScope(c)
+	scope := c.scope()
 	var items []any
 	for _, o := range c.p.ops.list(scope) {
 		items = append(items, o.op)
@@ -241,12 +229,11 @@ func (s *Server) opsList(c *call) (any, *apiError) {
 // opsWait long-polls until the operation is DONE or the cap passes. It runs
 // without Server.mu held while it waits.
 func (s *Server) opsWait(w http.ResponseWriter, c *call) {
-	scope := s.opScope(c)
 	s.mu.Lock()
-	rec, ok := c.p.ops.get(scope, c.name)
+	rec, _, e := getNamed(c, c.p.ops, "operations")
 	s.mu.Unlock()
-	if !ok {
-		writeError(w, errNotFound(relPath(c.p.name, scope, "operations", c.name)))
+	if e != nil {
+		writeError(w, e)
 		return
 	}
 	timer := time.NewTimer(s.opts.WaitCap)

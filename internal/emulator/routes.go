@@ -87,9 +87,9 @@ func (s *Server) routesInsert(c *call) (any, *apiError) {
 }
 
 func (s *Server) routesGet(c *call) (any, *apiError) {
-	rt, ok := c.p.routes.get("global", c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, "global", "routes", c.name))
+	rt, _, e := getNamed(c, c.p.routes, "routes")
+	if e != nil {
+		return nil, e
 	}
 	return rt, nil
 }
@@ -99,9 +99,9 @@ func (s *Server) routesList(c *call) (any, *apiError) {
 }
 
 func (s *Server) routesDelete(c *call) (any, *apiError) {
-	rt, ok := c.p.routes.get("global", c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, "global", "routes", c.name))
+	rt, _, e := getNamed(c, c.p.routes, "routes")
+	if e != nil {
+		return nil, e
 	}
 	return s.startOp(c, opSpec{Type: "delete", Target: rt.SelfLink, TargetID: rt.Id, Scope: "global",
 		Done: func() *apiError {

@@ -430,3 +430,27 @@ func (rc *requestCounts) since(id int) (map[string]int64, bool) {
 	}
 	return out, true
 }
+
+// scope is the scope the call's path names: "zones/z", "regions/r" or
+// "global".
+func (c *call) scope() string {
+	switch {
+	case c.zone != "":
+		return "zones/" + c.zone
+	case c.region != "":
+		return "regions/" + c.region
+	}
+	return "global"
+}
+
+// getNamed finds the resource the path names in t, or answers GCE's 404.
+// path is the resource's relative path, as errors quote it.
+func getNamed[V any](c *call, t table[V], coll string) (v V, path string, e *apiError) {
+	scope := c.scope()
+	path = relPath(c.p.name, scope, coll, c.name)
+	v, ok := t.get(scope, c.name)
+	if !ok {
+		return v, path, errNotFound(path)
+	}
+	return v, path, nil
+}

@@ -159,10 +159,9 @@ func (p *project) targetPoolRef(region, v, field string) (*compute.TargetPool, *
 }
 
 func (s *Server) targetPoolsGet(c *call) (any, *apiError) {
-	scope := "regions/" + c.region
-	tp, ok := c.p.targetPools.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "targetPools", c.name))
+	tp, _, e := getNamed(c, c.p.targetPools, "targetPools")
+	if e != nil {
+		return nil, e
 	}
 	return tp, nil
 }
@@ -195,11 +194,9 @@ func (p *project) targetPoolUser(link string) string {
 // mutablePool finds the pool named in the path and checks it is free for a
 // mutation.
 func (s *Server) mutablePool(c *call) (*compute.TargetPool, string, *apiError) {
-	scope := "regions/" + c.region
-	path := relPath(c.p.name, scope, "targetPools", c.name)
-	tp, ok := c.p.targetPools.get(scope, c.name)
-	if !ok {
-		return nil, path, errNotFound(path)
+	tp, path, e := getNamed(c, c.p.targetPools, "targetPools")
+	if e != nil {
+		return nil, path, e
 	}
 	if e := c.p.checkNotBusy(tp.SelfLink, path); e != nil {
 		return nil, path, e
@@ -378,9 +375,9 @@ func (s *Server) targetPoolsRemoveHealthCheck(c *call) (any, *apiError) {
 // IP that serves the pool, as GCE does.
 func (s *Server) targetPoolsGetHealth(c *call) (any, *apiError) {
 	scope := "regions/" + c.region
-	tp, ok := c.p.targetPools.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "targetPools", c.name))
+	tp, _, e := getNamed(c, c.p.targetPools, "targetPools")
+	if e != nil {
+		return nil, e
 	}
 	var req compute.InstanceReference
 	if e := c.decode(&req); e != nil {

@@ -167,9 +167,9 @@ func (s *Server) templatesInsert(c *call) (any, *apiError) {
 }
 
 func (s *Server) templatesGet(c *call) (any, *apiError) {
-	t, ok := c.p.templates.get("global", c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, "global", "instanceTemplates", c.name))
+	t, _, e := getNamed(c, c.p.templates, "instanceTemplates")
+	if e != nil {
+		return nil, e
 	}
 	return t, nil
 }
@@ -204,10 +204,9 @@ func (p *project) templateUser(link string) *migRec {
 }
 
 func (s *Server) templatesDelete(c *call) (any, *apiError) {
-	t, ok := c.p.templates.get("global", c.name)
-	path := relPath(c.p.name, "global", "instanceTemplates", c.name)
-	if !ok {
-		return nil, errNotFound(path)
+	t, path, e := getNamed(c, c.p.templates, "instanceTemplates")
+	if e != nil {
+		return nil, e
 	}
 	if e := c.p.checkNotBusy(t.SelfLink, path); e != nil {
 		return nil, e
