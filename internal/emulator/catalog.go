@@ -220,7 +220,7 @@ func findImage(project, name string) (publicImage, bool) {
 
 // deprecationWarnings are the warnings GCE puts on the DONE operation of a
 // request that used deprecated images (recorded: computepacketmirroring#6).
-func (s *Server) deprecationWarnings(images ...*publicImage) []*compute.OperationWarnings {
+func deprecationWarnings(images ...*publicImage) []*compute.OperationWarnings {
 	var out []*compute.OperationWarnings
 	for _, im := range images {
 		if im == nil || !im.deprecated {

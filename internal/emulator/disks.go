@@ -236,7 +236,7 @@ func (s *Server) disksInsert(c *call) (any, *apiError) {
 	d := c.p.newDisk(c.zone, sp)
 	c.p.disks.put(scope, d.Name, d)
 	return s.startOp(c, opSpec{Type: "insert", Target: d.SelfLink, TargetID: d.Id, Scope: scope,
-		Warnings: s.deprecationWarnings(sp.image),
+		Warnings: deprecationWarnings(sp.image),
 		Done: func() *apiError {
 			if d.Status == "CREATING" {
 				d.Status = "READY"

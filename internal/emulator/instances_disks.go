@@ -69,7 +69,7 @@ func (s *Server) instancesAttachDisk(c *call) (any, *apiError) {
 				return errNotFound(s.trimLink(d.SelfLink))
 			}
 			attachUser(d, in.SelfLink)
-			s.renderAttached(obj, d, index)
+			renderAttached(obj, d, index)
 			in.Disks = append(in.Disks, obj)
 			in.Fingerprint = s.newFingerprint()
 			return nil
@@ -157,4 +157,55 @@ func (s *Server) instancesSetDiskAutoDelete(c *call) (any, *apiError) {
 			in.Fingerprint = s.newFingerprint()
 			return nil
 		}}), nil
+}
+
+// renderAttached fills an AttachedDisk as an instance GET shows it; the
+// initializeParams a client sent are never returned.
+func renderAttached(ad *compute.AttachedDisk, d *compute.Disk, index int) {
+	ad.Kind = "compute#attachedDisk"
+	ad.Type = "PERSISTENT"
+	ad.Source = d.SelfLink
+	ad.Index = int64(index)
+	ad.Interface = "SCSI"
+	ad.DiskSizeGb = d.SizeGb
+	ad.InitializeParams = nil
+	ad.ForceAttach = false
+	if ad.Boot {
+		ad.Architecture = d.Architecture
+		ad.GuestOsFeatures = d.GuestOsFeatures
+		ad.Licenses = d.Licenses
+	}
+	ad.ForceSendFields = append(ad.ForceSendFields, "AutoDelete", "Boot", "Index")
+}
+
+// diskConflict reports the in-use error GCE gives when attaching d in mode
+// would clash with its current attachments.
+func (p *project) diskConflict(d *compute.Disk, mode, user string) *apiError {
+	for _, u := range d.Users {
+		if u == user {
+			continue
+		}
+		other := p.instanceByLink(u)
+		otherMode := "READ_WRITE"
+		if other != nil {
+			for _, ad := range other.Disks {
+				if ad.Source == d.SelfLink {
+					otherMode = ad.Mode
+				}
+			}
+		}
+		if mode == "READ_WRITE" || otherMode == "READ_WRITE" {
+			return errInUse("disk", p.st.trimLink(d.SelfLink), p.st.trimLink(u))
+		}
+	}
+	return nil
+}
+
+func (p *project) diskOfAttached(ad *compute.AttachedDisk) *compute.Disk {
+	r, ok := parseRef(ad.Source, ref{Project: p.name})
+	if !ok || r.Coll != "disks" {
+		return nil
+	}
+	d, _ := p.disks.get(r.Scope, r.Name)
+	return d
 }

@@ -180,25 +180,6 @@ func (p *project) subnetFor(n *compute.Network, region, subnet string) (*compute
 		fmt.Sprintf("Network '%s' has no subnetwork in region '%s'.", n.Name, region))
 }
 
-// allocInternal hands out an internal IP inside the subnet's range, or the
-// legacy network's range.
-func (st *state) allocInternal(n *compute.Network, sn *compute.Subnetwork, holder string) (netip.Addr, *apiError) {
-	cidr := n.IPv4Range
-	if sn != nil {
-		cidr = sn.IpCidrRange
-	}
-	pr, err := netip.ParsePrefix(cidr)
-	if err != nil {
-		return netip.Addr{}, &apiError{Code: 400, Reason: "invalid", OpCode: "IP_SPACE_EXHAUSTED", Message: "Invalid subnetwork range " + cidr}
-	}
-	a, ok := st.ips.allocate(pr, holder)
-	if !ok {
-		return netip.Addr{}, &apiError{Code: 400, Reason: "invalid", OpCode: "IP_SPACE_EXHAUSTED",
-			Message: fmt.Sprintf("IP space of '%s' is exhausted.", cidr)}
-	}
-	return a, nil
-}
-
 func (s *Server) networksInsert(c *call) (any, *apiError) {
 	var n compute.Network
 	if e := c.decode(&n); e != nil {

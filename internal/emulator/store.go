@@ -257,13 +257,6 @@ func (l lazyWire) MarshalJSON() ([]byte, error) {
 	return b, nil
 }
 
-// markRunning is the moment a VM reaches RUNNING (insert or start DONE).
-func (st *state) markRunning(rec *instanceRec) {
-	rec.Status = "RUNNING"
-	rec.LastStartTimestamp = timestamp(time.Now())
-	rec.CpuPlatform = cpuPlatforms[st.rng.IntN(len(cpuPlatforms))]
-}
-
 // migRec is a managed instance group plus its private state.
 type migRec struct {
 	*compute.InstanceGroupManager
