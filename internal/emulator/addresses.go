@@ -56,65 +56,9 @@ func (s *Server) addressesInsert(c *call) (any, *apiError) {
 	a.ForceSendFields = append(a.ForceSendFields, "Description")
 	a.Status = "RESERVING"
 
-	var promoteUser string
-	if a.AddressType == "INTERNAL" {
-		if a.Purpose == "" {
-			a.Purpose = "GCE_ENDPOINT"
-		}
-		n, e := c.p.networkRef(a.Network)
-		if e != nil {
-			return nil, e
-		}
-		sn, e := c.p.subnetFor(n, c.region, a.Subnetwork)
-		if e != nil {
-			return nil, e
-		}
-		if sn != nil {
-			a.Subnetwork = sn.SelfLink
-		}
-		a.Network = ""
-		if a.Address != "" {
-			ip := addrOf(a.Address)
-			if !ip.IsValid() || (sn != nil && !netip.MustParsePrefix(sn.IpCidrRange).Contains(ip)) {
-				return nil, errInvalidField("resource.address", a.Address, "The address is not within the subnetwork's range.")
-			}
-			if !s.ips.claim(ip, a.SelfLink) {
-				return nil, errInvalidField("resource.address", a.Address, "IP address is already in use.")
-			}
-		} else {
-			ip, e := s.allocInternal(n, sn, a.SelfLink)
-			if e != nil {
-				return nil, e
-			}
-			a.Address = ip.String()
-		}
-	} else if a.Address != "" {
-		ip := addrOf(a.Address)
-		if !ip.IsValid() || !ip.Is4() {
-			return nil, errInvalidField("resource.address", a.Address, "Must be a valid IPv4 address.")
-		}
-		holder, held := s.ips.holder(ip)
-		switch {
-		case !held:
-			if !s.opts.ExternalRange.Contains(ip) {
-				return nil, errInvalidField("resource.address", a.Address, "The address is not available for reservation.")
-			}
-			s.ips.claim(ip, a.SelfLink)
-		default:
-			// Giving the current ephemeral IP of a VM promotes it to static.
-			in := c.p.instanceByLink(holder)
-			if in == nil || s.cat.regionOf(in.Zone) != c.region {
-				return nil, errInvalidField("resource.address", a.Address, "Specified IP address is in-use and would result in a conflict.")
-			}
-			promoteUser = holder
-			s.ips.setHolder(ip, holder)
-		}
-	} else {
-		ip, ok := s.ips.allocate(netip.Prefix{}, a.SelfLink)
-		if !ok {
-			return nil, &apiError{Code: 400, Reason: "invalid", OpCode: "IP_SPACE_EXHAUSTED", Message: "No external IP addresses are available in region " + c.region + "."}
-		}
-		a.Address = ip.String()
+	promoteUser, e := c.p.reserveAddressIP(&a, c.region)
+	if e != nil {
+		return nil, e
 	}
 	obj := &a
 	c.p.addresses.put(scope, obj.Name, obj)
@@ -134,6 +78,73 @@ func (s *Server) addressesInsert(c *call) (any, *apiError) {
 				s.ips.release(addrOf(obj.Address))
 			}
 		}}), nil
+}
+
+// reserveAddressIP gives a new static address its IP: one of the subnet
+// (internal), the one asked for, or a new external one. Asking for the
+// current ephemeral IP of a VM of the region promotes it: promoteUser is
+// then the VM, which keeps the IP.
+func (p *project) reserveAddressIP(a *compute.Address, region string) (promoteUser string, e *apiError) {
+	if a.AddressType == "INTERNAL" {
+		if a.Purpose == "" {
+			a.Purpose = "GCE_ENDPOINT"
+		}
+		n, e := p.networkRef(a.Network)
+		if e != nil {
+			return "", e
+		}
+		sn, e := p.subnetFor(n, region, a.Subnetwork)
+		if e != nil {
+			return "", e
+		}
+		if sn != nil {
+			a.Subnetwork = sn.SelfLink
+		}
+		a.Network = ""
+		if a.Address != "" {
+			ip := addrOf(a.Address)
+			if !ip.IsValid() || (sn != nil && !netip.MustParsePrefix(sn.IpCidrRange).Contains(ip)) {
+				return "", errInvalidField("resource.address", a.Address, "The address is not within the subnetwork's range.")
+			}
+			if !p.st.ips.claim(ip, a.SelfLink) {
+				return "", errInvalidField("resource.address", a.Address, "IP address is already in use.")
+			}
+		} else {
+			ip, e := p.st.allocInternal(n, sn, a.SelfLink)
+			if e != nil {
+				return "", e
+			}
+			a.Address = ip.String()
+		}
+	} else if a.Address != "" {
+		ip := addrOf(a.Address)
+		if !ip.IsValid() || !ip.Is4() {
+			return "", errInvalidField("resource.address", a.Address, "Must be a valid IPv4 address.")
+		}
+		holder, held := p.st.ips.holder(ip)
+		switch {
+		case !held:
+			if !p.st.external.Contains(ip) {
+				return "", errInvalidField("resource.address", a.Address, "The address is not available for reservation.")
+			}
+			p.st.ips.claim(ip, a.SelfLink)
+		default:
+			// Giving the current ephemeral IP of a VM promotes it to static.
+			in := p.instanceByLink(holder)
+			if in == nil || p.st.cat.regionOf(in.Zone) != region {
+				return "", errInvalidField("resource.address", a.Address, "Specified IP address is in-use and would result in a conflict.")
+			}
+			promoteUser = holder
+			p.st.ips.setHolder(ip, holder)
+		}
+	} else {
+		ip, ok := p.st.ips.allocate(netip.Prefix{}, a.SelfLink)
+		if !ok {
+			return "", &apiError{Code: 400, Reason: "invalid", OpCode: "IP_SPACE_EXHAUSTED", Message: "No external IP addresses are available in region " + region + "."}
+		}
+		a.Address = ip.String()
+	}
+	return promoteUser, nil
 }
 
 func (s *Server) addressesGet(c *call) (any, *apiError) {

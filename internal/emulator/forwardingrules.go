@@ -93,6 +93,50 @@ func (p *project) resolveRuleIP(region, v string) (netip.Addr, *compute.Address,
 	return addrOf(a.Address), a, nil
 }
 
+// checkRuleProtocol checks and defaults what a target-pool rule forwards:
+// scheme, protocol, tier and port range.
+func checkRuleProtocol(fr *compute.ForwardingRule) *apiError {
+	if fr.LoadBalancingScheme == "" {
+		fr.LoadBalancingScheme = "EXTERNAL"
+	}
+	if fr.LoadBalancingScheme != "EXTERNAL" {
+		return errInvalidField("resource.loadBalancingScheme", fr.LoadBalancingScheme,
+			"The emulator supports EXTERNAL forwarding rules with a target pool.")
+	}
+	if fr.IPProtocol == "" {
+		fr.IPProtocol = "TCP"
+	}
+	switch fr.IPProtocol {
+	case "TCP", "UDP", "SCTP", "ESP", "AH", "ICMP", "L3_DEFAULT":
+	default:
+		return errInvalidField("resource.IPProtocol", fr.IPProtocol, "")
+	}
+	if fr.NetworkTier == "" {
+		fr.NetworkTier = "PREMIUM"
+	}
+	if fr.NetworkTier != "PREMIUM" && fr.NetworkTier != "STANDARD" {
+		return errInvalidField("resource.networkTier", fr.NetworkTier, "")
+	}
+	if len(fr.Ports) > 0 || fr.AllPorts {
+		return errInvalidField("resource.ports", strings.Join(fr.Ports, ","),
+			"Rules with a target pool take a portRange, not ports or allPorts.")
+	}
+	switch {
+	case fr.PortRange != "" && !portProtocols[fr.IPProtocol]:
+		return errInvalidField("resource.portRange", fr.PortRange, "A port range is only allowed for TCP, UDP and SCTP.")
+	case fr.PortRange != "":
+		pr, ok := normalisePortRange(fr.PortRange)
+		if !ok {
+			return errInvalidField("resource.portRange", fr.PortRange, "Must be a port or a range of ports within 1-65535.")
+		}
+		fr.PortRange = pr
+	case portProtocols[fr.IPProtocol]:
+		// A target-pool rule without ports forwards all of them.
+		fr.PortRange = "1-65535"
+	}
+	return nil
+}
+
 func (s *Server) forwardingRulesInsert(c *call) (any, *apiError) {
 	var fr compute.ForwardingRule
 	if e := c.decode(&fr); e != nil {
@@ -105,43 +149,8 @@ func (s *Server) forwardingRulesInsert(c *call) (any, *apiError) {
 	if _, ok := c.p.forwardingRules.get(scope, fr.Name); ok {
 		return nil, errAlreadyExists(relPath(c.p.name, scope, "forwardingRules", fr.Name))
 	}
-	if fr.LoadBalancingScheme == "" {
-		fr.LoadBalancingScheme = "EXTERNAL"
-	}
-	if fr.LoadBalancingScheme != "EXTERNAL" {
-		return nil, errInvalidField("resource.loadBalancingScheme", fr.LoadBalancingScheme,
-			"The emulator supports EXTERNAL forwarding rules with a target pool.")
-	}
-	if fr.IPProtocol == "" {
-		fr.IPProtocol = "TCP"
-	}
-	switch fr.IPProtocol {
-	case "TCP", "UDP", "SCTP", "ESP", "AH", "ICMP", "L3_DEFAULT":
-	default:
-		return nil, errInvalidField("resource.IPProtocol", fr.IPProtocol, "")
-	}
-	if fr.NetworkTier == "" {
-		fr.NetworkTier = "PREMIUM"
-	}
-	if fr.NetworkTier != "PREMIUM" && fr.NetworkTier != "STANDARD" {
-		return nil, errInvalidField("resource.networkTier", fr.NetworkTier, "")
-	}
-	if len(fr.Ports) > 0 || fr.AllPorts {
-		return nil, errInvalidField("resource.ports", strings.Join(fr.Ports, ","),
-			"Rules with a target pool take a portRange, not ports or allPorts.")
-	}
-	switch {
-	case fr.PortRange != "" && !portProtocols[fr.IPProtocol]:
-		return nil, errInvalidField("resource.portRange", fr.PortRange, "A port range is only allowed for TCP, UDP and SCTP.")
-	case fr.PortRange != "":
-		pr, ok := normalisePortRange(fr.PortRange)
-		if !ok {
-			return nil, errInvalidField("resource.portRange", fr.PortRange, "Must be a port or a range of ports within 1-65535.")
-		}
-		fr.PortRange = pr
-	case portProtocols[fr.IPProtocol]:
-		// A target-pool rule without ports forwards all of them.
-		fr.PortRange = "1-65535"
+	if e := checkRuleProtocol(&fr); e != nil {
+		return nil, e
 	}
 	if fr.BackendService != "" {
 		return nil, errInvalidField("resource.backendService", fr.BackendService, "The emulator supports target pools only.")

@@ -76,44 +76,18 @@ func (s *Server) migsInsert(c *call) (any, *apiError) {
 		return nil, errInvalidField("resource.baseInstanceName", m.BaseInstanceName,
 			"Must be a match of regex '[a-z][-a-z0-9]{0,57}' and at most 58 characters long.")
 	}
-	var versions []*compute.InstanceGroupManagerVersion
-	for _, v := range m.Versions {
-		if v != nil {
-			versions = append(versions, v)
-		}
-	}
-	if len(versions) > 1 {
-		return nil, errInvalidField("resource.versions", "", "The emulator supports a single version per group.")
-	}
-	tplRef := m.InstanceTemplate
-	if len(versions) == 1 {
-		if tplRef != "" && versions[0].InstanceTemplate != "" {
-			return nil, errInvalidField("resource.instanceTemplate", tplRef, "Specify either instanceTemplate or versions, not both.")
-		}
-		tplRef = versions[0].InstanceTemplate
-	}
-	if tplRef == "" {
-		return nil, errRequired("resource.instanceTemplate")
+	versions, tplRef, e := migVersions(&m)
+	if e != nil {
+		return nil, e
 	}
 	tpl, e := c.p.templateRef(tplRef, "resource.instanceTemplate")
 	if e != nil {
 		return nil, e
 	}
 	region := s.cat.regionOf(c.zone)
-	var pools []string
-	for i, tp := range m.TargetPools {
-		r, ok := parseRef(tp, ref{Project: c.p.name, Scope: "regions/" + region, Coll: "targetPools"})
-		if !ok || r.Coll != "targetPools" {
-			return nil, errInvalidField(fmt.Sprintf("resource.targetPools[%d]", i), tp, "")
-		}
-		pool, found := c.p.targetPools.get(r.Scope, r.Name)
-		if !found || r.Project != c.p.name {
-			return nil, errNotFound(relPath(r.Project, r.Scope, "targetPools", r.Name))
-		}
-		if r.Scope != "regions/"+region {
-			return nil, errInvalidField(fmt.Sprintf("resource.targetPools[%d]", i), tp, "Target pools must be in the group's region.")
-		}
-		pools = append(pools, pool.SelfLink)
+	pools, e := c.p.migTargetPools(m.TargetPools, region)
+	if e != nil {
+		return nil, e
 	}
 	switch m.ListManagedInstancesResults {
 	case "":
@@ -129,13 +103,77 @@ func (s *Server) migsInsert(c *call) (any, *apiError) {
 		return nil, e
 	}
 
+	c.p.renderMIG(&m, scope, tpl, versions, pools)
+	rec := &migRec{InstanceGroupManager: &m, p: c.p, zone: c.zone, members: map[string]*migMember{}}
+	rec.group = c.p.migGroup(c.zone, &m, tpl)
+	rec.refresh()
+	return s.startOp(c, opSpec{Type: "compute.instanceGroupManagers.insert", Target: m.SelfLink, TargetID: m.Id, Scope: scope,
+		Done: func() *apiError {
+			if _, ok := c.p.migs.get(scope, m.Name); ok {
+				return errAlreadyExists(relPath(c.p.name, scope, "instanceGroupManagers", m.Name))
+			}
+			c.p.migs.put(scope, m.Name, rec)
+			c.p.instanceGroups.put(scope, m.Name, rec.group)
+			s.migReconcile(rec)
+			return nil
+		}}), nil
+}
+
+// migVersions reads the group's template: from instanceTemplate or from
+// its one version.
+func migVersions(m *compute.InstanceGroupManager) ([]*compute.InstanceGroupManagerVersion, string, *apiError) {
+	var versions []*compute.InstanceGroupManagerVersion
+	for _, v := range m.Versions {
+		if v != nil {
+			versions = append(versions, v)
+		}
+	}
+	if len(versions) > 1 {
+		return nil, "", errInvalidField("resource.versions", "", "The emulator supports a single version per group.")
+	}
+	tplRef := m.InstanceTemplate
+	if len(versions) == 1 {
+		if tplRef != "" && versions[0].InstanceTemplate != "" {
+			return nil, "", errInvalidField("resource.instanceTemplate", tplRef, "Specify either instanceTemplate or versions, not both.")
+		}
+		tplRef = versions[0].InstanceTemplate
+	}
+	if tplRef == "" {
+		return nil, "", errRequired("resource.instanceTemplate")
+	}
+	return versions, tplRef, nil
+}
+
+// migTargetPools resolves the pools a group's VMs join, in its region.
+func (p *project) migTargetPools(refs []string, region string) ([]string, *apiError) {
+	var pools []string
+	for i, tp := range refs {
+		r, ok := parseRef(tp, ref{Project: p.name, Scope: "regions/" + region, Coll: "targetPools"})
+		if !ok || r.Coll != "targetPools" {
+			return nil, errInvalidField(fmt.Sprintf("resource.targetPools[%d]", i), tp, "")
+		}
+		pool, found := p.targetPools.get(r.Scope, r.Name)
+		if !found || r.Project != p.name {
+			return nil, errNotFound(relPath(r.Project, r.Scope, "targetPools", r.Name))
+		}
+		if r.Scope != "regions/"+region {
+			return nil, errInvalidField(fmt.Sprintf("resource.targetPools[%d]", i), tp, "Target pools must be in the group's region.")
+		}
+		pools = append(pools, pool.SelfLink)
+	}
+	return pools, nil
+}
+
+// renderMIG fills in the group as GCE returns it.
+func (p *project) renderMIG(m *compute.InstanceGroupManager, scope string, tpl *compute.InstanceTemplate,
+	versions []*compute.InstanceGroupManagerVersion, pools []string) {
 	now := timestamp(time.Now())
 	m.Kind = "compute#instanceGroupManager"
-	m.Id = s.newID()
+	m.Id = p.st.newID()
 	m.CreationTimestamp = now
-	m.Zone = c.p.link(scope)
-	m.SelfLink = c.p.link(scope, "instanceGroupManagers", m.Name)
-	m.InstanceGroup = c.p.link(scope, "instanceGroups", m.Name)
+	m.Zone = p.link(scope)
+	m.SelfLink = p.link(scope, "instanceGroupManagers", m.Name)
+	m.InstanceGroup = p.link(scope, "instanceGroups", m.Name)
 	m.InstanceTemplate = tpl.SelfLink
 	m.Versions = []*compute.InstanceGroupManagerVersion{{InstanceTemplate: tpl.SelfLink,
 		TargetSize: &compute.FixedOrPercent{}}}
@@ -143,7 +181,7 @@ func (s *Server) migsInsert(c *call) (any, *apiError) {
 		m.Versions[0].Name = versions[0].Name
 	}
 	m.TargetPools = pools
-	m.Fingerprint = s.newFingerprint()
+	m.Fingerprint = p.st.newFingerprint()
 	m.SatisfiesPzs = true
 	m.TargetSizePolicy = &compute.InstanceGroupManagerTargetSizePolicy{Mode: "INDIVIDUAL"}
 	m.StandbyPolicy = &compute.InstanceGroupManagerStandbyPolicy{Mode: "MANUAL"}
@@ -159,19 +197,6 @@ func (s *Server) migsInsert(c *call) (any, *apiError) {
 		VersionTarget:   &compute.InstanceGroupManagerStatusVersionTarget{IsReached: true},
 		ForceSendFields: []string{"IsStable"},
 	}
-	rec := &migRec{InstanceGroupManager: &m, p: c.p, zone: c.zone, members: map[string]*migMember{}}
-	rec.group = c.p.migGroup(c.zone, &m, tpl)
-	rec.refresh()
-	return s.startOp(c, opSpec{Type: "compute.instanceGroupManagers.insert", Target: m.SelfLink, TargetID: m.Id, Scope: scope,
-		Done: func() *apiError {
-			if _, ok := c.p.migs.get(scope, m.Name); ok {
-				return errAlreadyExists(relPath(c.p.name, scope, "instanceGroupManagers", m.Name))
-			}
-			c.p.migs.put(scope, m.Name, rec)
-			c.p.instanceGroups.put(scope, m.Name, rec.group)
-			s.migReconcile(rec)
-			return nil
-		}}), nil
 }
 
 func fillLifecyclePolicy(lp *compute.InstanceGroupManagerInstanceLifecyclePolicy) *compute.InstanceGroupManagerInstanceLifecyclePolicy {

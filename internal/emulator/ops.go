@@ -55,38 +55,7 @@ func (s *Server) opName(now time.Time) string {
 // startOp records a new operation and schedules its progress. Called under
 // Server.mu from a mutation handler.
 func (s *Server) startOp(c *call, spec opSpec) *operation {
-	now := time.Now()
-	name := s.opName(now)
-	op := &compute.Operation{
-		Kind:              "compute#operation",
-		Id:                s.newID(),
-		Name:              name,
-		OperationType:     spec.Type,
-		TargetLink:        spec.Target,
-		TargetId:          spec.TargetID,
-		Status:            "RUNNING",
-		InsertTime:        timestamp(now),
-		StartTime:         timestamp(now),
-		User:              "emulator@" + c.p.name + ".iam.gserviceaccount.com",
-		ClientOperationId: c.requestID,
-		ForceSendFields:   []string{"Progress"},
-	}
-	switch {
-	case strings.HasPrefix(spec.Scope, "zones/"):
-		op.Zone = c.p.link(spec.Scope)
-		op.SelfLink = c.p.link(spec.Scope, "operations", name)
-	case strings.HasPrefix(spec.Scope, "regions/"):
-		op.Region = c.p.link(spec.Scope)
-		op.SelfLink = c.p.link(spec.Scope, "operations", name)
-	default:
-		spec.Scope = "global"
-		op.SelfLink = c.p.link("global", "operations", name)
-	}
-	rec := &operation{op: op, scope: spec.Scope, done: make(chan struct{})}
-	c.p.ops.put(spec.Scope, name, rec)
-	if spec.Target != "" && !spec.NotBusy {
-		c.p.busy[spec.Target] = rec
-	}
+	rec := s.newOp(c, &spec)
 	kind := spec.Kind
 	if kind == "" {
 		kind = c.method
@@ -146,6 +115,44 @@ func (s *Server) startOp(c *call, spec opSpec) *operation {
 			finish()
 		}
 	})
+	return rec
+}
+
+// newOp records a new RUNNING operation for spec and marks its target busy;
+// spec.Scope is normalised.
+func (s *Server) newOp(c *call, spec *opSpec) *operation {
+	now := time.Now()
+	name := s.opName(now)
+	op := &compute.Operation{
+		Kind:              "compute#operation",
+		Id:                s.newID(),
+		Name:              name,
+		OperationType:     spec.Type,
+		TargetLink:        spec.Target,
+		TargetId:          spec.TargetID,
+		Status:            "RUNNING",
+		InsertTime:        timestamp(now),
+		StartTime:         timestamp(now),
+		User:              "emulator@" + c.p.name + ".iam.gserviceaccount.com",
+		ClientOperationId: c.requestID,
+		ForceSendFields:   []string{"Progress"},
+	}
+	switch {
+	case strings.HasPrefix(spec.Scope, "zones/"):
+		op.Zone = c.p.link(spec.Scope)
+		op.SelfLink = c.p.link(spec.Scope, "operations", name)
+	case strings.HasPrefix(spec.Scope, "regions/"):
+		op.Region = c.p.link(spec.Scope)
+		op.SelfLink = c.p.link(spec.Scope, "operations", name)
+	default:
+		spec.Scope = "global"
+		op.SelfLink = c.p.link("global", "operations", name)
+	}
+	rec := &operation{op: op, scope: spec.Scope, done: make(chan struct{})}
+	c.p.ops.put(spec.Scope, name, rec)
+	if spec.Target != "" && !spec.NotBusy {
+		c.p.busy[spec.Target] = rec
+	}
 	return rec
 }
 

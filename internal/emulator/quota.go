@@ -50,35 +50,8 @@ func (p *project) quotaUsage(region, metric string) float64 {
 	}
 	var n float64
 	switch metric {
-	case "CPUS", "INSTANCES":
-		// Unsorted scans: usage is a sum, and sorting thousands of rows on
-		// every insert made instance creation quadratic.
-		for _, r := range p.instances.rows {
-			in := r.v
-			if in.usageRegion(p.st.cat) != region {
-				continue
-			}
-			if metric == "INSTANCES" {
-				n++
-			} else if in.Status != "TERMINATED" {
-				n += float64(in.guestCPUs())
-			}
-		}
-	case "IN_USE_ADDRESSES":
-		for _, r := range p.instances.rows {
-			in := r.v
-			if in.usageRegion(p.st.cat) != region {
-				continue
-			}
-			for _, ni := range in.NetworkInterfaces {
-				n += float64(len(ni.AccessConfigs))
-			}
-		}
-		for _, fr := range p.forwardingRules.list("regions/" + region) {
-			if fr.LoadBalancingScheme == "" || fr.LoadBalancingScheme == "EXTERNAL" {
-				n++
-			}
-		}
+	case "CPUS", "INSTANCES", "IN_USE_ADDRESSES":
+		n = p.instanceUsage(region, metric)
 	case "STATIC_ADDRESSES":
 		for _, a := range p.addresses.list("regions/" + region) {
 			if a.AddressType != "INTERNAL" {
@@ -124,6 +97,39 @@ func (p *project) quotaUsage(region, metric string) float64 {
 		n = float64(p.templates.len())
 	case "HEALTH_CHECKS":
 		n = float64(p.httpHealthChecks.len())
+	}
+	return n
+}
+
+// instanceUsage is the usage of the metrics instances count against. The
+// scans are unsorted: usage is a sum, and sorting thousands of rows on every
+// insert made instance creation quadratic.
+func (p *project) instanceUsage(region, metric string) float64 {
+	var n float64
+	for _, r := range p.instances.rows {
+		in := r.v
+		if in.usageRegion(p.st.cat) != region {
+			continue
+		}
+		switch metric {
+		case "INSTANCES":
+			n++
+		case "CPUS":
+			if in.Status != "TERMINATED" {
+				n += float64(in.guestCPUs())
+			}
+		case "IN_USE_ADDRESSES":
+			for _, ni := range in.NetworkInterfaces {
+				n += float64(len(ni.AccessConfigs))
+			}
+		}
+	}
+	if metric == "IN_USE_ADDRESSES" {
+		for _, fr := range p.forwardingRules.list("regions/" + region) {
+			if fr.LoadBalancingScheme == "" || fr.LoadBalancingScheme == "EXTERNAL" {
+				n++
+			}
+		}
 	}
 	return n
 }

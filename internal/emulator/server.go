@@ -253,6 +253,53 @@ func (s *Server) handle(httpMethod, pattern, method string, h handlerFunc) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, method string, mutation bool, h handlerFunc) {
+	c, e := s.newCall(r, method, mutation)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	s.mu.Lock()
+	if e := s.admit(c, r.PathValue("project")); e != nil {
+		s.mu.Unlock()
+		writeError(w, e)
+		return
+	}
+	if strings.HasSuffix(method, "Operations.wait") {
+		s.mu.Unlock()
+		s.opsWait(w, c)
+		return
+	}
+	if mutation {
+		prev, e := c.takeRequestID()
+		if e != nil {
+			s.mu.Unlock()
+			writeError(w, e)
+			return
+		}
+		if prev != nil {
+			body, err := marshal(prev.op)
+			s.mu.Unlock()
+			writeResult(w, body, err)
+			return
+		}
+	}
+	res, apiErr := h(c)
+	if apiErr != nil {
+		s.mu.Unlock()
+		writeError(w, apiErr)
+		return
+	}
+	body, err := c.render(res)
+	s.mu.Unlock()
+	if mutation {
+		s.changed()
+	}
+	writeResult(w, body, err)
+}
+
+// newCall reads what the request names (resource, zone, region) and its
+// body; nothing of the emulator's state yet.
+func (s *Server) newCall(r *http.Request, method string, mutation bool) (*call, *apiError) {
 	c := &call{s: s, r: r, method: method, mutation: mutation,
 		zone: r.PathValue("zone"), region: r.PathValue("region")}
 	for _, k := range []string{"resource", "instance", "disk", "address", "network", "subnetwork", "firewall",
@@ -266,8 +313,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, method string, mu
 	if r.Body != nil {
 		b, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
 		if err != nil {
-			writeError(w, errInvalid("could not read request body: %v", err))
-			return
+			return nil, errInvalid("could not read request body: %v", err)
 		}
 		c.body = b
 	}
@@ -278,92 +324,74 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, method string, mu
 		_ = json.Unmarshal(c.body, &named)
 		c.bodyName = named.Name
 	}
-	projectName := r.PathValue("project")
+	return c, nil
+}
 
-	s.mu.Lock()
-	s.counts.add(method)
+// admit counts the call and lets it through, in GCE's order: the project
+// must exist, then rate limits, injected faults, and the zone or region the
+// path names. Called under mu.
+func (s *Server) admit(c *call, projectName string) *apiError {
+	s.counts.add(c.method)
 	p, ok := s.projects[projectName]
-	if !ok && !(isImageProject(projectName) && strings.HasPrefix(method, "compute.images.")) {
-		s.mu.Unlock()
-		writeError(w, errForbiddenProject(projectName))
-		return
+	if !ok && !(isImageProject(projectName) && strings.HasPrefix(c.method, "compute.images.")) {
+		return errForbiddenProject(projectName)
 	}
 	c.p = p
 	if p == nil { // public image project: a stand-in with no resources
 		c.p = s.newProject(projectName, 0)
 	}
-	if e := s.rates.take(projectName, method, time.Now()); e != nil {
-		s.mu.Unlock()
-		writeError(w, e)
-		return
+	if e := s.rates.take(projectName, c.method, time.Now()); e != nil {
+		return e
 	}
 	if e := s.faults.take(c, deliverSync); e != nil {
-		s.mu.Unlock()
-		writeError(w, e)
-		return
+		return e
 	}
 	if c.zone != "" {
 		if _, ok := s.cat.zoneRgn[c.zone]; !ok {
-			s.mu.Unlock()
-			writeError(w, errNotFound("projects/"+projectName+"/zones/"+c.zone))
-			return
+			return errNotFound("projects/" + projectName + "/zones/" + c.zone)
 		}
 	}
 	if c.region != "" {
 		if _, ok := s.cat.regions[c.region]; !ok {
-			s.mu.Unlock()
-			writeError(w, errNotFound("projects/"+projectName+"/regions/"+c.region))
-			return
+			return errNotFound("projects/" + projectName + "/regions/" + c.region)
 		}
 	}
-	if strings.HasSuffix(method, "Operations.wait") {
-		s.mu.Unlock()
-		s.opsWait(w, c)
-		return
+	return nil
+}
+
+// takeRequestID checks a mutation's requestId. A known one answers with the
+// operation it started (prev); a new one is kept on the call for the
+// operation about to start. Called under Server.mu.
+func (c *call) takeRequestID() (prev *operation, e *apiError) {
+	rid := c.query("requestId")
+	if rid == "" {
+		return nil, nil
 	}
-	if mutation {
-		rid := r.URL.Query().Get("requestId")
-		if rid != "" {
-			u, err := uuid.Parse(rid)
-			if err != nil || u == uuid.Nil {
-				s.mu.Unlock()
-				writeError(w, errInvalidField("requestId", rid, "Must be a valid non-zero UUID."))
-				return
-			}
-			if prev, ok := p.requestIDs[u.String()]; ok {
-				body, err := marshal(prev.op)
-				s.mu.Unlock()
-				writeResult(w, body, err)
-				return
-			}
-			c.requestID = rid
-			c.requestKey = u.String()
-		}
+	u, err := uuid.Parse(rid)
+	if err != nil || u == uuid.Nil {
+		return nil, errInvalidField("requestId", rid, "Must be a valid non-zero UUID.")
 	}
-	res, apiErr := h(c)
-	if apiErr != nil {
-		s.mu.Unlock()
-		writeError(w, apiErr)
-		return
+	if prev, ok := c.p.requestIDs[u.String()]; ok {
+		return prev, nil
 	}
+	c.requestID = rid
+	c.requestKey = u.String()
+	return nil, nil
+}
+
+// render encodes a handler's result; an operation is remembered under the
+// call's requestId. Called under Server.mu.
+func (c *call) render(res any) ([]byte, error) {
 	if op, ok := res.(*operation); ok {
 		if c.requestID != "" {
-			p.requestIDs[c.requestKey] = op
+			c.p.requestIDs[c.requestKey] = op
 		}
 		res = op.op
 	}
-	var body []byte
-	var err error
 	if _, ok := res.(noContent); ok {
-		body = []byte("{}")
-	} else {
-		body, err = marshal(res)
+		return []byte("{}"), nil
 	}
-	s.mu.Unlock()
-	if mutation {
-		s.changed()
-	}
-	writeResult(w, body, err)
+	return marshal(res)
 }
 
 func marshal(v any) ([]byte, error) { return json.Marshal(v) }

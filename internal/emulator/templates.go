@@ -45,92 +45,12 @@ func (s *Server) templatesInsert(c *call) (any, *apiError) {
 		return nil, errInvalidField("resource.properties.machineType", pr.MachineType,
 			fmt.Sprintf("Machine type with name '%s' does not exist.", pr.MachineType))
 	}
-	var disks []*compute.AttachedDisk
-	for _, ad := range pr.Disks {
-		if ad != nil {
-			disks = append(disks, ad)
-		}
+	if e := c.p.checkTemplateDisks(pr); e != nil {
+		return nil, e
 	}
-	if len(disks) == 0 {
-		return nil, errInvalidField("resource.properties.disks", "", "At least one disk, the boot disk, must be specified.")
+	if e := c.p.checkTemplateNICs(pr); e != nil {
+		return nil, e
 	}
-	for i, ad := range disks {
-		f := fmt.Sprintf("resource.properties.disks[%d]", i)
-		if (ad.Source == "") == (ad.InitializeParams == nil) {
-			return nil, errInvalidField(f, "", "Exactly one of source or initializeParams must be specified.")
-		}
-		if ip := ad.InitializeParams; ip != nil {
-			if ip.SourceImage != "" {
-				if _, e := c.p.resolveImage(ip.SourceImage); e != nil {
-					return nil, e
-				}
-			}
-			if ip.DiskType != "" {
-				if _, ok := findDiskType(lastSegment(ip.DiskType)); !ok {
-					return nil, errInvalidField(f+".initializeParams.diskType", ip.DiskType, "")
-				}
-			}
-			if e := checkLabels(ip.Labels); e != nil {
-				return nil, e
-			}
-		}
-		if ad.DeviceName == "" {
-			ad.DeviceName = fmt.Sprintf("persistent-disk-%d", i)
-		}
-		if ad.Mode == "" {
-			ad.Mode = "READ_WRITE"
-		}
-		if ad.Type == "" {
-			ad.Type = "PERSISTENT"
-		}
-		ad.Index = int64(i)
-		ad.Kind = "compute#attachedDisk"
-		ad.ForceSendFields = append(ad.ForceSendFields, "Index")
-	}
-	pr.Disks = disks
-	var nics []*compute.NetworkInterface
-	for _, ni := range pr.NetworkInterfaces {
-		if ni != nil {
-			nics = append(nics, ni)
-		}
-	}
-	for i, ni := range nics {
-		f := fmt.Sprintf("resource.properties.networkInterfaces[%d]", i)
-		n, e := c.p.networkRef(ni.Network)
-		if e != nil {
-			return nil, e
-		}
-		ni.Network = n.SelfLink
-		if ni.Subnetwork != "" {
-			r, ok := parseRef(ni.Subnetwork, ref{Project: c.p.name, Coll: "subnetworks"})
-			if !ok || r.Coll != "subnetworks" || !strings.HasPrefix(r.Scope, "regions/") {
-				return nil, errInvalidField(f+".subnetwork", ni.Subnetwork, "")
-			}
-			sn, found := c.p.subnetworks.get(r.Scope, r.Name)
-			if !found {
-				return nil, errNotFound(relPath(r.Project, r.Scope, "subnetworks", r.Name))
-			}
-			ni.Subnetwork = sn.SelfLink
-		}
-		ni.Name = fmt.Sprintf("nic%d", i)
-		ni.Kind = "compute#networkInterface"
-		var acs []*compute.AccessConfig
-		for _, ac := range ni.AccessConfigs {
-			if ac != nil {
-				acs = append(acs, ac)
-			}
-		}
-		if len(acs) > 1 {
-			return nil, errInvalidField(f+".accessConfigs", "", "Multiple access configs are not supported.")
-		}
-		for _, ac := range acs {
-			if e := checkAccessConfig(ac, f+".accessConfigs[0]"); e != nil {
-				return nil, e
-			}
-		}
-		ni.AccessConfigs = acs
-	}
-	pr.NetworkInterfaces = nics
 	if e := checkMetadata(pr.Metadata, "resource.properties.metadata"); e != nil {
 		return nil, e
 	}
@@ -164,6 +84,104 @@ func (s *Server) templatesInsert(c *call) (any, *apiError) {
 			c.p.templates.put("global", obj.Name, obj)
 			return nil
 		}}), nil
+}
+
+// checkTemplateDisks checks a template's disks and fills their defaults;
+// initializeParams are kept as sent.
+func (p *project) checkTemplateDisks(pr *compute.InstanceProperties) *apiError {
+	var disks []*compute.AttachedDisk
+	for _, ad := range pr.Disks {
+		if ad != nil {
+			disks = append(disks, ad)
+		}
+	}
+	if len(disks) == 0 {
+		return errInvalidField("resource.properties.disks", "", "At least one disk, the boot disk, must be specified.")
+	}
+	for i, ad := range disks {
+		f := fmt.Sprintf("resource.properties.disks[%d]", i)
+		if (ad.Source == "") == (ad.InitializeParams == nil) {
+			return errInvalidField(f, "", "Exactly one of source or initializeParams must be specified.")
+		}
+		if ip := ad.InitializeParams; ip != nil {
+			if ip.SourceImage != "" {
+				if _, e := p.resolveImage(ip.SourceImage); e != nil {
+					return e
+				}
+			}
+			if ip.DiskType != "" {
+				if _, ok := findDiskType(lastSegment(ip.DiskType)); !ok {
+					return errInvalidField(f+".initializeParams.diskType", ip.DiskType, "")
+				}
+			}
+			if e := checkLabels(ip.Labels); e != nil {
+				return e
+			}
+		}
+		if ad.DeviceName == "" {
+			ad.DeviceName = fmt.Sprintf("persistent-disk-%d", i)
+		}
+		if ad.Mode == "" {
+			ad.Mode = "READ_WRITE"
+		}
+		if ad.Type == "" {
+			ad.Type = "PERSISTENT"
+		}
+		ad.Index = int64(i)
+		ad.Kind = "compute#attachedDisk"
+		ad.ForceSendFields = append(ad.ForceSendFields, "Index")
+	}
+	pr.Disks = disks
+	return nil
+}
+
+// checkTemplateNICs resolves a template's networks and subnets to links
+// and checks its access configs.
+func (p *project) checkTemplateNICs(pr *compute.InstanceProperties) *apiError {
+	var nics []*compute.NetworkInterface
+	for _, ni := range pr.NetworkInterfaces {
+		if ni != nil {
+			nics = append(nics, ni)
+		}
+	}
+	for i, ni := range nics {
+		f := fmt.Sprintf("resource.properties.networkInterfaces[%d]", i)
+		n, e := p.networkRef(ni.Network)
+		if e != nil {
+			return e
+		}
+		ni.Network = n.SelfLink
+		if ni.Subnetwork != "" {
+			r, ok := parseRef(ni.Subnetwork, ref{Project: p.name, Coll: "subnetworks"})
+			if !ok || r.Coll != "subnetworks" || !strings.HasPrefix(r.Scope, "regions/") {
+				return errInvalidField(f+".subnetwork", ni.Subnetwork, "")
+			}
+			sn, found := p.subnetworks.get(r.Scope, r.Name)
+			if !found {
+				return errNotFound(relPath(r.Project, r.Scope, "subnetworks", r.Name))
+			}
+			ni.Subnetwork = sn.SelfLink
+		}
+		ni.Name = fmt.Sprintf("nic%d", i)
+		ni.Kind = "compute#networkInterface"
+		var acs []*compute.AccessConfig
+		for _, ac := range ni.AccessConfigs {
+			if ac != nil {
+				acs = append(acs, ac)
+			}
+		}
+		if len(acs) > 1 {
+			return errInvalidField(f+".accessConfigs", "", "Multiple access configs are not supported.")
+		}
+		for _, ac := range acs {
+			if e := checkAccessConfig(ac, f+".accessConfigs[0]"); e != nil {
+				return e
+			}
+		}
+		ni.AccessConfigs = acs
+	}
+	pr.NetworkInterfaces = nics
+	return nil
 }
 
 func (s *Server) templatesGet(c *call) (any, *apiError) {
