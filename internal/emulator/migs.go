@@ -32,6 +32,20 @@ func checkMIGSize(name string, size int64) *apiError {
 		Message: fmt.Sprintf("Exceeded limit 'MAX_INSTANCES_IN_INSTANCE_GROUP' on resource '%s'. Limit: %d.0", name, maxZonalMIGSize)}
 }
 
+// maxDeducedBaseName is how much of the group name a MIG created without a
+// baseInstanceName uses for its VMs' names.
+const maxDeducedBaseName = 54
+
+// defaultBaseInstanceName is the base name GCE gives a group created without
+// one: a prefix of the group name. gcloud's create leaves the field out
+// without --base-instance-name ("If not provided base instance name will be
+// the prefix of instance group name"); the gcloud releases that filled it in
+// themselves took the first 54 characters (_MAX_LEN_FOR_DEDUCED_BASE_INSTANCE_NAME),
+// which also leaves room for the "-xxxx" suffix within GCE's 58.
+func defaultBaseInstanceName(group string) string {
+	return group[:min(len(group), maxDeducedBaseName)]
+}
+
 func (s *Server) routesMIGs() {
 	s.handle("POST", "zones/{zone}/instanceGroupManagers", "compute.instanceGroupManagers.insert", s.migsInsert)
 	s.handle("GET", "zones/{zone}/instanceGroupManagers", "compute.instanceGroupManagers.list", s.migsList)
@@ -69,10 +83,10 @@ func (s *Server) migsInsert(c *call) (any, *apiError) {
 	if e := checkMIGSize(m.Name, m.TargetSize); e != nil {
 		return nil, e
 	}
-	if m.BaseInstanceName == "" {
-		return nil, errRequired("resource.baseInstanceName")
-	}
-	if len(m.BaseInstanceName) > 58 || !validName(m.BaseInstanceName) {
+	switch {
+	case m.BaseInstanceName == "":
+		m.BaseInstanceName = defaultBaseInstanceName(m.Name)
+	case len(m.BaseInstanceName) > 58 || !validName(m.BaseInstanceName):
 		return nil, errInvalidField("resource.baseInstanceName", m.BaseInstanceName,
 			"Must be a match of regex '[a-z][-a-z0-9]{0,57}' and at most 58 characters long.")
 	}
