@@ -931,8 +931,8 @@ func dataPlaneGoroutines() []string {
 	buf = buf[:runtime.Stack(buf, true)]
 	var out []string
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "emulator.(*dataPlane)") || strings.Contains(g, "emulator.(*forwarder)") ||
-			strings.Contains(g, "emulator.splice") || strings.Contains(g, "emulator.pipe") {
+		if strings.Contains(g, "dataplane.(*Plane)") || strings.Contains(g, "dataplane.(*forwarder)") ||
+			strings.Contains(g, "dataplane.splice") || strings.Contains(g, "dataplane.pipe") {
 			out = append(out, g)
 		}
 	}

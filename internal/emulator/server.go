@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hakube/hakube/internal/emulator/dataplane"
 	"go.uber.org/zap"
 )
 
@@ -129,8 +130,7 @@ type Server struct {
 	closed  bool
 	closing chan struct{}
 
-	changeCh chan struct{} // signalled after every state change (data plane)
-	dp       *dataPlane
+	dp *dataplane.Plane // nil without Options.DataPlane
 }
 
 // New builds a server. Call Close to release its timers and listeners.
@@ -154,10 +154,9 @@ func New(opts Options) (*Server, error) {
 			internal: opts.InternalRange,
 			zoneDown: map[string]bool{},
 		},
-		lat:      latencyModel{preset: opts.Latency, scale: opts.TimeScale, rng: rng},
-		timers:   map[*time.Timer]struct{}{},
-		closing:  make(chan struct{}),
-		changeCh: make(chan struct{}, 1),
+		lat:     latencyModel{preset: opts.Latency, scale: opts.TimeScale, rng: rng},
+		timers:  map[*time.Timer]struct{}{},
+		closing: make(chan struct{}),
 	}
 	s.counts.reset()
 	s.resetProjects(opts.Projects)
@@ -166,7 +165,7 @@ func New(opts Options) (*Server, error) {
 	s.batchRoutes()
 	s.controlRoutes()
 	if opts.DataPlane {
-		s.dp = newDataPlane(s)
+		s.dp = dataplane.New(s.dataPlaneSnapshot, s.log.Named("dataplane"), opts.Seed)
 	}
 	return s, nil
 }
@@ -190,16 +189,15 @@ func (s *Server) Close() error {
 	close(s.closing)
 	s.timerMu.Unlock()
 	if s.dp != nil {
-		s.dp.close()
+		s.dp.Close()
 	}
 	return nil
 }
 
 // changed tells the data plane that the inventory moved.
 func (s *Server) changed() {
-	select {
-	case s.changeCh <- struct{}{}:
-	default:
+	if s.dp != nil {
+		s.dp.Changed()
 	}
 }
 
