@@ -75,7 +75,7 @@ func (s *Server) addressesInsert(c *call) (any, *apiError) {
 		Fail: func() {
 			c.p.addresses.del(scope, obj.Name)
 			if promoteUser == "" {
-				s.ips.release(addrOf(obj.Address))
+				c.p.st.ips.release(addrOf(obj.Address))
 			}
 		}}), nil
 }
@@ -177,13 +177,7 @@ func (s *Server) addressesDelete(c *call) (any, *apiError) {
 	}
 	return s.startOp(c, opSpec{Type: "delete", Target: a.SelfLink, TargetID: a.Id, Scope: scope,
 		Done: func() *apiError {
-			c.p.addresses.del(scope, a.Name)
-			ip := addrOf(a.Address)
-			if len(a.Users) > 0 {
-				s.ips.setHolder(ip, a.Users[0])
-			} else {
-				s.ips.release(ip)
-			}
+			c.p.releaseAddress(a)
 			return nil
 		}}), nil
 }

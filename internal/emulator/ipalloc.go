@@ -193,3 +193,15 @@ func (st *state) allocInternal(n *compute.Network, sn *compute.Subnetwork, holde
 	}
 	return a, nil
 }
+
+// releaseAddress deletes a static address. Its IP stays with its user, now
+// as an ephemeral one, or goes back to the pool.
+func (p *project) releaseAddress(a *compute.Address) {
+	p.addresses.del("regions/"+lastSegment(a.Region), a.Name)
+	ip := addrOf(a.Address)
+	if len(a.Users) > 0 {
+		p.st.ips.setHolder(ip, a.Users[0])
+	} else {
+		p.st.ips.release(ip)
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
@@ -418,43 +417,6 @@ func writeError(w http.ResponseWriter, e *apiError) {
 func (s *Server) notFoundHandler(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimPrefix(r.URL.Path, "/compute/v1/")
 	writeError(w, errNotFound(path))
-}
-
-// requestCounts counts API requests per method since start, and keeps marks
-// so callers can ask for counts since a point in time.
-type requestCounts struct {
-	total map[string]int64
-	marks []map[string]int64
-}
-
-func (rc *requestCounts) reset() {
-	rc.total = map[string]int64{}
-	rc.marks = nil
-}
-
-func (rc *requestCounts) add(method string) { rc.total[method]++ }
-
-// mark snapshots the counters and returns the mark's id.
-func (rc *requestCounts) mark() int {
-	rc.marks = append(rc.marks, maps.Clone(rc.total))
-	return len(rc.marks)
-}
-
-// since returns counts since mark id (0: since start).
-func (rc *requestCounts) since(id int) (map[string]int64, bool) {
-	if id < 0 || id > len(rc.marks) {
-		return nil, false
-	}
-	out := map[string]int64{}
-	for k, v := range rc.total {
-		if id > 0 {
-			v -= rc.marks[id-1][k]
-		}
-		if v > 0 {
-			out[k] = v
-		}
-	}
-	return out, true
 }
 
 // scope is the scope the call's path names: "zones/z", "regions/r" or
