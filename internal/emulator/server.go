@@ -2,6 +2,16 @@
 // (enough of it for hakube and its users' gcloud commands), operations that
 // progress over a latency model, fault injection, and a control API under
 // /emulator/v1/. The unmodified official Go client and gcloud talk to it.
+//
+// Where things are: server.go takes a request through admission to its
+// handler and api.go lists the routes; each resource has its own file of
+// handlers (addresses.go, instances*.go, migs.go, ...), which parse the call
+// and go through *project for lookups and claims. store.go is the state:
+// every project's tables, what the projects share, and the records kept
+// beside the compute types. ops.go runs operations over the latency model
+// (latency.go), faults.go injects failures, control.go is the control API.
+// The data plane (package dataplane) and what a VM runs (package guest) sit
+// beside it and see the inventory only through dataplane.go's snapshot.
 package emulator
 
 import (
@@ -44,7 +54,7 @@ type Options struct {
 	// Seed makes ids, names and latency draws reproducible (0: random).
 	Seed uint64
 	// DataPlane makes masters answer on their IPs and forwarding rules
-	// forward (see dataplane.go). Off for pure API tests.
+	// forward (package dataplane, docs/dataplane.md). Off for pure API tests.
 	DataPlane bool
 	Logger    *zap.Logger
 }
