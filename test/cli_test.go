@@ -188,7 +188,7 @@ func TestCLIKubeUpVariables(t *testing.T) {
 	if diff := cmp.Diff(before.Names(), after.Names()); diff != "" {
 		t.Errorf("after down the project differs from before up (-before +after):\n%s", diff)
 	}
-	if r := cliRun(t, hakube, base, "validate"); r.code != 2 || !strings.Contains(r.stderr, "does not exist") {
+	if r := cliRun(t, hakube, base, "validate"); r.code != 1 || !strings.Contains(r.stderr, "there is no cluster") {
 		t.Errorf("validate of a missing cluster: exit %d\n%s", r.code, r.stderr)
 	}
 }

@@ -185,9 +185,14 @@ func TestGcloud(t *testing.T) {
 					t.Errorf("member %v", m)
 				}
 			}
-			// Listing groups in several zones batches a call per zone.
+			// Listing groups in several zones batches a call per zone. This
+			// group has no --base-instance-name: gcloud leaves the field out
+			// and GCE takes the group name.
 			g.run(t, "compute", "instance-groups", "managed", "create", "empty", "--zone="+gcloudZone2, "--template=node-tpl",
-				"--size=0", "--base-instance-name=empty")
+				"--size=0")
+			if base := g.object(t, "compute", "instance-groups", "managed", "describe", "empty", "--zone="+gcloudZone2)["baseInstanceName"]; base != "empty" {
+				t.Errorf("baseInstanceName %v, want the group's name", base)
+			}
 			groups := map[string]string{}
 			for _, m := range g.list(t, "compute", "instance-groups", "managed", "list") {
 				groups[fmt.Sprint(m["name"])] = gcloudLast(fmt.Sprint(m["zone"]))

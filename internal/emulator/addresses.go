@@ -40,15 +40,15 @@ func (s *Server) addressesInsert(c *call) (any, *apiError) {
 		a.NetworkTier = "PREMIUM"
 	}
 	if a.AddressType == "EXTERNAL" {
-		if e := s.checkQuota(c.p, c.region, "STATIC_ADDRESSES", 1); e != nil {
+		if e := c.p.checkQuota(c.region, "STATIC_ADDRESSES", 1); e != nil {
 			return nil, e
 		}
 	}
 	a.Kind = "compute#address"
 	a.Id = s.newID()
 	a.CreationTimestamp = timestamp(time.Now())
-	a.Region = s.link(c.p.name, scope)
-	a.SelfLink = s.link(c.p.name, scope, "addresses", a.Name)
+	a.Region = c.p.link(scope)
+	a.SelfLink = c.p.link(scope, "addresses", a.Name)
 	a.LabelFingerprint = fingerprint("labels", a.SelfLink, 0)
 	// Labels sent at insert are not applied (recorded on real GCE); clients
 	// follow with setLabels.
@@ -56,65 +56,9 @@ func (s *Server) addressesInsert(c *call) (any, *apiError) {
 	a.ForceSendFields = append(a.ForceSendFields, "Description")
 	a.Status = "RESERVING"
 
-	var promoteUser string
-	if a.AddressType == "INTERNAL" {
-		if a.Purpose == "" {
-			a.Purpose = "GCE_ENDPOINT"
-		}
-		n, e := s.networkRef(c.p, a.Network)
-		if e != nil {
-			return nil, e
-		}
-		sn, e := s.subnetFor(c.p, n, c.region, a.Subnetwork)
-		if e != nil {
-			return nil, e
-		}
-		if sn != nil {
-			a.Subnetwork = sn.SelfLink
-		}
-		a.Network = ""
-		if a.Address != "" {
-			ip := addrOf(a.Address)
-			if !ip.IsValid() || (sn != nil && !netip.MustParsePrefix(sn.IpCidrRange).Contains(ip)) {
-				return nil, errInvalidField("resource.address", a.Address, "The address is not within the subnetwork's range.")
-			}
-			if !s.ips.claim(ip, a.SelfLink) {
-				return nil, errInvalidField("resource.address", a.Address, "IP address is already in use.")
-			}
-		} else {
-			ip, e := s.allocInternal(n, sn, a.SelfLink)
-			if e != nil {
-				return nil, e
-			}
-			a.Address = ip.String()
-		}
-	} else if a.Address != "" {
-		ip := addrOf(a.Address)
-		if !ip.IsValid() || !ip.Is4() {
-			return nil, errInvalidField("resource.address", a.Address, "Must be a valid IPv4 address.")
-		}
-		holder, held := s.ips.holder(ip)
-		switch {
-		case !held:
-			if !s.opts.ExternalRange.Contains(ip) {
-				return nil, errInvalidField("resource.address", a.Address, "The address is not available for reservation.")
-			}
-			s.ips.claim(ip, a.SelfLink)
-		default:
-			// Giving the current ephemeral IP of a VM promotes it to static.
-			in := s.instanceByLink(c.p, holder)
-			if in == nil || s.regionOfZone(in.Zone) != c.region {
-				return nil, errInvalidField("resource.address", a.Address, "Specified IP address is in-use and would result in a conflict.")
-			}
-			promoteUser = holder
-			s.ips.setHolder(ip, holder)
-		}
-	} else {
-		ip, ok := s.ips.allocate(netip.Prefix{}, a.SelfLink)
-		if !ok {
-			return nil, &apiError{Code: 400, Reason: "invalid", OpCode: "IP_SPACE_EXHAUSTED", Message: "No external IP addresses are available in region " + c.region + "."}
-		}
-		a.Address = ip.String()
+	promoteUser, e := c.p.reserveAddressIP(&a, c.region)
+	if e != nil {
+		return nil, e
 	}
 	obj := &a
 	c.p.addresses.put(scope, obj.Name, obj)
@@ -131,23 +75,89 @@ func (s *Server) addressesInsert(c *call) (any, *apiError) {
 		Fail: func() {
 			c.p.addresses.del(scope, obj.Name)
 			if promoteUser == "" {
-				s.ips.release(addrOf(obj.Address))
+				c.p.st.ips.release(addrOf(obj.Address))
 			}
 		}}), nil
 }
 
+// reserveAddressIP gives a new static address its IP: one of the subnet
+// (internal), the one asked for, or a new external one. Asking for the
+// current ephemeral IP of a VM of the region promotes it: promoteUser is
+// then the VM, which keeps the IP.
+func (p *project) reserveAddressIP(a *compute.Address, region string) (promoteUser string, e *apiError) {
+	if a.AddressType == "INTERNAL" {
+		if a.Purpose == "" {
+			a.Purpose = "GCE_ENDPOINT"
+		}
+		n, e := p.networkRef(a.Network)
+		if e != nil {
+			return "", e
+		}
+		sn, e := p.subnetFor(n, region, a.Subnetwork)
+		if e != nil {
+			return "", e
+		}
+		if sn != nil {
+			a.Subnetwork = sn.SelfLink
+		}
+		a.Network = ""
+		if a.Address != "" {
+			ip := addrOf(a.Address)
+			if !ip.IsValid() || (sn != nil && !netip.MustParsePrefix(sn.IpCidrRange).Contains(ip)) {
+				return "", errInvalidField("resource.address", a.Address, "The address is not within the subnetwork's range.")
+			}
+			if !p.st.ips.claim(ip, a.SelfLink) {
+				return "", errInvalidField("resource.address", a.Address, "IP address is already in use.")
+			}
+		} else {
+			ip, e := p.st.allocInternal(n, sn, a.SelfLink)
+			if e != nil {
+				return "", e
+			}
+			a.Address = ip.String()
+		}
+	} else if a.Address != "" {
+		ip := addrOf(a.Address)
+		if !ip.IsValid() || !ip.Is4() {
+			return "", errInvalidField("resource.address", a.Address, "Must be a valid IPv4 address.")
+		}
+		holder, held := p.st.ips.holder(ip)
+		switch {
+		case !held:
+			if !p.st.external.Contains(ip) {
+				return "", errInvalidField("resource.address", a.Address, "The address is not available for reservation.")
+			}
+			p.st.ips.claim(ip, a.SelfLink)
+		default:
+			// Giving the current ephemeral IP of a VM promotes it to static.
+			in := p.instanceByLink(holder)
+			if in == nil || p.st.cat.regionOf(in.Zone) != region {
+				return "", errInvalidField("resource.address", a.Address, "Specified IP address is in-use and would result in a conflict.")
+			}
+			promoteUser = holder
+			p.st.ips.setHolder(ip, holder)
+		}
+	} else {
+		ip, ok := p.st.ips.allocate(netip.Prefix{}, a.SelfLink)
+		if !ok {
+			return "", &apiError{Code: 400, Reason: "invalid", OpCode: "IP_SPACE_EXHAUSTED", Message: "No external IP addresses are available in region " + region + "."}
+		}
+		a.Address = ip.String()
+	}
+	return promoteUser, nil
+}
+
 func (s *Server) addressesGet(c *call) (any, *apiError) {
-	scope := "regions/" + c.region
-	a, ok := c.p.addresses.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "addresses", c.name))
+	a, _, e := getNamed(c, c.p.addresses, "addresses")
+	if e != nil {
+		return nil, e
 	}
 	return a, nil
 }
 
 func (s *Server) addressesList(c *call) (any, *apiError) {
 	scope := "regions/" + c.region
-	return s.listResponse(c, "compute#addressList", toAny(c.p.addresses.list(scope)), s.link(c.p.name, scope, "addresses"))
+	return s.listResponse(c, "compute#addressList", toAny(c.p.addresses.list(scope)), c.p.link(scope, "addresses"))
 }
 
 func (s *Server) addressesAggregated(c *call) (any, *apiError) {
@@ -158,115 +168,57 @@ func (s *Server) addressesAggregated(c *call) (any, *apiError) {
 // is allowed, as in GCE: the IP stays with its user as an ephemeral one.
 func (s *Server) addressesDelete(c *call) (any, *apiError) {
 	scope := "regions/" + c.region
-	a, ok := c.p.addresses.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "addresses", c.name))
+	a, path, e := getNamed(c, c.p.addresses, "addresses")
+	if e != nil {
+		return nil, e
 	}
-	if e := s.checkNotBusy(c.p, a.SelfLink, relPath(c.p.name, scope, "addresses", c.name)); e != nil {
+	if e := c.p.checkNotBusy(a.SelfLink, path); e != nil {
 		return nil, e
 	}
 	return s.startOp(c, opSpec{Type: "delete", Target: a.SelfLink, TargetID: a.Id, Scope: scope,
 		Done: func() *apiError {
-			c.p.addresses.del(scope, a.Name)
-			ip := addrOf(a.Address)
-			if len(a.Users) > 0 {
-				s.ips.setHolder(ip, a.Users[0])
-			} else {
-				s.ips.release(ip)
-			}
+			c.p.releaseAddress(a)
 			return nil
 		}}), nil
 }
 
+// addressesSetLabels is DONE in the response, as recorded on GCE.
 func (s *Server) addressesSetLabels(c *call) (any, *apiError) {
-	scope := "regions/" + c.region
-	a, ok := c.p.addresses.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "addresses", c.name))
-	}
-	var req compute.RegionSetLabelsRequest
-	if e := c.decode(&req); e != nil {
+	a, _, e := getNamed(c, c.p.addresses, "addresses")
+	if e != nil {
 		return nil, e
+	}
+	if e := s.applyLabels(c, &a.Labels, &a.LabelFingerprint); e != nil {
+		return nil, e
+	}
+	return s.startOp(c, opSpec{Type: "setLabels", Target: a.SelfLink, TargetID: a.Id, Scope: c.scope(), Immediate: true}), nil
+}
+
+// applyLabels is setLabels as GCE does it for every resource with labels:
+// the labels must be valid and the request must carry the current label
+// fingerprint. The labels apply at request time, so that a second writer
+// holding the old fingerprint loses even while the operation runs; no
+// labels are absent, not {}; the fingerprint changes.
+func (s *Server) applyLabels(c *call, labels *map[string]string, fingerprint *string) *apiError {
+	var req struct {
+		Labels           map[string]string `json:"labels"`
+		LabelFingerprint string            `json:"labelFingerprint"`
+	}
+	if e := c.decode(&req); e != nil {
+		return e
 	}
 	if e := checkLabels(req.Labels); e != nil {
-		return nil, e
+		return e
 	}
-	if req.LabelFingerprint != a.LabelFingerprint {
-		return nil, errFingerprint("Labels fingerprint either invalid or resource labels have changed")
+	if req.LabelFingerprint != *fingerprint {
+		return errFingerprint("Labels fingerprint either invalid or resource labels have changed")
 	}
-	a.Labels = req.Labels
-	a.LabelFingerprint = s.newFingerprint()
-	return s.startOp(c, opSpec{Type: "setLabels", Target: a.SelfLink, TargetID: a.Id, Scope: scope, Immediate: true}), nil
-}
-
-// findAddressByIP returns the static address of region that holds ip.
-func (s *Server) findAddressByIP(p *project, region string, ip netip.Addr) *compute.Address {
-	for _, a := range p.addresses.list("") {
-		if addrOf(a.Address) == ip && (region == "" || lastSegment(a.Region) == region) {
-			return a
-		}
+	if len(req.Labels) == 0 {
+		req.Labels = nil
 	}
+	*labels, *fingerprint = req.Labels, s.newFingerprint()
 	return nil
 }
-
-// useExternalIP gives ip to user (an instance access config or a forwarding
-// rule) in region. The IP must be a RESERVED static address of that region,
-// or free in the external range; a static IP in use elsewhere or in another
-// region is refused as GCE refuses it.
-func (s *Server) useExternalIP(p *project, region string, ip netip.Addr, user, field string) *apiError {
-	if a := s.findAddressByIP(p, "", ip); a != nil {
-		if lastSegment(a.Region) != region {
-			return errInvalidField(field, ip.String(), fmt.Sprintf("The address is in region '%s', not '%s'.", lastSegment(a.Region), region))
-		}
-		if a.Status == "IN_USE" && (len(a.Users) == 0 || a.Users[0] != user) {
-			return errInvalidField(field, ip.String(), "Specified IP address is in-use and would result in a conflict.")
-		}
-		if a.Status == "RESERVING" {
-			return errNotReady(relPath(p.name, "regions/"+region, "addresses", a.Name))
-		}
-		a.Status = "IN_USE"
-		a.Users = []string{user}
-		return nil
-	}
-	if h, held := s.ips.holder(ip); held {
-		if h == user {
-			return nil
-		}
-		return errInvalidField(field, ip.String(), "Specified IP address is in-use and would result in a conflict.")
-	}
-	return errInvalidField(field, ip.String(), "The IP address is not reserved in this project; reserve it as a static address first.")
-}
-
-// releaseExternalIP undoes useExternalIP or an ephemeral allocation: a
-// static address goes back to RESERVED, an ephemeral IP is freed.
-func (s *Server) releaseExternalIP(p *project, ip netip.Addr, user string) {
-	if !ip.IsValid() {
-		return
-	}
-	if a := s.findAddressByIP(p, "", ip); a != nil {
-		if len(a.Users) > 0 && a.Users[0] == user {
-			a.Status = "RESERVED"
-			a.Users = nil
-		}
-		s.ips.setHolder(ip, a.SelfLink)
-		return
-	}
-	if h, ok := s.ips.holder(ip); ok && h == user {
-		s.ips.release(ip)
-	}
-}
-
-// allocEphemeral hands out an ephemeral external IP to user.
-func (s *Server) allocEphemeral(user string) (netip.Addr, *apiError) {
-	ip, ok := s.ips.allocate(netip.Prefix{}, user)
-	if !ok {
-		return netip.Addr{}, &apiError{Code: 400, Reason: "invalid", OpCode: "IP_SPACE_EXHAUSTED", Message: "No external IP addresses are available."}
-	}
-	return ip, nil
-}
-
-// regionOfZone maps a zone name or URL to its region name.
-func (s *Server) regionOfZone(zone string) string { return s.cat.zoneRgn[lastSegment(zone)] }
 
 // checkLabels enforces GCE's label syntax: at most 64, keys start with a
 // lowercase letter, keys and values ≤ 63 of [a-z0-9_-].

@@ -71,6 +71,9 @@ func newCatalog() *catalog {
 	return c
 }
 
+// regionOf maps a zone name or URL to its region name.
+func (c *catalog) regionOf(zone string) string { return c.zoneRgn[lastSegment(zone)] }
+
 // machineType describes one machine type of the catalogue.
 type machineType struct {
 	name   string
@@ -118,7 +121,7 @@ func findMachineType(name string) (machineType, bool) {
 	return m, ok
 }
 
-func (s *Server) machineTypeObj(project, zone string, m machineType) *compute.MachineType {
+func (st *state) machineTypeObj(project, zone string, m machineType) *compute.MachineType {
 	return &compute.MachineType{
 		Kind:                         "compute#machineType",
 		Id:                           uint64(1000 + len(m.name)*7919 + int(m.cpus)),
@@ -132,7 +135,7 @@ func (s *Server) machineTypeObj(project, zone string, m machineType) *compute.Ma
 		MaximumPersistentDisksSizeGb: 263168,
 		ImageSpaceGb:                 0,
 		Zone:                         zone,
-		SelfLink:                     s.link(project, "zones", zone, "machineTypes", m.name),
+		SelfLink:                     st.link(project, "zones", zone, "machineTypes", m.name),
 		Architecture:                 "X86_64",
 		ForceSendFields:              []string{"IsSharedCpu", "ImageSpaceGb"},
 	}
@@ -161,7 +164,7 @@ func findDiskType(name string) (diskType, bool) {
 	return diskType{}, false
 }
 
-func (s *Server) diskTypeObj(project, zone string, d diskType) *compute.DiskType {
+func (st *state) diskTypeObj(project, zone string, d diskType) *compute.DiskType {
 	return &compute.DiskType{
 		Kind:              "compute#diskType",
 		Id:                uint64(30000 + len(d.name)),
@@ -170,8 +173,8 @@ func (s *Server) diskTypeObj(project, zone string, d diskType) *compute.DiskType
 		Description:       d.description,
 		ValidDiskSize:     d.validGB,
 		DefaultDiskSizeGb: d.defaultGB,
-		Zone:              s.link(project, "zones", zone),
-		SelfLink:          s.link(project, "zones", zone, "diskTypes", d.name),
+		Zone:              st.link(project, "zones", zone),
+		SelfLink:          st.link(project, "zones", zone, "diskTypes", d.name),
 	}
 }
 
@@ -217,7 +220,7 @@ func findImage(project, name string) (publicImage, bool) {
 
 // deprecationWarnings are the warnings GCE puts on the DONE operation of a
 // request that used deprecated images (recorded: computepacketmirroring#6).
-func (s *Server) deprecationWarnings(images ...*publicImage) []*compute.OperationWarnings {
+func deprecationWarnings(images ...*publicImage) []*compute.OperationWarnings {
 	var out []*compute.OperationWarnings
 	for _, im := range images {
 		if im == nil || !im.deprecated {
@@ -256,7 +259,7 @@ func familyImage(project, family string) (publicImage, bool) {
 	return best, found
 }
 
-func (s *Server) imageObj(im publicImage) *compute.Image {
+func (st *state) imageObj(im publicImage) *compute.Image {
 	obj := &compute.Image{
 		Kind:              "compute#image",
 		Id:                im.id,
@@ -264,14 +267,14 @@ func (s *Server) imageObj(im publicImage) *compute.Image {
 		Name:              im.name,
 		Description:       "Public image " + im.name,
 		Family:            im.family,
-		SelfLink:          s.link(im.project, "global", "images", im.name),
+		SelfLink:          st.link(im.project, "global", "images", im.name),
 		SourceType:        "RAW",
 		Status:            "READY",
 		ArchiveSizeBytes:  1 << 30,
 		DiskSizeGb:        im.sizeGB,
 		Architecture:      imageArchitecture(im),
 		LabelFingerprint:  "42WmSpB8rSM=",
-		Licenses:          []string{s.link(im.project, "global", "licenses", im.family)},
+		Licenses:          []string{st.link(im.project, "global", "licenses", im.family)},
 		// What every public image carries (recorded: computeinstancebasicexample#3).
 		Labels:                    map[string]string{"public-image": "true"},
 		LicenseCodes:              googleapi.Int64s{int64(im.id>>3) + 1},
@@ -287,7 +290,7 @@ func (s *Server) imageObj(im publicImage) *compute.Image {
 		repl, _ := familyImage(im.project, im.family)
 		obj.Deprecated = &compute.DeprecationStatus{
 			State:       "DEPRECATED",
-			Replacement: s.link(im.project, "global", "images", repl.name),
+			Replacement: st.link(im.project, "global", "images", repl.name),
 		}
 	}
 	return obj
@@ -295,21 +298,21 @@ func (s *Server) imageObj(im publicImage) *compute.Image {
 
 // zoneObj renders a zone with its current status (zones can be marked DOWN
 // through the control API).
-func (s *Server) zoneObj(project, zone string) *compute.Zone {
-	region := s.cat.zoneRgn[zone]
+func (st *state) zoneObj(project, zone string) *compute.Zone {
+	region := st.cat.zoneRgn[zone]
 	status := "UP"
-	if s.zoneDown[zone] {
+	if st.zoneDown[zone] {
 		status = "DOWN"
 	}
 	return &compute.Zone{
 		Kind:                  "compute#zone",
-		Id:                    2000 + zoneIndex(s.cat, zone),
+		Id:                    2000 + zoneIndex(st.cat, zone),
 		CreationTimestamp:     "1969-12-31T16:00:00.000-08:00",
 		Name:                  zone,
 		Description:           zone,
 		Status:                status,
-		Region:                s.link(project, "regions", region),
-		SelfLink:              s.link(project, "zones", zone),
+		Region:                st.link(project, "regions", region),
+		SelfLink:              st.link(project, "zones", zone),
 		AvailableCpuPlatforms: cpuPlatforms,
 		SupportsPzs:           false,
 		ForceSendFields:       []string{"SupportsPzs"},
@@ -326,15 +329,15 @@ func zoneIndex(c *catalog, zone string) uint64 {
 }
 
 // regionObj renders a region with quota usage computed from the inventory.
-func (s *Server) regionObj(p *project, region string) *compute.Region {
-	ri := s.cat.regions[region]
+func (p *project) regionObj(region string) *compute.Region {
+	ri := p.st.cat.regions[region]
 	status := "UP"
 	var zones []string
 	allDown := len(ri.zones) > 0
 	for _, z := range ri.zones {
 		zn := region + "-" + z
-		zones = append(zones, s.link(p.name, "zones", zn))
-		if !s.zoneDown[zn] {
+		zones = append(zones, p.link("zones", zn))
+		if !p.st.zoneDown[zn] {
 			allDown = false
 		}
 	}
@@ -344,7 +347,7 @@ func (s *Server) regionObj(p *project, region string) *compute.Region {
 	var quotas []*compute.Quota
 	for _, m := range regionalQuotaMetrics {
 		quotas = append(quotas, &compute.Quota{
-			Metric: m, Limit: s.quotaLimit(p, "regions/"+region, m), Usage: s.quotaUsage(p, region, m),
+			Metric: m, Limit: p.quotaLimit("regions/"+region, m), Usage: p.quotaUsage(region, m),
 			ForceSendFields: []string{"Usage"},
 		})
 	}
@@ -357,7 +360,7 @@ func (s *Server) regionObj(p *project, region string) *compute.Region {
 		Status:            status,
 		Zones:             zones,
 		Quotas:            quotas,
-		SelfLink:          s.link(p.name, "regions", region),
+		SelfLink:          p.link("regions", region),
 		SupportsPzs:       false,
 		ForceSendFields:   []string{"SupportsPzs"},
 	}
@@ -368,14 +371,118 @@ func (s *Server) regionObj(p *project, region string) *compute.Region {
 // range instead, into 32 equal parts (one per region of the catalogue, in
 // order), so that every internal IP can be dialled locally. With the default
 // 127.128.0.0/9 each region gets a /14: a MIG of thousands of VMs fits.
-func (s *Server) autoSubnetRange(region string) string {
-	ri := s.cat.regions[region]
-	base := s.opts.InternalRange.Masked().Addr().As4()
+func (st *state) autoSubnetRange(region string) string {
+	ri := st.cat.regions[region]
+	base := st.internal.Masked().Addr().As4()
 	n := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
-	bits := s.opts.InternalRange.Bits() + regionSliceBits
+	bits := st.internal.Bits() + regionSliceBits
 	n += uint32(ri.index) << (32 - bits)
 	return fmt.Sprintf("%d.%d.%d.%d/%d", n>>24, (n>>16)&0xff, (n>>8)&0xff, n&0xff, bits)
 }
 
 // regionSliceBits splits the internal range into 2^5 = 32 region subnets.
 const regionSliceBits = 5
+
+// routesCatalog registers what every project reads of the catalogue.
+func (s *Server) routesCatalog() {
+	s.handle("GET", "zones", "compute.zones.list", s.zonesList)
+	s.handle("GET", "zones/{zone}", "compute.zones.get", s.zonesGet)
+	s.handle("GET", "regions", "compute.regions.list", s.regionsList)
+	s.handle("GET", "regions/{region}", "compute.regions.get", s.regionsGet)
+	s.handle("GET", "zones/{zone}/machineTypes", "compute.machineTypes.list", s.machineTypesList)
+	s.handle("GET", "zones/{zone}/machineTypes/{machineType}", "compute.machineTypes.get", s.machineTypesGet)
+	s.handle("GET", "aggregated/machineTypes", "compute.machineTypes.aggregatedList", s.machineTypesAggregated)
+	s.handle("GET", "zones/{zone}/diskTypes", "compute.diskTypes.list", s.diskTypesList)
+	s.handle("GET", "zones/{zone}/diskTypes/{diskType}", "compute.diskTypes.get", s.diskTypesGet)
+	s.handle("GET", "global/images", "compute.images.list", s.imagesList)
+	s.handle("GET", "global/images/{image}", "compute.images.get", s.imagesGet)
+	s.handle("GET", "global/images/family/{family}", "compute.images.getFromFamily", s.imagesGetFromFamily)
+}
+
+func (s *Server) zonesList(c *call) (any, *apiError) {
+	var items []any
+	for _, z := range s.cat.zones {
+		items = append(items, s.zoneObj(c.p.name, z))
+	}
+	return s.listResponse(c, "compute#zoneList", items, c.p.link("zones"))
+}
+
+func (s *Server) zonesGet(c *call) (any, *apiError) { return s.zoneObj(c.p.name, c.zone), nil }
+
+func (s *Server) regionsList(c *call) (any, *apiError) {
+	var items []any
+	for _, r := range s.cat.regNames {
+		items = append(items, c.p.regionObj(r))
+	}
+	return s.listResponse(c, "compute#regionList", items, c.p.link("regions"))
+}
+
+func (s *Server) regionsGet(c *call) (any, *apiError) { return c.p.regionObj(c.region), nil }
+
+func (s *Server) machineTypesList(c *call) (any, *apiError) {
+	var items []any
+	for _, m := range machineTypes() {
+		items = append(items, s.machineTypeObj(c.p.name, c.zone, m))
+	}
+	return s.listResponse(c, "compute#machineTypeList", items, c.p.link("zones", c.zone, "machineTypes"))
+}
+
+func (s *Server) machineTypesGet(c *call) (any, *apiError) {
+	m, ok := findMachineType(c.name)
+	if !ok {
+		return nil, errNotFound(relPath(c.p.name, "zones/"+c.zone, "machineTypes", c.name))
+	}
+	return s.machineTypeObj(c.p.name, c.zone, m), nil
+}
+
+func (s *Server) machineTypesAggregated(c *call) (any, *apiError) {
+	by := map[string][]any{}
+	for _, z := range s.cat.zones {
+		for _, m := range machineTypes() {
+			by["zones/"+z] = append(by["zones/"+z], s.machineTypeObj(c.p.name, z, m))
+		}
+	}
+	return s.aggregatedResponse(c, "compute#machineTypeAggregatedList", "machineTypes", by, s.zoneScopes())
+}
+
+func (s *Server) diskTypesList(c *call) (any, *apiError) {
+	var items []any
+	for _, d := range diskTypes {
+		items = append(items, s.diskTypeObj(c.p.name, c.zone, d))
+	}
+	return s.listResponse(c, "compute#diskTypeList", items, c.p.link("zones", c.zone, "diskTypes"))
+}
+
+func (s *Server) diskTypesGet(c *call) (any, *apiError) {
+	d, ok := findDiskType(c.name)
+	if !ok {
+		return nil, errNotFound(relPath(c.p.name, "zones/"+c.zone, "diskTypes", c.name))
+	}
+	return s.diskTypeObj(c.p.name, c.zone, d), nil
+}
+
+func (s *Server) imagesList(c *call) (any, *apiError) {
+	var items []any
+	for _, im := range publicImages {
+		if im.project == c.p.name {
+			items = append(items, s.imageObj(im))
+		}
+	}
+	return s.listResponse(c, "compute#imageList", items, c.p.link("global", "images"))
+}
+
+func (s *Server) imagesGet(c *call) (any, *apiError) {
+	im, ok := findImage(c.p.name, c.name)
+	if !ok {
+		return nil, errNotFound(relPath(c.p.name, "global", "images", c.name))
+	}
+	return s.imageObj(im), nil
+}
+
+func (s *Server) imagesGetFromFamily(c *call) (any, *apiError) {
+	im, ok := familyImage(c.p.name, c.name)
+	if !ok {
+		return nil, errNotFound(relPath(c.p.name, "global", "images/family", c.name))
+	}
+	return s.imageObj(im), nil
+}

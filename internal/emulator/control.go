@@ -4,8 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -165,7 +166,7 @@ func (s *Server) ctlRequests(w http.ResponseWriter, r *http.Request) {
 func (s *Server) ctlReset(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.gen++
-	s.resetProjects()
+	s.resetProjects(s.opts.Projects)
 	s.faults = faultSet{}
 	s.zoneDown = map[string]bool{}
 	s.rates = rateLimiter{}
@@ -319,11 +320,7 @@ func (s *Server) ctlSetQuota(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !knownQuotaMetric(q.Metric) {
-		known := make([]string, 0, len(defaultQuota))
-		for k := range defaultQuota {
-			known = append(known, k)
-		}
-		sort.Strings(known)
+		known := slices.Sorted(maps.Keys(defaultQuota))
 		ctlError(w, 400, fmt.Sprintf("unknown metric %q (known: %s)", q.Metric, strings.Join(known, ", ")))
 		return
 	}
@@ -364,4 +361,41 @@ func (s *Server) ctlSetRateLimits(w http.ResponseWriter, r *http.Request) {
 	s.rates = rateLimiter{limits: limits}
 	s.mu.Unlock()
 	ctlJSON(w, 200, limits)
+}
+
+// requestCounts counts API requests per method since start, and keeps marks
+// so callers can ask for counts since a point in time.
+type requestCounts struct {
+	total map[string]int64
+	marks []map[string]int64
+}
+
+func (rc *requestCounts) reset() {
+	rc.total = map[string]int64{}
+	rc.marks = nil
+}
+
+func (rc *requestCounts) add(method string) { rc.total[method]++ }
+
+// mark snapshots the counters and returns the mark's id.
+func (rc *requestCounts) mark() int {
+	rc.marks = append(rc.marks, maps.Clone(rc.total))
+	return len(rc.marks)
+}
+
+// since returns counts since mark id (0: since start).
+func (rc *requestCounts) since(id int) (map[string]int64, bool) {
+	if id < 0 || id > len(rc.marks) {
+		return nil, false
+	}
+	out := map[string]int64{}
+	for k, v := range rc.total {
+		if id > 0 {
+			v -= rc.marks[id-1][k]
+		}
+		if v > 0 {
+			out[k] = v
+		}
+	}
+	return out, true
 }

@@ -32,7 +32,7 @@ type diskSpec struct {
 
 // resolveDiskType turns a disk type reference (URL, partial path or bare
 // name) into a catalogue entry; unknown types answer 404 as GCE does.
-func (s *Server) resolveDiskType(p *project, zone, v string) (diskType, *apiError) {
+func (p *project) resolveDiskType(zone, v string) (diskType, *apiError) {
 	if v == "" {
 		v = "pd-standard"
 	}
@@ -49,7 +49,7 @@ func (s *Server) resolveDiskType(p *project, zone, v string) (diskType, *apiErro
 
 // resolveImage finds a public image from a reference to the image itself or
 // to its family (resolved to the family's current image).
-func (s *Server) resolveImage(p *project, v string) (publicImage, *apiError) {
+func (p *project) resolveImage(v string) (publicImage, *apiError) {
 	r, ok := parseRef(v, ref{Project: p.name, Scope: "global", Coll: "images"})
 	// gcloud names an image family through a zonal family view:
 	// projects/P/zones/-/imageFamilyViews/F (any zone, or "-").
@@ -100,27 +100,27 @@ func diskQuotaMetric(t diskType) string {
 }
 
 // newDisk renders a disk resource from its spec, in status CREATING.
-func (s *Server) newDisk(p *project, zone string, sp *diskSpec) *compute.Disk {
+func (p *project) newDisk(zone string, sp *diskSpec) *compute.Disk {
 	scope := "zones/" + zone
 	d := &compute.Disk{
 		Kind:                   "compute#disk",
-		Id:                     s.newID(),
+		Id:                     p.st.newID(),
 		CreationTimestamp:      timestamp(time.Now()),
 		Name:                   sp.name,
 		Description:            sp.description,
 		SizeGb:                 sp.sizeGB,
-		Zone:                   s.link(p.name, scope),
+		Zone:                   p.link(scope),
 		Status:                 "CREATING",
-		SelfLink:               s.link(p.name, scope, "disks", sp.name),
-		Type:                   s.link(p.name, scope, "diskTypes", sp.typ.name),
+		SelfLink:               p.link(scope, "disks", sp.name),
+		Type:                   p.link(scope, "diskTypes", sp.typ.name),
 		Labels:                 sp.labels,
-		LabelFingerprint:       s.newFingerprint(),
+		LabelFingerprint:       p.st.newFingerprint(),
 		PhysicalBlockSizeBytes: 4096,
 		SatisfiesPzi:           true,
 		ForceSendFields:        []string{"EnableConfidentialCompute"},
 	}
 	if sp.image != nil {
-		im := s.imageObj(*sp.image)
+		im := p.st.imageObj(*sp.image)
 		d.SourceImage = im.SelfLink
 		d.SourceImageId = uitoa(im.Id)
 		d.Architecture = im.Architecture
@@ -141,7 +141,7 @@ func (s *Server) newDisk(p *project, zone string, sp *diskSpec) *compute.Disk {
 
 // diskByRef finds a disk from a reference in a request body. A disk of
 // another zone is returned with its own zone so callers can refuse it.
-func (s *Server) diskByRef(p *project, zone, v, field string) (*compute.Disk, *apiError) {
+func (p *project) diskByRef(zone, v, field string) (*compute.Disk, *apiError) {
 	r, ok := parseRef(v, ref{Project: p.name, Scope: "zones/" + zone, Coll: "disks"})
 	if !ok || r.Coll != "disks" || !strings.HasPrefix(r.Scope, "zones/") {
 		return nil, errInvalidField(field, v, "")
@@ -197,7 +197,7 @@ func (s *Server) disksInsert(c *call) (any, *apiError) {
 	}
 	sp := &diskSpec{name: in.Name, description: in.Description, labels: in.Labels}
 	var e *apiError
-	if sp.typ, e = s.resolveDiskType(c.p, c.zone, in.Type); e != nil {
+	if sp.typ, e = c.p.resolveDiskType(c.zone, in.Type); e != nil {
 		return nil, e
 	}
 	img := in.SourceImage
@@ -208,13 +208,13 @@ func (s *Server) disksInsert(c *call) (any, *apiError) {
 	case img != "" && in.SourceDisk != "":
 		return nil, errInvalidField("resource.sourceDisk", in.SourceDisk, "Only one of sourceImage and sourceDisk may be given.")
 	case img != "":
-		im, e := s.resolveImage(c.p, img)
+		im, e := c.p.resolveImage(img)
 		if e != nil {
 			return nil, e
 		}
 		sp.image = &im
 	case in.SourceDisk != "":
-		src, e := s.diskByRef(c.p, c.zone, in.SourceDisk, "resource.sourceDisk")
+		src, e := c.p.diskByRef(c.zone, in.SourceDisk, "resource.sourceDisk")
 		if e != nil {
 			return nil, e
 		}
@@ -230,13 +230,13 @@ func (s *Server) disksInsert(c *call) (any, *apiError) {
 	if e := diskSize(sp, in.SizeGb, "resource.sizeGb"); e != nil {
 		return nil, e
 	}
-	if e := s.checkQuota(c.p, s.regionOfZone(c.zone), diskQuotaMetric(sp.typ), float64(sp.sizeGB)); e != nil {
+	if e := c.p.checkQuota(s.cat.regionOf(c.zone), diskQuotaMetric(sp.typ), float64(sp.sizeGB)); e != nil {
 		return nil, e
 	}
-	d := s.newDisk(c.p, c.zone, sp)
+	d := c.p.newDisk(c.zone, sp)
 	c.p.disks.put(scope, d.Name, d)
 	return s.startOp(c, opSpec{Type: "insert", Target: d.SelfLink, TargetID: d.Id, Scope: scope,
-		Warnings: s.deprecationWarnings(sp.image),
+		Warnings: deprecationWarnings(sp.image),
 		Done: func() *apiError {
 			if d.Status == "CREATING" {
 				d.Status = "READY"
@@ -251,17 +251,16 @@ func (s *Server) disksInsert(c *call) (any, *apiError) {
 }
 
 func (s *Server) disksGet(c *call) (any, *apiError) {
-	scope := "zones/" + c.zone
-	d, ok := c.p.disks.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "disks", c.name))
+	d, _, e := getNamed(c, c.p.disks, "disks")
+	if e != nil {
+		return nil, e
 	}
 	return d, nil
 }
 
 func (s *Server) disksList(c *call) (any, *apiError) {
 	scope := "zones/" + c.zone
-	return s.listResponse(c, "compute#diskList", toAny(c.p.disks.list(scope)), s.link(c.p.name, scope, "disks"))
+	return s.listResponse(c, "compute#diskList", toAny(c.p.disks.list(scope)), c.p.link(scope, "disks"))
 }
 
 func (s *Server) disksAggregated(c *call) (any, *apiError) {
@@ -271,16 +270,15 @@ func (s *Server) disksAggregated(c *call) (any, *apiError) {
 // disksDelete refuses, synchronously, a disk that is still attached.
 func (s *Server) disksDelete(c *call) (any, *apiError) {
 	scope := "zones/" + c.zone
-	d, ok := c.p.disks.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "disks", c.name))
+	d, path, e := getNamed(c, c.p.disks, "disks")
+	if e != nil {
+		return nil, e
 	}
-	path := relPath(c.p.name, scope, "disks", c.name)
-	if e := s.checkNotBusy(c.p, d.SelfLink, path); e != nil {
+	if e := c.p.checkNotBusy(d.SelfLink, path); e != nil {
 		return nil, e
 	}
 	if len(d.Users) > 0 {
-		return nil, errInUse("disk", path, trimLink(s, d.Users[0]))
+		return nil, errInUse("disk", path, s.trimLink(d.Users[0]))
 	}
 	prev := d.Status
 	d.Status = "DELETING"
@@ -288,7 +286,7 @@ func (s *Server) disksDelete(c *call) (any, *apiError) {
 		Done: func() *apiError {
 			if len(d.Users) > 0 { // attached while the delete ran
 				d.Status = prev
-				return errInUse("disk", path, trimLink(s, d.Users[0]))
+				return errInUse("disk", path, s.trimLink(d.Users[0]))
 			}
 			if cur, ok := c.p.disks.get(scope, d.Name); ok && cur == d {
 				c.p.disks.del(scope, d.Name)
@@ -298,28 +296,17 @@ func (s *Server) disksDelete(c *call) (any, *apiError) {
 		Fail: func() { d.Status = prev }}), nil
 }
 
+// disksSetLabels waits for other operations on the disk, as GCE does.
 func (s *Server) disksSetLabels(c *call) (any, *apiError) {
-	scope := "zones/" + c.zone
-	d, ok := c.p.disks.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "disks", c.name))
-	}
-	var req compute.ZoneSetLabelsRequest
-	if e := c.decode(&req); e != nil {
+	d, path, e := getNamed(c, c.p.disks, "disks")
+	if e != nil {
 		return nil, e
 	}
-	if e := checkLabels(req.Labels); e != nil {
+	if e := c.p.checkNotBusy(d.SelfLink, path); e != nil {
 		return nil, e
 	}
-	if e := s.checkNotBusy(c.p, d.SelfLink, relPath(c.p.name, scope, "disks", c.name)); e != nil {
+	if e := s.applyLabels(c, &d.Labels, &d.LabelFingerprint); e != nil {
 		return nil, e
 	}
-	if req.LabelFingerprint != d.LabelFingerprint {
-		return nil, errFingerprint("Labels fingerprint either invalid or resource labels have changed")
-	}
-	// Applied at request time: a second writer holding the old fingerprint
-	// must lose even while this operation is still running.
-	d.Labels = req.Labels
-	d.LabelFingerprint = s.newFingerprint()
-	return s.startOp(c, opSpec{Type: "setLabels", Target: d.SelfLink, TargetID: d.Id, Scope: scope}), nil
+	return s.startOp(c, opSpec{Type: "setLabels", Target: d.SelfLink, TargetID: d.Id, Scope: c.scope()}), nil
 }

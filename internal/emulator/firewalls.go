@@ -3,6 +3,7 @@ package emulator
 import (
 	"encoding/json"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,24 +18,17 @@ func (s *Server) routesFirewalls() {
 	s.handle("DELETE", "global/firewalls/{firewall}", "compute.firewalls.delete", s.firewallsDelete)
 }
 
-func (s *Server) routesRoutes() {
-	s.handle("POST", "global/routes", "compute.routes.insert", s.routesInsert)
-	s.handle("GET", "global/routes", "compute.routes.list", s.routesList)
-	s.handle("GET", "global/routes/{route}", "compute.routes.get", s.routesGet)
-	s.handle("DELETE", "global/routes/{route}", "compute.routes.delete", s.routesDelete)
-}
-
 // fillFirewall applies GCE's defaults (recorded: direction INGRESS, priority
 // 1000, sourceRanges 0.0.0.0/0 for ingress without sources, logConfig off).
-func (s *Server) fillFirewall(p *project, fw *compute.Firewall) {
+func (p *project) fillFirewall(fw *compute.Firewall) {
 	fw.Kind = "compute#firewall"
-	fw.Id = s.newID()
+	fw.Id = p.st.newID()
 	fw.CreationTimestamp = timestamp(time.Now())
-	fw.SelfLink = s.link(p.name, "global", "firewalls", fw.Name)
+	fw.SelfLink = p.link("global", "firewalls", fw.Name)
 	if fw.Direction == "" {
 		fw.Direction = "INGRESS"
 	}
-	if fw.Priority == 0 && !contains(fw.ForceSendFields, "Priority") {
+	if fw.Priority == 0 && !slices.Contains(fw.ForceSendFields, "Priority") {
 		fw.Priority = 1000
 	}
 	if fw.Direction == "INGRESS" && len(fw.SourceRanges) == 0 && len(fw.SourceTags) == 0 && len(fw.SourceServiceAccounts) == 0 {
@@ -45,15 +39,6 @@ func (s *Server) fillFirewall(p *project, fw *compute.Firewall) {
 	}
 	fw.LogConfig = &compute.FirewallLogConfig{Enable: false, ForceSendFields: []string{"Enable"}}
 	fw.ForceSendFields = append(fw.ForceSendFields, "Description", "Disabled", "Priority")
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *Server) firewallsInsert(c *call) (any, *apiError) {
@@ -97,15 +82,15 @@ func (s *Server) firewallsInsert(c *call) (any, *apiError) {
 			}
 		}
 	}
-	n, e := s.networkRef(c.p, fw.Network)
+	n, e := c.p.networkRef(fw.Network)
 	if e != nil {
 		return nil, e
 	}
-	if e := s.checkQuota(c.p, "", "FIREWALLS", 1); e != nil {
+	if e := c.p.checkQuota("", "FIREWALLS", 1); e != nil {
 		return nil, e
 	}
 	fw.Network = n.SelfLink
-	s.fillFirewall(c.p, &fw)
+	c.p.fillFirewall(&fw)
 	obj := &fw
 	return s.startOp(c, opSpec{Type: "insert", Target: obj.SelfLink, TargetID: obj.Id, Scope: "global",
 		Done: func() *apiError {
@@ -156,121 +141,28 @@ func checkFirewallRule(i int, proto string, ports []string) *apiError {
 }
 
 func (s *Server) firewallsGet(c *call) (any, *apiError) {
-	fw, ok := c.p.firewalls.get("global", c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, "global", "firewalls", c.name))
+	fw, _, e := getNamed(c, c.p.firewalls, "firewalls")
+	if e != nil {
+		return nil, e
 	}
 	return fw, nil
 }
 
 func (s *Server) firewallsList(c *call) (any, *apiError) {
-	return s.listResponse(c, "compute#firewallList", toAny(c.p.firewalls.list("global")), s.link(c.p.name, "global", "firewalls"))
+	return s.listResponse(c, "compute#firewallList", toAny(c.p.firewalls.list("global")), c.p.link("global", "firewalls"))
 }
 
 func (s *Server) firewallsDelete(c *call) (any, *apiError) {
-	fw, ok := c.p.firewalls.get("global", c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, "global", "firewalls", c.name))
+	fw, path, e := getNamed(c, c.p.firewalls, "firewalls")
+	if e != nil {
+		return nil, e
 	}
-	if e := s.checkNotBusy(c.p, fw.SelfLink, relPath(c.p.name, "global", "firewalls", c.name)); e != nil {
+	if e := c.p.checkNotBusy(fw.SelfLink, path); e != nil {
 		return nil, e
 	}
 	return s.startOp(c, opSpec{Type: "delete", Target: fw.SelfLink, TargetID: fw.Id, Scope: "global",
 		Done: func() *apiError {
 			c.p.firewalls.del("global", fw.Name)
-			return nil
-		}}), nil
-}
-
-func (s *Server) routesInsert(c *call) (any, *apiError) {
-	var rt compute.Route
-	if e := c.decode(&rt); e != nil {
-		return nil, e
-	}
-	if e := checkName(rt.Name); e != nil {
-		return nil, e
-	}
-	if _, ok := c.p.routes.get("global", rt.Name); ok {
-		return nil, errAlreadyExists(relPath(c.p.name, "global", "routes", rt.Name))
-	}
-	if rt.DestRange == "" {
-		return nil, errRequired("resource.destRange")
-	}
-	if _, err := netip.ParsePrefix(rt.DestRange); err != nil {
-		return nil, errInvalidField("resource.destRange", rt.DestRange, "Must be a valid CIDR range.")
-	}
-	if !strings.Contains(string(c.body), `"priority"`) {
-		return nil, errRequired("resource.priority")
-	}
-	hops := 0
-	for _, h := range []string{rt.NextHopInstance, rt.NextHopIp, rt.NextHopGateway, rt.NextHopNetwork, rt.NextHopVpnTunnel, rt.NextHopIlb} {
-		if h != "" {
-			hops++
-		}
-	}
-	if hops != 1 {
-		return nil, errInvalidField("resource", rt.Name, "Exactly one next hop must be specified.")
-	}
-	n, e := s.networkRef(c.p, rt.Network)
-	if e != nil {
-		return nil, e
-	}
-	if e := s.checkQuota(c.p, "", "ROUTES", 1); e != nil {
-		return nil, e
-	}
-	rt.Network = n.SelfLink
-	rt.Kind = "compute#route"
-	rt.Id = s.newID()
-	rt.CreationTimestamp = timestamp(time.Now())
-	rt.SelfLink = s.link(c.p.name, "global", "routes", rt.Name)
-	rt.RouteType = "STATIC"
-	rt.RouteStatus = "ACTIVE"
-	rt.ForceSendFields = append(rt.ForceSendFields, "Priority")
-	if rt.NextHopInstance != "" {
-		r, ok := parseRef(rt.NextHopInstance, ref{Project: c.p.name, Coll: "instances"})
-		if !ok || r.Coll != "instances" || r.Scope == "" {
-			return nil, errInvalidField("resource.nextHopInstance", rt.NextHopInstance, "")
-		}
-		rt.NextHopInstance = s.link(r.Project, r.Scope, "instances", r.Name)
-		if in, ok := c.p.instances.get(r.Scope, r.Name); !ok {
-			rt.Warnings = []*compute.RouteWarnings{{Code: "NEXT_HOP_INSTANCE_NOT_FOUND",
-				Message: "Next hop instance '" + trimLink(s, rt.NextHopInstance) + "' does not exist."}}
-		} else if in.Status != "RUNNING" {
-			rt.Warnings = []*compute.RouteWarnings{{Code: "NEXT_HOP_NOT_RUNNING",
-				Message: "Next hop instance '" + trimLink(s, rt.NextHopInstance) + "' is not running."}}
-		}
-	}
-	if rt.NextHopGateway != "" {
-		rt.NextHopGateway = s.link(c.p.name, "global", "gateways", lastSegment(rt.NextHopGateway))
-	}
-	obj := &rt
-	return s.startOp(c, opSpec{Type: "insert", Target: obj.SelfLink, TargetID: obj.Id, Scope: "global",
-		Done: func() *apiError {
-			c.p.routes.put("global", obj.Name, obj)
-			return nil
-		}}), nil
-}
-
-func (s *Server) routesGet(c *call) (any, *apiError) {
-	rt, ok := c.p.routes.get("global", c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, "global", "routes", c.name))
-	}
-	return rt, nil
-}
-
-func (s *Server) routesList(c *call) (any, *apiError) {
-	return s.listResponse(c, "compute#routeList", toAny(c.p.routes.list("global")), s.link(c.p.name, "global", "routes"))
-}
-
-func (s *Server) routesDelete(c *call) (any, *apiError) {
-	rt, ok := c.p.routes.get("global", c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, "global", "routes", c.name))
-	}
-	return s.startOp(c, opSpec{Type: "delete", Target: rt.SelfLink, TargetID: rt.Id, Scope: "global",
-		Done: func() *apiError {
-			c.p.routes.del("global", rt.Name)
 			return nil
 		}}), nil
 }

@@ -59,7 +59,7 @@ func portsOverlap(x, y string) bool {
 }
 
 // rulesOnIP returns the forwarding rules of the project serving ip.
-func (s *Server) rulesOnIP(p *project, ip netip.Addr) []*compute.ForwardingRule {
+func (p *project) rulesOnIP(ip netip.Addr) []*compute.ForwardingRule {
 	var out []*compute.ForwardingRule
 	for _, fr := range p.forwardingRules.list("") {
 		if addrOf(fr.IPAddress) == ip {
@@ -71,12 +71,12 @@ func (s *Server) rulesOnIP(p *project, ip netip.Addr) []*compute.ForwardingRule 
 
 // resolveRuleIP turns the IPAddress field (a literal, an address URL or an
 // address name) into an IP.
-func (s *Server) resolveRuleIP(p *project, region, v string) (netip.Addr, *compute.Address, *apiError) {
+func (p *project) resolveRuleIP(region, v string) (netip.Addr, *compute.Address, *apiError) {
 	if ip := addrOf(v); ip.IsValid() {
 		if !ip.Is4() {
 			return netip.Addr{}, nil, errInvalidField("resource.IPAddress", v, "Must be an IPv4 address.")
 		}
-		return ip, s.findAddressByIP(p, "", ip), nil
+		return ip, p.findAddressByIP("", ip), nil
 	}
 	r, ok := parseRef(v, ref{Project: p.name, Scope: "regions/" + region, Coll: "addresses"})
 	if !ok || r.Coll != "addresses" || !strings.HasPrefix(r.Scope, "regions/") {
@@ -93,6 +93,50 @@ func (s *Server) resolveRuleIP(p *project, region, v string) (netip.Addr, *compu
 	return addrOf(a.Address), a, nil
 }
 
+// checkRuleProtocol checks and defaults what a target-pool rule forwards:
+// scheme, protocol, tier and port range.
+func checkRuleProtocol(fr *compute.ForwardingRule) *apiError {
+	if fr.LoadBalancingScheme == "" {
+		fr.LoadBalancingScheme = "EXTERNAL"
+	}
+	if fr.LoadBalancingScheme != "EXTERNAL" {
+		return errInvalidField("resource.loadBalancingScheme", fr.LoadBalancingScheme,
+			"The emulator supports EXTERNAL forwarding rules with a target pool.")
+	}
+	if fr.IPProtocol == "" {
+		fr.IPProtocol = "TCP"
+	}
+	switch fr.IPProtocol {
+	case "TCP", "UDP", "SCTP", "ESP", "AH", "ICMP", "L3_DEFAULT":
+	default:
+		return errInvalidField("resource.IPProtocol", fr.IPProtocol, "")
+	}
+	if fr.NetworkTier == "" {
+		fr.NetworkTier = "PREMIUM"
+	}
+	if fr.NetworkTier != "PREMIUM" && fr.NetworkTier != "STANDARD" {
+		return errInvalidField("resource.networkTier", fr.NetworkTier, "")
+	}
+	if len(fr.Ports) > 0 || fr.AllPorts {
+		return errInvalidField("resource.ports", strings.Join(fr.Ports, ","),
+			"Rules with a target pool take a portRange, not ports or allPorts.")
+	}
+	switch {
+	case fr.PortRange != "" && !portProtocols[fr.IPProtocol]:
+		return errInvalidField("resource.portRange", fr.PortRange, "A port range is only allowed for TCP, UDP and SCTP.")
+	case fr.PortRange != "":
+		pr, ok := normalisePortRange(fr.PortRange)
+		if !ok {
+			return errInvalidField("resource.portRange", fr.PortRange, "Must be a port or a range of ports within 1-65535.")
+		}
+		fr.PortRange = pr
+	case portProtocols[fr.IPProtocol]:
+		// A target-pool rule without ports forwards all of them.
+		fr.PortRange = "1-65535"
+	}
+	return nil
+}
+
 func (s *Server) forwardingRulesInsert(c *call) (any, *apiError) {
 	var fr compute.ForwardingRule
 	if e := c.decode(&fr); e != nil {
@@ -105,43 +149,8 @@ func (s *Server) forwardingRulesInsert(c *call) (any, *apiError) {
 	if _, ok := c.p.forwardingRules.get(scope, fr.Name); ok {
 		return nil, errAlreadyExists(relPath(c.p.name, scope, "forwardingRules", fr.Name))
 	}
-	if fr.LoadBalancingScheme == "" {
-		fr.LoadBalancingScheme = "EXTERNAL"
-	}
-	if fr.LoadBalancingScheme != "EXTERNAL" {
-		return nil, errInvalidField("resource.loadBalancingScheme", fr.LoadBalancingScheme,
-			"The emulator supports EXTERNAL forwarding rules with a target pool.")
-	}
-	if fr.IPProtocol == "" {
-		fr.IPProtocol = "TCP"
-	}
-	switch fr.IPProtocol {
-	case "TCP", "UDP", "SCTP", "ESP", "AH", "ICMP", "L3_DEFAULT":
-	default:
-		return nil, errInvalidField("resource.IPProtocol", fr.IPProtocol, "")
-	}
-	if fr.NetworkTier == "" {
-		fr.NetworkTier = "PREMIUM"
-	}
-	if fr.NetworkTier != "PREMIUM" && fr.NetworkTier != "STANDARD" {
-		return nil, errInvalidField("resource.networkTier", fr.NetworkTier, "")
-	}
-	if len(fr.Ports) > 0 || fr.AllPorts {
-		return nil, errInvalidField("resource.ports", strings.Join(fr.Ports, ","),
-			"Rules with a target pool take a portRange, not ports or allPorts.")
-	}
-	switch {
-	case fr.PortRange != "" && !portProtocols[fr.IPProtocol]:
-		return nil, errInvalidField("resource.portRange", fr.PortRange, "A port range is only allowed for TCP, UDP and SCTP.")
-	case fr.PortRange != "":
-		pr, ok := normalisePortRange(fr.PortRange)
-		if !ok {
-			return nil, errInvalidField("resource.portRange", fr.PortRange, "Must be a port or a range of ports within 1-65535.")
-		}
-		fr.PortRange = pr
-	case portProtocols[fr.IPProtocol]:
-		// A target-pool rule without ports forwards all of them.
-		fr.PortRange = "1-65535"
+	if e := checkRuleProtocol(&fr); e != nil {
+		return nil, e
 	}
 	if fr.BackendService != "" {
 		return nil, errInvalidField("resource.backendService", fr.BackendService, "The emulator supports target pools only.")
@@ -149,21 +158,21 @@ func (s *Server) forwardingRulesInsert(c *call) (any, *apiError) {
 	if fr.Target == "" {
 		return nil, errRequired("resource.target")
 	}
-	tp, e := s.targetPoolRef(c.p, c.region, fr.Target, "resource.target")
+	tp, e := c.p.targetPoolRef(c.region, fr.Target, "resource.target")
 	if e != nil {
 		return nil, e
 	}
 	fr.Target = tp.SelfLink
-	if e := s.checkQuota(c.p, c.region, "FORWARDING_RULES", 1); e != nil {
+	if e := c.p.checkQuota(c.region, "FORWARDING_RULES", 1); e != nil {
 		return nil, e
 	}
 
 	fr.Kind = "compute#forwardingRule"
 	fr.Id = s.newID()
 	fr.CreationTimestamp = timestamp(time.Now())
-	fr.Region = s.link(c.p.name, scope)
-	fr.SelfLink = s.link(c.p.name, scope, "forwardingRules", fr.Name)
-	fr.SelfLinkWithId = s.link(c.p.name, scope, "forwardingRules", uitoa(fr.Id))
+	fr.Region = c.p.link(scope)
+	fr.SelfLink = c.p.link(scope, "forwardingRules", fr.Name)
+	fr.SelfLinkWithId = c.p.link(scope, "forwardingRules", uitoa(fr.Id))
 	fr.Fingerprint = s.newFingerprint()
 	fr.LabelFingerprint = fingerprint("labels", fr.SelfLink, 0)
 	// Labels sent at insert are not applied (recorded on GCE); clients
@@ -173,7 +182,7 @@ func (s *Server) forwardingRulesInsert(c *call) (any, *apiError) {
 	fr.ForceSendFields = []string{"Description"}
 	fr.NullFields = nil
 
-	if e := s.claimRuleIP(c.p, c.region, &fr); e != nil {
+	if e := c.p.claimRuleIP(c.region, &fr); e != nil {
 		return nil, e
 	}
 	obj := &fr
@@ -183,23 +192,23 @@ func (s *Server) forwardingRulesInsert(c *call) (any, *apiError) {
 	return s.startOp(c, opSpec{Type: "insert", Target: obj.SelfLink, TargetID: obj.Id, Scope: scope,
 		Fail: func() {
 			c.p.forwardingRules.del(scope, obj.Name)
-			s.releaseRuleIP(c.p, obj)
+			c.p.releaseRuleIP(obj)
 		}}), nil
 }
 
 // claimRuleIP gives the rule its IP: the one asked for (a static address of
 // the region, possibly shared with other rules on disjoint ports) or a new
 // ephemeral one.
-func (s *Server) claimRuleIP(p *project, region string, fr *compute.ForwardingRule) *apiError {
+func (p *project) claimRuleIP(region string, fr *compute.ForwardingRule) *apiError {
 	if fr.IPAddress == "" {
-		ip, e := s.allocEphemeral(fr.SelfLink)
+		ip, e := p.st.allocEphemeral(fr.SelfLink)
 		if e != nil {
 			return e
 		}
 		fr.IPAddress = ip.String()
 		return nil
 	}
-	ip, addr, e := s.resolveRuleIP(p, region, fr.IPAddress)
+	ip, addr, e := p.resolveRuleIP(region, fr.IPAddress)
 	if e != nil {
 		return e
 	}
@@ -212,12 +221,12 @@ func (s *Server) claimRuleIP(p *project, region string, fr *compute.ForwardingRu
 				fmt.Sprintf("The network tier of the rule must match the address's tier '%s'.", addr.NetworkTier))
 		}
 	}
-	sharers := s.rulesOnIP(p, ip)
+	sharers := p.rulesOnIP(ip)
 	for _, o := range sharers {
 		if o.IPProtocol == fr.IPProtocol && portsOverlap(o.PortRange, fr.PortRange) {
 			return errInvalidField("resource.IPAddress", ip.String(), fmt.Sprintf(
 				"IP address, protocol and port range conflict with forwarding rule '%s' (%s %s).",
-				trimLink(s, o.SelfLink), o.IPProtocol, o.PortRange))
+				p.st.trimLink(o.SelfLink), o.IPProtocol, o.PortRange))
 		}
 	}
 	if len(sharers) > 0 {
@@ -226,7 +235,7 @@ func (s *Server) claimRuleIP(p *project, region string, fr *compute.ForwardingRu
 			return errInvalidField("resource.IPAddress", ip.String(), "Specified IP address is in-use and would result in a conflict.")
 		}
 		for _, u := range addr.Users {
-			if s.ruleByLink(p, u) == nil {
+			if p.ruleByLink(u) == nil {
 				return errInvalidField("resource.IPAddress", ip.String(), "Specified IP address is in-use and would result in a conflict.")
 			}
 		}
@@ -234,7 +243,7 @@ func (s *Server) claimRuleIP(p *project, region string, fr *compute.ForwardingRu
 		fr.IPAddress = ip.String()
 		return nil
 	}
-	if e := s.useExternalIP(p, region, ip, fr.SelfLink, "resource.IPAddress"); e != nil {
+	if e := p.useExternalIP(region, ip, fr.SelfLink, "resource.IPAddress"); e != nil {
 		return e
 	}
 	fr.IPAddress = ip.String()
@@ -244,12 +253,12 @@ func (s *Server) claimRuleIP(p *project, region string, fr *compute.ForwardingRu
 // releaseRuleIP gives the rule's IP back: a static address drops the rule
 // from its users (RESERVED when none is left), an ephemeral IP is freed
 // unless another rule still serves it.
-func (s *Server) releaseRuleIP(p *project, fr *compute.ForwardingRule) {
+func (p *project) releaseRuleIP(fr *compute.ForwardingRule) {
 	ip := addrOf(fr.IPAddress)
 	if !ip.IsValid() {
 		return
 	}
-	if a := s.findAddressByIP(p, "", ip); a != nil {
+	if a := p.findAddressByIP("", ip); a != nil {
 		var users []string
 		for _, u := range a.Users {
 			if u != fr.SelfLink {
@@ -262,20 +271,20 @@ func (s *Server) releaseRuleIP(p *project, fr *compute.ForwardingRule) {
 		}
 		return
 	}
-	h, held := s.ips.holder(ip)
+	h, held := p.st.ips.holder(ip)
 	if !held || h != fr.SelfLink {
 		return
 	}
-	for _, o := range s.rulesOnIP(p, ip) {
+	for _, o := range p.rulesOnIP(ip) {
 		if o != fr {
-			s.ips.setHolder(ip, o.SelfLink)
+			p.st.ips.setHolder(ip, o.SelfLink)
 			return
 		}
 	}
-	s.ips.release(ip)
+	p.st.ips.release(ip)
 }
 
-func (s *Server) ruleByLink(p *project, link string) *compute.ForwardingRule {
+func (p *project) ruleByLink(link string) *compute.ForwardingRule {
 	r, ok := parseRef(link, ref{Project: p.name})
 	if !ok || r.Coll != "forwardingRules" {
 		return nil
@@ -285,10 +294,9 @@ func (s *Server) ruleByLink(p *project, link string) *compute.ForwardingRule {
 }
 
 func (s *Server) forwardingRulesGet(c *call) (any, *apiError) {
-	scope := "regions/" + c.region
-	fr, ok := c.p.forwardingRules.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "forwardingRules", c.name))
+	fr, _, e := getNamed(c, c.p.forwardingRules, "forwardingRules")
+	if e != nil {
+		return nil, e
 	}
 	return fr, nil
 }
@@ -296,7 +304,7 @@ func (s *Server) forwardingRulesGet(c *call) (any, *apiError) {
 func (s *Server) forwardingRulesList(c *call) (any, *apiError) {
 	scope := "regions/" + c.region
 	return s.listResponse(c, "compute#forwardingRuleList", toAny(c.p.forwardingRules.list(scope)),
-		s.link(c.p.name, scope, "forwardingRules"))
+		c.p.link(scope, "forwardingRules"))
 }
 
 func (s *Server) forwardingRulesAggregated(c *call) (any, *apiError) {
@@ -307,13 +315,11 @@ func (s *Server) forwardingRulesAggregated(c *call) (any, *apiError) {
 // mutableRule finds the rule named in the path and checks it is free for a
 // mutation.
 func (s *Server) mutableRule(c *call) (*compute.ForwardingRule, *apiError) {
-	scope := "regions/" + c.region
-	path := relPath(c.p.name, scope, "forwardingRules", c.name)
-	fr, ok := c.p.forwardingRules.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(path)
+	fr, path, e := getNamed(c, c.p.forwardingRules, "forwardingRules")
+	if e != nil {
+		return nil, e
 	}
-	if e := s.checkNotBusy(c.p, fr.SelfLink, path); e != nil {
+	if e := c.p.checkNotBusy(fr.SelfLink, path); e != nil {
 		return nil, e
 	}
 	return fr, nil
@@ -328,7 +334,7 @@ func (s *Server) forwardingRulesDelete(c *call) (any, *apiError) {
 	return s.startOp(c, opSpec{Type: "delete", Target: fr.SelfLink, TargetID: fr.Id, Scope: scope,
 		Done: func() *apiError {
 			c.p.forwardingRules.del(scope, fr.Name)
-			s.releaseRuleIP(c.p, fr)
+			c.p.releaseRuleIP(fr)
 			return nil
 		}}), nil
 }
@@ -346,14 +352,14 @@ func (s *Server) forwardingRulesSetTarget(c *call) (any, *apiError) {
 	if req.Target == "" {
 		return nil, errRequired("resource.target")
 	}
-	tp, e := s.targetPoolRef(c.p, c.region, req.Target, "resource.target")
+	tp, e := c.p.targetPoolRef(c.region, req.Target, "resource.target")
 	if e != nil {
 		return nil, e
 	}
 	return s.startOp(c, opSpec{Type: "setTarget", Target: fr.SelfLink, TargetID: fr.Id, Scope: "regions/" + c.region,
 		Done: func() *apiError {
 			if _, ok := c.p.targetPools.get("regions/"+c.region, tp.Name); !ok {
-				return errNotFound(trimLink(s, tp.SelfLink))
+				return errNotFound(s.trimLink(tp.SelfLink))
 			}
 			fr.Target = tp.SelfLink
 			fr.Fingerprint = s.newFingerprint()
@@ -367,20 +373,8 @@ func (s *Server) forwardingRulesSetLabels(c *call) (any, *apiError) {
 	if e != nil {
 		return nil, e
 	}
-	var req compute.RegionSetLabelsRequest
-	if e := c.decode(&req); e != nil {
+	if e := s.applyLabels(c, &fr.Labels, &fr.LabelFingerprint); e != nil {
 		return nil, e
 	}
-	if e := checkLabels(req.Labels); e != nil {
-		return nil, e
-	}
-	if req.LabelFingerprint != fr.LabelFingerprint {
-		return nil, errFingerprint("Labels fingerprint either invalid or resource labels have changed")
-	}
-	fr.Labels = req.Labels
-	if len(fr.Labels) == 0 {
-		fr.Labels = nil
-	}
-	fr.LabelFingerprint = s.newFingerprint()
-	return s.startOp(c, opSpec{Type: "setLabels", Target: fr.SelfLink, TargetID: fr.Id, Scope: "regions/" + c.region, Immediate: true}), nil
+	return s.startOp(c, opSpec{Type: "setLabels", Target: fr.SelfLink, TargetID: fr.Id, Scope: c.scope(), Immediate: true}), nil
 }

@@ -79,13 +79,13 @@ func (s *Server) httpHealthChecksInsert(c *call) (any, *apiError) {
 	if e := checkHTTPHealthCheck(&hc); e != nil {
 		return nil, e
 	}
-	if e := s.checkQuota(c.p, "", "HEALTH_CHECKS", 1); e != nil {
+	if e := c.p.checkQuota("", "HEALTH_CHECKS", 1); e != nil {
 		return nil, e
 	}
 	hc.Kind = "compute#httpHealthCheck"
 	hc.Id = s.newID()
 	hc.CreationTimestamp = timestamp(time.Now())
-	hc.SelfLink = s.link(c.p.name, "global", "httpHealthChecks", hc.Name)
+	hc.SelfLink = c.p.link("global", "httpHealthChecks", hc.Name)
 	// GCE returns host even when empty (recorded: computetargetpool#4).
 	hc.ForceSendFields = []string{"Description", "Host"}
 	hc.NullFields = nil
@@ -98,20 +98,20 @@ func (s *Server) httpHealthChecksInsert(c *call) (any, *apiError) {
 }
 
 func (s *Server) httpHealthChecksGet(c *call) (any, *apiError) {
-	hc, ok := c.p.httpHealthChecks.get("global", c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, "global", "httpHealthChecks", c.name))
+	hc, _, e := getNamed(c, c.p.httpHealthChecks, "httpHealthChecks")
+	if e != nil {
+		return nil, e
 	}
 	return hc, nil
 }
 
 func (s *Server) httpHealthChecksList(c *call) (any, *apiError) {
 	return s.listResponse(c, "compute#httpHealthCheckList", toAny(c.p.httpHealthChecks.list("global")),
-		s.link(c.p.name, "global", "httpHealthChecks"))
+		c.p.link("global", "httpHealthChecks"))
 }
 
 // healthCheckUser returns the selfLink of a target pool using the check.
-func (s *Server) healthCheckUser(p *project, hcLink string) string {
+func (p *project) healthCheckUser(hcLink string) string {
 	for _, tp := range p.targetPools.list("") {
 		for _, l := range tp.HealthChecks {
 			if l == hcLink {
@@ -125,18 +125,17 @@ func (s *Server) healthCheckUser(p *project, hcLink string) string {
 // httpHealthChecksDelete refuses a check a pool still uses inside the
 // operation, as observed on GCE, and leaves the check in place.
 func (s *Server) httpHealthChecksDelete(c *call) (any, *apiError) {
-	path := relPath(c.p.name, "global", "httpHealthChecks", c.name)
-	hc, ok := c.p.httpHealthChecks.get("global", c.name)
-	if !ok {
-		return nil, errNotFound(path)
+	hc, path, e := getNamed(c, c.p.httpHealthChecks, "httpHealthChecks")
+	if e != nil {
+		return nil, e
 	}
-	if e := s.checkNotBusy(c.p, hc.SelfLink, path); e != nil {
+	if e := c.p.checkNotBusy(hc.SelfLink, path); e != nil {
 		return nil, e
 	}
 	return s.startOp(c, opSpec{Type: "delete", Target: hc.SelfLink, TargetID: hc.Id, Scope: "global",
 		Done: func() *apiError {
-			if user := s.healthCheckUser(c.p, hc.SelfLink); user != "" {
-				return errInUse("http_health_check", path, trimLink(s, user))
+			if user := c.p.healthCheckUser(hc.SelfLink); user != "" {
+				return errInUse("http_health_check", path, s.trimLink(user))
 			}
 			c.p.httpHealthChecks.del("global", hc.Name)
 			return nil
@@ -171,10 +170,9 @@ func (s *Server) httpHealthChecksPatch(c *call) (any, *apiError) {
 }
 
 func (s *Server) httpHealthCheckChange(c *call, opType string, build func(cur *compute.HttpHealthCheck) (*compute.HttpHealthCheck, *apiError)) (any, *apiError) {
-	path := relPath(c.p.name, "global", "httpHealthChecks", c.name)
-	cur, ok := c.p.httpHealthChecks.get("global", c.name)
-	if !ok {
-		return nil, errNotFound(path)
+	cur, path, e := getNamed(c, c.p.httpHealthChecks, "httpHealthChecks")
+	if e != nil {
+		return nil, e
 	}
 	next, e := build(cur)
 	if e != nil {
@@ -187,7 +185,7 @@ func (s *Server) httpHealthCheckChange(c *call, opType string, build func(cur *c
 	if e := checkHTTPHealthCheck(next); e != nil {
 		return nil, e
 	}
-	if e := s.checkNotBusy(c.p, cur.SelfLink, path); e != nil {
+	if e := c.p.checkNotBusy(cur.SelfLink, path); e != nil {
 		return nil, e
 	}
 	// Identity and output fields are the server's, whatever the body says.
@@ -207,7 +205,7 @@ func (s *Server) httpHealthCheckChange(c *call, opType string, build func(cur *c
 
 // httpHealthCheckRef resolves a reference to an existing legacy HTTP health
 // check and returns it.
-func (s *Server) httpHealthCheckRef(p *project, v, field string) (*compute.HttpHealthCheck, *apiError) {
+func (p *project) httpHealthCheckRef(v, field string) (*compute.HttpHealthCheck, *apiError) {
 	r, ok := parseRef(v, ref{Project: p.name, Scope: "global", Coll: "httpHealthChecks"})
 	if !ok || r.Coll != "httpHealthChecks" || r.Scope != "global" {
 		return nil, errInvalidField(field, v, "Must be a legacy HTTP health check (global/httpHealthChecks).")

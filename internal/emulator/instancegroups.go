@@ -17,22 +17,22 @@ func (s *Server) routesInstanceGroups() {
 }
 
 // groupMIG returns the MIG behind an instance group, refreshing the group's size.
-func (s *Server) groupMIG(p *project, scope string, g *compute.InstanceGroup) *migRec {
+func (p *project) groupMIG(scope string, g *compute.InstanceGroup) *migRec {
 	m, ok := p.migs.get(scope, g.Name)
 	if !ok || m.group != g {
 		return nil
 	}
-	s.migRefresh(m)
+	m.refresh()
 	return m
 }
 
 func (s *Server) instanceGroupsGet(c *call) (any, *apiError) {
 	scope := "zones/" + c.zone
-	g, ok := c.p.instanceGroups.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "instanceGroups", c.name))
+	g, _, e := getNamed(c, c.p.instanceGroups, "instanceGroups")
+	if e != nil {
+		return nil, e
 	}
-	s.groupMIG(c.p, scope, g)
+	c.p.groupMIG(scope, g)
 	return g, nil
 }
 
@@ -40,19 +40,19 @@ func (s *Server) instanceGroupsList(c *call) (any, *apiError) {
 	scope := "zones/" + c.zone
 	var items []any
 	for _, g := range c.p.instanceGroups.list(scope) {
-		s.groupMIG(c.p, scope, g)
+		c.p.groupMIG(scope, g)
 		items = append(items, g)
 	}
-	return s.listResponse(c, "compute#instanceGroupList", items, s.link(c.p.name, scope, "instanceGroups"))
+	return s.listResponse(c, "compute#instanceGroupList", items, c.p.link(scope, "instanceGroups"))
 }
 
 // instanceGroupsListInstances lists the group's existing VMs with their
 // status; instanceState RUNNING keeps only running ones.
 func (s *Server) instanceGroupsListInstances(c *call) (any, *apiError) {
 	scope := "zones/" + c.zone
-	g, ok := c.p.instanceGroups.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "instanceGroups", c.name))
+	g, _, e := getNamed(c, c.p.instanceGroups, "instanceGroups")
+	if e != nil {
+		return nil, e
 	}
 	var req compute.InstanceGroupsListInstancesRequest
 	if strings.TrimSpace(string(c.body)) != "" {
@@ -71,11 +71,11 @@ func (s *Server) instanceGroupsListInstances(c *call) (any, *apiError) {
 	}
 	resp := &compute.InstanceGroupsListInstances{
 		Kind:     "compute#instanceGroupsListInstances",
-		Id:       trimLink(s, g.SelfLink),
+		Id:       s.trimLink(g.SelfLink),
 		SelfLink: g.SelfLink + "/listInstances",
 	}
 	var items []*compute.InstanceWithNamedPorts
-	if m := s.groupMIG(c.p, scope, g); m != nil {
+	if m := c.p.groupMIG(scope, g); m != nil {
 		for _, mem := range m.sortedMembers() {
 			if mem.in == nil || req.InstanceState == "RUNNING" && mem.in.Status != "RUNNING" {
 				continue

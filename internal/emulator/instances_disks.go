@@ -22,7 +22,7 @@ func (s *Server) instancesAttachDisk(c *call) (any, *apiError) {
 	if ad.Source == "" {
 		return nil, errRequired("resource.source")
 	}
-	d, e := s.diskByRef(c.p, c.zone, ad.Source, "resource.source")
+	d, e := c.p.diskByRef(c.zone, ad.Source, "resource.source")
 	if e != nil {
 		return nil, e
 	}
@@ -30,7 +30,7 @@ func (s *Server) instancesAttachDisk(c *call) (any, *apiError) {
 		return nil, errInvalidField("resource.source", ad.Source, "Disk must be in the same zone as the instance.")
 	}
 	if d.Status != "READY" {
-		return nil, errNotReady(trimLink(s, d.SelfLink))
+		return nil, errNotReady(s.trimLink(d.SelfLink))
 	}
 	if ad.Mode == "" {
 		ad.Mode = "READ_WRITE"
@@ -62,14 +62,14 @@ func (s *Server) instancesAttachDisk(c *call) (any, *apiError) {
 			if in.deleting || in.gone {
 				return nil
 			}
-			if e := s.diskConflict(c.p, d, obj.Mode, in.SelfLink); e != nil {
+			if e := c.p.diskConflict(d, obj.Mode, in.SelfLink); e != nil {
 				return e
 			}
 			if cur, ok := c.p.disks.get("zones/"+c.zone, d.Name); !ok || cur != d {
-				return errNotFound(trimLink(s, d.SelfLink))
+				return errNotFound(s.trimLink(d.SelfLink))
 			}
 			attachUser(d, in.SelfLink)
-			s.renderAttached(obj, d, index)
+			renderAttached(obj, d, index)
 			in.Disks = append(in.Disks, obj)
 			in.Fingerprint = s.newFingerprint()
 			return nil
@@ -109,7 +109,7 @@ func (s *Server) instancesDetachDisk(c *call) (any, *apiError) {
 				}
 			}
 			in.Disks = out
-			if d := s.diskOfAttached(c.p, target); d != nil {
+			if d := c.p.diskOfAttached(target); d != nil {
 				detachUser(d, in.SelfLink)
 			}
 			in.Fingerprint = s.newFingerprint()
@@ -157,4 +157,55 @@ func (s *Server) instancesSetDiskAutoDelete(c *call) (any, *apiError) {
 			in.Fingerprint = s.newFingerprint()
 			return nil
 		}}), nil
+}
+
+// renderAttached fills an AttachedDisk as an instance GET shows it; the
+// initializeParams a client sent are never returned.
+func renderAttached(ad *compute.AttachedDisk, d *compute.Disk, index int) {
+	ad.Kind = "compute#attachedDisk"
+	ad.Type = "PERSISTENT"
+	ad.Source = d.SelfLink
+	ad.Index = int64(index)
+	ad.Interface = "SCSI"
+	ad.DiskSizeGb = d.SizeGb
+	ad.InitializeParams = nil
+	ad.ForceAttach = false
+	if ad.Boot {
+		ad.Architecture = d.Architecture
+		ad.GuestOsFeatures = d.GuestOsFeatures
+		ad.Licenses = d.Licenses
+	}
+	ad.ForceSendFields = append(ad.ForceSendFields, "AutoDelete", "Boot", "Index")
+}
+
+// diskConflict reports the in-use error GCE gives when attaching d in mode
+// would clash with its current attachments.
+func (p *project) diskConflict(d *compute.Disk, mode, user string) *apiError {
+	for _, u := range d.Users {
+		if u == user {
+			continue
+		}
+		other := p.instanceByLink(u)
+		otherMode := "READ_WRITE"
+		if other != nil {
+			for _, ad := range other.Disks {
+				if ad.Source == d.SelfLink {
+					otherMode = ad.Mode
+				}
+			}
+		}
+		if mode == "READ_WRITE" || otherMode == "READ_WRITE" {
+			return errInUse("disk", p.st.trimLink(d.SelfLink), p.st.trimLink(u))
+		}
+	}
+	return nil
+}
+
+func (p *project) diskOfAttached(ad *compute.AttachedDisk) *compute.Disk {
+	r, ok := parseRef(ad.Source, ref{Project: p.name})
+	if !ok || r.Coll != "disks" {
+		return nil
+	}
+	d, _ := p.disks.get(r.Scope, r.Name)
+	return d
 }

@@ -100,3 +100,56 @@ func TestInstanceSetDiskAutoDeleteErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestInstanceAttachDetachDisk(t *testing.T) {
+	t.Parallel()
+	e := newVMEnv(t, emulator.LatencyNone)
+	e.insert(t, vmBasic("vm-1"))
+	e.insert(t, vmBasic("vm-2"))
+	e.ok(t, e.svc.Disks.Insert(vmProj, vmZone, &compute.Disk{Name: "data", SizeGb: 20}))
+	e.ok(t, e.svc.Disks.Insert(vmProj, vmZone2, &compute.Disk{Name: "far"}))
+
+	op := e.ok(t, e.svc.Instances.AttachDisk(vmProj, vmZone, "vm-1", &compute.AttachedDisk{Source: "zones/" + vmZone + "/disks/data"}))
+	if op.OperationType != "attachDisk" {
+		t.Errorf("op type %q", op.OperationType)
+	}
+	in := e.get(t, "vm-1")
+	if len(in.Disks) != 2 || in.Disks[1].DeviceName != "persistent-disk-1" || in.Disks[1].Index != 1 || in.Disks[1].DiskSizeGb != 20 || in.Disks[1].Boot {
+		t.Errorf("attached disk %+v", in.Disks[1])
+	}
+	d, _ := e.svc.Disks.Get(vmProj, vmZone, "data").Do()
+	if !cmp.Equal(d.Users, []string{in.SelfLink}) || d.LastAttachTimestamp == "" {
+		t.Errorf("disk users %v lastAttach %q", d.Users, d.LastAttachTimestamp)
+	}
+	_, err := e.svc.Instances.AttachDisk(vmProj, vmZone, "vm-1", &compute.AttachedDisk{Source: vmLink("zones/" + vmZone2 + "/disks/far")}).Do()
+	vmWantErr(t, err, 400, "invalid")
+	_, err = e.svc.Instances.AttachDisk(vmProj, vmZone, "vm-1", &compute.AttachedDisk{Source: "zones/" + vmZone + "/disks/nope"}).Do()
+	vmWantErr(t, err, 404, "notFound")
+	e.opErr(t, e.svc.Instances.AttachDisk(vmProj, vmZone, "vm-2", &compute.AttachedDisk{Source: "zones/" + vmZone + "/disks/data"}),
+		"RESOURCE_IN_USE_BY_ANOTHER_RESOURCE", 400)
+	_, err = e.svc.Disks.Delete(vmProj, vmZone, "data").Do()
+	ge := vmWantErr(t, err, 400, "resourceInUseByAnotherResource")
+	if want := "The disk resource 'projects/test-project/zones/us-central1-a/disks/data' is already being used by 'projects/test-project/zones/us-central1-a/instances/vm-1'"; ge.Message != want {
+		t.Errorf("message %q, want %q", ge.Message, want)
+	}
+
+	_, err = e.svc.Instances.DetachDisk(vmProj, vmZone, "vm-1", "persistent-disk-7").Do()
+	vmWantErr(t, err, 400, "invalid")
+	_, err = e.svc.Instances.DetachDisk(vmProj, vmZone, "vm-1", "persistent-disk-0").Do()
+	vmWantErr(t, err, 400, "invalid") // the boot disk of a running VM
+	op = e.ok(t, e.svc.Instances.DetachDisk(vmProj, vmZone, "vm-1", "persistent-disk-1"))
+	if op.OperationType != "detachDisk" {
+		t.Errorf("op type %q", op.OperationType)
+	}
+	if in := e.get(t, "vm-1"); len(in.Disks) != 1 {
+		t.Errorf("disks after detach: %d", len(in.Disks))
+	}
+	d, _ = e.svc.Disks.Get(vmProj, vmZone, "data").Do()
+	if len(d.Users) != 0 || d.LastDetachTimestamp == "" {
+		t.Errorf("disk after detach: users %v lastDetach %q", d.Users, d.LastDetachTimestamp)
+	}
+	e.ok(t, e.svc.Instances.AttachDisk(vmProj, vmZone, "vm-2", &compute.AttachedDisk{Source: "zones/" + vmZone + "/disks/data", DeviceName: "etcd"}))
+	if in := e.get(t, "vm-2"); in.Disks[1].DeviceName != "etcd" {
+		t.Errorf("device name %q", in.Disks[1].DeviceName)
+	}
+}

@@ -223,7 +223,7 @@ func (s *Server) aggregatedResponse(c *call, kind, listKey string, byScope map[s
 		"kind":     kind,
 		"id":       "projects/" + c.p.name + "/aggregated/" + listKey,
 		"items":    items,
-		"selfLink": s.link(c.p.name, "aggregated", listKey),
+		"selfLink": c.p.link("aggregated", listKey),
 	}
 	if next != "" {
 		out["nextPageToken"] = next

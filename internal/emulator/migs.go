@@ -10,31 +10,6 @@ import (
 	compute "google.golang.org/api/compute/v1"
 )
 
-// migRec is a managed instance group plus its private state.
-type migRec struct {
-	*compute.InstanceGroupManager
-	p        *project
-	zone     string
-	group    *compute.InstanceGroup
-	members  map[string]*migMember // by VM name
-	seq      int64                 // creation order of members
-	deleting *operation            // the delete operation while it runs
-	retrying bool                  // a retry timer is pending
-	removed  bool
-}
-
-// migMember is one slot of a MIG: a VM that exists, is being created or
-// could not be created yet.
-type migMember struct {
-	mig        *migRec
-	name       string
-	seq        int64
-	in         *instanceRec // nil while the VM does not exist
-	deleting   bool         // the MIG is deleting this VM
-	attempt    *operation   // the last creation attempt's operation
-	attemptErr *apiError    // the last attempt's synchronous failure
-}
-
 // migRetryFloor keeps retries from spinning when the latency preset is none.
 const migRetryFloor = 20 * time.Millisecond
 
@@ -57,6 +32,20 @@ func checkMIGSize(name string, size int64) *apiError {
 		Message: fmt.Sprintf("Exceeded limit 'MAX_INSTANCES_IN_INSTANCE_GROUP' on resource '%s'. Limit: %d.0", name, maxZonalMIGSize)}
 }
 
+// maxDeducedBaseName is how much of the group name a MIG created without a
+// baseInstanceName uses for its VMs' names.
+const maxDeducedBaseName = 54
+
+// defaultBaseInstanceName is the base name GCE gives a group created without
+// one: a prefix of the group name. gcloud's create leaves the field out
+// without --base-instance-name ("If not provided base instance name will be
+// the prefix of instance group name"); the gcloud releases that filled it in
+// themselves took the first 54 characters (_MAX_LEN_FOR_DEDUCED_BASE_INSTANCE_NAME),
+// which also leaves room for the "-xxxx" suffix within GCE's 58.
+func defaultBaseInstanceName(group string) string {
+	return group[:min(len(group), maxDeducedBaseName)]
+}
+
 func (s *Server) routesMIGs() {
 	s.handle("POST", "zones/{zone}/instanceGroupManagers", "compute.instanceGroupManagers.insert", s.migsInsert)
 	s.handle("GET", "zones/{zone}/instanceGroupManagers", "compute.instanceGroupManagers.list", s.migsList)
@@ -65,6 +54,7 @@ func (s *Server) routesMIGs() {
 	s.handle("POST", "zones/{zone}/instanceGroupManagers/{instanceGroupManager}/resize", "compute.instanceGroupManagers.resize", s.migsResize)
 	s.handle("POST", "zones/{zone}/instanceGroupManagers/{instanceGroupManager}/listManagedInstances",
 		"compute.instanceGroupManagers.listManagedInstances", s.migsListManagedInstances)
+	s.handle("GET", "aggregated/instanceGroupManagers", "compute.instanceGroupManagers.aggregatedList", s.migsAggregated)
 }
 
 func (s *Server) migsInsert(c *call) (any, *apiError) {
@@ -93,51 +83,25 @@ func (s *Server) migsInsert(c *call) (any, *apiError) {
 	if e := checkMIGSize(m.Name, m.TargetSize); e != nil {
 		return nil, e
 	}
-	if m.BaseInstanceName == "" {
-		return nil, errRequired("resource.baseInstanceName")
-	}
-	if len(m.BaseInstanceName) > 58 || !validName(m.BaseInstanceName) {
+	switch {
+	case m.BaseInstanceName == "":
+		m.BaseInstanceName = defaultBaseInstanceName(m.Name)
+	case len(m.BaseInstanceName) > 58 || !validName(m.BaseInstanceName):
 		return nil, errInvalidField("resource.baseInstanceName", m.BaseInstanceName,
 			"Must be a match of regex '[a-z][-a-z0-9]{0,57}' and at most 58 characters long.")
 	}
-	var versions []*compute.InstanceGroupManagerVersion
-	for _, v := range m.Versions {
-		if v != nil {
-			versions = append(versions, v)
-		}
-	}
-	if len(versions) > 1 {
-		return nil, errInvalidField("resource.versions", "", "The emulator supports a single version per group.")
-	}
-	tplRef := m.InstanceTemplate
-	if len(versions) == 1 {
-		if tplRef != "" && versions[0].InstanceTemplate != "" {
-			return nil, errInvalidField("resource.instanceTemplate", tplRef, "Specify either instanceTemplate or versions, not both.")
-		}
-		tplRef = versions[0].InstanceTemplate
-	}
-	if tplRef == "" {
-		return nil, errRequired("resource.instanceTemplate")
-	}
-	tpl, e := s.templateRef(c.p, tplRef, "resource.instanceTemplate")
+	versions, tplRef, e := migVersions(&m)
 	if e != nil {
 		return nil, e
 	}
-	region := s.regionOfZone(c.zone)
-	var pools []string
-	for i, tp := range m.TargetPools {
-		r, ok := parseRef(tp, ref{Project: c.p.name, Scope: "regions/" + region, Coll: "targetPools"})
-		if !ok || r.Coll != "targetPools" {
-			return nil, errInvalidField(fmt.Sprintf("resource.targetPools[%d]", i), tp, "")
-		}
-		pool, found := c.p.targetPools.get(r.Scope, r.Name)
-		if !found || r.Project != c.p.name {
-			return nil, errNotFound(relPath(r.Project, r.Scope, "targetPools", r.Name))
-		}
-		if r.Scope != "regions/"+region {
-			return nil, errInvalidField(fmt.Sprintf("resource.targetPools[%d]", i), tp, "Target pools must be in the group's region.")
-		}
-		pools = append(pools, pool.SelfLink)
+	tpl, e := c.p.templateRef(tplRef, "resource.instanceTemplate")
+	if e != nil {
+		return nil, e
+	}
+	region := s.cat.regionOf(c.zone)
+	pools, e := c.p.migTargetPools(m.TargetPools, region)
+	if e != nil {
+		return nil, e
 	}
 	switch m.ListManagedInstancesResults {
 	case "":
@@ -146,20 +110,84 @@ func (s *Server) migsInsert(c *call) (any, *apiError) {
 	default:
 		return nil, errInvalidField("resource.listManagedInstancesResults", m.ListManagedInstancesResults, "")
 	}
-	if e := s.checkQuota(c.p, region, "INSTANCE_GROUP_MANAGERS", 1); e != nil {
+	if e := c.p.checkQuota(region, "INSTANCE_GROUP_MANAGERS", 1); e != nil {
 		return nil, e
 	}
-	if e := s.checkQuota(c.p, region, "INSTANCE_GROUPS", 1); e != nil {
+	if e := c.p.checkQuota(region, "INSTANCE_GROUPS", 1); e != nil {
 		return nil, e
 	}
 
+	c.p.renderMIG(&m, scope, tpl, versions, pools)
+	rec := &migRec{InstanceGroupManager: &m, p: c.p, zone: c.zone, members: map[string]*migMember{}}
+	rec.group = c.p.migGroup(c.zone, &m, tpl)
+	rec.refresh()
+	return s.startOp(c, opSpec{Type: "compute.instanceGroupManagers.insert", Target: m.SelfLink, TargetID: m.Id, Scope: scope,
+		Done: func() *apiError {
+			if _, ok := c.p.migs.get(scope, m.Name); ok {
+				return errAlreadyExists(relPath(c.p.name, scope, "instanceGroupManagers", m.Name))
+			}
+			c.p.migs.put(scope, m.Name, rec)
+			c.p.instanceGroups.put(scope, m.Name, rec.group)
+			s.migReconcile(rec)
+			return nil
+		}}), nil
+}
+
+// migVersions reads the group's template: from instanceTemplate or from
+// its one version.
+func migVersions(m *compute.InstanceGroupManager) ([]*compute.InstanceGroupManagerVersion, string, *apiError) {
+	var versions []*compute.InstanceGroupManagerVersion
+	for _, v := range m.Versions {
+		if v != nil {
+			versions = append(versions, v)
+		}
+	}
+	if len(versions) > 1 {
+		return nil, "", errInvalidField("resource.versions", "", "The emulator supports a single version per group.")
+	}
+	tplRef := m.InstanceTemplate
+	if len(versions) == 1 {
+		if tplRef != "" && versions[0].InstanceTemplate != "" {
+			return nil, "", errInvalidField("resource.instanceTemplate", tplRef, "Specify either instanceTemplate or versions, not both.")
+		}
+		tplRef = versions[0].InstanceTemplate
+	}
+	if tplRef == "" {
+		return nil, "", errRequired("resource.instanceTemplate")
+	}
+	return versions, tplRef, nil
+}
+
+// migTargetPools resolves the pools a group's VMs join, in its region.
+func (p *project) migTargetPools(refs []string, region string) ([]string, *apiError) {
+	var pools []string
+	for i, tp := range refs {
+		r, ok := parseRef(tp, ref{Project: p.name, Scope: "regions/" + region, Coll: "targetPools"})
+		if !ok || r.Coll != "targetPools" {
+			return nil, errInvalidField(fmt.Sprintf("resource.targetPools[%d]", i), tp, "")
+		}
+		pool, found := p.targetPools.get(r.Scope, r.Name)
+		if !found || r.Project != p.name {
+			return nil, errNotFound(relPath(r.Project, r.Scope, "targetPools", r.Name))
+		}
+		if r.Scope != "regions/"+region {
+			return nil, errInvalidField(fmt.Sprintf("resource.targetPools[%d]", i), tp, "Target pools must be in the group's region.")
+		}
+		pools = append(pools, pool.SelfLink)
+	}
+	return pools, nil
+}
+
+// renderMIG fills in the group as GCE returns it.
+func (p *project) renderMIG(m *compute.InstanceGroupManager, scope string, tpl *compute.InstanceTemplate,
+	versions []*compute.InstanceGroupManagerVersion, pools []string) {
 	now := timestamp(time.Now())
 	m.Kind = "compute#instanceGroupManager"
-	m.Id = s.newID()
+	m.Id = p.st.newID()
 	m.CreationTimestamp = now
-	m.Zone = s.link(c.p.name, scope)
-	m.SelfLink = s.link(c.p.name, scope, "instanceGroupManagers", m.Name)
-	m.InstanceGroup = s.link(c.p.name, scope, "instanceGroups", m.Name)
+	m.Zone = p.link(scope)
+	m.SelfLink = p.link(scope, "instanceGroupManagers", m.Name)
+	m.InstanceGroup = p.link(scope, "instanceGroups", m.Name)
 	m.InstanceTemplate = tpl.SelfLink
 	m.Versions = []*compute.InstanceGroupManagerVersion{{InstanceTemplate: tpl.SelfLink,
 		TargetSize: &compute.FixedOrPercent{}}}
@@ -167,7 +195,7 @@ func (s *Server) migsInsert(c *call) (any, *apiError) {
 		m.Versions[0].Name = versions[0].Name
 	}
 	m.TargetPools = pools
-	m.Fingerprint = s.newFingerprint()
+	m.Fingerprint = p.st.newFingerprint()
 	m.SatisfiesPzs = true
 	m.TargetSizePolicy = &compute.InstanceGroupManagerTargetSizePolicy{Mode: "INDIVIDUAL"}
 	m.StandbyPolicy = &compute.InstanceGroupManagerStandbyPolicy{Mode: "MANUAL"}
@@ -183,19 +211,6 @@ func (s *Server) migsInsert(c *call) (any, *apiError) {
 		VersionTarget:   &compute.InstanceGroupManagerStatusVersionTarget{IsReached: true},
 		ForceSendFields: []string{"IsStable"},
 	}
-	rec := &migRec{InstanceGroupManager: &m, p: c.p, zone: c.zone, members: map[string]*migMember{}}
-	rec.group = s.migGroup(c.p, c.zone, &m, tpl)
-	s.migRefresh(rec)
-	return s.startOp(c, opSpec{Type: "compute.instanceGroupManagers.insert", Target: m.SelfLink, TargetID: m.Id, Scope: scope,
-		Done: func() *apiError {
-			if _, ok := c.p.migs.get(scope, m.Name); ok {
-				return errAlreadyExists(relPath(c.p.name, scope, "instanceGroupManagers", m.Name))
-			}
-			c.p.migs.put(scope, m.Name, rec)
-			c.p.instanceGroups.put(scope, m.Name, rec.group)
-			s.migReconcile(rec)
-			return nil
-		}}), nil
 }
 
 func fillLifecyclePolicy(lp *compute.InstanceGroupManagerInstanceLifecyclePolicy) *compute.InstanceGroupManagerInstanceLifecyclePolicy {
@@ -250,16 +265,16 @@ func calculated(fp *compute.FixedOrPercent, size int64) {
 }
 
 // migGroup makes the zonal instance group a MIG comes with.
-func (s *Server) migGroup(p *project, zone string, m *compute.InstanceGroupManager, tpl *compute.InstanceTemplate) *compute.InstanceGroup {
+func (p *project) migGroup(zone string, m *compute.InstanceGroupManager, tpl *compute.InstanceTemplate) *compute.InstanceGroup {
 	scope := "zones/" + zone
 	g := &compute.InstanceGroup{
 		Kind:              "compute#instanceGroup",
-		Id:                s.newID(),
+		Id:                p.st.newID(),
 		CreationTimestamp: m.CreationTimestamp,
 		Name:              m.Name,
-		Zone:              s.link(p.name, scope),
+		Zone:              p.link(scope),
 		SelfLink:          m.InstanceGroup,
-		Fingerprint:       s.newFingerprint(),
+		Fingerprint:       p.st.newFingerprint(),
 		NamedPorts:        m.NamedPorts,
 		ForceSendFields:   []string{"Description", "Size"},
 	}
@@ -267,8 +282,8 @@ func (s *Server) migGroup(p *project, zone string, m *compute.InstanceGroupManag
 		g.Network = nics[0].Network
 		g.Subnetwork = nics[0].Subnetwork
 		if g.Subnetwork == "" {
-			if n, e := s.networkRef(p, g.Network); e == nil {
-				if sn, e := s.subnetFor(p, n, s.regionOfZone(zone), ""); e == nil && sn != nil {
+			if n, e := p.networkRef(g.Network); e == nil {
+				if sn, e := p.subnetFor(n, p.st.cat.regionOf(zone), ""); e == nil && sn != nil {
 					g.Subnetwork = sn.SelfLink
 				}
 			}
@@ -277,20 +292,8 @@ func (s *Server) migGroup(p *project, zone string, m *compute.InstanceGroupManag
 	return g
 }
 
-// currentAction is what the MIG is doing with a member, as
-// listManagedInstances reports it.
-func (mem *migMember) currentAction() string {
-	switch {
-	case mem.deleting:
-		return "DELETING"
-	case mem.in == nil, mem.in.Status == "PROVISIONING", mem.in.Status == "STAGING":
-		return "CREATING"
-	}
-	return "NONE"
-}
-
 // migRefresh recomputes the fields that describe the group's progress.
-func (s *Server) migRefresh(m *migRec) {
+func (m *migRec) refresh() {
 	ca := &compute.InstanceGroupManagerActionsSummary{ForceSendFields: []string{
 		"Abandoning", "Creating", "CreatingWithoutRetries", "Deleting", "None", "Recreating", "Refreshing",
 		"Restarting", "Resuming", "Starting", "Stopping", "Suspending", "Verifying"}}
@@ -327,11 +330,9 @@ func (s *Server) migRefresh(m *migRec) {
 
 // findMIG looks up the MIG named in the path.
 func (s *Server) findMIG(c *call) (*migRec, string, *apiError) {
-	scope := "zones/" + c.zone
-	path := relPath(c.p.name, scope, "instanceGroupManagers", c.name)
-	m, ok := c.p.migs.get(scope, c.name)
-	if !ok {
-		return nil, path, errNotFound(path)
+	m, path, e := getNamed(c, c.p.migs, "instanceGroupManagers")
+	if e != nil {
+		return nil, path, e
 	}
 	return m, path, nil
 }
@@ -341,7 +342,7 @@ func (s *Server) migsGet(c *call) (any, *apiError) {
 	if e != nil {
 		return nil, e
 	}
-	s.migRefresh(m)
+	m.refresh()
 	return m.InstanceGroupManager, nil
 }
 
@@ -349,10 +350,10 @@ func (s *Server) migsList(c *call) (any, *apiError) {
 	scope := "zones/" + c.zone
 	var items []any
 	for _, m := range c.p.migs.list(scope) {
-		s.migRefresh(m)
+		m.refresh()
 		items = append(items, m.InstanceGroupManager)
 	}
-	return s.listResponse(c, "compute#instanceGroupManagerList", items, s.link(c.p.name, scope, "instanceGroupManagers"))
+	return s.listResponse(c, "compute#instanceGroupManagerList", items, c.p.link(scope, "instanceGroupManagers"))
 }
 
 // migsResize only schedules: the operation is DONE at once and the VMs
@@ -376,7 +377,7 @@ func (s *Server) migsResize(c *call) (any, *apiError) {
 	if m.deleting != nil {
 		return nil, errNotReady(path)
 	}
-	if e := s.checkNotBusy(c.p, m.SelfLink, path); e != nil {
+	if e := c.p.checkNotBusy(m.SelfLink, path); e != nil {
 		return nil, e
 	}
 	prev := m.TargetSize
@@ -401,7 +402,7 @@ func (s *Server) migsDelete(c *call) (any, *apiError) {
 	if m.deleting != nil {
 		return nil, errNotReady(path)
 	}
-	if e := s.checkNotBusy(c.p, m.SelfLink, path); e != nil {
+	if e := c.p.checkNotBusy(m.SelfLink, path); e != nil {
 		return nil, e
 	}
 	scope := "zones/" + c.zone
@@ -440,28 +441,6 @@ func (s *Server) migMaybeDeleted(m *migRec) {
 	if op := m.deleting; op != nil && len(m.members) == 0 {
 		op.finish()
 	}
-}
-
-func (m *migRec) sortedMembers() []*migMember {
-	out := make([]*migMember, 0, len(m.members))
-	for _, mem := range m.members {
-		out = append(out, mem)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
-	return out
-}
-
-// readiness orders members for scale-down: the least ready go first.
-func (mem *migMember) readiness() int {
-	switch {
-	case mem.in == nil:
-		return 0
-	case mem.in.Status == "PROVISIONING" || mem.in.Status == "STAGING":
-		return 1
-	case mem.in.Status != "RUNNING":
-		return 2
-	}
-	return 3
 }
 
 // migReconcile moves the group towards its target size: it deletes the
@@ -507,7 +486,7 @@ func (s *Server) migReconcile(m *migRec) {
 	if len(missing) > 0 {
 		s.migCreate(m, missing)
 	}
-	s.migRefresh(m)
+	m.refresh()
 }
 
 // migVMName picks <base>-<4 random [a-z0-9]> unused in the zone.
@@ -532,7 +511,7 @@ func (s *Server) migVMName(m *migRec) string {
 // migCreate tries to create the VMs of the given members, checking quota
 // for the whole batch at once. Failures are kept on the member and retried.
 func (s *Server) migCreate(m *migRec, members []*migMember) {
-	tpl, e := s.templateRef(m.p, m.InstanceTemplate, "instanceTemplate")
+	tpl, e := m.p.templateRef(m.InstanceTemplate, "instanceTemplate")
 	var props []byte
 	if e == nil {
 		b, err := json.Marshal(tpl.Properties)
@@ -541,7 +520,7 @@ func (s *Server) migCreate(m *migRec, members []*migMember) {
 		}
 		props = b
 	}
-	q := s.newQuotaBatch(m.p, s.regionOfZone(m.zone))
+	q := m.p.newQuotaBatch(s.cat.regionOf(m.zone))
 	migPath := "projects/" + uitoa(m.p.number) + "/zones/" + m.zone + "/instanceGroupManagers/" + m.Name
 	tplPath := "projects/" + uitoa(m.p.number) + "/global/instanceTemplates/" + lastSegment(m.InstanceTemplate)
 	failed := false
@@ -573,7 +552,7 @@ func (s *Server) migCreate(m *migRec, members []*migMember) {
 			continue
 		}
 		for _, pl := range m.TargetPools {
-			s.addToTargetPool(m.p, pl, rec.SelfLink)
+			m.p.addToTargetPool(pl, rec.SelfLink)
 		}
 	}
 	if failed {
@@ -583,7 +562,7 @@ func (s *Server) migCreate(m *migRec, members []*migMember) {
 
 // addToTargetPool makes an instance a member of a pool, as GCE does for the
 // VMs of a MIG that names the pool.
-func (s *Server) addToTargetPool(p *project, poolLink, instanceLink string) {
+func (p *project) addToTargetPool(poolLink, instanceLink string) {
 	r, ok := parseRef(poolLink, ref{Project: p.name})
 	if !ok {
 		return
@@ -666,7 +645,7 @@ func (s *Server) migMemberGone(rec *instanceRec, failedInsert bool) {
 // managedInstance renders one member for listManagedInstances.
 func (s *Server) managedInstance(m *migRec, mem *migMember) *compute.ManagedInstance {
 	mi := &compute.ManagedInstance{
-		Instance:      s.link(m.p.name, "zones", m.zone, "instances", mem.name),
+		Instance:      m.p.link("zones", m.zone, "instances", mem.name),
 		Name:          mem.name,
 		CurrentAction: mem.currentAction(),
 		TargetStatus:  "RUNNING",
@@ -723,4 +702,16 @@ func (s *Server) migsListManagedInstances(c *call) (any, *apiError) {
 		resp.ManagedInstances = append(resp.ManagedInstances, s.managedInstance(m, mem))
 	}
 	return resp, nil
+}
+
+// migsAggregated lists every zone's managed instance groups: hakube finds a
+// cluster's node pools in all zones with one call.
+func (s *Server) migsAggregated(c *call) (any, *apiError) {
+	by := map[string][]any{}
+	for _, m := range c.p.migs.list("") {
+		m.refresh()
+		scope := "zones/" + lastSegment(m.Zone)
+		by[scope] = append(by[scope], m.InstanceGroupManager)
+	}
+	return s.aggregatedResponse(c, "compute#instanceGroupManagerAggregatedList", "instanceGroupManagers", by, s.zoneScopes())
 }

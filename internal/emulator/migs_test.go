@@ -234,6 +234,31 @@ func TestMIGInsertErrors(t *testing.T) {
 	}
 }
 
+// A group created without a baseInstanceName (gcloud's create without
+// --base-instance-name leaves it out) names its VMs after a prefix of the
+// group name: the first 54 characters.
+func TestMIGDefaultBaseInstanceName(t *testing.T) {
+	t.Parallel()
+	e := newVMEnv(t, emulator.LatencyNone)
+	e.ok(t, e.svc.InstanceTemplates.Insert(vmProj, vmTemplate("tpl")))
+	long := "a" + strings.Repeat("b", 61) + "c" // 63 characters, the longest group name
+	for _, tc := range []struct{ group, base string }{
+		{"web", "web"},
+		{long, long[:54]},
+	} {
+		m := vmMIG(tc.group, "tpl", 1)
+		m.BaseInstanceName = ""
+		e.ok(t, e.svc.InstanceGroupManagers.Insert(vmProj, vmZone, m))
+		if got := e.mig(t, tc.group).BaseInstanceName; got != tc.base {
+			t.Errorf("group %s: baseInstanceName %q, want %q", tc.group, got, tc.base)
+		}
+		mis := e.managed(t, tc.group)
+		if len(mis) != 1 || !regexp.MustCompile("^"+tc.base+"-[a-z0-9]{4}$").MatchString(mis[0].Name) {
+			t.Errorf("group %s: VMs %+v, want one named %s-xxxx", tc.group, mis, tc.base)
+		}
+	}
+}
+
 func TestMIGResize(t *testing.T) {
 	t.Parallel()
 	e := newVMEnv(t, emulator.LatencyFast)

@@ -25,11 +25,11 @@ func (s *Server) routesNetworks() {
 // seedProject gives a new project what a real one starts with: the auto-mode
 // "default" network, its subnets and default route, and the four
 // default-allow firewall rules.
-func (s *Server) seedProject(p *project) {
-	n := s.newNetwork(p, &compute.Network{Name: "default", Description: "Default network for the project", Mtu: 1460}, "auto")
+func (p *project) seed() {
+	n := p.newNetwork(&compute.Network{Name: "default", Description: "Default network for the project", Mtu: 1460}, "auto")
 	p.networks.put("global", n.Name, n)
-	s.createAutoSubnets(p, n)
-	s.createDefaultRoute(p, n)
+	p.createAutoSubnets(n)
+	p.createDefaultRoute(n)
 	for _, fw := range []*compute.Firewall{
 		{Name: "default-allow-icmp", Description: "Allow ICMP from anywhere", Priority: 65534,
 			SourceRanges: []string{"0.0.0.0/0"}, Allowed: []*compute.FirewallAllowed{{IPProtocol: "icmp"}}},
@@ -42,18 +42,18 @@ func (s *Server) seedProject(p *project) {
 			SourceRanges: []string{"0.0.0.0/0"}, Allowed: []*compute.FirewallAllowed{{IPProtocol: "tcp", Ports: []string{"22"}}}},
 	} {
 		fw.Network = n.SelfLink
-		s.fillFirewall(p, fw)
+		p.fillFirewall(fw)
 		p.firewalls.put("global", fw.Name, fw)
 	}
 }
 
 // newNetwork fills in what GCE adds to a network. mode is auto, custom or legacy.
-func (s *Server) newNetwork(p *project, n *compute.Network, mode string) *compute.Network {
+func (p *project) newNetwork(n *compute.Network, mode string) *compute.Network {
 	n.Kind = "compute#network"
-	n.Id = s.newID()
+	n.Id = p.st.newID()
 	n.CreationTimestamp = timestamp(time.Now())
-	n.SelfLink = s.link(p.name, "global", "networks", n.Name)
-	n.SelfLinkWithId = s.link(p.name, "global", "networks", uitoa(n.Id))
+	n.SelfLink = p.link("global", "networks", n.Name)
+	n.SelfLinkWithId = p.link("global", "networks", uitoa(n.Id))
 	n.NetworkFirewallPolicyEnforcementOrder = "AFTER_CLASSIC_FIREWALL"
 	if n.RoutingConfig == nil {
 		n.RoutingConfig = &compute.NetworkRoutingConfig{}
@@ -81,34 +81,34 @@ func (s *Server) newNetwork(p *project, n *compute.Network, mode string) *comput
 	return n
 }
 
-func (s *Server) createAutoSubnets(p *project, n *compute.Network) {
-	for _, r := range s.cat.regNames {
-		sn := &compute.Subnetwork{Name: n.Name, Network: n.SelfLink, IpCidrRange: s.autoSubnetRange(r)}
-		s.fillSubnetwork(p, r, sn)
+func (p *project) createAutoSubnets(n *compute.Network) {
+	for _, r := range p.st.cat.regNames {
+		sn := &compute.Subnetwork{Name: n.Name, Network: n.SelfLink, IpCidrRange: p.st.autoSubnetRange(r)}
+		p.fillSubnetwork(r, sn)
 		p.subnetworks.put("regions/"+r, sn.Name, sn)
 		n.Subnetworks = append(n.Subnetworks, sn.SelfLink)
 	}
 }
 
-func (s *Server) createDefaultRoute(p *project, n *compute.Network) {
-	name := fmt.Sprintf("default-route-%016x", s.rng.Uint64())
+func (p *project) createDefaultRoute(n *compute.Network) {
+	name := fmt.Sprintf("default-route-%016x", p.st.rng.Uint64())
 	rt := &compute.Route{
-		Kind: "compute#route", Id: s.newID(), CreationTimestamp: timestamp(time.Now()),
+		Kind: "compute#route", Id: p.st.newID(), CreationTimestamp: timestamp(time.Now()),
 		Name: name, Description: "Default route to the Internet.", Network: n.SelfLink,
 		DestRange: "0.0.0.0/0", Priority: 1000, RouteType: "STATIC", RouteStatus: "ACTIVE",
-		NextHopGateway: s.link(p.name, "global", "gateways", "default-internet-gateway"),
-		SelfLink:       s.link(p.name, "global", "routes", name),
+		NextHopGateway: p.link("global", "gateways", "default-internet-gateway"),
+		SelfLink:       p.link("global", "routes", name),
 	}
 	p.routes.put("global", name, rt)
 }
 
-func (s *Server) fillSubnetwork(p *project, region string, sn *compute.Subnetwork) {
+func (p *project) fillSubnetwork(region string, sn *compute.Subnetwork) {
 	sn.Kind = "compute#subnetwork"
-	sn.Id = s.newID()
+	sn.Id = p.st.newID()
 	sn.CreationTimestamp = timestamp(time.Now())
-	sn.Region = s.link(p.name, "regions", region)
-	sn.SelfLink = s.link(p.name, "regions", region, "subnetworks", sn.Name)
-	sn.Fingerprint = s.newFingerprint()
+	sn.Region = p.link("regions", region)
+	sn.SelfLink = p.link("regions", region, "subnetworks", sn.Name)
+	sn.Fingerprint = p.st.newFingerprint()
 	if pr, err := netip.ParsePrefix(sn.IpCidrRange); err == nil {
 		sn.GatewayAddress = pr.Masked().Addr().Next().String()
 	}
@@ -135,7 +135,7 @@ func (s *Server) fillSubnetwork(p *project, region string, sn *compute.Subnetwor
 }
 
 // networkRef resolves a network reference (default: global/networks/default).
-func (s *Server) networkRef(p *project, v string) (*compute.Network, *apiError) {
+func (p *project) networkRef(v string) (*compute.Network, *apiError) {
 	if v == "" {
 		v = "default"
 	}
@@ -152,7 +152,7 @@ func (s *Server) networkRef(p *project, v string) (*compute.Network, *apiError) 
 
 // subnetFor finds the subnetwork an interface uses in region: the one named,
 // or the network's subnet in that region (auto mode).
-func (s *Server) subnetFor(p *project, n *compute.Network, region, subnet string) (*compute.Subnetwork, *apiError) {
+func (p *project) subnetFor(n *compute.Network, region, subnet string) (*compute.Subnetwork, *apiError) {
 	if subnet != "" {
 		r, ok := parseRef(subnet, ref{Project: p.name, Scope: "regions/" + region, Coll: "subnetworks"})
 		if !ok {
@@ -178,25 +178,6 @@ func (s *Server) subnetFor(p *project, n *compute.Network, region, subnet string
 	}
 	return nil, errInvalidField("resource.networkInterfaces[0].subnetwork", "",
 		fmt.Sprintf("Network '%s' has no subnetwork in region '%s'.", n.Name, region))
-}
-
-// allocInternal hands out an internal IP inside the subnet's range, or the
-// legacy network's range.
-func (s *Server) allocInternal(n *compute.Network, sn *compute.Subnetwork, holder string) (netip.Addr, *apiError) {
-	cidr := n.IPv4Range
-	if sn != nil {
-		cidr = sn.IpCidrRange
-	}
-	pr, err := netip.ParsePrefix(cidr)
-	if err != nil {
-		return netip.Addr{}, &apiError{Code: 400, Reason: "invalid", OpCode: "IP_SPACE_EXHAUSTED", Message: "Invalid subnetwork range " + cidr}
-	}
-	a, ok := s.ips.allocate(pr, holder)
-	if !ok {
-		return netip.Addr{}, &apiError{Code: 400, Reason: "invalid", OpCode: "IP_SPACE_EXHAUSTED",
-			Message: fmt.Sprintf("IP space of '%s' is exhausted.", cidr)}
-	}
-	return a, nil
 }
 
 func (s *Server) networksInsert(c *call) (any, *apiError) {
@@ -227,10 +208,10 @@ func (s *Server) networksInsert(c *call) (any, *apiError) {
 		}
 		n.NetworkProfile = s.link(r.Project, "global", "networkProfiles", r.Name)
 	}
-	if e := s.checkQuota(c.p, "", "NETWORKS", 1); e != nil {
+	if e := c.p.checkQuota("", "NETWORKS", 1); e != nil {
 		return nil, e
 	}
-	nw := s.newNetwork(c.p, &n, mode)
+	nw := c.p.newNetwork(&n, mode)
 	return s.startOp(c, opSpec{Type: "insert", Target: nw.SelfLink, TargetID: nw.Id, Scope: "global",
 		Done: func() *apiError {
 			if _, ok := c.p.networks.get("global", nw.Name); ok {
@@ -238,27 +219,27 @@ func (s *Server) networksInsert(c *call) (any, *apiError) {
 			}
 			c.p.networks.put("global", nw.Name, nw)
 			if mode == "auto" {
-				s.createAutoSubnets(c.p, nw)
+				c.p.createAutoSubnets(nw)
 			}
-			s.createDefaultRoute(c.p, nw)
+			c.p.createDefaultRoute(nw)
 			return nil
 		}}), nil
 }
 
 func (s *Server) networksGet(c *call) (any, *apiError) {
-	n, ok := c.p.networks.get("global", c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, "global", "networks", c.name))
+	n, _, e := getNamed(c, c.p.networks, "networks")
+	if e != nil {
+		return nil, e
 	}
 	return n, nil
 }
 
 func (s *Server) networksList(c *call) (any, *apiError) {
-	return s.listResponse(c, "compute#networkList", toAny(c.p.networks.list("global")), s.link(c.p.name, "global", "networks"))
+	return s.listResponse(c, "compute#networkList", toAny(c.p.networks.list("global")), c.p.link("global", "networks"))
 }
 
 // networkUser returns a resource that still uses the network, if any.
-func (s *Server) networkUser(p *project, n *compute.Network) string {
+func (p *project) networkUser(n *compute.Network) string {
 	for _, fw := range p.firewalls.list("") {
 		if fw.Network == n.SelfLink {
 			return fw.SelfLink
@@ -292,19 +273,19 @@ func (s *Server) networkUser(p *project, n *compute.Network) string {
 }
 
 func (s *Server) networksDelete(c *call) (any, *apiError) {
-	n, ok := c.p.networks.get("global", c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, "global", "networks", c.name))
+	n, path, e := getNamed(c, c.p.networks, "networks")
+	if e != nil {
+		return nil, e
 	}
-	if e := s.checkNotBusy(c.p, n.SelfLink, relPath(c.p.name, "global", "networks", c.name)); e != nil {
+	if e := c.p.checkNotBusy(n.SelfLink, path); e != nil {
 		return nil, e
 	}
 	// GCE reports a network in use inside the DONE operation, not as an HTTP
 	// error (recorded: computerouternatprivate).
 	return s.startOp(c, opSpec{Type: "delete", Target: n.SelfLink, TargetID: n.Id, Scope: "global",
 		Done: func() *apiError {
-			if user := s.networkUser(c.p, n); user != "" {
-				return errInUse("network", relPath(c.p.name, "global", "networks", n.Name), trimLink(s, user))
+			if user := c.p.networkUser(n); user != "" {
+				return errInUse("network", relPath(c.p.name, "global", "networks", n.Name), s.trimLink(user))
 			}
 			for _, sn := range c.p.subnetworks.list("") {
 				if sn.Network == n.SelfLink {
@@ -321,14 +302,6 @@ func (s *Server) networksDelete(c *call) (any, *apiError) {
 		}}), nil
 }
 
-// trimLink turns an absolute link into the relative path GCE quotes.
-func trimLink(s *Server, link string) string {
-	if len(link) > len(s.linkBase) && link[:len(s.linkBase)] == s.linkBase {
-		return link[len(s.linkBase):]
-	}
-	return link
-}
-
 func (s *Server) subnetworksInsert(c *call) (any, *apiError) {
 	var sn compute.Subnetwork
 	if e := c.decode(&sn); e != nil {
@@ -337,7 +310,7 @@ func (s *Server) subnetworksInsert(c *call) (any, *apiError) {
 	if e := checkName(sn.Name); e != nil {
 		return nil, e
 	}
-	n, e := s.networkRef(c.p, sn.Network)
+	n, e := c.p.networkRef(sn.Network)
 	if e != nil {
 		return nil, e
 	}
@@ -369,7 +342,7 @@ func (s *Server) subnetworksInsert(c *call) (any, *apiError) {
 		sn.EnableFlowLogs = sn.LogConfig.Enable
 		sn.ForceSendFields = append(sn.ForceSendFields, "EnableFlowLogs")
 	}
-	s.fillSubnetwork(c.p, c.region, &sn)
+	c.p.fillSubnetwork(c.region, &sn)
 	obj := &sn
 	return s.startOp(c, opSpec{Type: "insert", Target: obj.SelfLink, TargetID: obj.Id, Scope: scope,
 		Done: func() *apiError {
@@ -380,17 +353,16 @@ func (s *Server) subnetworksInsert(c *call) (any, *apiError) {
 }
 
 func (s *Server) subnetworksGet(c *call) (any, *apiError) {
-	scope := "regions/" + c.region
-	sn, ok := c.p.subnetworks.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "subnetworks", c.name))
+	sn, _, e := getNamed(c, c.p.subnetworks, "subnetworks")
+	if e != nil {
+		return nil, e
 	}
 	return sn, nil
 }
 
 func (s *Server) subnetworksList(c *call) (any, *apiError) {
 	scope := "regions/" + c.region
-	return s.listResponse(c, "compute#subnetworkList", toAny(c.p.subnetworks.list(scope)), s.link(c.p.name, scope, "subnetworks"))
+	return s.listResponse(c, "compute#subnetworkList", toAny(c.p.subnetworks.list(scope)), c.p.link(scope, "subnetworks"))
 }
 
 func (s *Server) subnetworksAggregated(c *call) (any, *apiError) {
@@ -399,9 +371,9 @@ func (s *Server) subnetworksAggregated(c *call) (any, *apiError) {
 
 func (s *Server) subnetworksDelete(c *call) (any, *apiError) {
 	scope := "regions/" + c.region
-	sn, ok := c.p.subnetworks.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "subnetworks", c.name))
+	sn, _, e := getNamed(c, c.p.subnetworks, "subnetworks")
+	if e != nil {
+		return nil, e
 	}
 	if n, ok := c.p.networks.get("global", lastSegment(sn.Network)); ok && n.AutoCreateSubnetworks {
 		return nil, errBadRequest("Cannot delete the subnetwork of an auto-mode network.")
@@ -409,7 +381,7 @@ func (s *Server) subnetworksDelete(c *call) (any, *apiError) {
 	for _, in := range c.p.instances.list("") {
 		for _, ni := range in.NetworkInterfaces {
 			if ni.Subnetwork == sn.SelfLink {
-				return nil, errInUse("subnetwork", relPath(c.p.name, scope, "subnetworks", sn.Name), trimLink(s, in.SelfLink))
+				return nil, errInUse("subnetwork", relPath(c.p.name, scope, "subnetworks", sn.Name), s.trimLink(in.SelfLink))
 			}
 		}
 	}

@@ -9,17 +9,6 @@ import (
 	compute "google.golang.org/api/compute/v1"
 )
 
-// operation is the emulator's record of one Compute operation.
-type operation struct {
-	op    *compute.Operation
-	scope string
-	done  chan struct{} // closed at DONE; wait long-polls on it
-	// finish completes a Manual operation (no-op once DONE).
-	finish func()
-}
-
-func (o *operation) isDone() bool { return o.op.Status == "DONE" }
-
 // opSpec describes a mutation as an operation: what it targets, how long it
 // takes, and the effects applied along the way. Effects run under Server.mu.
 type opSpec struct {
@@ -66,38 +55,7 @@ func (s *Server) opName(now time.Time) string {
 // startOp records a new operation and schedules its progress. Called under
 // Server.mu from a mutation handler.
 func (s *Server) startOp(c *call, spec opSpec) *operation {
-	now := time.Now()
-	name := s.opName(now)
-	op := &compute.Operation{
-		Kind:              "compute#operation",
-		Id:                s.newID(),
-		Name:              name,
-		OperationType:     spec.Type,
-		TargetLink:        spec.Target,
-		TargetId:          spec.TargetID,
-		Status:            "RUNNING",
-		InsertTime:        timestamp(now),
-		StartTime:         timestamp(now),
-		User:              "emulator@" + c.p.name + ".iam.gserviceaccount.com",
-		ClientOperationId: c.requestID,
-		ForceSendFields:   []string{"Progress"},
-	}
-	switch {
-	case strings.HasPrefix(spec.Scope, "zones/"):
-		op.Zone = s.link(c.p.name, spec.Scope)
-		op.SelfLink = s.link(c.p.name, spec.Scope, "operations", name)
-	case strings.HasPrefix(spec.Scope, "regions/"):
-		op.Region = s.link(c.p.name, spec.Scope)
-		op.SelfLink = s.link(c.p.name, spec.Scope, "operations", name)
-	default:
-		spec.Scope = "global"
-		op.SelfLink = s.link(c.p.name, "global", "operations", name)
-	}
-	rec := &operation{op: op, scope: spec.Scope, done: make(chan struct{})}
-	c.p.ops.put(spec.Scope, name, rec)
-	if spec.Target != "" && !spec.NotBusy {
-		c.p.busy[spec.Target] = rec
-	}
+	rec := s.newOp(c, &spec)
 	kind := spec.Kind
 	if kind == "" {
 		kind = c.method
@@ -125,7 +83,8 @@ func (s *Server) startOp(c *call, spec opSpec) *operation {
 		if err == nil {
 			rec.op.Warnings = spec.Warnings
 		}
-		s.completeOp(c.p, rec, err)
+		c.p.endOp(rec, err)
+		s.changed()
 	}
 	if spec.Manual {
 		rec.finish = func() {
@@ -159,33 +118,42 @@ func (s *Server) startOp(c *call, spec opSpec) *operation {
 	return rec
 }
 
-// completeOp marks an operation DONE, with err inside it when non-nil.
-func (s *Server) completeOp(p *project, rec *operation, err *apiError) {
-	op := rec.op
-	op.Status = "DONE"
-	op.Progress = 100
-	op.EndTime = timestamp(time.Now())
-	if err != nil {
-		op.Error = &compute.OperationError{Errors: []*compute.OperationErrorErrors{{
-			Code: err.opCode(), Message: err.Message,
-		}}}
-		op.HttpErrorStatusCode = int64(err.Code)
-		op.HttpErrorMessage = httpStatusText(err.Code)
+// newOp records a new RUNNING operation for spec and marks its target busy;
+// spec.Scope is normalised.
+func (s *Server) newOp(c *call, spec *opSpec) *operation {
+	now := time.Now()
+	name := s.opName(now)
+	op := &compute.Operation{
+		Kind:              "compute#operation",
+		Id:                s.newID(),
+		Name:              name,
+		OperationType:     spec.Type,
+		TargetLink:        spec.Target,
+		TargetId:          spec.TargetID,
+		Status:            "RUNNING",
+		InsertTime:        timestamp(now),
+		StartTime:         timestamp(now),
+		User:              "emulator@" + c.p.name + ".iam.gserviceaccount.com",
+		ClientOperationId: c.requestID,
+		ForceSendFields:   []string{"Progress"},
 	}
-	if p.busy[op.TargetLink] == rec {
-		delete(p.busy, op.TargetLink)
+	switch {
+	case strings.HasPrefix(spec.Scope, "zones/"):
+		op.Zone = c.p.link(spec.Scope)
+		op.SelfLink = c.p.link(spec.Scope, "operations", name)
+	case strings.HasPrefix(spec.Scope, "regions/"):
+		op.Region = c.p.link(spec.Scope)
+		op.SelfLink = c.p.link(spec.Scope, "operations", name)
+	default:
+		spec.Scope = "global"
+		op.SelfLink = c.p.link("global", "operations", name)
 	}
-	close(rec.done)
-	s.changed()
-}
-
-// checkNotBusy refuses a mutation while another operation is changing the
-// same resource, as GCE does with resourceNotReady.
-func (s *Server) checkNotBusy(p *project, selfLink, path string) *apiError {
-	if o, ok := p.busy[selfLink]; ok && !o.isDone() {
-		return errNotReady(path)
+	rec := &operation{op: op, scope: spec.Scope, done: make(chan struct{})}
+	c.p.ops.put(spec.Scope, name, rec)
+	if spec.Target != "" && !spec.NotBusy {
+		c.p.busy[spec.Target] = rec
 	}
-	return nil
+	return rec
 }
 
 func zoneDownError(project, zone, opType string) *apiError {
@@ -225,54 +193,54 @@ func (s *Server) after(d time.Duration, fn func()) {
 	s.timers[t] = struct{}{}
 }
 
-// operation handlers: get, list, delete, wait for each scope.
-
-func (s *Server) opScope(c *call) string {
-	switch {
-	case c.zone != "":
-		return "zones/" + c.zone
-	case c.region != "":
-		return "regions/" + c.region
+// routesOperations registers get, list, delete and wait for each scope.
+func (s *Server) routesOperations() {
+	for _, sc := range []struct{ prefix, coll string }{
+		{"zones/{zone}/", "zoneOperations"},
+		{"regions/{region}/", "regionOperations"},
+		{"global/", "globalOperations"},
+	} {
+		s.handle("GET", sc.prefix+"operations", "compute."+sc.coll+".list", s.opsList)
+		s.handle("GET", sc.prefix+"operations/{operation}", "compute."+sc.coll+".get", s.opsGet)
+		s.handle("DELETE", sc.prefix+"operations/{operation}", "compute."+sc.coll+".delete", s.opsDelete)
+		s.handle("POST", sc.prefix+"operations/{operation}/wait", "compute."+sc.coll+".wait", nil)
 	}
-	return "global"
+	s.handle("GET", "aggregated/operations", "compute.globalOperations.aggregatedList", s.opsAggregated)
 }
 
 func (s *Server) opsGet(c *call) (any, *apiError) {
-	scope := s.opScope(c)
-	rec, ok := c.p.ops.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "operations", c.name))
+	rec, _, e := getNamed(c, c.p.ops, "operations")
+	if e != nil {
+		return nil, e
 	}
 	return rec.op, nil
 }
 
 func (s *Server) opsDelete(c *call) (any, *apiError) {
-	scope := s.opScope(c)
-	if _, ok := c.p.ops.get(scope, c.name); !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "operations", c.name))
+	if _, _, e := getNamed(c, c.p.ops, "operations"); e != nil {
+		return nil, e
 	}
-	c.p.ops.del(scope, c.name)
+	c.p.ops.del(c.scope(), c.name)
 	return noContent{}, nil
 }
 
 func (s *Server) opsList(c *call) (any, *apiError) {
-	scope := s.opScope(c)
+	scope := c.scope()
 	var items []any
 	for _, o := range c.p.ops.list(scope) {
 		items = append(items, o.op)
 	}
-	return s.listResponse(c, "compute#operationList", items, s.link(c.p.name, scope, "operations"))
+	return s.listResponse(c, "compute#operationList", items, c.p.link(scope, "operations"))
 }
 
 // opsWait long-polls until the operation is DONE or the cap passes. It runs
 // without Server.mu held while it waits.
 func (s *Server) opsWait(w http.ResponseWriter, c *call) {
-	scope := s.opScope(c)
 	s.mu.Lock()
-	rec, ok := c.p.ops.get(scope, c.name)
+	rec, _, e := getNamed(c, c.p.ops, "operations")
 	s.mu.Unlock()
-	if !ok {
-		writeError(w, errNotFound(relPath(c.p.name, scope, "operations", c.name)))
+	if e != nil {
+		writeError(w, e)
 		return
 	}
 	timer := time.NewTimer(s.opts.WaitCap)
@@ -292,4 +260,17 @@ func (s *Server) opsWait(w http.ResponseWriter, c *call) {
 		return
 	}
 	writeJSON(w, 200, body)
+}
+
+func (s *Server) opsAggregated(c *call) (any, *apiError) {
+	by := c.p.ops.scoped()
+	for k, v := range by {
+		for i, o := range v {
+			v[i] = o.(*operation).op
+		}
+		by[k] = v
+	}
+	scopes := append([]string{"global"}, s.regionScopes()...)
+	scopes = append(scopes, s.zoneScopes()...)
+	return s.aggregatedResponse(c, "compute#operationAggregatedList", "operations", by, scopes)
 }

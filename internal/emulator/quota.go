@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"net/netip"
 	"strings"
 
 	compute "google.golang.org/api/compute/v1"
@@ -32,7 +31,7 @@ func knownQuotaMetric(m string) bool {
 }
 
 // quotaLimit is the limit of metric in scope ("regions/r" or "global").
-func (s *Server) quotaLimit(p *project, scope, metric string) float64 {
+func (p *project) quotaLimit(scope, metric string) float64 {
 	if v, ok := p.quotaLimits[scope+"/"+metric]; ok {
 		return v
 	}
@@ -41,45 +40,18 @@ func (s *Server) quotaLimit(p *project, scope, metric string) float64 {
 
 // quotaUsage computes current usage of a regional metric (region "") means
 // the project-level metric.
-func (s *Server) quotaUsage(p *project, region, metric string) float64 {
+func (p *project) quotaUsage(region, metric string) float64 {
 	inRegion := func(zoneOrRegion string) bool {
 		name := lastSegment(zoneOrRegion)
-		if r, ok := s.cat.zoneRgn[name]; ok {
+		if r, ok := p.st.cat.zoneRgn[name]; ok {
 			return r == region
 		}
 		return name == region
 	}
 	var n float64
 	switch metric {
-	case "CPUS", "INSTANCES":
-		// Unsorted scans: usage is a sum, and sorting thousands of rows on
-		// every insert made instance creation quadratic.
-		for _, r := range p.instances.rows {
-			in := r.v
-			if in.usageRegion(s) != region {
-				continue
-			}
-			if metric == "INSTANCES" {
-				n++
-			} else if in.Status != "TERMINATED" {
-				n += float64(in.guestCPUs())
-			}
-		}
-	case "IN_USE_ADDRESSES":
-		for _, r := range p.instances.rows {
-			in := r.v
-			if in.usageRegion(s) != region {
-				continue
-			}
-			for _, ni := range in.NetworkInterfaces {
-				n += float64(len(ni.AccessConfigs))
-			}
-		}
-		for _, fr := range p.forwardingRules.list("regions/" + region) {
-			if fr.LoadBalancingScheme == "" || fr.LoadBalancingScheme == "EXTERNAL" {
-				n++
-			}
-		}
+	case "CPUS", "INSTANCES", "IN_USE_ADDRESSES":
+		n = p.instanceUsage(region, metric)
 	case "STATIC_ADDRESSES":
 		for _, a := range p.addresses.list("regions/" + region) {
 			if a.AddressType != "INTERNAL" {
@@ -129,32 +101,65 @@ func (s *Server) quotaUsage(p *project, region, metric string) float64 {
 	return n
 }
 
+// instanceUsage is the usage of the metrics instances count against. The
+// scans are unsorted: usage is a sum, and sorting thousands of rows on every
+// insert made instance creation quadratic.
+func (p *project) instanceUsage(region, metric string) float64 {
+	var n float64
+	for _, r := range p.instances.rows {
+		in := r.v
+		if in.usageRegion(p.st.cat) != region {
+			continue
+		}
+		switch metric {
+		case "INSTANCES":
+			n++
+		case "CPUS":
+			if in.Status != "TERMINATED" {
+				n += float64(in.guestCPUs())
+			}
+		case "IN_USE_ADDRESSES":
+			for _, ni := range in.NetworkInterfaces {
+				n += float64(len(ni.AccessConfigs))
+			}
+		}
+	}
+	if metric == "IN_USE_ADDRESSES" {
+		for _, fr := range p.forwardingRules.list("regions/" + region) {
+			if fr.LoadBalancingScheme == "" || fr.LoadBalancingScheme == "EXTERNAL" {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // checkQuota refuses a change that would take metric above its limit.
 // region "" checks a project-level metric.
-func (s *Server) checkQuota(p *project, region, metric string, add float64) *apiError {
+func (p *project) checkQuota(region, metric string, add float64) *apiError {
 	scope := "global"
 	if region != "" {
 		scope = "regions/" + region
 	}
-	limit := s.quotaLimit(p, scope, metric)
-	if s.quotaUsage(p, region, metric)+add > limit {
+	limit := p.quotaLimit(scope, metric)
+	if p.quotaUsage(region, metric)+add > limit {
 		return errQuota(metric, limit, region)
 	}
 	return nil
 }
 
-func (s *Server) projectObj(p *project) *compute.Project {
+func (p *project) projectObj() *compute.Project {
 	var quotas []*compute.Quota
 	for _, m := range projectQuotaMetrics {
-		quotas = append(quotas, &compute.Quota{Metric: m, Limit: s.quotaLimit(p, "global", m),
-			Usage: s.quotaUsage(p, "", m), ForceSendFields: []string{"Usage"}})
+		quotas = append(quotas, &compute.Quota{Metric: m, Limit: p.quotaLimit("global", m),
+			Usage: p.quotaUsage("", m), ForceSendFields: []string{"Usage"}})
 	}
 	return &compute.Project{
 		Kind:                  "compute#project",
 		Id:                    p.number,
 		Name:                  p.name,
 		CreationTimestamp:     "2024-04-01T05:34:56.123-07:00",
-		SelfLink:              strings.TrimSuffix(s.link(p.name), "/"),
+		SelfLink:              strings.TrimSuffix(p.link(), "/"),
 		DefaultServiceAccount: projectServiceAccount(p),
 		CloudArmorTier:        "CA_STANDARD",
 		XpnProjectStatus:      "UNSPECIFIED_XPN_PROJECT_STATUS",
@@ -168,29 +173,39 @@ func (s *Server) projectObj(p *project) *compute.Project {
 	}
 }
 
-func projectServiceAccount(p *project) string {
-	return uitoa(p.number) + "-compute@developer.gserviceaccount.com"
+// quotaBatch checks allocations against regional quotas, computing each
+// metric's usage once: a MIG creating thousands of VMs in one pass must not
+// rescan the inventory for every VM.
+type quotaBatch struct {
+	p      *project
+	region string
+	used   map[string]float64
 }
 
-func uitoa(n uint64) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
+func (p *project) newQuotaBatch(region string) *quotaBatch {
+	return &quotaBatch{p: p, region: region, used: map[string]float64{}}
 }
 
-// addrOf parses an IPv4 string; invalid input yields the zero Addr.
-func addrOf(s string) netip.Addr {
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Addr{}
+// take reserves every amount in want, or none of them.
+func (q *quotaBatch) take(want map[string]float64) *apiError {
+	for _, m := range regionalQuotaMetrics {
+		n := want[m]
+		if n <= 0 {
+			continue
+		}
+		u, ok := q.used[m]
+		if !ok {
+			u = q.p.quotaUsage(q.region, m)
+			q.used[m] = u
+		}
+		if limit := q.p.quotaLimit("regions/"+q.region, m); u+n > limit {
+			return errQuota(m, limit, q.region)
+		}
 	}
-	return a
+	for m, n := range want {
+		if n > 0 {
+			q.used[m] += n
+		}
+	}
+	return nil
 }

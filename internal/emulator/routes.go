@@ -1,162 +1,111 @@
 package emulator
 
-// routes registers the Compute API. Paths follow the v1 discovery document;
-// each resource file registers its own methods.
-func (s *Server) routes() {
-	s.mux.HandleFunc("/compute/v1/", s.notFoundHandler)
+import (
+	"net/netip"
+	"strings"
+	"time"
 
-	s.handle("GET", "", "compute.projects.get", s.projectsGet)
-	s.handle("GET", "zones", "compute.zones.list", s.zonesList)
-	s.handle("GET", "zones/{zone}", "compute.zones.get", s.zonesGet)
-	s.handle("GET", "regions", "compute.regions.list", s.regionsList)
-	s.handle("GET", "regions/{region}", "compute.regions.get", s.regionsGet)
-	s.handle("GET", "zones/{zone}/machineTypes", "compute.machineTypes.list", s.machineTypesList)
-	s.handle("GET", "zones/{zone}/machineTypes/{machineType}", "compute.machineTypes.get", s.machineTypesGet)
-	s.handle("GET", "aggregated/machineTypes", "compute.machineTypes.aggregatedList", s.machineTypesAggregated)
-	s.handle("GET", "zones/{zone}/diskTypes", "compute.diskTypes.list", s.diskTypesList)
-	s.handle("GET", "zones/{zone}/diskTypes/{diskType}", "compute.diskTypes.get", s.diskTypesGet)
-	s.handle("GET", "global/images", "compute.images.list", s.imagesList)
-	s.handle("GET", "global/images/{image}", "compute.images.get", s.imagesGet)
-	s.handle("GET", "global/images/family/{family}", "compute.images.getFromFamily", s.imagesGetFromFamily)
+	compute "google.golang.org/api/compute/v1"
+)
 
-	for _, sc := range []struct{ prefix, coll string }{
-		{"zones/{zone}/", "zoneOperations"},
-		{"regions/{region}/", "regionOperations"},
-		{"global/", "globalOperations"},
-	} {
-		s.handle("GET", sc.prefix+"operations", "compute."+sc.coll+".list", s.opsList)
-		s.handle("GET", sc.prefix+"operations/{operation}", "compute."+sc.coll+".get", s.opsGet)
-		s.handle("DELETE", sc.prefix+"operations/{operation}", "compute."+sc.coll+".delete", s.opsDelete)
-		s.handle("POST", sc.prefix+"operations/{operation}/wait", "compute."+sc.coll+".wait", nil)
+// Routes (global): a network's static routes.
+
+func (s *Server) routesRoutes() {
+	s.handle("POST", "global/routes", "compute.routes.insert", s.routesInsert)
+	s.handle("GET", "global/routes", "compute.routes.list", s.routesList)
+	s.handle("GET", "global/routes/{route}", "compute.routes.get", s.routesGet)
+	s.handle("DELETE", "global/routes/{route}", "compute.routes.delete", s.routesDelete)
+}
+
+func (s *Server) routesInsert(c *call) (any, *apiError) {
+	var rt compute.Route
+	if e := c.decode(&rt); e != nil {
+		return nil, e
 	}
-	s.handle("GET", "aggregated/operations", "compute.globalOperations.aggregatedList", s.opsAggregated)
-	// No autoscaler can exist here, but gcloud lists them to describe or
-	// list managed instance groups: answer with empty lists, as GCE does.
-	s.handle("GET", "zones/{zone}/autoscalers", "compute.autoscalers.list", s.autoscalersList)
-	s.handle("GET", "regions/{region}/autoscalers", "compute.regionAutoscalers.list", s.autoscalersList)
-	s.handle("GET", "aggregated/autoscalers", "compute.autoscalers.aggregatedList", func(c *call) (any, *apiError) {
-		return s.aggregatedResponse(c, "compute#autoscalerAggregatedList", "autoscalers", map[string][]any{},
-			append(s.regionScopes(), s.zoneScopes()...))
-	})
-
-	s.routesNetworks()
-	s.routesAddresses()
-	s.routesFirewalls()
-	s.routesRoutes()
-	s.routesDisks()
-	s.routesInstances()
-	s.routesTemplates()
-	s.routesMIGs()
-	s.handle("GET", "aggregated/instanceGroupManagers", "compute.instanceGroupManagers.aggregatedList", s.migsAggregated)
-	s.routesInstanceGroups()
-	s.routesTargetPools()
-	s.routesHealthChecks()
-	s.routesForwardingRules()
-}
-
-func (s *Server) projectsGet(c *call) (any, *apiError) { return s.projectObj(c.p), nil }
-
-func (s *Server) autoscalersList(c *call) (any, *apiError) {
-	return s.listResponse(c, "compute#autoscalerList", nil, s.link(c.p.name, s.opScope(c), "autoscalers"))
-}
-
-func (s *Server) zonesList(c *call) (any, *apiError) {
-	var items []any
-	for _, z := range s.cat.zones {
-		items = append(items, s.zoneObj(c.p.name, z))
+	if e := checkName(rt.Name); e != nil {
+		return nil, e
 	}
-	return s.listResponse(c, "compute#zoneList", items, s.link(c.p.name, "zones"))
-}
-
-func (s *Server) zonesGet(c *call) (any, *apiError) { return s.zoneObj(c.p.name, c.zone), nil }
-
-func (s *Server) regionsList(c *call) (any, *apiError) {
-	var items []any
-	for _, r := range s.cat.regNames {
-		items = append(items, s.regionObj(c.p, r))
+	if _, ok := c.p.routes.get("global", rt.Name); ok {
+		return nil, errAlreadyExists(relPath(c.p.name, "global", "routes", rt.Name))
 	}
-	return s.listResponse(c, "compute#regionList", items, s.link(c.p.name, "regions"))
-}
-
-func (s *Server) regionsGet(c *call) (any, *apiError) { return s.regionObj(c.p, c.region), nil }
-
-func (s *Server) machineTypesList(c *call) (any, *apiError) {
-	var items []any
-	for _, m := range machineTypes() {
-		items = append(items, s.machineTypeObj(c.p.name, c.zone, m))
+	if rt.DestRange == "" {
+		return nil, errRequired("resource.destRange")
 	}
-	return s.listResponse(c, "compute#machineTypeList", items, s.link(c.p.name, "zones", c.zone, "machineTypes"))
-}
-
-func (s *Server) machineTypesGet(c *call) (any, *apiError) {
-	m, ok := findMachineType(c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, "zones/"+c.zone, "machineTypes", c.name))
+	if _, err := netip.ParsePrefix(rt.DestRange); err != nil {
+		return nil, errInvalidField("resource.destRange", rt.DestRange, "Must be a valid CIDR range.")
 	}
-	return s.machineTypeObj(c.p.name, c.zone, m), nil
-}
-
-func (s *Server) machineTypesAggregated(c *call) (any, *apiError) {
-	by := map[string][]any{}
-	for _, z := range s.cat.zones {
-		for _, m := range machineTypes() {
-			by["zones/"+z] = append(by["zones/"+z], s.machineTypeObj(c.p.name, z, m))
+	if !strings.Contains(string(c.body), `"priority"`) {
+		return nil, errRequired("resource.priority")
+	}
+	hops := 0
+	for _, h := range []string{rt.NextHopInstance, rt.NextHopIp, rt.NextHopGateway, rt.NextHopNetwork, rt.NextHopVpnTunnel, rt.NextHopIlb} {
+		if h != "" {
+			hops++
 		}
 	}
-	return s.aggregatedResponse(c, "compute#machineTypeAggregatedList", "machineTypes", by, s.zoneScopes())
-}
-
-func (s *Server) diskTypesList(c *call) (any, *apiError) {
-	var items []any
-	for _, d := range diskTypes {
-		items = append(items, s.diskTypeObj(c.p.name, c.zone, d))
+	if hops != 1 {
+		return nil, errInvalidField("resource", rt.Name, "Exactly one next hop must be specified.")
 	}
-	return s.listResponse(c, "compute#diskTypeList", items, s.link(c.p.name, "zones", c.zone, "diskTypes"))
-}
-
-func (s *Server) diskTypesGet(c *call) (any, *apiError) {
-	d, ok := findDiskType(c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, "zones/"+c.zone, "diskTypes", c.name))
+	n, e := c.p.networkRef(rt.Network)
+	if e != nil {
+		return nil, e
 	}
-	return s.diskTypeObj(c.p.name, c.zone, d), nil
-}
-
-func (s *Server) imagesList(c *call) (any, *apiError) {
-	var items []any
-	for _, im := range publicImages {
-		if im.project == c.p.name {
-			items = append(items, s.imageObj(im))
+	if e := c.p.checkQuota("", "ROUTES", 1); e != nil {
+		return nil, e
+	}
+	rt.Network = n.SelfLink
+	rt.Kind = "compute#route"
+	rt.Id = s.newID()
+	rt.CreationTimestamp = timestamp(time.Now())
+	rt.SelfLink = c.p.link("global", "routes", rt.Name)
+	rt.RouteType = "STATIC"
+	rt.RouteStatus = "ACTIVE"
+	rt.ForceSendFields = append(rt.ForceSendFields, "Priority")
+	if rt.NextHopInstance != "" {
+		r, ok := parseRef(rt.NextHopInstance, ref{Project: c.p.name, Coll: "instances"})
+		if !ok || r.Coll != "instances" || r.Scope == "" {
+			return nil, errInvalidField("resource.nextHopInstance", rt.NextHopInstance, "")
+		}
+		rt.NextHopInstance = s.link(r.Project, r.Scope, "instances", r.Name)
+		if in, ok := c.p.instances.get(r.Scope, r.Name); !ok {
+			rt.Warnings = []*compute.RouteWarnings{{Code: "NEXT_HOP_INSTANCE_NOT_FOUND",
+				Message: "Next hop instance '" + s.trimLink(rt.NextHopInstance) + "' does not exist."}}
+		} else if in.Status != "RUNNING" {
+			rt.Warnings = []*compute.RouteWarnings{{Code: "NEXT_HOP_NOT_RUNNING",
+				Message: "Next hop instance '" + s.trimLink(rt.NextHopInstance) + "' is not running."}}
 		}
 	}
-	return s.listResponse(c, "compute#imageList", items, s.link(c.p.name, "global", "images"))
+	if rt.NextHopGateway != "" {
+		rt.NextHopGateway = c.p.link("global", "gateways", lastSegment(rt.NextHopGateway))
+	}
+	obj := &rt
+	return s.startOp(c, opSpec{Type: "insert", Target: obj.SelfLink, TargetID: obj.Id, Scope: "global",
+		Done: func() *apiError {
+			c.p.routes.put("global", obj.Name, obj)
+			return nil
+		}}), nil
 }
 
-func (s *Server) imagesGet(c *call) (any, *apiError) {
-	im, ok := findImage(c.p.name, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, "global", "images", c.name))
+func (s *Server) routesGet(c *call) (any, *apiError) {
+	rt, _, e := getNamed(c, c.p.routes, "routes")
+	if e != nil {
+		return nil, e
 	}
-	return s.imageObj(im), nil
+	return rt, nil
 }
 
-func (s *Server) imagesGetFromFamily(c *call) (any, *apiError) {
-	im, ok := familyImage(c.p.name, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, "global", "images/family", c.name))
-	}
-	return s.imageObj(im), nil
+func (s *Server) routesList(c *call) (any, *apiError) {
+	return s.listResponse(c, "compute#routeList", toAny(c.p.routes.list("global")), c.p.link("global", "routes"))
 }
 
-func (s *Server) opsAggregated(c *call) (any, *apiError) {
-	by := c.p.ops.scoped()
-	for k, v := range by {
-		for i, o := range v {
-			v[i] = o.(*operation).op
-		}
-		by[k] = v
+func (s *Server) routesDelete(c *call) (any, *apiError) {
+	rt, _, e := getNamed(c, c.p.routes, "routes")
+	if e != nil {
+		return nil, e
 	}
-	scopes := append([]string{"global"}, s.regionScopes()...)
-	scopes = append(scopes, s.zoneScopes()...)
-	return s.aggregatedResponse(c, "compute#operationAggregatedList", "operations", by, scopes)
+	return s.startOp(c, opSpec{Type: "delete", Target: rt.SelfLink, TargetID: rt.Id, Scope: "global",
+		Done: func() *apiError {
+			c.p.routes.del("global", rt.Name)
+			return nil
+		}}), nil
 }

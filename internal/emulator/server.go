@@ -2,6 +2,16 @@
 // (enough of it for hakube and its users' gcloud commands), operations that
 // progress over a latency model, fault injection, and a control API under
 // /emulator/v1/. The unmodified official Go client and gcloud talk to it.
+//
+// Where things are: server.go takes a request through admission to its
+// handler and api.go lists the routes; each resource has its own file of
+// handlers (addresses.go, instances*.go, migs.go, ...), which parse the call
+// and go through *project for lookups and claims. store.go is the state:
+// every project's tables, what the projects share, and the records kept
+// beside the compute types. ops.go runs operations over the latency model
+// (latency.go), faults.go injects failures, control.go is the control API.
+// The data plane (package dataplane) and what a VM runs (package guest) sit
+// beside it and see the inventory only through dataplane.go's snapshot.
 package emulator
 
 import (
@@ -13,13 +23,13 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hakube/hakube/internal/emulator/dataplane"
 	"go.uber.org/zap"
 )
 
@@ -44,7 +54,7 @@ type Options struct {
 	// Seed makes ids, names and latency draws reproducible (0: random).
 	Seed uint64
 	// DataPlane makes masters answer on their IPs and forwarding rules
-	// forward (see dataplane.go). Off for pure API tests.
+	// forward (package dataplane, docs/dataplane.md). Off for pure API tests.
 	DataPlane bool
 	Logger    *zap.Logger
 }
@@ -112,30 +122,24 @@ func validProjectID(p string) bool {
 
 // Server is one emulated GCE. It is safe for concurrent use.
 type Server struct {
-	opts     Options
-	linkBase string
-	cat      *catalog
-	mux      *http.ServeMux
-	log      *zap.Logger
+	opts Options
+	mux  *http.ServeMux
+	log  *zap.Logger
 
-	mu       sync.Mutex // guards everything below
-	rng      *rand.Rand
-	lat      latencyModel
-	projects map[string]*project
-	zoneDown map[string]bool
-	ips      *ipPool
-	faults   faultSet
-	counts   requestCounts
-	rates    rateLimiter
-	gen      int // bumped by a reset; timers of an older generation do nothing
+	mu     sync.Mutex // guards everything below
+	state             // the inventory: projects, IP pool, zones (store.go)
+	lat    latencyModel
+	faults faultSet
+	counts requestCounts
+	rates  rateLimiter
+	gen    int // bumped by a reset; timers of an older generation do nothing
 
 	timerMu sync.Mutex
 	timers  map[*time.Timer]struct{}
 	closed  bool
 	closing chan struct{}
 
-	changeCh chan struct{} // signalled after every state change (data plane)
-	dp       *dataPlane
+	dp *dataplane.Plane // nil without Options.DataPlane
 }
 
 // New builds a server. Call Close to release its timers and listeners.
@@ -149,41 +153,30 @@ func New(opts Options) (*Server, error) {
 	}
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	s := &Server{
-		opts:     opts,
-		linkBase: opts.LinkBase,
-		cat:      newCatalog(),
-		log:      opts.Logger,
-		rng:      rng,
-		lat:      latencyModel{preset: opts.Latency, scale: opts.TimeScale, rng: rng},
-		projects: map[string]*project{},
-		zoneDown: map[string]bool{},
-		timers:   map[*time.Timer]struct{}{},
-		closing:  make(chan struct{}),
-		changeCh: make(chan struct{}, 1),
+		opts: opts,
+		log:  opts.Logger,
+		state: state{
+			linkBase: opts.LinkBase,
+			cat:      newCatalog(),
+			rng:      rng,
+			external: opts.ExternalRange,
+			internal: opts.InternalRange,
+			zoneDown: map[string]bool{},
+		},
+		lat:     latencyModel{preset: opts.Latency, scale: opts.TimeScale, rng: rng},
+		timers:  map[*time.Timer]struct{}{},
+		closing: make(chan struct{}),
 	}
-	s.ips = newIPPool(opts.ExternalRange)
 	s.counts.reset()
-	s.resetProjects()
+	s.resetProjects(opts.Projects)
 	s.mux = http.NewServeMux()
-	s.routes()
+	s.apiRoutes()
 	s.batchRoutes()
 	s.controlRoutes()
 	if opts.DataPlane {
-		s.dp = newDataPlane(s)
+		s.dp = dataplane.New(s.dataPlaneSnapshot, s.log.Named("dataplane"), opts.Seed)
 	}
 	return s, nil
-}
-
-// resetProjects recreates every project as a fresh one (default network and
-// firewall rules included). Called under mu or before the server is shared.
-func (s *Server) resetProjects() {
-	s.projects = map[string]*project{}
-	s.ips = newIPPool(s.opts.ExternalRange)
-	for i, name := range s.opts.Projects {
-		p := newProject(name, 100000000000+uint64(i)*7919+uint64(len(name)))
-		s.seedProject(p)
-		s.projects[name] = p
-	}
 }
 
 // Handler serves the Compute API under /compute/v1/ (and its batch endpoint,
@@ -205,16 +198,15 @@ func (s *Server) Close() error {
 	close(s.closing)
 	s.timerMu.Unlock()
 	if s.dp != nil {
-		s.dp.close()
+		s.dp.Close()
 	}
 	return nil
 }
 
 // changed tells the data plane that the inventory moved.
 func (s *Server) changed() {
-	select {
-	case s.changeCh <- struct{}{}:
-	default:
+	if s.dp != nil {
+		s.dp.Changed()
 	}
 }
 
@@ -268,6 +260,53 @@ func (s *Server) handle(httpMethod, pattern, method string, h handlerFunc) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, method string, mutation bool, h handlerFunc) {
+	c, e := s.newCall(r, method, mutation)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	s.mu.Lock()
+	if e := s.admit(c, r.PathValue("project")); e != nil {
+		s.mu.Unlock()
+		writeError(w, e)
+		return
+	}
+	if strings.HasSuffix(method, "Operations.wait") {
+		s.mu.Unlock()
+		s.opsWait(w, c)
+		return
+	}
+	if mutation {
+		prev, e := c.takeRequestID()
+		if e != nil {
+			s.mu.Unlock()
+			writeError(w, e)
+			return
+		}
+		if prev != nil {
+			body, err := marshal(prev.op)
+			s.mu.Unlock()
+			writeResult(w, body, err)
+			return
+		}
+	}
+	res, apiErr := h(c)
+	if apiErr != nil {
+		s.mu.Unlock()
+		writeError(w, apiErr)
+		return
+	}
+	body, err := c.render(res)
+	s.mu.Unlock()
+	if mutation {
+		s.changed()
+	}
+	writeResult(w, body, err)
+}
+
+// newCall reads what the request names (resource, zone, region) and its
+// body; nothing of the emulator's state yet.
+func (s *Server) newCall(r *http.Request, method string, mutation bool) (*call, *apiError) {
 	c := &call{s: s, r: r, method: method, mutation: mutation,
 		zone: r.PathValue("zone"), region: r.PathValue("region")}
 	for _, k := range []string{"resource", "instance", "disk", "address", "network", "subnetwork", "firewall",
@@ -281,8 +320,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, method string, mu
 	if r.Body != nil {
 		b, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
 		if err != nil {
-			writeError(w, errInvalid("could not read request body: %v", err))
-			return
+			return nil, errInvalid("could not read request body: %v", err)
 		}
 		c.body = b
 	}
@@ -293,92 +331,74 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, method string, mu
 		_ = json.Unmarshal(c.body, &named)
 		c.bodyName = named.Name
 	}
-	projectName := r.PathValue("project")
+	return c, nil
+}
 
-	s.mu.Lock()
-	s.counts.add(method)
+// admit counts the call and lets it through, in GCE's order: the project
+// must exist, then rate limits, injected faults, and the zone or region the
+// path names. Called under mu.
+func (s *Server) admit(c *call, projectName string) *apiError {
+	s.counts.add(c.method)
 	p, ok := s.projects[projectName]
-	if !ok && !(isImageProject(projectName) && strings.HasPrefix(method, "compute.images.")) {
-		s.mu.Unlock()
-		writeError(w, errForbiddenProject(projectName))
-		return
+	if !ok && !(isImageProject(projectName) && strings.HasPrefix(c.method, "compute.images.")) {
+		return errForbiddenProject(projectName)
 	}
 	c.p = p
 	if p == nil { // public image project: a stand-in with no resources
-		c.p = newProject(projectName, 0)
+		c.p = s.newProject(projectName, 0)
 	}
-	if e := s.rates.take(projectName, method, time.Now()); e != nil {
-		s.mu.Unlock()
-		writeError(w, e)
-		return
+	if e := s.rates.take(projectName, c.method, time.Now()); e != nil {
+		return e
 	}
 	if e := s.faults.take(c, deliverSync); e != nil {
-		s.mu.Unlock()
-		writeError(w, e)
-		return
+		return e
 	}
 	if c.zone != "" {
 		if _, ok := s.cat.zoneRgn[c.zone]; !ok {
-			s.mu.Unlock()
-			writeError(w, errNotFound("projects/"+projectName+"/zones/"+c.zone))
-			return
+			return errNotFound("projects/" + projectName + "/zones/" + c.zone)
 		}
 	}
 	if c.region != "" {
 		if _, ok := s.cat.regions[c.region]; !ok {
-			s.mu.Unlock()
-			writeError(w, errNotFound("projects/"+projectName+"/regions/"+c.region))
-			return
+			return errNotFound("projects/" + projectName + "/regions/" + c.region)
 		}
 	}
-	if strings.HasSuffix(method, "Operations.wait") {
-		s.mu.Unlock()
-		s.opsWait(w, c)
-		return
+	return nil
+}
+
+// takeRequestID checks a mutation's requestId. A known one answers with the
+// operation it started (prev); a new one is kept on the call for the
+// operation about to start. Called under Server.mu.
+func (c *call) takeRequestID() (prev *operation, e *apiError) {
+	rid := c.query("requestId")
+	if rid == "" {
+		return nil, nil
 	}
-	if mutation {
-		rid := r.URL.Query().Get("requestId")
-		if rid != "" {
-			u, err := uuid.Parse(rid)
-			if err != nil || u == uuid.Nil {
-				s.mu.Unlock()
-				writeError(w, errInvalidField("requestId", rid, "Must be a valid non-zero UUID."))
-				return
-			}
-			if prev, ok := p.requestIDs[u.String()]; ok {
-				body, err := marshal(prev.op)
-				s.mu.Unlock()
-				writeResult(w, body, err)
-				return
-			}
-			c.requestID = rid
-			c.requestKey = u.String()
-		}
+	u, err := uuid.Parse(rid)
+	if err != nil || u == uuid.Nil {
+		return nil, errInvalidField("requestId", rid, "Must be a valid non-zero UUID.")
 	}
-	res, apiErr := h(c)
-	if apiErr != nil {
-		s.mu.Unlock()
-		writeError(w, apiErr)
-		return
+	if prev, ok := c.p.requestIDs[u.String()]; ok {
+		return prev, nil
 	}
+	c.requestID = rid
+	c.requestKey = u.String()
+	return nil, nil
+}
+
+// render encodes a handler's result; an operation is remembered under the
+// call's requestId. Called under Server.mu.
+func (c *call) render(res any) ([]byte, error) {
 	if op, ok := res.(*operation); ok {
 		if c.requestID != "" {
-			p.requestIDs[c.requestKey] = op
+			c.p.requestIDs[c.requestKey] = op
 		}
 		res = op.op
 	}
-	var body []byte
-	var err error
 	if _, ok := res.(noContent); ok {
-		body = []byte("{}")
-	} else {
-		body, err = marshal(res)
+		return []byte("{}"), nil
 	}
-	s.mu.Unlock()
-	if mutation {
-		s.changed()
-	}
-	writeResult(w, body, err)
+	return marshal(res)
 }
 
 func marshal(v any) ([]byte, error) { return json.Marshal(v) }
@@ -409,52 +429,26 @@ func (s *Server) notFoundHandler(w http.ResponseWriter, r *http.Request) {
 	writeError(w, errNotFound(path))
 }
 
-// requestCounts counts API requests per method since start, and keeps marks
-// so callers can ask for counts since a point in time.
-type requestCounts struct {
-	total map[string]int64
-	marks []map[string]int64
+// scope is the scope the call's path names: "zones/z", "regions/r" or
+// "global".
+func (c *call) scope() string {
+	switch {
+	case c.zone != "":
+		return "zones/" + c.zone
+	case c.region != "":
+		return "regions/" + c.region
+	}
+	return "global"
 }
 
-func (rc *requestCounts) reset() {
-	rc.total = map[string]int64{}
-	rc.marks = nil
-}
-
-func (rc *requestCounts) add(method string) { rc.total[method]++ }
-
-// mark snapshots the counters and returns the mark's id.
-func (rc *requestCounts) mark() int {
-	snap := make(map[string]int64, len(rc.total))
-	for k, v := range rc.total {
-		snap[k] = v
+// getNamed finds the resource the path names in t, or answers GCE's 404.
+// path is the resource's relative path, as errors quote it.
+func getNamed[V any](c *call, t table[V], coll string) (v V, path string, e *apiError) {
+	scope := c.scope()
+	path = relPath(c.p.name, scope, coll, c.name)
+	v, ok := t.get(scope, c.name)
+	if !ok {
+		return v, path, errNotFound(path)
 	}
-	rc.marks = append(rc.marks, snap)
-	return len(rc.marks)
-}
-
-// since returns counts since mark id (0: since start).
-func (rc *requestCounts) since(id int) (map[string]int64, bool) {
-	if id < 0 || id > len(rc.marks) {
-		return nil, false
-	}
-	out := map[string]int64{}
-	for k, v := range rc.total {
-		if id > 0 {
-			v -= rc.marks[id-1][k]
-		}
-		if v > 0 {
-			out[k] = v
-		}
-	}
-	return out, true
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	return v, path, nil
 }

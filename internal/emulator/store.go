@@ -1,16 +1,124 @@
+// The store: the emulator's state (every project's tables, the IP pool they
+// share) and the records it keeps beside the compute types. Handlers find
+// and claim things through methods on *project; Server.mu guards it all.
+
 package emulator
 
 import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	"math/rand/v2"
+	"net/netip"
 	"sort"
-	"strings"
 	"time"
 
 	compute "google.golang.org/api/compute/v1"
 )
+
+// state is the emulated cloud's inventory: every project, and what the
+// projects share. Server.mu guards it and everything it points to.
+//
+// The lookups and claims are methods on *project, not on state: each one is
+// scoped to one project's tables (a name, a link, a quota), so the project
+// is the natural receiver, and a state method taking p would only rename
+// the (s *Server) f(p *project, ...) it replaces. state holds what every
+// project of one emulator draws from: the IP pool (an IP is unique across
+// projects, because the data plane binds them all on this machine's
+// loopback), the seeded source of ids and fingerprints, the link base, the
+// catalogue and which zones are DOWN.
+type state struct {
+	linkBase           string
+	cat                *catalog
+	rng                *rand.Rand   // shared with the latency model, so that one seed fixes both
+	external, internal netip.Prefix // where external and internal IPs come from
+	projects           map[string]*project
+	ips                *ipPool
+	zoneDown           map[string]bool
+}
+
+// resetProjects recreates every project as a fresh one (default network and
+// firewall rules included), with a fresh IP pool.
+func (st *state) resetProjects(names []string) {
+	st.projects = map[string]*project{}
+	st.ips = newIPPool(st.external)
+	for i, name := range names {
+		p := st.newProject(name, 100000000000+uint64(i)*7919+uint64(len(name)))
+		p.seed()
+		st.projects[name] = p
+	}
+}
+
+// newID returns a fresh numeric id.
+func (st *state) newID() uint64 {
+	for {
+		id := st.rng.Uint64() >> 1
+		if id > 1e18 {
+			return id
+		}
+	}
+}
+
+func (st *state) newFingerprint() string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], st.rng.Uint64())
+	return base64.URLEncoding.EncodeToString(b[:])
+}
+
+// project is everything one GCP project holds.
+type project struct {
+	st     *state // what it shares with the other projects
+	name   string
+	number uint64
+
+	networks         table[*compute.Network]
+	subnetworks      table[*compute.Subnetwork]
+	firewalls        table[*compute.Firewall]
+	routes           table[*compute.Route]
+	addresses        table[*compute.Address]
+	disks            table[*compute.Disk]
+	instances        table[*instanceRec]
+	templates        table[*compute.InstanceTemplate]
+	migs             table[*migRec]
+	instanceGroups   table[*compute.InstanceGroup]
+	targetPools      table[*compute.TargetPool]
+	httpHealthChecks table[*compute.HttpHealthCheck]
+	forwardingRules  table[*compute.ForwardingRule]
+
+	ops        table[*operation]
+	requestIDs map[string]*operation
+	// busy maps a resource's selfLink to the running operation that mutates it.
+	busy map[string]*operation
+	// quotaLimits overrides default limits: key "regions/<r>/<METRIC>" or "global/<METRIC>".
+	quotaLimits map[string]float64
+}
+
+func (st *state) newProject(name string, number uint64) *project {
+	return &project{
+		st:               st,
+		name:             name,
+		number:           number,
+		networks:         newTable[*compute.Network](),
+		subnetworks:      newTable[*compute.Subnetwork](),
+		firewalls:        newTable[*compute.Firewall](),
+		routes:           newTable[*compute.Route](),
+		addresses:        newTable[*compute.Address](),
+		disks:            newTable[*compute.Disk](),
+		instances:        newTable[*instanceRec](),
+		templates:        newTable[*compute.InstanceTemplate](),
+		migs:             newTable[*migRec](),
+		instanceGroups:   newTable[*compute.InstanceGroup](),
+		targetPools:      newTable[*compute.TargetPool](),
+		httpHealthChecks: newTable[*compute.HttpHealthCheck](),
+		forwardingRules:  newTable[*compute.ForwardingRule](),
+		ops:              newTable[*operation](),
+		requestIDs:       map[string]*operation{},
+		busy:             map[string]*operation{},
+		quotaLimits:      map[string]float64{},
+	}
+}
 
 // table holds one collection of a project, keyed by scope ("zones/z",
 // "regions/r" or "global") and name.
@@ -73,58 +181,6 @@ func (t table[V]) scoped() map[string][]any {
 	return out
 }
 
-// project is everything one GCP project holds. All access happens under
-// Server.mu.
-type project struct {
-	name   string
-	number uint64
-
-	networks         table[*compute.Network]
-	subnetworks      table[*compute.Subnetwork]
-	firewalls        table[*compute.Firewall]
-	routes           table[*compute.Route]
-	addresses        table[*compute.Address]
-	disks            table[*compute.Disk]
-	instances        table[*instanceRec]
-	templates        table[*compute.InstanceTemplate]
-	migs             table[*migRec]
-	instanceGroups   table[*compute.InstanceGroup]
-	targetPools      table[*compute.TargetPool]
-	httpHealthChecks table[*compute.HttpHealthCheck]
-	forwardingRules  table[*compute.ForwardingRule]
-
-	ops        table[*operation]
-	requestIDs map[string]*operation
-	// busy maps a resource's selfLink to the running operation that mutates it.
-	busy map[string]*operation
-	// quotaLimits overrides default limits: key "regions/<r>/<METRIC>" or "global/<METRIC>".
-	quotaLimits map[string]float64
-}
-
-func newProject(name string, number uint64) *project {
-	return &project{
-		name:             name,
-		number:           number,
-		networks:         newTable[*compute.Network](),
-		subnetworks:      newTable[*compute.Subnetwork](),
-		firewalls:        newTable[*compute.Firewall](),
-		routes:           newTable[*compute.Route](),
-		addresses:        newTable[*compute.Address](),
-		disks:            newTable[*compute.Disk](),
-		instances:        newTable[*instanceRec](),
-		templates:        newTable[*compute.InstanceTemplate](),
-		migs:             newTable[*migRec](),
-		instanceGroups:   newTable[*compute.InstanceGroup](),
-		targetPools:      newTable[*compute.TargetPool](),
-		httpHealthChecks: newTable[*compute.HttpHealthCheck](),
-		forwardingRules:  newTable[*compute.ForwardingRule](),
-		ops:              newTable[*operation](),
-		requestIDs:       map[string]*operation{},
-		busy:             map[string]*operation{},
-		quotaLimits:      map[string]float64{},
-	}
-}
-
 // Timestamps are RFC 3339 with milliseconds and a US-Pacific offset, as GCE
 // prints them.
 var pacific = time.FixedZone("PDT", -7*60*60)
@@ -141,119 +197,161 @@ func fingerprint(parts ...any) string {
 	return base64.URLEncoding.EncodeToString(h.Sum(nil)[:8])
 }
 
-// newID returns a fresh numeric id. Called under Server.mu.
-func (s *Server) newID() uint64 {
-	for {
-		id := s.rng.Uint64() >> 1
-		if id > 1e18 {
-			return id
+// The records the store keeps beside the compute types.
+
+// instanceRec is an instance plus the emulator's private state about it.
+type instanceRec struct {
+	*compute.Instance
+	member   *migMember      // the MIG slot this VM fills; nil for a standalone VM
+	insertOp *operation      // the insert operation while it runs
+	created  []*compute.Disk // disks the insert created, deleted again if it fails
+	deleting bool            // a delete is under way
+	gone     bool            // removed from the inventory
+	cpus     int64           // guest CPUs of the machine type (see guestCPUs)
+	region   string          // region of the zone (see usageRegion)
+	// raw caches the wire form: encoding a compute.Instance costs ~100µs,
+	// too much to repeat for every VM on every page of a 5,000-VM zone.
+	// Every change goes through startInstanceOp, which drops it.
+	raw json.RawMessage
+}
+
+// usageRegion and guestCPUs serve quota accounting, which visits every
+// instance on every insert: parsing links there dominated insert latency at
+// thousands of VMs. Both are filled lazily from the instance itself.
+func (r *instanceRec) usageRegion(cat *catalog) string {
+	if r.region == "" {
+		r.region = cat.regionOf(r.Zone)
+	}
+	return r.region
+}
+
+func (r *instanceRec) guestCPUs() int64 {
+	if r.cpus == 0 {
+		if mt, ok := findMachineType(lastSegment(r.MachineType)); ok {
+			r.cpus = mt.cpus
 		}
 	}
+	return r.cpus
 }
 
-func (s *Server) newFingerprint() string {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], s.rng.Uint64())
-	return base64.URLEncoding.EncodeToString(b[:])
-}
-
-// link renders an absolute resource URL under the configured link base.
-func (s *Server) link(project string, parts ...string) string {
-	return s.linkBase + "projects/" + project + "/" + strings.Join(parts, "/")
-}
-
-// relPath is the relative path GCE quotes in error messages
-// ("projects/p/zones/z/instances/n").
-func relPath(project, scope, coll, name string) string {
-	return "projects/" + project + "/" + scope + "/" + coll + "/" + name
-}
-
-// ref is a parsed resource reference from a request body: a full URL, a
-// partial "projects/..." path, a scope-relative path or a bare name.
-type ref struct {
-	Project string
-	Scope   string // "zones/z", "regions/r", "global"
-	Coll    string
-	Name    string
-}
-
-func (r ref) scopeName() string {
-	if i := strings.IndexByte(r.Scope, '/'); i >= 0 {
-		return r.Scope[i+1:]
-	}
-	return ""
-}
-
-// parseRef resolves a reference. def supplies what a shorter form leaves out.
-func parseRef(s string, def ref) (ref, bool) {
-	if s == "" {
-		return ref{}, false
-	}
-	if i := strings.Index(s, "/projects/"); i >= 0 && strings.Contains(s, "://") {
-		s = s[i+1:]
-	}
-	parts := strings.Split(strings.Trim(s, "/"), "/")
-	r := def
-	if len(parts) == 1 {
-		r.Name = parts[0]
-		return r, r.Name != ""
-	}
-	if parts[0] == "projects" {
-		if len(parts) < 2 {
-			return ref{}, false
+// wire returns the instance as GCE sends it, encoding at most once per change.
+func (r *instanceRec) wire() (json.RawMessage, *apiError) {
+	if r.raw == nil {
+		b, err := json.Marshal(r.Instance)
+		if err != nil {
+			return nil, &apiError{Code: 500, Reason: "internalError", Message: err.Error()}
 		}
-		r.Project = parts[1]
-		parts = parts[2:]
+		r.raw = b
 	}
+	return r.raw, nil
+}
+
+// lazyWire lets a list encode only the instances it returns, from cache.
+type lazyWire struct{ r *instanceRec }
+
+func (l lazyWire) MarshalJSON() ([]byte, error) {
+	b, e := l.r.wire()
+	if e != nil {
+		return nil, e
+	}
+	return b, nil
+}
+
+// migRec is a managed instance group plus its private state.
+type migRec struct {
+	*compute.InstanceGroupManager
+	p        *project
+	zone     string
+	group    *compute.InstanceGroup
+	members  map[string]*migMember // by VM name
+	seq      int64                 // creation order of members
+	deleting *operation            // the delete operation while it runs
+	retrying bool                  // a retry timer is pending
+	removed  bool
+}
+
+// migMember is one slot of a MIG: a VM that exists, is being created or
+// could not be created yet.
+type migMember struct {
+	mig        *migRec
+	name       string
+	seq        int64
+	in         *instanceRec // nil while the VM does not exist
+	deleting   bool         // the MIG is deleting this VM
+	attempt    *operation   // the last creation attempt's operation
+	attemptErr *apiError    // the last attempt's synchronous failure
+}
+
+// currentAction is what the MIG is doing with a member, as
+// listManagedInstances reports it.
+func (mem *migMember) currentAction() string {
 	switch {
-	case len(parts) == 3 && parts[0] == "global":
-		r.Scope, r.Coll, r.Name = "global", parts[1], parts[2]
-	case len(parts) == 4 && (parts[0] == "zones" || parts[0] == "regions"):
-		r.Scope, r.Coll, r.Name = parts[0]+"/"+parts[1], parts[2], parts[3]
-	case len(parts) == 2 && def.Scope != "":
-		r.Coll, r.Name = parts[0], parts[1]
-	case len(parts) == 4 && parts[0] == "global" && parts[1] == "images" && parts[2] == "family":
-		r.Scope, r.Coll, r.Name = "global", "images/family", parts[3]
-	default:
-		return ref{}, false
+	case mem.deleting:
+		return "DELETING"
+	case mem.in == nil, mem.in.Status == "PROVISIONING", mem.in.Status == "STAGING":
+		return "CREATING"
 	}
-	return r, r.Name != "" && r.Project != ""
+	return "NONE"
 }
 
-// lastSegment returns the name at the end of a URL or path.
-func lastSegment(s string) string {
-	if i := strings.LastIndexByte(s, '/'); i >= 0 {
-		return s[i+1:]
+// readiness orders members for scale-down: the least ready go first.
+func (mem *migMember) readiness() int {
+	switch {
+	case mem.in == nil:
+		return 0
+	case mem.in.Status == "PROVISIONING" || mem.in.Status == "STAGING":
+		return 1
+	case mem.in.Status != "RUNNING":
+		return 2
 	}
-	return s
+	return 3
 }
 
-// validName reports whether name follows RFC 1035 as Compute requires.
-func validName(name string) bool {
-	if len(name) == 0 || len(name) > 63 {
-		return false
+func (m *migRec) sortedMembers() []*migMember {
+	out := make([]*migMember, 0, len(m.members))
+	for _, mem := range m.members {
+		out = append(out, mem)
 	}
-	for i, c := range name {
-		switch {
-		case c >= 'a' && c <= 'z':
-		case (c >= '0' && c <= '9') || c == '-':
-			if i == 0 {
-				return false
-			}
-		default:
-			return false
-		}
-	}
-	return name[len(name)-1] != '-'
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
 }
 
-func checkName(name string) *apiError {
-	if name == "" {
-		return errRequired("resource.name")
-	}
-	if !validName(name) {
-		return errInvalidField("resource.name", name,
-			"Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?|[1-9][0-9]{0,19})'")
+// operation is the emulator's record of one Compute operation.
+type operation struct {
+	op    *compute.Operation
+	scope string
+	done  chan struct{} // closed at DONE; wait long-polls on it
+	// finish completes a Manual operation (no-op once DONE).
+	finish func()
+}
+
+func (o *operation) isDone() bool { return o.op.Status == "DONE" }
+
+// checkNotBusy refuses a mutation while another operation is changing the
+// same resource, as GCE does with resourceNotReady.
+func (p *project) checkNotBusy(selfLink, path string) *apiError {
+	if o, ok := p.busy[selfLink]; ok && !o.isDone() {
+		return errNotReady(path)
 	}
 	return nil
+}
+
+// endOp marks an operation DONE, with err inside it when non-nil, and frees
+// its target for other mutations.
+func (p *project) endOp(rec *operation, err *apiError) {
+	op := rec.op
+	op.Status = "DONE"
+	op.Progress = 100
+	op.EndTime = timestamp(time.Now())
+	if err != nil {
+		op.Error = &compute.OperationError{Errors: []*compute.OperationErrorErrors{{
+			Code: err.opCode(), Message: err.Message,
+		}}}
+		op.HttpErrorStatusCode = int64(err.Code)
+		op.HttpErrorMessage = httpStatusText(err.Code)
+	}
+	if p.busy[op.TargetLink] == rec {
+		delete(p.busy, op.TargetLink)
+	}
+	close(rec.done)
 }

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,7 +29,7 @@ func (s *Server) routesTargetPools() {
 
 // dropFromTargetPools removes a deleted instance from every pool, as GCE
 // does on its own.
-func (s *Server) dropFromTargetPools(p *project, instanceLink string) {
+func (p *project) dropFromTargetPools(instanceLink string) {
 	for _, tp := range p.targetPools.list("") {
 		out := tp.Instances[:0]
 		for _, l := range tp.Instances {
@@ -45,7 +46,7 @@ func (s *Server) dropFromTargetPools(p *project, instanceLink string) {
 
 // poolInstance resolves an instance reference given to a pool of region:
 // the instance must exist (404) and live in that region (400).
-func (s *Server) poolInstance(p *project, region, v, field string) (*instanceRec, *apiError) {
+func (p *project) poolInstance(region, v, field string) (*instanceRec, *apiError) {
 	r, ok := parseRef(v, ref{Project: p.name, Coll: "instances"})
 	if !ok || r.Coll != "instances" || !strings.HasPrefix(r.Scope, "zones/") {
 		return nil, errInvalidField(field, v, "Must be an instance URL (projects/P/zones/Z/instances/N).")
@@ -54,7 +55,7 @@ func (s *Server) poolInstance(p *project, region, v, field string) (*instanceRec
 	if !found || r.Project != p.name {
 		return nil, errNotFound(relPath(r.Project, r.Scope, "instances", r.Name))
 	}
-	if got := s.regionOfZone(r.scopeName()); got != region {
+	if got := p.st.cat.regionOf(r.scopeName()); got != region {
 		return nil, errInvalidField(field, v, fmt.Sprintf("Instance is in region '%s', not in the target pool's region '%s'.", got, region))
 	}
 	return in, nil
@@ -62,12 +63,12 @@ func (s *Server) poolInstance(p *project, region, v, field string) (*instanceRec
 
 // instanceLinkOf normalises an instance reference to an absolute link without
 // requiring the instance to exist (removeInstance, getHealth).
-func (s *Server) instanceLinkOf(p *project, v, field string) (string, *apiError) {
+func (p *project) instanceLinkOf(v, field string) (string, *apiError) {
 	r, ok := parseRef(v, ref{Project: p.name, Coll: "instances"})
 	if !ok || r.Coll != "instances" || !strings.HasPrefix(r.Scope, "zones/") {
 		return "", errInvalidField(field, v, "Must be an instance URL (projects/P/zones/Z/instances/N).")
 	}
-	return s.link(r.Project, r.Scope, "instances", r.Name), nil
+	return p.st.link(r.Project, r.Scope, "instances", r.Name), nil
 }
 
 func (s *Server) targetPoolsInsert(c *call) (any, *apiError) {
@@ -94,11 +95,11 @@ func (s *Server) targetPoolsInsert(c *call) (any, *apiError) {
 	}
 	var members []string
 	for i, v := range tp.Instances {
-		in, e := s.poolInstance(c.p, c.region, v, fmt.Sprintf("resource.instances[%d]", i))
+		in, e := c.p.poolInstance(c.region, v, fmt.Sprintf("resource.instances[%d]", i))
 		if e != nil {
 			return nil, e
 		}
-		if !contains(members, in.SelfLink) {
+		if !slices.Contains(members, in.SelfLink) {
 			members = append(members, in.SelfLink)
 		}
 	}
@@ -107,14 +108,14 @@ func (s *Server) targetPoolsInsert(c *call) (any, *apiError) {
 		return nil, errInvalidField("resource.healthChecks", strings.Join(tp.HealthChecks, ","), "A target pool can have at most one health check.")
 	}
 	for i, v := range tp.HealthChecks {
-		hc, e := s.httpHealthCheckRef(c.p, v, fmt.Sprintf("resource.healthChecks[%d]", i))
+		hc, e := c.p.httpHealthCheckRef(v, fmt.Sprintf("resource.healthChecks[%d]", i))
 		if e != nil {
 			return nil, e
 		}
 		tp.HealthChecks[i] = hc.SelfLink
 	}
 	if tp.BackupPool != "" {
-		bp, e := s.targetPoolRef(c.p, c.region, tp.BackupPool, "resource.backupPool")
+		bp, e := c.p.targetPoolRef(c.region, tp.BackupPool, "resource.backupPool")
 		if e != nil {
 			return nil, e
 		}
@@ -123,14 +124,14 @@ func (s *Server) targetPoolsInsert(c *call) (any, *apiError) {
 	if tp.SecurityPolicy != "" {
 		return nil, errInvalidField("resource.securityPolicy", tp.SecurityPolicy, "Security policies are not supported by the emulator.")
 	}
-	if e := s.checkQuota(c.p, c.region, "TARGET_POOLS", 1); e != nil {
+	if e := c.p.checkQuota(c.region, "TARGET_POOLS", 1); e != nil {
 		return nil, e
 	}
 	tp.Kind = "compute#targetPool"
 	tp.Id = s.newID()
 	tp.CreationTimestamp = timestamp(time.Now())
-	tp.Region = s.link(c.p.name, scope)
-	tp.SelfLink = s.link(c.p.name, scope, "targetPools", tp.Name)
+	tp.Region = c.p.link(scope)
+	tp.SelfLink = c.p.link(scope, "targetPools", tp.Name)
 	tp.ForceSendFields = []string{"Description"}
 	tp.NullFields = nil
 	obj := &tp
@@ -142,7 +143,7 @@ func (s *Server) targetPoolsInsert(c *call) (any, *apiError) {
 }
 
 // targetPoolRef resolves a reference to an existing pool of region.
-func (s *Server) targetPoolRef(p *project, region, v, field string) (*compute.TargetPool, *apiError) {
+func (p *project) targetPoolRef(region, v, field string) (*compute.TargetPool, *apiError) {
 	r, ok := parseRef(v, ref{Project: p.name, Scope: "regions/" + region, Coll: "targetPools"})
 	if !ok || r.Coll != "targetPools" || !strings.HasPrefix(r.Scope, "regions/") {
 		return nil, errInvalidField(field, v, "Must be a target pool URL (projects/P/regions/R/targetPools/N).")
@@ -158,17 +159,16 @@ func (s *Server) targetPoolRef(p *project, region, v, field string) (*compute.Ta
 }
 
 func (s *Server) targetPoolsGet(c *call) (any, *apiError) {
-	scope := "regions/" + c.region
-	tp, ok := c.p.targetPools.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "targetPools", c.name))
+	tp, _, e := getNamed(c, c.p.targetPools, "targetPools")
+	if e != nil {
+		return nil, e
 	}
 	return tp, nil
 }
 
 func (s *Server) targetPoolsList(c *call) (any, *apiError) {
 	scope := "regions/" + c.region
-	return s.listResponse(c, "compute#targetPoolList", toAny(c.p.targetPools.list(scope)), s.link(c.p.name, scope, "targetPools"))
+	return s.listResponse(c, "compute#targetPoolList", toAny(c.p.targetPools.list(scope)), c.p.link(scope, "targetPools"))
 }
 
 func (s *Server) targetPoolsAggregated(c *call) (any, *apiError) {
@@ -177,7 +177,7 @@ func (s *Server) targetPoolsAggregated(c *call) (any, *apiError) {
 
 // targetPoolUser returns the selfLink of a resource that references the pool:
 // a forwarding rule targeting it, or a pool using it as its backup.
-func (s *Server) targetPoolUser(p *project, link string) string {
+func (p *project) targetPoolUser(link string) string {
 	for _, fr := range p.forwardingRules.list("") {
 		if fr.Target == link {
 			return fr.SelfLink
@@ -194,13 +194,11 @@ func (s *Server) targetPoolUser(p *project, link string) string {
 // mutablePool finds the pool named in the path and checks it is free for a
 // mutation.
 func (s *Server) mutablePool(c *call) (*compute.TargetPool, string, *apiError) {
-	scope := "regions/" + c.region
-	path := relPath(c.p.name, scope, "targetPools", c.name)
-	tp, ok := c.p.targetPools.get(scope, c.name)
-	if !ok {
-		return nil, path, errNotFound(path)
+	tp, path, e := getNamed(c, c.p.targetPools, "targetPools")
+	if e != nil {
+		return nil, path, e
 	}
-	if e := s.checkNotBusy(c.p, tp.SelfLink, path); e != nil {
+	if e := c.p.checkNotBusy(tp.SelfLink, path); e != nil {
 		return nil, path, e
 	}
 	return tp, path, nil
@@ -213,14 +211,14 @@ func (s *Server) targetPoolsDelete(c *call) (any, *apiError) {
 	if e != nil {
 		return nil, e
 	}
-	if user := s.targetPoolUser(c.p, tp.SelfLink); user != "" {
-		return nil, errInUse("target_pool", path, trimLink(s, user))
+	if user := c.p.targetPoolUser(tp.SelfLink); user != "" {
+		return nil, errInUse("target_pool", path, s.trimLink(user))
 	}
 	scope := "regions/" + c.region
 	return s.startOp(c, opSpec{Type: "delete", Target: tp.SelfLink, TargetID: tp.Id, Scope: scope,
 		Done: func() *apiError {
-			if user := s.targetPoolUser(c.p, tp.SelfLink); user != "" {
-				return errInUse("target_pool", path, trimLink(s, user))
+			if user := c.p.targetPoolUser(tp.SelfLink); user != "" {
+				return errInUse("target_pool", path, s.trimLink(user))
 			}
 			c.p.targetPools.del(scope, tp.Name)
 			return nil
@@ -241,7 +239,7 @@ func (s *Server) targetPoolsAddInstance(c *call) (any, *apiError) {
 		if ir == nil {
 			continue
 		}
-		in, e := s.poolInstance(c.p, c.region, ir.Instance, fmt.Sprintf("resource.instances[%d].instance", i))
+		in, e := c.p.poolInstance(c.region, ir.Instance, fmt.Sprintf("resource.instances[%d].instance", i))
 		if e != nil {
 			return nil, e
 		}
@@ -252,7 +250,7 @@ func (s *Server) targetPoolsAddInstance(c *call) (any, *apiError) {
 			for _, l := range add {
 				// Adding a member twice is a no-op; an instance deleted
 				// meanwhile is not added back.
-				if !contains(tp.Instances, l) && s.instanceByLink(c.p, l) != nil {
+				if !slices.Contains(tp.Instances, l) && c.p.instanceByLink(l) != nil {
 					tp.Instances = append(tp.Instances, l)
 				}
 			}
@@ -275,11 +273,11 @@ func (s *Server) targetPoolsRemoveInstance(c *call) (any, *apiError) {
 			continue
 		}
 		field := fmt.Sprintf("resource.instances[%d].instance", i)
-		l, e := s.instanceLinkOf(c.p, ir.Instance, field)
+		l, e := c.p.instanceLinkOf(ir.Instance, field)
 		if e != nil {
 			return nil, e
 		}
-		if !contains(tp.Instances, l) {
+		if !slices.Contains(tp.Instances, l) {
 			return nil, errInvalidField(field, ir.Instance, "Instance is not currently attached to this target pool.")
 		}
 		drop = append(drop, l)
@@ -288,7 +286,7 @@ func (s *Server) targetPoolsRemoveInstance(c *call) (any, *apiError) {
 		Done: func() *apiError {
 			var out []string
 			for _, l := range tp.Instances {
-				if !contains(drop, l) {
+				if !slices.Contains(drop, l) {
 					out = append(out, l)
 				}
 			}
@@ -311,23 +309,23 @@ func (s *Server) targetPoolsAddHealthCheck(c *call) (any, *apiError) {
 		if r == nil {
 			continue
 		}
-		hc, e := s.httpHealthCheckRef(c.p, r.HealthCheck, fmt.Sprintf("resource.healthChecks[%d].healthCheck", i))
+		hc, e := c.p.httpHealthCheckRef(r.HealthCheck, fmt.Sprintf("resource.healthChecks[%d].healthCheck", i))
 		if e != nil {
 			return nil, e
 		}
-		if !contains(add, hc.SelfLink) {
+		if !slices.Contains(add, hc.SelfLink) {
 			add = append(add, hc.SelfLink)
 		}
 	}
 	for _, l := range add {
-		if !contains(tp.HealthChecks, l) && len(tp.HealthChecks)+len(add) > 1 {
+		if !slices.Contains(tp.HealthChecks, l) && len(tp.HealthChecks)+len(add) > 1 {
 			return nil, errInvalidField("resource.healthChecks", l, "A target pool can have at most one health check.")
 		}
 	}
 	return s.startOp(c, opSpec{Type: "AddHealthCheck", Target: tp.SelfLink, TargetID: tp.Id, Scope: "regions/" + c.region,
 		Done: func() *apiError {
 			for _, l := range add {
-				if !contains(tp.HealthChecks, l) {
+				if !slices.Contains(tp.HealthChecks, l) {
 					tp.HealthChecks = append(tp.HealthChecks, l)
 				}
 			}
@@ -355,7 +353,7 @@ func (s *Server) targetPoolsRemoveHealthCheck(c *call) (any, *apiError) {
 			return nil, errInvalidField(field, r.HealthCheck, "Must be a legacy HTTP health check (global/httpHealthChecks).")
 		}
 		l := s.link(hr.Project, "global", "httpHealthChecks", hr.Name)
-		if !contains(tp.HealthChecks, l) {
+		if !slices.Contains(tp.HealthChecks, l) {
 			return nil, errInvalidField(field, r.HealthCheck, "Health check is not currently attached to this target pool.")
 		}
 		drop = append(drop, l)
@@ -364,7 +362,7 @@ func (s *Server) targetPoolsRemoveHealthCheck(c *call) (any, *apiError) {
 		Done: func() *apiError {
 			var out []string
 			for _, l := range tp.HealthChecks {
-				if !contains(drop, l) {
+				if !slices.Contains(drop, l) {
 					out = append(out, l)
 				}
 			}
@@ -377,9 +375,9 @@ func (s *Server) targetPoolsRemoveHealthCheck(c *call) (any, *apiError) {
 // IP that serves the pool, as GCE does.
 func (s *Server) targetPoolsGetHealth(c *call) (any, *apiError) {
 	scope := "regions/" + c.region
-	tp, ok := c.p.targetPools.get(scope, c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, scope, "targetPools", c.name))
+	tp, _, e := getNamed(c, c.p.targetPools, "targetPools")
+	if e != nil {
+		return nil, e
 	}
 	var req compute.InstanceReference
 	if e := c.decode(&req); e != nil {
@@ -388,16 +386,16 @@ func (s *Server) targetPoolsGetHealth(c *call) (any, *apiError) {
 	if req.Instance == "" {
 		return nil, errRequired("resource.instance")
 	}
-	l, e := s.instanceLinkOf(c.p, req.Instance, "resource.instance")
+	l, e := c.p.instanceLinkOf(req.Instance, "resource.instance")
 	if e != nil {
 		return nil, e
 	}
-	if !contains(tp.Instances, l) {
+	if !slices.Contains(tp.Instances, l) {
 		return nil, errInvalidField("resource.instance", req.Instance, "Instance is not currently attached to this target pool.")
 	}
-	in := s.instanceByLink(c.p, l)
+	in := c.p.instanceByLink(l)
 	if in == nil || in.Status != "RUNNING" {
-		return nil, errNotReady(trimLink(s, l))
+		return nil, errNotReady(s.trimLink(l))
 	}
 	state := s.memberHealth(c.p, tp.SelfLink, l)
 	out := &compute.TargetPoolInstanceHealth{Kind: "compute#targetPoolInstanceHealth"}

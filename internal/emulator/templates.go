@@ -45,6 +45,50 @@ func (s *Server) templatesInsert(c *call) (any, *apiError) {
 		return nil, errInvalidField("resource.properties.machineType", pr.MachineType,
 			fmt.Sprintf("Machine type with name '%s' does not exist.", pr.MachineType))
 	}
+	if e := c.p.checkTemplateDisks(pr); e != nil {
+		return nil, e
+	}
+	if e := c.p.checkTemplateNICs(pr); e != nil {
+		return nil, e
+	}
+	if e := checkMetadata(pr.Metadata, "resource.properties.metadata"); e != nil {
+		return nil, e
+	}
+	md := &compute.Metadata{Kind: "compute#metadata", Fingerprint: s.newFingerprint()}
+	if pr.Metadata != nil {
+		md.Items = cleanMetadataItems(pr.Metadata.Items)
+	}
+	pr.Metadata = md
+	if e := checkLabels(pr.Labels); e != nil {
+		return nil, e
+	}
+	if e := checkTags(pr.Tags); e != nil {
+		return nil, e
+	}
+	pr.Scheduling = fillScheduling(pr.Scheduling)
+	if e := c.p.checkQuota("", "INSTANCE_TEMPLATES", 1); e != nil {
+		return nil, e
+	}
+	t.Kind = "compute#instanceTemplate"
+	t.Id = s.newID()
+	t.CreationTimestamp = timestamp(time.Now())
+	t.SelfLink = c.p.link("global", "instanceTemplates", t.Name)
+	t.Region = ""
+	t.ForceSendFields = append(t.ForceSendFields, "Description")
+	obj := &t
+	return s.startOp(c, opSpec{Type: "compute.instanceTemplates.insert", Target: obj.SelfLink, TargetID: obj.Id, Scope: "global",
+		Done: func() *apiError {
+			if _, ok := c.p.templates.get("global", obj.Name); ok {
+				return errAlreadyExists(relPath(c.p.name, "global", "instanceTemplates", obj.Name))
+			}
+			c.p.templates.put("global", obj.Name, obj)
+			return nil
+		}}), nil
+}
+
+// checkTemplateDisks checks a template's disks and fills their defaults;
+// initializeParams are kept as sent.
+func (p *project) checkTemplateDisks(pr *compute.InstanceProperties) *apiError {
 	var disks []*compute.AttachedDisk
 	for _, ad := range pr.Disks {
 		if ad != nil {
@@ -52,26 +96,26 @@ func (s *Server) templatesInsert(c *call) (any, *apiError) {
 		}
 	}
 	if len(disks) == 0 {
-		return nil, errInvalidField("resource.properties.disks", "", "At least one disk, the boot disk, must be specified.")
+		return errInvalidField("resource.properties.disks", "", "At least one disk, the boot disk, must be specified.")
 	}
 	for i, ad := range disks {
 		f := fmt.Sprintf("resource.properties.disks[%d]", i)
 		if (ad.Source == "") == (ad.InitializeParams == nil) {
-			return nil, errInvalidField(f, "", "Exactly one of source or initializeParams must be specified.")
+			return errInvalidField(f, "", "Exactly one of source or initializeParams must be specified.")
 		}
 		if ip := ad.InitializeParams; ip != nil {
 			if ip.SourceImage != "" {
-				if _, e := s.resolveImage(c.p, ip.SourceImage); e != nil {
-					return nil, e
+				if _, e := p.resolveImage(ip.SourceImage); e != nil {
+					return e
 				}
 			}
 			if ip.DiskType != "" {
 				if _, ok := findDiskType(lastSegment(ip.DiskType)); !ok {
-					return nil, errInvalidField(f+".initializeParams.diskType", ip.DiskType, "")
+					return errInvalidField(f+".initializeParams.diskType", ip.DiskType, "")
 				}
 			}
 			if e := checkLabels(ip.Labels); e != nil {
-				return nil, e
+				return e
 			}
 		}
 		if ad.DeviceName == "" {
@@ -88,6 +132,12 @@ func (s *Server) templatesInsert(c *call) (any, *apiError) {
 		ad.ForceSendFields = append(ad.ForceSendFields, "Index")
 	}
 	pr.Disks = disks
+	return nil
+}
+
+// checkTemplateNICs resolves a template's networks and subnets to links
+// and checks its access configs.
+func (p *project) checkTemplateNICs(pr *compute.InstanceProperties) *apiError {
 	var nics []*compute.NetworkInterface
 	for _, ni := range pr.NetworkInterfaces {
 		if ni != nil {
@@ -96,19 +146,19 @@ func (s *Server) templatesInsert(c *call) (any, *apiError) {
 	}
 	for i, ni := range nics {
 		f := fmt.Sprintf("resource.properties.networkInterfaces[%d]", i)
-		n, e := s.networkRef(c.p, ni.Network)
+		n, e := p.networkRef(ni.Network)
 		if e != nil {
-			return nil, e
+			return e
 		}
 		ni.Network = n.SelfLink
 		if ni.Subnetwork != "" {
-			r, ok := parseRef(ni.Subnetwork, ref{Project: c.p.name, Coll: "subnetworks"})
+			r, ok := parseRef(ni.Subnetwork, ref{Project: p.name, Coll: "subnetworks"})
 			if !ok || r.Coll != "subnetworks" || !strings.HasPrefix(r.Scope, "regions/") {
-				return nil, errInvalidField(f+".subnetwork", ni.Subnetwork, "")
+				return errInvalidField(f+".subnetwork", ni.Subnetwork, "")
 			}
-			sn, found := c.p.subnetworks.get(r.Scope, r.Name)
+			sn, found := p.subnetworks.get(r.Scope, r.Name)
 			if !found {
-				return nil, errNotFound(relPath(r.Project, r.Scope, "subnetworks", r.Name))
+				return errNotFound(relPath(r.Project, r.Scope, "subnetworks", r.Name))
 			}
 			ni.Subnetwork = sn.SelfLink
 		}
@@ -121,62 +171,30 @@ func (s *Server) templatesInsert(c *call) (any, *apiError) {
 			}
 		}
 		if len(acs) > 1 {
-			return nil, errInvalidField(f+".accessConfigs", "", "Multiple access configs are not supported.")
+			return errInvalidField(f+".accessConfigs", "", "Multiple access configs are not supported.")
 		}
 		for _, ac := range acs {
 			if e := checkAccessConfig(ac, f+".accessConfigs[0]"); e != nil {
-				return nil, e
+				return e
 			}
 		}
 		ni.AccessConfigs = acs
 	}
 	pr.NetworkInterfaces = nics
-	if e := checkMetadata(pr.Metadata, "resource.properties.metadata"); e != nil {
-		return nil, e
-	}
-	md := &compute.Metadata{Kind: "compute#metadata", Fingerprint: s.newFingerprint()}
-	if pr.Metadata != nil {
-		md.Items = cleanMetadataItems(pr.Metadata.Items)
-	}
-	pr.Metadata = md
-	if e := checkLabels(pr.Labels); e != nil {
-		return nil, e
-	}
-	if e := checkTags(pr.Tags); e != nil {
-		return nil, e
-	}
-	pr.Scheduling = fillScheduling(pr.Scheduling)
-	if e := s.checkQuota(c.p, "", "INSTANCE_TEMPLATES", 1); e != nil {
-		return nil, e
-	}
-	t.Kind = "compute#instanceTemplate"
-	t.Id = s.newID()
-	t.CreationTimestamp = timestamp(time.Now())
-	t.SelfLink = s.link(c.p.name, "global", "instanceTemplates", t.Name)
-	t.Region = ""
-	t.ForceSendFields = append(t.ForceSendFields, "Description")
-	obj := &t
-	return s.startOp(c, opSpec{Type: "compute.instanceTemplates.insert", Target: obj.SelfLink, TargetID: obj.Id, Scope: "global",
-		Done: func() *apiError {
-			if _, ok := c.p.templates.get("global", obj.Name); ok {
-				return errAlreadyExists(relPath(c.p.name, "global", "instanceTemplates", obj.Name))
-			}
-			c.p.templates.put("global", obj.Name, obj)
-			return nil
-		}}), nil
+	return nil
 }
 
 func (s *Server) templatesGet(c *call) (any, *apiError) {
-	t, ok := c.p.templates.get("global", c.name)
-	if !ok {
-		return nil, errNotFound(relPath(c.p.name, "global", "instanceTemplates", c.name))
+	t, _, e := getNamed(c, c.p.templates, "instanceTemplates")
+	if e != nil {
+		return nil, e
 	}
 	return t, nil
 }
 
 func (s *Server) templatesList(c *call) (any, *apiError) {
 	return s.listResponse(c, "compute#instanceTemplateList", toAny(c.p.templates.list("global")),
-		s.link(c.p.name, "global", "instanceTemplates"))
+		c.p.link("global", "instanceTemplates"))
 }
 
 // templatesAggregated is what gcloud's `instance-templates list` calls:
@@ -189,7 +207,7 @@ func (s *Server) templatesAggregated(c *call) (any, *apiError) {
 }
 
 // templateUser returns a MIG that uses the template, if any.
-func (s *Server) templateUser(p *project, link string) *migRec {
+func (p *project) templateUser(link string) *migRec {
 	for _, m := range p.migs.list("") {
 		if m.InstanceTemplate == link {
 			return m
@@ -204,21 +222,20 @@ func (s *Server) templateUser(p *project, link string) *migRec {
 }
 
 func (s *Server) templatesDelete(c *call) (any, *apiError) {
-	t, ok := c.p.templates.get("global", c.name)
-	path := relPath(c.p.name, "global", "instanceTemplates", c.name)
-	if !ok {
-		return nil, errNotFound(path)
-	}
-	if e := s.checkNotBusy(c.p, t.SelfLink, path); e != nil {
+	t, path, e := getNamed(c, c.p.templates, "instanceTemplates")
+	if e != nil {
 		return nil, e
 	}
-	if m := s.templateUser(c.p, t.SelfLink); m != nil {
-		return nil, errInUse("instance_template", path, trimLink(s, m.SelfLink))
+	if e := c.p.checkNotBusy(t.SelfLink, path); e != nil {
+		return nil, e
+	}
+	if m := c.p.templateUser(t.SelfLink); m != nil {
+		return nil, errInUse("instance_template", path, s.trimLink(m.SelfLink))
 	}
 	return s.startOp(c, opSpec{Type: "delete", Target: t.SelfLink, TargetID: t.Id, Scope: "global",
 		Done: func() *apiError {
-			if m := s.templateUser(c.p, t.SelfLink); m != nil {
-				return errInUse("instance_template", path, trimLink(s, m.SelfLink))
+			if m := c.p.templateUser(t.SelfLink); m != nil {
+				return errInUse("instance_template", path, s.trimLink(m.SelfLink))
 			}
 			if cur, ok := c.p.templates.get("global", t.Name); ok && cur == t {
 				c.p.templates.del("global", t.Name)
@@ -228,7 +245,7 @@ func (s *Server) templatesDelete(c *call) (any, *apiError) {
 }
 
 // templateRef resolves a template reference from a MIG body.
-func (s *Server) templateRef(p *project, v, field string) (*compute.InstanceTemplate, *apiError) {
+func (p *project) templateRef(v, field string) (*compute.InstanceTemplate, *apiError) {
 	r, ok := parseRef(v, ref{Project: p.name, Scope: "global", Coll: "instanceTemplates"})
 	if !ok || r.Coll != "instanceTemplates" || r.Scope != "global" {
 		return nil, errInvalidField(field, v, "")

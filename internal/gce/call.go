@@ -270,12 +270,12 @@ func (c *Cloud) explain(err error, attempts int) error {
 	host := c.host(err)
 	const where = "check --endpoint (CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE)"
 	if problem := endpointProblem(err); problem != "" {
-		return fmt.Errorf("Compute API endpoint %s %s; %s: %w", host, problem, where, err)
+		return fmt.Errorf("the Compute API endpoint %s %s; %s: %w", host, problem, where, err)
 	}
 	if classify(err) == refused {
 		return fmt.Errorf("nothing accepts connections at %s (refused %d times): %s, or start the server it names (gce-emulator?): %w", host, attempts, where, err)
 	}
-	return fmt.Errorf("Compute API at %s unreachable after %d attempts: %w; check the network, or %s", host, attempts, err, where)
+	return fmt.Errorf("the Compute API at %s is unreachable after %d attempts: %w; check the network, or %s", host, attempts, err, where)
 }
 
 // host names the endpoint a call went to, for messages.

@@ -1,4 +1,4 @@
-package emulator
+package dataplane
 
 import (
 	"context"
@@ -25,59 +25,44 @@ const maxForwardedPorts = 16
 // a halted member refuses at once; this only guards against a stuck stack.
 const dialTimeout = 3 * time.Second
 
-// memberView is one pool member as the forwarder and the checker see it.
-type memberView struct {
-	link, name string
-	dial       netip.Addr   // nic0's internal IP: where connections and probes go
-	ips        []netip.Addr // every IP of the member: a connection from one is its own
-}
-
 // poolView is what a forwarder spreads connections over; replaced as a
 // whole on every reconcile so membership changes apply to new connections.
 type poolView struct {
 	link    string
 	check   string // health check link; "" when the pool has none
-	members []memberView
-}
-
-// poolKey identifies a pool whatever host prefixes its URL.
-func poolKey(link string) string {
-	if i := strings.Index(link, "projects/"); i >= 0 {
-		return link[i:]
-	}
-	return link
+	members []Member
 }
 
 // forwardedPorts checks what the data plane can serve for a rule and lists
 // its ports; the string is why it cannot.
-func forwardedPorts(r *ruleSnap) ([]int, string) {
-	proto := strings.ToUpper(r.protocol)
+func forwardedPorts(r *Rule) ([]int, string) {
+	proto := strings.ToUpper(r.Protocol)
 	if proto == "" {
 		proto = "TCP"
 	}
 	if proto != "TCP" {
 		return nil, fmt.Sprintf("IPProtocol %s is not forwarded by the emulator's data plane (TCP only)", proto)
 	}
-	if !r.ip.IsValid() {
-		return nil, fmt.Sprintf("IPAddress %q is not an IP", r.ip)
+	if !r.IP.IsValid() {
+		return nil, fmt.Sprintf("IPAddress %q is not an IP", r.IP)
 	}
-	if !strings.Contains(r.target, "/targetPools/") {
-		return nil, fmt.Sprintf("target %q is not a target pool; the emulator's data plane forwards only to target pools", r.target)
+	if !strings.Contains(r.Target, "/targetPools/") {
+		return nil, fmt.Sprintf("target %q is not a target pool; the emulator's data plane forwards only to target pools", r.Target)
 	}
-	if r.portRange == "" {
+	if r.PortRange == "" {
 		return nil, "a rule without portRange (all ports) is not forwarded by the emulator's data plane; set a port range"
 	}
-	lo, hi, ok := strings.Cut(r.portRange, "-")
+	lo, hi, ok := strings.Cut(r.PortRange, "-")
 	if !ok {
 		hi = lo
 	}
 	a, err1 := strconv.Atoi(lo)
 	b, err2 := strconv.Atoi(hi)
 	if err1 != nil || err2 != nil || a < 1 || b > 65535 || a > b {
-		return nil, fmt.Sprintf("portRange %q is not a port range", r.portRange)
+		return nil, fmt.Sprintf("portRange %q is not a port range", r.PortRange)
 	}
 	if n := b - a + 1; n > maxForwardedPorts {
-		return nil, fmt.Sprintf("portRange %s spans %d ports; the emulator's data plane binds at most %d ports per rule", r.portRange, n, maxForwardedPorts)
+		return nil, fmt.Sprintf("portRange %s spans %d ports; the emulator's data plane binds at most %d ports per rule", r.PortRange, n, maxForwardedPorts)
 	}
 	ports := make([]int, 0, b-a+1)
 	for p := a; p <= b; p++ {
@@ -89,7 +74,7 @@ func forwardedPorts(r *ruleSnap) ([]int, string) {
 // forwarder is the data plane of one forwarding rule: it accepts on the
 // rule's IP and ports and splices each connection to a pool member.
 type forwarder struct {
-	d      *dataPlane
+	d      *Plane
 	link   string
 	ctx    context.Context // ends when the rule goes away
 	cancel context.CancelFunc
@@ -101,19 +86,19 @@ type forwarder struct {
 	done  bool
 }
 
-func newForwarder(d *dataPlane, link string) *forwarder {
+func newForwarder(d *Plane, link string) *forwarder {
 	ctx, cancel := context.WithCancel(d.ctx)
 	f := &forwarder{d: d, link: link, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}
 	f.pool.Store(&poolView{})
 	return f
 }
 
-func (f *forwarder) setPool(ps *poolSnap) {
+func (f *forwarder) setPool(pp *poolPass) {
 	pv := &poolView{}
-	if ps != nil {
-		pv.link, pv.members = ps.link, ps.members
-		if ps.check != nil {
-			pv.check = ps.check.link
+	if pp != nil {
+		pv.link, pv.members = pp.Link, pp.Members
+		if pp.check != nil {
+			pv.check = pp.check.Link
 		}
 	}
 	f.pool.Store(pv)
@@ -152,7 +137,7 @@ func (f *forwarder) untrack(c net.Conn) {
 
 // serve accepts on one port of the rule until its listener closes. skip is
 // the address of the connection that filled the queue while the listener
-// dropped (see dataplane_drop.go): it is closed, not forwarded.
+// dropped (see drop.go): it is closed, not forwarded.
 func (f *forwarder) serve(ln net.Listener, port int, skip string) {
 	defer f.d.wg.Done()
 	for {
@@ -194,13 +179,13 @@ func (f *forwarder) handle(c net.Conn, port int) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(f.ctx, dialTimeout)
-	b, err := (&net.Dialer{}).DialContext(ctx, "tcp", netip.AddrPortFrom(m.dial, uint16(port)).String())
+	b, err := (&net.Dialer{}).DialContext(ctx, "tcp", netip.AddrPortFrom(m.Dial, uint16(port)).String())
 	cancel()
 	if err != nil {
 		// A halted member: the client's connection fails, as its packets
 		// would go unanswered on GCE.
 		f.d.log.Debug("forwarded connection failed", zap.String("forwardingRule", f.link),
-			zap.String("member", m.link), zap.Error(err))
+			zap.String("member", m.Link), zap.Error(err))
 		reset(c)
 		return
 	}
@@ -217,18 +202,18 @@ func (f *forwarder) handle(c net.Conn, port int) {
 // the rule's IP back to that backend, whatever its health), else round
 // robin over healthy members, over all members when the pool has no check
 // or no member is healthy.
-func (f *forwarder) pick(from net.Addr) (memberView, bool) {
+func (f *forwarder) pick(from net.Addr) (Member, bool) {
 	pv := f.pool.Load()
 	var src netip.Addr
 	if ta, ok := from.(*net.TCPAddr); ok {
 		src = ta.AddrPort().Addr().Unmap()
 	}
-	var all []memberView
+	var all []Member
 	for _, m := range pv.members {
-		if !m.dial.IsValid() {
+		if !m.Dial.IsValid() {
 			continue
 		}
-		for _, a := range m.ips {
+		for _, a := range m.IPs {
 			if a == src {
 				return m, true
 			}
@@ -237,9 +222,9 @@ func (f *forwarder) pick(from net.Addr) (memberView, bool) {
 	}
 	cands := all
 	if pv.check != "" {
-		var healthy []memberView
+		var healthy []Member
 		for _, m := range all {
-			if st, _ := f.d.healthOf(healthKey{pv.link, m.link, pv.check}); st.healthy {
+			if f.d.healthOf(healthKey{pv.link, m.Link, pv.check}).Healthy {
 				healthy = append(healthy, m)
 			}
 		}
@@ -248,7 +233,7 @@ func (f *forwarder) pick(from net.Addr) (memberView, bool) {
 		}
 	}
 	if len(cands) == 0 {
-		return memberView{}, false
+		return Member{}, false
 	}
 	return cands[(f.next.Add(1)-1)%uint64(len(cands))], true
 }
@@ -299,23 +284,23 @@ type probeCfg struct {
 
 // syncProbers runs one prober per (pool, member) of every checked pool and
 // forgets the health of members that left.
-func (d *dataPlane) syncProbers(sn *snapshot) {
+func (d *Plane) syncProbers(ps *pass) {
 	wants := map[healthKey]probeCfg{}
-	for _, ps := range sn.pools {
-		c := ps.check
+	for _, pp := range ps.pools {
+		c := pp.check
 		if c == nil {
 			continue
 		}
-		path := c.path
+		path := c.Path
 		if !strings.HasPrefix(path, "/") {
 			path = "/" + path
 		}
-		for _, m := range ps.members {
-			cfg := probeCfg{host: c.host, interval: c.interval, timeout: c.timeout, healthy: c.healthy, unhealthy: c.unhealthy}
-			if m.dial.IsValid() && c.port > 0 && c.port < 65536 {
-				cfg.url = "http://" + netip.AddrPortFrom(m.dial, uint16(c.port)).String() + path
+		for _, m := range pp.Members {
+			cfg := probeCfg{host: c.Host, interval: c.interval, timeout: c.timeout, healthy: c.Healthy, unhealthy: c.Unhealthy}
+			if m.Dial.IsValid() && c.Port > 0 && c.Port < 65536 {
+				cfg.url = "http://" + netip.AddrPortFrom(m.Dial, uint16(c.Port)).String() + path
 			}
-			wants[healthKey{ps.link, m.link, c.link}] = cfg
+			wants[healthKey{pp.Link, m.Link, c.Link}] = cfg
 		}
 	}
 	for k, p := range d.probers {
@@ -350,7 +335,7 @@ func (d *dataPlane) syncProbers(sn *snapshot) {
 // probe checks one member every interval, as GCE's legacy HTTP checks do:
 // healthy after `healthy` consecutive 200s, unhealthy after `unhealthy`
 // consecutive failures.
-func (d *dataPlane) probe(ctx context.Context, k healthKey, cfg probeCfg) {
+func (d *Plane) probe(ctx context.Context, k healthKey, cfg probeCfg) {
 	defer d.wg.Done()
 	t := time.NewTimer(cfg.interval)
 	defer t.Stop()
@@ -367,7 +352,7 @@ func (d *dataPlane) probe(ctx context.Context, k healthKey, cfg probeCfg) {
 	}
 }
 
-func (d *dataPlane) probeOnce(ctx context.Context, cfg probeCfg) error {
+func (d *Plane) probeOnce(ctx context.Context, cfg probeCfg) error {
 	if cfg.url == "" {
 		return errors.New("member has no internal IP")
 	}
@@ -393,7 +378,7 @@ func (d *dataPlane) probeOnce(ctx context.Context, cfg probeCfg) error {
 	return nil
 }
 
-func (d *dataPlane) record(ctx context.Context, k healthKey, cfg probeCfg, err error) {
+func (d *Plane) record(ctx context.Context, k healthKey, cfg probeCfg, err error) {
 	d.hmu.Lock()
 	if ctx.Err() != nil { // the prober was replaced or removed meanwhile
 		d.hmu.Unlock()

@@ -1,4 +1,4 @@
-package emulator
+package dataplane
 
 import (
 	"net"
@@ -45,7 +45,7 @@ type dropHold struct {
 // holdDropping shrinks ln's queue to one connection and fills it. Without
 // the filler (it could not connect) the first client takes the slot: its
 // connect succeeds and then hangs, and everyone after it is dropped.
-func (d *dataPlane) holdDropping(ln net.Listener, ap netip.AddrPort) (*dropHold, error) {
+func (d *Plane) holdDropping(ln net.Listener, ap netip.AddrPort) (*dropHold, error) {
 	if err := setBacklog(ln, 0); err != nil {
 		return nil, err
 	}
@@ -75,7 +75,7 @@ func (h *dropHold) skip() string {
 
 // promote turns a dropping listener into the rule's forwarder on the same
 // socket, so there is no moment when the port refuses.
-func (d *dataPlane) promote(l *listener) error {
+func (d *Plane) promote(l *listener) error {
 	if err := setBacklog(l.ln, fullBacklog); err != nil {
 		return err
 	}

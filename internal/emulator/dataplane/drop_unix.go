@@ -1,6 +1,6 @@
 //go:build unix
 
-package emulator
+package dataplane
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 	"syscall"
 )
 
-// canDrop reports whether listeners can drop SYNs (see dataplane_drop.go).
+// canDrop reports whether listeners can drop SYNs (see drop.go).
 func canDrop() bool { return true }
 
 // setBacklog calls listen(2) again on a listening socket, which changes its
