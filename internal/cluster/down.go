@@ -47,21 +47,23 @@ func planRemovePool(env *Env, cfg *config.Config, obs *Observed) (*planner, erro
 	p := newPlanner(env, cfg, obs, FlowRemovePool)
 	p.addLock(false)
 	migDel := p.deletePool(cfg.Zone)
-	if obs.Template != nil && len(obs.MIGs) <= 1 && (len(obs.MIGs) == 0 || obs.MIGs[cfg.Zone] != nil) {
-		p.deleteTemplate(migDel)
+	if obs.Template != nil && len(obs.Pools) <= 1 && (len(obs.Pools) == 0 || obs.Pools[cfg.Zone] != nil) {
+		p.deleteTemplate(migDel...)
 	}
-	if migDel == "" {
+	if len(migDel) == 0 {
 		p.plan.Notes = append(p.plan.Notes, fmt.Sprintf("no node pool of cluster %q in %s", cfg.ClusterName(), cfg.Zone))
 	}
 	return p, nil
 }
 
-func (p *planner) deletePool(zone string) string {
-	if p.obs.MIGs[zone] == nil {
-		return ""
+// deletePool deletes every group of the zone's pool; it returns their steps.
+func (p *planner) deletePool(zone string) []string {
+	var ids []string
+	for _, m := range p.obs.Pools[zone] {
+		ref := gce.Group(gce.KeyOf(m.SelfLink))
+		ids = append(ids, p.step(ActDelete, ref, "the node pool of "+zone+" and its VMs", p.remove(ref)))
 	}
-	ref := gce.Group(p.groupKey(zone))
-	return p.step(ActDelete, ref, "the node pool of "+zone+" and its VMs", p.remove(ref))
+	return ids
 }
 
 func (p *planner) deleteTemplate(deps ...string) string {
@@ -292,8 +294,8 @@ func planRemoveZone(env *Env, cfg *config.Config, obs *Observed) (*planner, erro
 	}
 	p.addLock(false)
 	migDel := p.deletePool(cfg.Zone)
-	if obs.Template != nil && len(obs.MIGs) == 1 && obs.MIGs[cfg.Zone] != nil {
-		p.deleteTemplate(migDel)
+	if obs.Template != nil && len(obs.Pools) == 1 && obs.Pools[cfg.Zone] != nil {
+		p.deleteTemplate(migDel...)
 	}
 	for _, m := range masters {
 		p.removeReplica(m)
@@ -338,7 +340,7 @@ func (p *planner) teardown() {
 	}
 	var migs []string
 	for _, z := range obs.PoolZones() {
-		migs = append(migs, p.deletePool(z))
+		migs = append(migs, p.deletePool(z)...)
 	}
 	if obs.Template != nil {
 		p.deleteTemplate(migs...)

@@ -28,11 +28,13 @@ type Observed struct {
 	Firewalls map[string]*compute.Firewall
 	Address   *compute.Address
 	// InternalIPs are the masters' reserved internal IPs, by address name.
-	InternalIPs    map[string]*compute.Address
-	Masters        []*compute.Instance // sorted by name
-	Disks          map[string]*compute.Disk
-	Template       *compute.InstanceTemplate
-	MIGs           map[string]*compute.InstanceGroupManager // by zone
+	InternalIPs map[string]*compute.Address
+	Masters     []*compute.Instance // sorted by name
+	Disks       map[string]*compute.Disk
+	Template    *compute.InstanceTemplate
+	// Pools are each zone's node groups, sorted by name (one, unless the
+	// pool holds more than MAX_INSTANCES_PER_MIG nodes).
+	Pools          map[string][]*compute.InstanceGroupManager
 	HealthCheck    *compute.HttpHealthCheck
 	TargetPool     *compute.TargetPool
 	ForwardingRule *compute.ForwardingRule
@@ -53,7 +55,7 @@ func (o *Observed) Exists() bool {
 			fws++
 		}
 	}
-	return o.Address != nil || len(o.Masters) > 0 || len(o.MIGs) > 0 || o.Template != nil ||
+	return o.Address != nil || len(o.Masters) > 0 || len(o.Pools) > 0 || o.Template != nil ||
 		o.ForwardingRule != nil || o.TargetPool != nil || len(o.Disks) > 0 || o.HealthCheck != nil || fws > 0
 }
 
@@ -86,7 +88,7 @@ func (o *Observed) MasterZones() []string {
 
 // PoolZones lists the zones that hold node pools, sorted.
 func (o *Observed) PoolZones() []string {
-	return zones.Sort(slices.Collect(maps.Keys(o.MIGs)))
+	return zones.Sort(slices.Collect(maps.Keys(o.Pools)))
 }
 
 // Observer reads the cluster. gce.Cloud implements it.
@@ -138,7 +140,7 @@ func getOwned[T any](ctx context.Context, ob *observation, what string, key gce.
 // Observe reads the cluster with parallel lists: one round of project-wide
 // lists and global gets, then the regional gets once the region is known.
 func Observe(ctx context.Context, c Observer, cfg *config.Config) (*Observed, error) {
-	ob := &observation{cfg: cfg, o: &Observed{Firewalls: map[string]*compute.Firewall{}, Disks: map[string]*compute.Disk{}, MIGs: map[string]*compute.InstanceGroupManager{}, InternalIPs: map[string]*compute.Address{}}}
+	ob := &observation{cfg: cfg, o: &Observed{Firewalls: map[string]*compute.Firewall{}, Disks: map[string]*compute.Disk{}, Pools: map[string][]*compute.InstanceGroupManager{}, InternalIPs: map[string]*compute.Address{}}}
 	if err := ob.project(ctx, c); err != nil {
 		return nil, err
 	}
@@ -201,16 +203,22 @@ func (ob *observation) project(ctx context.Context, c Observer) error {
 		return nil
 	})
 	g.Go(func() error {
-		ms, err := c.AggregatedMIGs(gctx, fmt.Sprintf("name = %q", cfg.NodeGroupName()))
+		ms, err := c.AggregatedMIGs(gctx, fmt.Sprintf("name eq %s(-[0-9]+)?", regexp.QuoteMeta(cfg.NodeGroupName())))
 		if err != nil {
 			return wrap(err, "list managed instance groups")
 		}
 		for _, m := range ms {
-			if k := gce.KeyOf(m.SelfLink); gce.OwnedByDescription(cluster, m.Description) {
-				o.MIGs[k.Zone] = m
-			} else {
+			k := gce.KeyOf(m.SelfLink)
+			switch {
+			case !cfg.IsNodeGroup(m.Name):
+			case gce.OwnedByDescription(cluster, m.Description):
+				o.Pools[k.Zone] = append(o.Pools[k.Zone], m)
+			default:
 				ob.conflict("managed instance group %s exists but is not cluster %q's", k, cluster)
 			}
+		}
+		for _, groups := range o.Pools {
+			slices.SortFunc(groups, func(a, b *compute.InstanceGroupManager) int { return strings.Compare(a.Name, b.Name) })
 		}
 		return nil
 	})

@@ -78,14 +78,11 @@ func (r *run) region() string {
 }
 
 // Keys of the cluster's regional and global resources.
-func (r *run) addressKey() gce.Key     { return gce.RegionalKey(r.region(), r.cfg.StaticIPName()) }
-func (r *run) poolKey() gce.Key        { return gce.RegionalKey(r.region(), r.cfg.TargetPoolName()) }
-func (r *run) ruleKey() gce.Key        { return gce.RegionalKey(r.region(), r.cfg.ForwardingRuleName()) }
-func (r *run) healthCheckKey() gce.Key { return gce.GlobalKey(r.cfg.HealthCheckName()) }
-func (r *run) templateKey() gce.Key    { return gce.GlobalKey(r.cfg.NodeTemplateName()) }
-func (r *run) groupKey(zone string) gce.Key {
-	return gce.ZonalKey(zone, r.cfg.NodeGroupName())
-}
+func (r *run) addressKey() gce.Key                 { return gce.RegionalKey(r.region(), r.cfg.StaticIPName()) }
+func (r *run) poolKey() gce.Key                    { return gce.RegionalKey(r.region(), r.cfg.TargetPoolName()) }
+func (r *run) ruleKey() gce.Key                    { return gce.RegionalKey(r.region(), r.cfg.ForwardingRuleName()) }
+func (r *run) healthCheckKey() gce.Key             { return gce.GlobalKey(r.cfg.HealthCheckName()) }
+func (r *run) templateKey() gce.Key                { return gce.GlobalKey(r.cfg.NodeTemplateName()) }
 func (r *run) masterKey(zone, name string) gce.Key { return gce.ZonalKey(zone, name) }
 func (r *run) diskKey(zone, replica string) gce.Key {
 	return gce.ZonalKey(zone, r.cfg.MasterDiskName(replica))
@@ -200,28 +197,58 @@ func (p *planner) ensureTemplate(deps ...string) string {
 		p.createTemplate, deps...)
 }
 
-// ensurePool adds the zone's node pool (MIG), resizes it to the requested
-// size, and waits until it is stable; it returns the wait's id.
-func (p *planner) ensurePool(zone, template string) string {
-	key := p.groupKey(zone)
-	var dep string
-	switch m := p.obs.MIGs[zone]; {
-	case m == nil:
-		p.pre.needVMs("nodeSize", zone, p.cfg.NumNodes)
-		p.pre.needMachineType("nodeSize", zone)
-		p.pre.needDiskType("nodeDiskType", zone)
-		dep = p.step(ActCreate, gce.Group(key), fmt.Sprintf("the node pool of %s: %d nodes", zone, p.cfg.NumNodes),
-			func(ctx context.Context) error { return p.createPool(ctx, key) }, template)
-	case m.TargetSize != int64(p.cfg.NumNodes) && p.cfg.NumNodesSet():
-		p.pre.needVMs("nodeSize", zone, p.cfg.NumNodes-int(m.TargetSize))
-		dep = p.step(ActUpdate, gce.Group(key), fmt.Sprintf("resize from %d to %d nodes", m.TargetSize, p.cfg.NumNodes),
-			func(ctx context.Context) error { return p.resizePool(ctx, key) })
+// ensurePool makes the zone's node pool what was asked: its groups (one,
+// or ceil(nodes / MAX_INSTANCES_PER_MIG) as kube-up splits a big pool)
+// created or resized, the groups a smaller pool no longer has deleted, and
+// each waited on until stable. A re-run that does not give the node count
+// keeps the pool as it is. It returns the waits' ids.
+func (p *planner) ensurePool(zone, template string) []string {
+	have := map[string]*compute.InstanceGroupManager{}
+	for _, m := range p.obs.Pools[zone] {
+		have[m.Name] = m
 	}
-	if m := p.obs.MIGs[zone]; m == nil || dep != "" || m.Status == nil || !m.Status.IsStable {
-		return p.wait("wait stable "+gce.Group(key).String(), gce.Group(key), "until every node VM is running (gcloud's wait-until-stable)",
-			func(ctx context.Context) error { return p.env.waitMIGStable(ctx, key) }, dep)
+	want := p.cfg.NodeGroups(p.cfg.NumNodes)
+	if len(have) > 0 && !p.cfg.NumNodesSet() {
+		want = nil
+		for _, m := range p.obs.Pools[zone] {
+			want = append(want, config.NodeGroup{Name: m.Name, Size: int(m.TargetSize)})
+		}
 	}
-	return ""
+	total := 0
+	for _, g := range want {
+		total += g.Size
+	}
+	var waits []string
+	for _, g := range want {
+		key, m := gce.ZonalKey(zone, g.Name), have[g.Name]
+		dep := ""
+		switch {
+		case m == nil:
+			p.pre.needVMs("nodeSize", zone, g.Size)
+			p.pre.needMachineType("nodeSize", zone)
+			p.pre.needDiskType("nodeDiskType", zone)
+			why := fmt.Sprintf("the node pool of %s: %d nodes", zone, g.Size)
+			if len(want) > 1 {
+				why = fmt.Sprintf("%d of the %d nodes of %s (GCE's groups hold %d at most)", g.Size, total, zone, config.MaxNodesPerGroup)
+			}
+			dep = p.step(ActCreate, gce.Group(key), why, func(ctx context.Context) error { return p.createPool(ctx, key, g.Size) }, template)
+		case m.TargetSize != int64(g.Size):
+			p.pre.needVMs("nodeSize", zone, g.Size-int(m.TargetSize))
+			dep = p.step(ActUpdate, gce.Group(key), fmt.Sprintf("resize from %d to %d nodes", m.TargetSize, g.Size),
+				func(ctx context.Context) error { return p.resizePool(ctx, key, g.Size) })
+		}
+		if m == nil || dep != "" || m.Status == nil || !m.Status.IsStable {
+			waits = append(waits, p.wait("wait stable "+gce.Group(key).String(), gce.Group(key), "until every node VM is running (gcloud's wait-until-stable)",
+				func(ctx context.Context) error { return p.env.waitMIGStable(ctx, key) }, dep))
+		}
+	}
+	for _, m := range p.obs.Pools[zone] {
+		if !slices.ContainsFunc(want, func(g config.NodeGroup) bool { return g.Name == m.Name }) {
+			ref := gce.Group(gce.KeyOf(m.SelfLink))
+			p.step(ActDelete, ref, fmt.Sprintf("the pool of %s needs %d groups now", zone, len(want)), p.remove(ref))
+		}
+	}
+	return waits
 }
 
 // healthCheckStep adds the step that creates the masters' health check, or

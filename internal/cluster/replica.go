@@ -80,7 +80,7 @@ func planReplica(ctx context.Context, env *Env, cfg *config.Config, obs *Observe
 	if p.plan.Mutations() > 0 {
 		verify = p.verifyAPI("the API answers on the static IP through the load balancer", move, add)
 	}
-	p.joinKubernetes(verify, "", false)
+	p.joinKubernetes(verify, nil, false)
 	return p, nil
 }
 

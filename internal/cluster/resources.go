@@ -214,16 +214,16 @@ func nodeTemplate(cfg *config.Config, staticIP string, ca []byte, token string) 
 	}
 }
 
-// nodeGroup is a zone's managed instance group.
-func nodeGroup(cfg *config.Config, templateLink string) *compute.InstanceGroupManager {
+// nodeGroup is one of a zone's managed instance groups.
+func nodeGroup(cfg *config.Config, name string, size int, templateLink string) *compute.InstanceGroupManager {
 	return &compute.InstanceGroupManager{
-		Name:        cfg.NodeGroupName(),
+		Name:        name,
 		Description: gce.Description(cfg.ClusterName(), gce.RoleNodeGroup, "Kubernetes nodes of this zone"),
 		// kube-up's --base-instance-name: nodes are <group>-xxxx, as in the HA
 		// guide's `kubectl get nodes` (kubernetes-minion-group-6s52).
-		BaseInstanceName: cfg.NodeGroupName(),
+		BaseInstanceName: name,
 		InstanceTemplate: templateLink,
-		TargetSize:       int64(cfg.NumNodes),
+		TargetSize:       int64(size),
 	}
 }
 

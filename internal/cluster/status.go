@@ -96,9 +96,11 @@ type MasterStatus struct {
 	Member *etcdm.Member `json:"member,omitempty"`
 }
 
-// PoolStatus is one zone's node pool.
+// PoolStatus is one zone's node pool: one managed instance group, or
+// several when the zone holds more nodes than one group may.
 type PoolStatus struct {
-	Name       string `json:"name"`
+	Name       string   `json:"name"`
+	Groups     []string `json:"groups,omitempty"` // all its groups, when more than one
 	TargetSize int64  `json:"targetSize"`
 	Running    int    `json:"running"`
 	Stable     bool   `json:"stable"`
@@ -170,8 +172,16 @@ func statusOf(ctx context.Context, env *Env, cfg *config.Config, obs *Observed, 
 		z := zone(gce.KeyOf(m.SelfLink).Zone)
 		z.Masters = append(z.Masters, ms)
 	}
-	for z, mig := range obs.MIGs {
-		zone(z).Pool = &PoolStatus{Name: mig.Name, TargetSize: mig.TargetSize, Stable: mig.Status != nil && mig.Status.IsStable}
+	for z, groups := range obs.Pools {
+		ps := &PoolStatus{Name: groups[0].Name, Stable: true}
+		for _, mig := range groups {
+			ps.TargetSize += mig.TargetSize
+			ps.Stable = ps.Stable && mig.Status != nil && mig.Status.IsStable
+			if len(groups) > 1 {
+				ps.Groups = append(ps.Groups, mig.Name)
+			}
+		}
+		zone(z).Pool = ps
 	}
 	for _, z := range slices.Sorted(maps.Keys(byZone)) {
 		st.Zones = append(st.Zones, *byZone[z])
@@ -307,23 +317,24 @@ func probeStatus(ctx context.Context, env *Env, cfg *config.Config, obs *Observe
 			}
 		}
 		if ps := z.Pool; ps != nil {
-			key := gce.ZonalKey(z.Zone, ps.Name)
-			g.Go(func() error {
-				ins, err := env.Cloud.ListManagedInstances(gctx, key)
-				if err != nil {
-					return nil // shown as 0 running; status is best effort per pool
-				}
-				n := 0
-				var vms []string
-				for _, in := range ins {
-					if in.InstanceStatus == "RUNNING" {
-						n++
+			for _, mig := range obs.Pools[z.Zone] {
+				g.Go(func() error {
+					ins, err := env.Cloud.ListManagedInstances(gctx, gce.KeyOf(mig.SelfLink))
+					if err != nil {
+						return nil // counted as not running; status is best effort per group
 					}
-					vms = append(vms, gce.KeyOf(in.Instance).Name)
-				}
-				set(func() { ps.Running, ps.vms = n, vms })
-				return nil
-			})
+					n := 0
+					var vms []string
+					for _, in := range ins {
+						if in.InstanceStatus == "RUNNING" {
+							n++
+						}
+						vms = append(vms, gce.KeyOf(in.Instance).Name)
+					}
+					set(func() { ps.Running, ps.vms = ps.Running+n, append(ps.vms, vms...) })
+					return nil
+				})
+			}
 		}
 	}
 	_ = g.Wait()

@@ -100,21 +100,21 @@ func (r *run) createFirewall(ctx context.Context, fw *compute.Firewall) error {
 	return refuse("firewall %s exists but does not belong to cluster %q", fw.Name, r.cfg.ClusterName())
 }
 
-// createPool makes a zone's node group from the template.
-func (r *run) createPool(ctx context.Context, key gce.Key) error {
+// createPool makes one of a zone's node groups from the template.
+func (r *run) createPool(ctx context.Context, key gce.Key, size int) error {
 	t, err := r.env.Cloud.GetInstanceTemplate(ctx, r.templateKey())
 	if err != nil {
 		return wrap(err, "read instance template %s", r.templateKey())
 	}
-	err = r.env.Cloud.InsertMIG(ctx, key, nodeGroup(r.cfg, t.SelfLink))
+	err = r.env.Cloud.InsertMIG(ctx, key, nodeGroup(r.cfg, key.Name, size, t.SelfLink))
 	if gce.IsAlreadyExists(err) {
 		return nil
 	}
 	return wrap(err, "create node pool %s", key)
 }
 
-func (r *run) resizePool(ctx context.Context, key gce.Key) error {
-	return wrap(r.env.Cloud.ResizeMIG(ctx, key, int64(r.cfg.NumNodes)), "resize node pool %s", key)
+func (r *run) resizePool(ctx context.Context, key gce.Key, size int) error {
+	return wrap(r.env.Cloud.ResizeMIG(ctx, key, int64(size)), "resize node pool %s", key)
 }
 
 // lbSpec describes the load balancer for a step's Run; its progress lines

@@ -39,7 +39,7 @@ func planFreshUp(ctx context.Context, env *Env, cfg *config.Config, obs *Observe
 			"To add a master replica in %s: hakube up --zone %s --replicate-master (KUBE_REPLICATE_EXISTING_MASTER=true).",
 			cfg.ClusterName(), strings.Join(obs.MasterZones(), ", "), cfg.Zone, cfg.Zone, cfg.Zone, cfg.Zone, cfg.Zone)
 	}
-	if len(obs.Masters) == 0 && len(obs.MIGs) > 0 && obs.MIGs[cfg.Zone] == nil {
+	if len(obs.Masters) == 0 && len(obs.Pools) > 0 && obs.Pools[cfg.Zone] == nil {
 		return nil, refuse("cluster %q has node pools in %s but no master; run `hakube down` to clean it up, or `hakube up --zone %s`",
 			cfg.ClusterName(), strings.Join(obs.PoolZones(), ", "), obs.PoolZones()[0])
 	}
@@ -72,7 +72,7 @@ func planFreshUp(ctx context.Context, env *Env, cfg *config.Config, obs *Observe
 // Node is Ready (masters labelled and cordoned), and for a fresh cluster
 // the admin's kubeconfig. They run when the plan changes something, and a
 // kubeconfig without the cluster's context is written again.
-func (p *planner) joinKubernetes(verify, stable string, kubeconfig bool) {
+func (p *planner) joinKubernetes(verify string, stable []string, kubeconfig bool) {
 	writeKubeconfig := kubeconfig && p.env.Kubeconfig != "" && !p.hasKubeconfig()
 	if p.plan.Mutations() == 0 && !writeKubeconfig {
 		return
@@ -82,7 +82,7 @@ func (p *planner) joinKubernetes(verify, stable string, kubeconfig bool) {
 		Reason:    "the kubelets' bootstrap token and TLS-bootstrapping RBAC, kubeadm's cluster-admins binding (kept when present)",
 		DependsOn: compact([]string{verify}), Run: p.bootstrapAPI})
 	p.wait("wait nodes", text("nodes of cluster "+p.cfg.ClusterName()),
-		"until every VM's Node is Ready (masters labelled control-plane and cordoned)", p.waitNodes, boot, stable)
+		"until every VM's Node is Ready (masters labelled control-plane and cordoned)", p.waitNodes, append([]string{boot}, stable...)...)
 	if writeKubeconfig {
 		p.plan.add(&Step{Action: ActWrite, Resource: "kubeconfig context " + kubeconfigName(p.cfg.Project, p.cfg.Prefix),
 			Reason:    "merged into " + p.env.Kubeconfig + " (0600) and made current, as kube-up does",

@@ -24,8 +24,12 @@ const (
 )
 
 // MaxNodesPerGroup is GCE's limit on the VMs of one zonal managed instance
-// group, and so on one zone's node pool.
+// group: a zone's pool of more is split into several groups, as kube-up
+// does (MAX_INSTANCES_PER_MIG).
 const MaxNodesPerGroup = 1000
+
+// MaxNodes is kube-up's stated maximum for a cluster's nodes.
+const MaxNodes = 5000
 
 // parseBool accepts what shell scripts commonly write; kube-up itself only
 // compared with "true", so anything else here is surely a mistake.
@@ -91,8 +95,15 @@ func checkNumNodes(n int) error {
 	if n < 0 {
 		return errors.New("must not be negative")
 	}
-	if n > MaxNodesPerGroup {
-		return fmt.Errorf("at most %d: GCE limits a zone's managed instance group to %d VMs", MaxNodesPerGroup, MaxNodesPerGroup)
+	if n > MaxNodes {
+		return fmt.Errorf("at most %d, kube-up's largest cluster (a zone's pool is split into groups of at most MAX_INSTANCES_PER_MIG, GCE's limit %d)", MaxNodes, MaxNodesPerGroup)
+	}
+	return nil
+}
+
+func checkGroupSize(n int) error {
+	if n < 1 || n > MaxNodesPerGroup {
+		return fmt.Errorf("want 1 to %d: GCE limits a zonal managed instance group to %d VMs", MaxNodesPerGroup, MaxNodesPerGroup)
 	}
 	return nil
 }

@@ -33,13 +33,14 @@ type Config struct {
 	Zone     string
 	Prefix   string
 
-	NumNodes          int
-	Multizone         bool
-	EtcdQuorumRead    bool
-	UseExistingMaster bool
-	ReplicateMaster   bool
-	DeleteNodes       bool
-	Replica           string
+	NumNodes           int
+	MaxInstancesPerMIG int
+	Multizone          bool
+	EtcdQuorumRead     bool
+	UseExistingMaster  bool
+	ReplicateMaster    bool
+	DeleteNodes        bool
+	Replica            string
 
 	MasterSize           string
 	NodeSize             string

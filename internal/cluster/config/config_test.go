@@ -126,6 +126,7 @@ func precedenceSamples() map[string][3]value {
 		"zone":                      {{"europe-west1-b", "europe-west1-b"}, {"europe-west1-c", "europe-west1-c"}, {"asia-southeast1-a", "asia-southeast1-a"}},
 		"prefix":                    {{"file", "file"}, {"env", "env"}, {"flag", "flag"}},
 		"numNodes":                  {{"5", "5"}, {"0", "0"}, {"7", "7"}},
+		"maxInstancesPerMIG":        {{"500", "500"}, {"1000", "1000"}, {"250", "250"}},
 		"multizone":                 {{"yes", "true"}, {"0", "false"}, {"true", "true"}},
 		"etcdQuorumRead":            {{"TRUE", "true"}, {"no", "false"}, {"true", "true"}},
 		"useExistingMaster":         {{"1", "true"}, {"False", "false"}, {"true", "true"}},
@@ -314,7 +315,7 @@ func TestConfigViperEnvOrder(t *testing.T) {
 func TestConfigDefaults(t *testing.T) {
 	c := run{cmd: "config"}.mustLoad(t)
 	want := &Config{
-		Provider: "gce", Prefix: "kubernetes", NumNodes: 3, DeleteNodes: true,
+		Provider: "gce", Prefix: "kubernetes", NumNodes: 3, MaxInstancesPerMIG: 1000, DeleteNodes: true,
 		MasterSize: "e2-standard-2", NodeSize: "e2-standard-2",
 		MasterDiskType: "pd-ssd", MasterDiskSizeGB: 20, MasterRootDiskSizeGB: 20,
 		NodeDiskType: "pd-standard", NodeDiskSizeGB: 100,
@@ -710,8 +711,9 @@ func TestConfigErrors(t *testing.T) {
 		{"master data disk too small", run{env: env("MASTER_DISK_SIZE", "5GB")}, []string{`MASTER_DISK_SIZE="5GB": want at least 10GB`}},
 		{"master root disk too small", run{env: env("MASTER_ROOT_DISK_SIZE", "9")}, []string{`MASTER_ROOT_DISK_SIZE="9": want at least 10GB`}},
 		{"master disk type", run{env: env("MASTER_DISK_TYPE", "SSD")}, []string{`MASTER_DISK_TYPE="SSD": want a disk type`}},
-		{"more nodes than a group holds", run{env: env("NUM_NODES", "1000000")}, []string{`NUM_NODES="1000000": at most 1000: GCE limits a zone's managed instance group to 1000 VMs`}},
-		{"one more node than a group holds", run{env: env("NUM_NODES", "1001")}, []string{`NUM_NODES="1001": at most 1000`}},
+		{"more nodes than kube-up makes", run{env: env("NUM_NODES", "1000000")}, []string{`NUM_NODES="1000000": at most 5000, kube-up's largest cluster`}},
+		{"one more node than kube-up makes", run{env: env("NUM_NODES", "5001")}, []string{`NUM_NODES="5001": at most 5000`}},
+		{"groups larger than GCE's", run{env: env("MAX_INSTANCES_PER_MIG", "1001")}, []string{`MAX_INSTANCES_PER_MIG="1001": want 1 to 1000`}},
 		{"provider env", run{env: env("KUBERNETES_PROVIDER", "aws")}, []string{`KUBERNETES_PROVIDER="aws": hakube only supports provider "gce"`}},
 		{"provider flag", run{args: []string{"--provider", "gke"}}, []string{`--provider="gke": hakube only supports provider "gce"`}},
 		{"provider file", run{file: "provider: aws\n"}, []string{`{file}:provider="aws": hakube only supports provider "gce"`}},
@@ -1197,4 +1199,38 @@ func TestConfigConcurrentLoads(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// A zone's pool of more nodes than a group holds is split as kube-up
+// splits it: ceil(n/max) groups, group-1..N-1 and the last unsuffixed.
+func TestConfigNodeGroups(t *testing.T) {
+	cases := []struct {
+		n, max int
+		want   []NodeGroup
+	}{
+		{3, 1000, []NodeGroup{{"kubernetes-minion-group", 3}}},
+		{0, 1000, []NodeGroup{{"kubernetes-minion-group", 0}}},
+		{1000, 1000, []NodeGroup{{"kubernetes-minion-group", 1000}}},
+		{1001, 1000, []NodeGroup{{"kubernetes-minion-group-1", 500}, {"kubernetes-minion-group", 501}}},
+		{2500, 1000, []NodeGroup{{"kubernetes-minion-group-1", 833}, {"kubernetes-minion-group-2", 833}, {"kubernetes-minion-group", 834}}},
+		{5000, 1000, []NodeGroup{{"kubernetes-minion-group-1", 1000}, {"kubernetes-minion-group-2", 1000}, {"kubernetes-minion-group-3", 1000}, {"kubernetes-minion-group-4", 1000}, {"kubernetes-minion-group", 1000}}},
+		{7, 3, []NodeGroup{{"kubernetes-minion-group-1", 2}, {"kubernetes-minion-group-2", 2}, {"kubernetes-minion-group", 3}}},
+	}
+	for _, tc := range cases {
+		c := &Config{Prefix: "kubernetes", MaxInstancesPerMIG: tc.max}
+		if diff := cmp.Diff(tc.want, c.NodeGroups(tc.n)); diff != "" {
+			t.Errorf("%d nodes, %d per group (-want +got):\n%s", tc.n, tc.max, diff)
+		}
+		for _, g := range c.NodeGroups(tc.n) {
+			if !c.IsNodeGroup(g.Name) {
+				t.Errorf("IsNodeGroup(%q) = false", g.Name)
+			}
+		}
+	}
+	c := &Config{Prefix: "kubernetes"}
+	for _, name := range []string{"kubernetes-minion-group-01", "kubernetes-minion-group-x", "kubernetes-minion-group-", "other-minion-group", "kubernetes-minion-groups"} {
+		if c.IsNodeGroup(name) {
+			t.Errorf("IsNodeGroup(%q) = true", name)
+		}
+	}
 }

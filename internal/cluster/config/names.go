@@ -1,6 +1,12 @@
 package config
 
-import "github.com/hakube/hakube/internal/zones"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/hakube/hakube/internal/zones"
+)
 
 // The names below are kube-up's (DESIGN §3), so existing habits, scripts and
 // clusters keep working. Names alone are not ownership: the flows also check
@@ -36,8 +42,56 @@ func (c *Config) HealthCheckName() string { return c.MasterName() }
 // NodeTemplateName is the global instance template of every node pool.
 func (c *Config) NodeTemplateName() string { return c.NodeTag() + "-template" }
 
-// NodeGroupName is the managed instance group of nodes, one per zone.
+// NodeGroupName is the managed instance group of nodes, one per zone (the
+// last of the zone's groups when its pool is split).
 func (c *Config) NodeGroupName() string { return c.NodeTag() + "-group" }
+
+// NodeGroups names and sizes a zone's pool of n nodes: ceil(n / max)
+// groups, kube-up's <prefix>-minion-group-1..N-1 and the last unsuffixed
+// (so a pool of one group is named as it always was), the nodes spread
+// evenly as kube-up spreads them.
+func (c *Config) NodeGroups(n int) []NodeGroup {
+	max := c.MaxInstancesPerMIG
+	if max < 1 {
+		max = MaxNodesPerGroup
+	}
+	count := (n + max - 1) / max
+	if count < 1 {
+		count = 1
+	}
+	out := make([]NodeGroup, 0, count)
+	left := n
+	for i := 1; i <= count; i++ {
+		size := left / (count - i + 1)
+		left -= size
+		name := fmt.Sprintf("%s-%d", c.NodeGroupName(), i)
+		if i == count {
+			name = c.NodeGroupName()
+		}
+		out = append(out, NodeGroup{Name: name, Size: size})
+	}
+	return out
+}
+
+// NodeGroup is one managed instance group of a zone's pool.
+type NodeGroup struct {
+	Name string
+	Size int
+}
+
+// IsNodeGroup reports whether a managed instance group's name is one of
+// the cluster's node groups.
+func (c *Config) IsNodeGroup(name string) bool {
+	if name == c.NodeGroupName() {
+		return true
+	}
+	n, ok := strings.CutPrefix(name, c.NodeGroupName()+"-")
+	if !ok || n == "" || n[0] == '0' {
+		return false
+	}
+	_, err := strconv.Atoi(n)
+	return err == nil
+}
 
 // MasterTag is the network tag of every master replica.
 func (c *Config) MasterTag() string { return c.Prefix + "-master" }
@@ -82,7 +136,7 @@ func (c *Config) prefixNames() []string {
 		c.MasterName(), replica, c.MasterDiskName(c.MasterName()), c.MasterDiskName(replica),
 		c.InternalAddressName(c.MasterName()), c.InternalAddressName(replica),
 		c.StaticIPName(), c.TargetPoolName(), c.ForwardingRuleName(), c.HealthCheckName(),
-		c.NodeTemplateName(), c.NodeGroupName(), c.NodeGroupName() + "-abcd", c.MasterTag(), c.NodeTag(),
+		c.NodeTemplateName(), c.NodeGroupName() + "-5", c.NodeGroupName() + "-5-abcd", c.MasterTag(), c.NodeTag(),
 		c.MasterHTTPSFirewallName(), c.MasterEtcdFirewallName(), c.NodeAllFirewallName(),
 		c.InternalMasterFirewallName(), c.InternalNodeFirewallName(),
 	}

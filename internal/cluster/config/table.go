@@ -114,6 +114,15 @@ func settingSpecs() []settingSpec {
 			group:    GroupSizes,
 		},
 		{
+			key: "maxInstancesPerMIG", flag: "max-instances-per-mig", env: []string{"MAX_INSTANCES_PER_MIG"},
+			kind: kindInt, def: "1000",
+			help:     "nodes per managed instance group: a zone's pool of more is split into ceil(nodes/this) groups, <prefix>-minion-group-1..N-1 and <prefix>-minion-group, as kube-up does",
+			field:    func(c *Config) any { return &c.MaxInstancesPerMIG },
+			check:    func(c *Config) error { return checkGroupSize(c.MaxInstancesPerMIG) },
+			commands: []string{"up"},
+			group:    GroupSizes,
+		},
+		{
 			key: "multizone", flag: "multizone", env: []string{"MULTIZONE"},
 			kind: kindBool, def: "false",
 			help:     "HA-compatible cluster: the cloud provider and kubelets work across the region's zones",
