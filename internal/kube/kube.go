@@ -69,6 +69,7 @@ const (
 	bindingApprove     = "hakube:node-autoapprove-bootstrap"
 	bindingRenew       = "hakube:node-autoapprove-certificate-rotation"
 	bindingAdmins      = "kubeadm:cluster-admins"
+	bindingProxier     = "hakube:node-proxier"
 	tokenSecretPrefix  = "bootstrap-token-"
 	tokenSecretType    = "bootstrap.kubernetes.io/token"
 	tokenDescription   = "hakube: the bootstrap token of the cluster's kubelets (node kube-env KUBELET_BOOTSTRAP_TOKEN)"
@@ -76,13 +77,16 @@ const (
 	roleNodeBootstrap  = "system:node-bootstrapper"
 	roleApproveClient  = "system:certificates.k8s.io:certificatesigningrequests:nodeclient"
 	roleApproveRenewal = "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient"
+	roleNodeProxier    = "system:node-proxier"
 )
 
 // Bootstrap makes sure what the kubelets need to join exists: the
 // bootstrap token (id.secret) as a Secret, the bindings that let its
 // holders ask for a client certificate and have it approved, the renewal
-// binding, and kubeadm's cluster-admins binding the admin kubeconfig relies
-// on. Objects already there are kept; a re-run changes nothing.
+// binding, kubeadm's cluster-admins binding the admin kubeconfig relies
+// on, and kube-proxy's rights for the nodes (a real VM's kube-proxy runs
+// with its kubelet's client certificate: no per-node secret to hand out).
+// Objects already there are kept; a re-run changes nothing.
 func (c *Client) Bootstrap(ctx context.Context, token string) error {
 	id, secret, ok := strings.Cut(token, ".")
 	if !ok {
@@ -106,6 +110,7 @@ func (c *Client) Bootstrap(ctx context.Context, token string) error {
 		{bindingApprove, roleApproveClient, vmcontract.BootstrapGroup},
 		{bindingRenew, roleApproveRenewal, vmcontract.NodeGroup},
 		{bindingAdmins, "cluster-admin", vmcontract.ClusterAdminsGroup},
+		{bindingProxier, roleNodeProxier, vmcontract.NodeGroup},
 	} {
 		crb := &rbacv1.ClusterRoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: b.name},

@@ -36,6 +36,7 @@ func TestBootstrapIsIdempotent(t *testing.T) {
 		"hakube:node-autoapprove-bootstrap":            "system:certificates.k8s.io:certificatesigningrequests:nodeclient ← system:bootstrappers",
 		"hakube:node-autoapprove-certificate-rotation": "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient ← system:nodes",
 		"kubeadm:cluster-admins":                       "cluster-admin ← kubeadm:cluster-admins",
+		"hakube:node-proxier":                          "system:node-proxier ← system:nodes",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("bindings (-want +got):\n%s", diff)
