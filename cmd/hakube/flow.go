@@ -100,7 +100,7 @@ func (o *flowOptions) run(cmd *cobra.Command) error {
 	}
 	prog := newProgress(g)
 	defer prog.stop()
-	env, err := g.newEnv(cloud, prog.stepProgress)
+	env, err := g.newEnv(cfg, cloud, prog.stepProgress)
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ Merging keeps every other context, makes this one current, and leaves the file
 			if err != nil {
 				return err
 			}
-			env, err := g.newEnv(cloud, nil)
+			env, err := g.newEnv(cfg, cloud, nil)
 			if err != nil {
 				return err
 			}

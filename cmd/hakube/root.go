@@ -182,8 +182,9 @@ func (g *globalOptions) newCloud(ctx context.Context, cfg *config.Config) (*gce.
 
 // newEnv assembles what a command runs with: the cloud, the SSH key the
 // masters' etcd is reached with, and the kubeconfig kubectl reads.
-func (g *globalOptions) newEnv(cloud *gce.Cloud, progress func(step, msg string)) (*cluster.Env, error) {
+func (g *globalOptions) newEnv(cfg *config.Config, cloud *gce.Cloud, progress func(step, msg string)) (*cluster.Env, error) {
 	env := &cluster.Env{Cloud: cloud, Log: g.log, Progress: progress}
+	env.SSH.Port = cfg.SSHPort
 	home, err := os.UserHomeDir()
 	if err != nil {
 		return nil, fmt.Errorf("home directory (for the SSH key and kubeconfig): %w", err)

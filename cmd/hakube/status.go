@@ -45,7 +45,7 @@ func readStatus(cmd *cobra.Command, g *globalOptions, command string) (*cluster.
 	if err != nil {
 		return nil, err
 	}
-	env, err := g.newEnv(cloud, nil)
+	env, err := g.newEnv(cfg, cloud, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -203,7 +203,7 @@ func (ob *observation) project(ctx context.Context, c Observer) error {
 		return nil
 	})
 	g.Go(func() error {
-		ms, err := c.AggregatedMIGs(gctx, fmt.Sprintf("name eq %s(-[0-9]+)?", regexp.QuoteMeta(cfg.NodeGroupName())))
+		ms, err := c.AggregatedMIGs(gctx, fmt.Sprintf("name eq '%s(-[0-9]+)?'", regexp.QuoteMeta(cfg.NodeGroupName())))
 		if err != nil {
 			return wrap(err, "list managed instance groups")
 		}

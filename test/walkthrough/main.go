@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -53,6 +54,12 @@ type options struct {
 	// settle (0: a minute, a few health-check intervals at any time scale
 	// the walkthrough runs at, and room for a loaded machine).
 	healthWait time.Duration
+	// The Kubernetes side: the rehearsal's binary the emulator's masters
+	// run, the real kubectl and gcloud that check the cluster, the SSH port
+	// of the emulated VMs, and the bound of the waits for Nodes.
+	kubeBinary, kubectl, gcloud string
+	sshPort                     int
+	nodeWait                    time.Duration
 }
 
 func main() {
@@ -63,6 +70,10 @@ func main() {
 	flag.Float64Var(&o.timeScale, "time-scale", 0.05, "emulator time scale (1 = real GCE timings)")
 	flag.IntVar(&o.apiPort, "apiserver-port", 6443, "API server port (ports below 1024 need root)")
 	flag.BoolVar(&o.verbose, "v", false, "show hakube's progress lines")
+	flag.StringVar(&o.kubeBinary, "kube-binary", "bin/kube-rehearsal", "the etcd and Kubernetes binary the emulated masters run (make rehearsal)")
+	flag.StringVar(&o.kubectl, "kubectl", "kubectl", "kubectl binary")
+	flag.StringVar(&o.gcloud, "gcloud", "gcloud", "gcloud binary")
+	flag.IntVar(&o.sshPort, "ssh-port", 22, "the emulated VMs' SSH port")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -82,6 +93,9 @@ type walk struct {
 	baseline map[string]int
 	rows     []row
 	measured string // how hakube measured the outages it reported
+	home     string // HOME of every command: kubeconfig, gcloud's config, SSH keys
+	// lastMembers is the etcd member count etcdCheck last saw.
+	lastMembers int
 }
 
 type row struct {
@@ -121,6 +135,12 @@ const (
 
 func run(ctx context.Context, o options, out io.Writer) error {
 	w := &walk{o: o, out: out}
+	home, err := os.MkdirTemp("", "hakube-walkthrough-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(home)
+	w.home = home
 	stopEmu, err := w.startEmulator(ctx)
 	if err != nil {
 		return err
@@ -165,7 +185,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if err := w.status(ctx, "Status with three replicas"); err != nil {
 		return err
 	}
-	if err := w.haltAndRestart(ctx, zoneD); err != nil {
+	if err := w.haltOverSSH(ctx, state, zoneD); err != nil {
 		return err
 	}
 	if err := w.check(ctx, state); err != nil {
@@ -197,13 +217,17 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			return fmt.Errorf("after %q: %w", s.title, err)
 		}
 	}
+	if err := w.kubeconfigGone(ctx); err != nil {
+		return err
+	}
 	w.summary()
 	return nil
 }
 
 // startEmulator runs gce-emulator and reads its endpoint from stdout's first line.
 func (w *walk) startEmulator(ctx context.Context) (func(), error) {
-	args := []string{"--project", w.o.project, "--latency", "realistic", "--time-scale", strconv.FormatFloat(w.o.timeScale, 'g', -1, 64)}
+	args := []string{"--project", w.o.project, "--latency", "realistic", "--time-scale", strconv.FormatFloat(w.o.timeScale, 'g', -1, 64),
+		"--kubernetes", "--kube-binary", w.o.kubeBinary, "--state-dir", filepath.Join(w.home, "emulator"), "--ssh-port", strconv.Itoa(w.o.sshPort)}
 	if w.o.externalRange != "" {
 		args = append(args, "--external-range", w.o.externalRange, "--internal-range", w.o.internalRange)
 	}
@@ -297,8 +321,8 @@ func (w *walk) hakube(ctx context.Context, title string, env []string, args ...s
 // env is what every hakube command of the walkthrough runs with: where the
 // emulator is, and nothing else hakube reads.
 func (w *walk) env() []string {
-	return append(cleanEnv(), "PROJECT="+w.o.project, "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE="+w.endpoint,
-		"HAKUBE_APISERVER_PORT="+strconv.Itoa(w.o.apiPort))
+	return append(append(cleanEnv(), w.homeEnv()...), "PROJECT="+w.o.project,
+		"HAKUBE_APISERVER_PORT="+strconv.Itoa(w.o.apiPort), kubeTestArgs)
 }
 
 // cleanEnv is the environment without any variable hakube reads, so the
@@ -328,60 +352,6 @@ func (w *walk) status(ctx context.Context, title string) error {
 	return nil
 }
 
-// haltAndRestart is the HA guide's "Verifying": stop one replica like
-// `gcloud compute instances stop` does; the static IP keeps serving through
-// the load balancer once the health check marks the replica down; after
-// start it is back in rotation.
-func (w *walk) haltAndRestart(ctx context.Context, zone string) error {
-	title := "Halt the replica in " + zone + ", then start it again"
-	fmt.Fprintf(w.out, "== %s\n", title)
-	start := time.Now()
-	replica, err := w.masterIn(ctx, zone)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(w.out, "   $ gcloud compute instances stop %s --zone %s\n", replica.Name, zone)
-	op, err := w.svc.Instances.Stop(w.o.project, zone, replica.Name).Context(ctx).Do()
-	if err == nil {
-		_, err = w.waitOp(ctx, zone, op)
-	}
-	if err != nil {
-		return fmt.Errorf("stop %s: %w", replica.Name, err)
-	}
-	// Until the health check marks the replica down, the load balancer still
-	// sends it a share of connections; after that, every request succeeds.
-	if err := w.until(ctx, "the static IP serves every request with "+replica.Name+" halted", func() bool {
-		return w.serveCheck(ctx, 20) == nil
-	}); err != nil {
-		return err
-	}
-	fmt.Fprintf(w.out, "   the static IP served 20 of 20 requests with %s halted\n", replica.Name)
-	if err := w.waitHealth(ctx, nil, map[string]string{replica.Name: "UNHEALTHY"}); err != nil {
-		return fmt.Errorf("with %s halted: %w", replica.Name, err)
-	}
-	if err := w.status(ctx, "Status with "+replica.Name+" halted"); err != nil {
-		return err
-	}
-	fmt.Fprintf(w.out, "   $ gcloud compute instances start %s --zone %s\n", replica.Name, zone)
-	op, err = w.svc.Instances.Start(w.o.project, zone, replica.Name).Context(ctx).Do()
-	if err == nil {
-		_, err = w.waitOp(ctx, zone, op)
-	}
-	if err != nil {
-		return fmt.Errorf("start %s: %w", replica.Name, err)
-	}
-	if err := w.until(ctx, replica.Name+" is back in rotation", func() bool {
-		h, err := w.svc.TargetPools.GetHealth(w.o.project, region, "kubernetes-master", &compute.InstanceReference{Instance: replica.SelfLink}).Context(ctx).Do()
-		return err == nil && len(h.HealthStatus) > 0 && h.HealthStatus[0].HealthState == "HEALTHY"
-	}); err != nil {
-		return err
-	}
-	took := time.Since(start)
-	fmt.Fprintf(w.out, "   %s is HEALTHY again after %s\n\n", replica.Name, took.Round(10*time.Millisecond))
-	w.rows = append(w.rows, row{step: title, took: took, apiCalls: 0, outage: "none"})
-	return nil
-}
-
 func (w *walk) masterIn(ctx context.Context, zone string) (*compute.Instance, error) {
 	l, err := w.svc.Instances.List(w.o.project, zone).Filter(`labels.hakube-role = "master"`).Context(ctx).Do()
 	if err != nil {
@@ -407,7 +377,14 @@ func (w *walk) waitOp(ctx context.Context, zone string, op *compute.Operation) (
 }
 
 func (w *walk) until(ctx context.Context, what string, cond func() bool) error {
-	deadline := time.Now().Add(2 * time.Minute)
+	return w.untilFor(ctx, 2*time.Minute, what, cond)
+}
+
+func (w *walk) untilFor(ctx context.Context, bound time.Duration, what string, cond func() bool) error {
+	if bound == 0 {
+		bound = 3 * time.Minute
+	}
+	deadline := time.Now().Add(bound)
 	for !cond() {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("timed out waiting until %s", what)
@@ -476,11 +453,18 @@ func (w *walk) check(ctx context.Context, c cluster) error {
 	if err := w.statusCheck(ctx, c); err != nil {
 		return err
 	}
+	if err := w.nodesCheck(ctx, c, "", false); err != nil {
+		return err
+	}
+	if err := w.etcdCheck(ctx, c, ""); err != nil {
+		return err
+	}
 	health := ""
 	if c.lb {
 		health = ", every master HEALTHY in the load balancer"
 	}
-	fmt.Fprintf(w.out, "   inventory: as promised (%d cluster resources); the static IP serves the API; status agrees%s\n\n", total(got)-total(w.baseline), health)
+	fmt.Fprintf(w.out, "   inventory: as promised (%d cluster resources); the static IP serves the API; status agrees%s\n", total(got)-total(w.baseline), health)
+	fmt.Fprintf(w.out, "   kubectl: %d masters Ready,SchedulingDisabled, %d nodes Ready; etcd: %d voting members, no phantom\n\n", len(c.masters), 3*len(c.pools), w.lastMembers)
 	return nil
 }
 
@@ -506,6 +490,14 @@ type status struct {
 			Running    int `json:"running"`
 		} `json:"pool"`
 	} `json:"zones"`
+	Etcd *struct {
+		Members []struct {
+			Name    string `json:"name"`
+			Learner bool   `json:"learner"`
+			Healthy bool   `json:"healthy"`
+		} `json:"members"`
+		Phantoms []string `json:"phantoms"`
+	} `json:"etcd"`
 }
 
 func (w *walk) readStatus(ctx context.Context) (*status, error) {

@@ -59,6 +59,7 @@ type Config struct {
 
 	APIServerPort   int
 	HealthCheckPort int
+	SSHPort         int // the masters' sshd, for etcd's membership
 
 	ImageProject string
 	ImageFamily  string

@@ -301,6 +301,15 @@ func settingSpecs() []settingSpec {
 			group:    GroupLB,
 		},
 		{
+			key: "sshPort", flag: "ssh-port", env: []string{"HAKUBE_SSH_PORT"},
+			kind: kindInt, def: "22",
+			help:     "the masters' SSH port, which hakube tunnels to etcd through to change its members",
+			field:    func(c *Config) any { return &c.SSHPort },
+			check:    func(c *Config) error { return checkPort(c.SSHPort) },
+			commands: []string{"up", "down", "status", "validate"},
+			group:    GroupKube,
+		},
+		{
 			key: "etcdTestArgs", flag: "etcd-test-args", env: []string{"ETCD_TEST_ARGS"},
 			help:     "extra flags of etcd on every VM, as kube-up's ETCD_TEST_ARGS (written into kube-env)",
 			field:    func(c *Config) any { return &c.EtcdTestArgs },
