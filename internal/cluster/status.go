@@ -101,10 +101,10 @@ type MasterStatus struct {
 type PoolStatus struct {
 	Name       string   `json:"name"`
 	Groups     []string `json:"groups,omitempty"` // all its groups, when more than one
-	TargetSize int64  `json:"targetSize"`
-	Running    int    `json:"running"`
-	Stable     bool   `json:"stable"`
-	NodesReady int    `json:"nodesReady"`
+	TargetSize int64    `json:"targetSize"`
+	Running    int      `json:"running"`
+	Stable     bool     `json:"stable"`
+	NodesReady int      `json:"nodesReady"`
 	vms        []string
 }
 
