@@ -12,9 +12,12 @@ import (
 
 // Where every real VM's kubelet and kube-proxy keep their files.
 const (
-	KubeletConfigFile    = "/var/lib/kubelet/config.yaml"
-	KubeletKubeconfig    = RealConfDir + "/kubelet.conf"
-	BootstrapKubeconfig  = RealConfDir + "/bootstrap-kubelet.conf"
+	KubeletConfigFile   = "/var/lib/kubelet/config.yaml"
+	KubeletKubeconfig   = RealConfDir + "/kubelet.conf"
+	BootstrapKubeconfig = RealConfDir + "/bootstrap-kubelet.conf"
+	// BootstrapTokenFile holds KUBELET_BOOTSTRAP_TOKEN, which the VM writes
+	// from its kube-env: the bootstrap kubeconfig names the file.
+	BootstrapTokenFile   = RealConfDir + "/bootstrap-token"
 	KubeletCertDir       = "/var/lib/kubelet/pki"
 	KubeletClientCurrent = KubeletCertDir + "/kubelet-client-current.pem"
 	KubeProxyKubeconfig  = RealConfDir + "/kube-proxy.conf"
