@@ -339,6 +339,26 @@ func TestNodeBoots(t *testing.T) {
 	checkQuietRerun(t, v, v.serial()[logged:])
 }
 
+// A master on an image without GCE's guest agent boots, warning that the
+// load balancer's traffic will not reach it.
+func TestMasterWithoutGuestAgent(t *testing.T) {
+	v := newVM(t, mustMaster(t, firstMaster.master()))
+	v.bootMaster(firstMaster)
+	must(t, os.Remove(v.state+"/enabled/google-guest-agent.service"))
+	if rc, out := v.run(); rc != 0 {
+		t.Fatalf("exit %d:\n%s", rc, out)
+	}
+	if !strings.Contains(v.serial(), "hakube-bootstrap: guest-agent: warning: google-guest-agent is not enabled") {
+		t.Errorf("no warning:\n%s", v.serial())
+	}
+	if got := v.calls("systemctl restart google-guest-agent"); len(got) > 0 {
+		t.Errorf("restarted a disabled agent: %q", got)
+	}
+	if got := v.attributes(); got[len(got)-1] != vmcontract.BootstrapOK {
+		t.Errorf("reported %q", got)
+	}
+}
+
 // A VM whose guest attributes are off still boots; it says why it cannot
 // report, once.
 func TestNodeBootsWithoutGuestAttributes(t *testing.T) {

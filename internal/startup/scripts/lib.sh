@@ -201,6 +201,17 @@ activate() {
 	done
 }
 
+# guest_agents prints the enabled units of GCE's guest agent: before 2025
+# google-guest-agent, on newer images also its plugin manager.
+guest_agents() {
+	local unit
+	for unit in google-guest-agent.service google-guest-agent-manager.service; do
+		if systemctl is-enabled --quiet "$unit"; then
+			printf '%s\n' "$unit"
+		fi
+	done
+}
+
 sha256() {
 	local out
 	out=$(sha256sum "$1")

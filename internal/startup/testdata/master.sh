@@ -217,6 +217,17 @@ activate() {
 	done
 }
 
+# guest_agents prints the enabled units of GCE's guest agent: before 2025
+# google-guest-agent, on newer images also its plugin manager.
+guest_agents() {
+	local unit
+	for unit in google-guest-agent.service google-guest-agent-manager.service; do
+		if systemctl is-enabled --quiet "$unit"; then
+			printf '%s\n' "$unit"
+		fi
+	done
+}
+
 sha256() {
 	local out
 	out=$(sha256sum "$1")
@@ -874,9 +885,9 @@ HAKUBE_EOF
 			printf '%s\n' '# hakube: pods own this VM'\''s alias IP range (CNI bridge), not a local route' '[IpForwarding]' 'ip_aliases = false'
 		} >"$RUN_DIR/instance_configs.cfg"
 		put_file 0644 "$cfg" <"$RUN_DIR/instance_configs.cfg"
-		if systemctl is-enabled --quiet google-guest-agent.service; then
-			systemctl restart google-guest-agent.service
-		fi
+		for p in $(guest_agents); do
+			systemctl restart "$p"
+		done
 	fi
 	if [[ -n $(ip -4 route show table local exact "$range") ]]; then
 		ip -4 route del local "$range" table local
@@ -1002,8 +1013,10 @@ HAKUBE_EOF
 }
 
 guest_agent() {
-	if systemctl is-enabled --quiet google-guest-agent.service; then
-		log "google-guest-agent is enabled: it routes the forwarding rule's IP to this VM, whose apiserver listens on 0.0.0.0"
+	local agents
+	agents=$(guest_agents)
+	if [[ -n $agents ]]; then
+		log "${agents//$'\n'/, } enabled: it routes the forwarding rule's IP to this VM, whose apiserver listens on 0.0.0.0"
 	else
 		log "warning: google-guest-agent is not enabled: the load balancer's forwarding rule IP will not reach this master's apiserver"
 	fi
