@@ -33,7 +33,7 @@ type Host struct {
 // RealHost is a real VM's layout.
 func RealHost(name, internalIP string) Host {
 	return Host{Name: name, InternalIP: internalIP, Loopback: "127.0.0.1", Listen: "0.0.0.0",
-		PKIDir: "/etc/kubernetes/pki", ConfDir: "/etc/kubernetes", DataDir: "/mnt/disks/" + EtcdDeviceName + "/etcd"}
+		PKIDir: RealPKIDir, ConfDir: RealConfDir, DataDir: RealDataDisk + "/etcd"}
 }
 
 // Master is one master VM: its kube-env and its host.
@@ -137,8 +137,10 @@ func (m Master) APIServer() ([]string, error) {
 }
 
 // ControllerManager is kube-controller-manager's command line. It signs the
-// kubelets' client certificates (TLS bootstrapping) with the cluster CA and
-// allocates each Node its pod CIDR.
+// kubelets' client certificates (TLS bootstrapping) with the cluster CA. It
+// allocates no pod CIDRs: on GCE each VM's alias IP range is its pods' range
+// (GCE assigns it, the VM's CNI config uses it), so --allocate-node-cidrs is
+// false; --cluster-cidr stays, the cluster's pod range as kube-proxy has it.
 func (m Master) ControllerManager() []string {
 	conf := m.ControllerManagerKubeconfig()
 	args := []string{
@@ -157,7 +159,7 @@ func (m Master) ControllerManager() []string {
 		"--cluster-signing-cert-file=" + m.pki(CA),
 		"--cluster-signing-key-file=" + m.pki(CAKey),
 		"--cluster-name=" + m.Env.Get(EnvClusterName),
-		"--allocate-node-cidrs=true",
+		"--allocate-node-cidrs=false",
 		"--cluster-cidr=" + m.Env.ClusterIPRange(),
 		"--service-cluster-ip-range=" + m.Env.ServiceClusterIPRange(),
 	}

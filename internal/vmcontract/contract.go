@@ -27,6 +27,30 @@ const (
 	KeyStartupScript = "startup-script"
 )
 
+// Where a real VM keeps the contract's files (RealHost's layout); the
+// rehearsal's VMs keep theirs elsewhere.
+const (
+	RealPKIDir  = "/etc/kubernetes/pki"
+	RealConfDir = "/etc/kubernetes"
+	// RealDataDisk is where a master mounts its data disk (device name
+	// EtcdDeviceName), as kube-up's safe_format_and_mount did.
+	RealDataDisk = "/mnt/disks/" + EtcdDeviceName
+)
+
+// A VM reports how its bootstrap went as a guest attribute, which
+// instances.getGuestAttributes returns (queryPath GuestAttrBootstrap): the
+// startup script of a real VM writes it, the emulator's guest does too, and
+// hakube status reads it. Its value is BootstrapOK, BootstrapRunning+step
+// while a step runs, or BootstrapFailed+step+": "+reason.
+const (
+	GuestAttrNamespace    = "hakube"
+	GuestAttrBootstrapKey = "bootstrap"
+	GuestAttrBootstrap    = GuestAttrNamespace + "/" + GuestAttrBootstrapKey
+	BootstrapOK           = "ok"
+	BootstrapRunning      = "running "
+	BootstrapFailed       = "failed at "
+)
+
 // kube-env keys with a meaning to the VM (docs/vm-contract.md lists them all).
 const (
 	EnvKubernetesMaster      = "KUBERNETES_MASTER"
@@ -153,4 +177,25 @@ type InvalidError struct {
 
 func (e *InvalidError) Error() string {
 	return "kube-env " + e.Key + "=" + strconv.Quote(e.Value) + ": " + e.Why
+}
+
+// Bootstrap is a GuestAttrBootstrap value read back.
+type Bootstrap struct {
+	State  string // "ok", "running", "failed", or "" for a value this contract does not know
+	Step   string // the step running or failed
+	Reason string // why it failed
+}
+
+// ParseBootstrap reads a GuestAttrBootstrap value.
+func ParseBootstrap(v string) Bootstrap {
+	switch {
+	case v == BootstrapOK:
+		return Bootstrap{State: "ok"}
+	case strings.HasPrefix(v, BootstrapRunning):
+		return Bootstrap{State: "running", Step: strings.TrimPrefix(v, BootstrapRunning)}
+	case strings.HasPrefix(v, BootstrapFailed):
+		step, reason, _ := strings.Cut(strings.TrimPrefix(v, BootstrapFailed), ": ")
+		return Bootstrap{State: "failed", Step: step, Reason: reason}
+	}
+	return Bootstrap{}
 }

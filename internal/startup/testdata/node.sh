@@ -1,0 +1,698 @@
+#!/bin/bash
+# hakube-bootstrap: the startup-script of the nodes of a pool (one script for all of them).
+# Rendered by hakube (internal/startup) from this VM's kube-env, which it
+# checks at boot; GCE's guest agent runs it as root at every boot. Each step
+# is idempotent: a second run changes nothing that is already right. Steps
+# are logged to the serial console as "hakube-bootstrap: <step>: ..." and
+# reported as guest attribute hakube/bootstrap. No secret is ever logged:
+# keys and the bootstrap token come from metadata into files, never into
+# a command line.
+set -Eeuo pipefail
+
+readonly GUEST_ATTR=hakube/bootstrap
+readonly BOOTSTRAP_OK=ok BOOTSTRAP_RUNNING='running ' BOOTSTRAP_FAILED='failed at '
+readonly TOKEN_KEY=KUBELET_BOOTSTRAP_TOKEN
+readonly CLUSTER_IP_RANGE=10.64.0.0/14
+
+# shellcheck shell=bash
+# hakube-bootstrap's functions, the same in every VM's startup-script
+# (internal/startup renders the rest around them). Everything the script
+# writes lands under HAKUBE_ROOT (default /), which lets the tests run it in
+# a temporary directory with recorders in place of the system's commands.
+
+readonly METADATA=http://metadata.google.internal/computeMetadata/v1
+ROOT=${HAKUBE_ROOT:-/}
+ROOT=${ROOT%/}
+readonly ROOT
+readonly STATE_DIR=$ROOT/var/lib/hakube
+readonly RUN_DIR=$ROOT/run/hakube-bootstrap
+readonly TTY=$ROOT/dev/ttyS0
+STEP=start
+CHANGES=0 # how many files put_file has (re)written in this run
+REPORT_WARNED=
+
+# log() writes to the script's stdout (the journal) and the serial console
+# as fd 3, so that it also works inside $(...).
+exec 3>&1
+log() {
+	local line="hakube-bootstrap: $STEP: $*"
+	printf '%s\n' "$line" >&3
+	if [[ -w $TTY ]]; then
+		printf '%s\n' "$line" >>"$TTY" 2>/dev/null || true
+	fi
+}
+
+# fail ends the script; the EXIT trap reports "failed at <step>: <why>".
+# The reason goes through a file because fail may run inside $(...).
+fail() {
+	printf '%s\n' "$*" >"$RUN_DIR/reason"
+	log "FAILED: $*"
+	exit 1
+}
+
+on_err() {
+	local rc=$?
+	if [[ ! -s $RUN_DIR/reason ]]; then
+		printf 'exit %s from: %s\n' "$rc" "$BASH_COMMAND" >"$RUN_DIR/reason"
+	fi
+}
+
+on_exit() {
+	local rc=$? reason
+	trap - ERR
+	set +e
+	if ((rc == 0)); then
+		STEP='done'
+		log "this VM is bootstrapped"
+		report "$BOOTSTRAP_OK"
+	else
+		reason=$(head -c 200 "$RUN_DIR/reason" 2>/dev/null | tr '\n\t' '  ')
+		reason=${reason% }
+		log "failed: ${reason:-exit $rc}"
+		report "$BOOTSTRAP_FAILED$STEP: ${reason:-exit $rc}"
+	fi
+	exit "$rc"
+}
+
+# report sets the bootstrap guest attribute. A VM whose guest attributes
+# are off (enable-guest-attributes) still bootstraps: it only warns, once.
+report() {
+	if ! curl -fsS --retry 3 --retry-connrefused --max-time 10 -X PUT \
+		-H 'Metadata-Flavor: Google' --data-binary "$1" \
+		"$METADATA/instance/guest-attributes/$GUEST_ATTR" >/dev/null 2>&1; then
+		if [[ -z $REPORT_WARNED ]]; then
+			REPORT_WARNED=1
+			log "warning: cannot set guest attribute $GUEST_ATTR (is enable-guest-attributes TRUE?)"
+		fi
+	fi
+}
+
+step() {
+	STEP=$1
+	shift
+	log "$*"
+	report "$BOOTSTRAP_RUNNING$STEP"
+}
+
+init() {
+	umask 077
+	export LC_ALL=C
+	mkdir -p "$RUN_DIR" "$STATE_DIR"
+	rm -f "$RUN_DIR/reason"
+	trap on_err ERR
+	trap on_exit EXIT
+}
+
+# metadata prints a metadata value (fails on 404: the key is absent).
+metadata() {
+	curl -fsS --retry 10 --retry-connrefused --retry-delay 1 --max-time 30 \
+		-H 'Metadata-Flavor: Google' "$METADATA/$1"
+}
+
+fetch() { curl -fsSL --retry 5 --retry-delay 2 --retry-connrefused --connect-timeout 10 --max-time 120 "$1"; }
+
+download() {
+	curl -fsSL --retry 5 --retry-delay 2 --retry-connrefused --connect-timeout 10 --max-time 900 -o "$2" "$1"
+}
+
+# parse_env NAME LABEL reads kube-env text (KEY: 'value' lines) from stdin into
+# the associative array NAME exactly as vmcontract.ParseKubeEnv does: blank
+# lines and # comments are skipped; the key is what precedes the first
+# colon, trimmed; the value is trimmed, then unquoted when it is 'single
+# quoted' ('' is a quote) or "double quoted", else taken as it is. It never
+# evaluates anything (keys are only ever expanded once: ${a[$k]+set},
+# never [[ -v ]]). White space is ASCII's (LC_ALL=C). LABEL names the
+# input in errors.
+parse_env() {
+	local -n into=$1
+	local line key value n=0
+	while IFS= read -r line || [[ -n $line ]]; do
+		n=$((n + 1))
+		line=${line%$'\r'}
+		value=${line#"${line%%[![:space:]]*}"}
+		if [[ -z $value || $value == \#* ]]; then
+			continue
+		fi
+		if [[ $line != *:* ]]; then
+			fail "$2 line $n: want KEY: 'value'"
+		fi
+		key=${line%%:*}
+		key=${key#"${key%%[![:space:]]*}"}
+		key=${key%"${key##*[![:space:]]}"}
+		if [[ -z $key ]]; then
+			fail "$2 line $n: want KEY: 'value'"
+		fi
+		value=${line#*:}
+		value=${value#"${value%%[![:space:]]*}"}
+		value=${value%"${value##*[![:space:]]}"}
+		if ((${#value} >= 2)) && [[ $value == \'*\' ]]; then
+			value=${value:1:${#value}-2}
+			value=${value//\'\'/\'}
+		elif ((${#value} >= 2)) && [[ $value == \"*\" ]]; then
+			value=${value:1:${#value}-2}
+		fi
+		# shellcheck disable=SC2034,SC2004 # a nameref to an associative array
+		into[$key]=$value
+	done
+}
+
+# same_env fails unless the kube-env read at boot is the one this script
+# was rendered with (its units and configs come from it), but for the
+# bootstrap token, which the script never holds.
+same_env() {
+	local k
+	for k in "${!RENDERED_ENV[@]}"; do
+		if [[ -z ${KUBE_ENV[$k]+set} ]]; then
+			fail "kube-env lacks $k, which this startup-script was rendered with: render it again from the VM's kube-env"
+		fi
+		if [[ ${KUBE_ENV[$k]} != "${RENDERED_ENV[$k]}" ]]; then
+			fail "kube-env $k differs from the value this startup-script was rendered with: render it again from the VM's kube-env"
+		fi
+	done
+	for k in "${!KUBE_ENV[@]}"; do
+		if [[ $k != "$TOKEN_KEY" && -z ${RENDERED_ENV[$k]+set} ]]; then
+			fail "kube-env has $k, which this startup-script was not rendered with: render it again from the VM's kube-env"
+		fi
+	done
+}
+
+# put_file MODE PATH writes stdin to PATH with MODE, atomically, unless
+# PATH already holds exactly that: a second run rewrites nothing.
+# The new content waits in RUN_DIR (tmpfs on a VM), so that an unchanged
+# file's directory is not touched either.
+put_file() {
+	local mode=$1 path=$2 next=$RUN_DIR/next new
+	cat >"$next"
+	if [[ -f $path ]] && cmp -s "$next" "$path" && [[ $(stat -c %a "$path") == "${mode#0}" ]]; then
+		rm -f "$next"
+		return 0
+	fi
+	mkdir -p "${path%/*}"
+	new=$(mktemp "$path.hakube.XXXXXX")
+	cat "$next" >"$new"
+	rm -f "$next"
+	chmod "$mode" "$new"
+	mv -f "$new" "$path"
+	CHANGES=$((CHANGES + 1))
+	log "wrote ${path#"$ROOT"} ($mode)"
+}
+
+# activate SINCE UNIT... enables and starts units; when a file was
+# (re)written since CHANGES was SINCE (theirs, or one they read), it reloads
+# systemd and restarts them instead.
+activate() {
+	local since=$1 unit
+	shift
+	if ((CHANGES > since)); then
+		systemctl daemon-reload
+	fi
+	for unit in "$@"; do
+		systemctl enable --quiet "$unit"
+		if ((CHANGES > since)); then
+			systemctl restart "$unit"
+			log "$unit (re)started"
+		else
+			systemctl start "$unit"
+		fi
+	done
+}
+
+# guest_agents prints the enabled units of GCE's guest agent: before 2025
+# google-guest-agent, on newer images also its plugin manager.
+guest_agents() {
+	local unit
+	for unit in google-guest-agent.service google-guest-agent-manager.service; do
+		if systemctl is-enabled --quiet "$unit"; then
+			printf '%s\n' "$unit"
+		fi
+	done
+}
+
+sha256() {
+	local out
+	out=$(sha256sum "$1")
+	printf '%s' "${out%% *}"
+}
+
+is_sha256() { [[ $1 =~ ^[0-9a-f]{64}$ ]]; }
+
+# installed NAME VERSION: /usr/local/bin/NAME is there with the checksum
+# recorded when it was installed from a verified download.
+installed() {
+	local bin=$ROOT/usr/local/bin/$1 sum=$STATE_DIR/sha256/$1-$2
+	[[ -f $bin && -s $sum ]] && [[ $(sha256 "$bin") == "$(<"$sum")" ]]
+}
+
+# place NAME VERSION SHA FILE moves a verified FILE to /usr/local/bin/NAME
+# and records its checksum.
+place() {
+	local bin=$ROOT/usr/local/bin/$1
+	mkdir -p "${bin%/*}" "$STATE_DIR/sha256"
+	chmod 0755 "$4"
+	mv -f "$4" "$bin"
+	printf '%s\n' "$3" >"$STATE_DIR/sha256/$1-$2"
+	log "$1 $2 installed (sha256 $3)"
+}
+
+# install_kube NAME VERSION BASE installs a Kubernetes release binary
+# (BASE/NAME), checked against the .sha256 published beside it.
+install_kube() {
+	local name=$1 version=$2 url=$3/$1 want got part
+	if installed "$name" "$version"; then
+		log "$name $version present, checksum verified"
+		return 0
+	fi
+	want=$(fetch "$url.sha256") || fail "cannot download $url.sha256"
+	want=${want%%[[:space:]]*}
+	is_sha256 "$want" || fail "$url.sha256 holds no SHA-256"
+	part=$ROOT/usr/local/bin/.$name.part
+	mkdir -p "${part%/*}"
+	download "$url" "$part" || fail "cannot download $url"
+	got=$(sha256 "$part")
+	if [[ $got != "$want" ]]; then
+		rm -f "$part"
+		log "$url: sha256 $got, but $url.sha256 says $want"
+		fail "$name: checksum mismatch (got ${got:0:12}, want ${want:0:12})"
+	fi
+	place "$name" "$version" "$want" "$part"
+}
+
+# install_etcd VERSION BASE installs etcd and etcdctl from the release's
+# tarball, checked against the release's SHA256SUMS (both under BASE).
+install_etcd() {
+	local version=$1 base=$2 tarball=etcd-$1-linux-amd64 sums want got dir b
+	if installed etcd "$version" && installed etcdctl "$version"; then
+		log "etcd $version present, checksums verified"
+		return 0
+	fi
+	sums=$(fetch "$base/SHA256SUMS") || fail "cannot download $base/SHA256SUMS"
+	want=
+	while read -r got b; do
+		if [[ $b == "$tarball.tar.gz" ]]; then want=$got; fi
+	done <<<"$sums"
+	is_sha256 "$want" || fail "$base/SHA256SUMS lists no $tarball.tar.gz"
+	dir=$STATE_DIR/download
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	download "$base/$tarball.tar.gz" "$dir/etcd.tar.gz" || fail "cannot download $base/$tarball.tar.gz"
+	got=$(sha256 "$dir/etcd.tar.gz")
+	if [[ $got != "$want" ]]; then
+		rm -rf "$dir"
+		log "$tarball.tar.gz: sha256 $got, but SHA256SUMS says $want"
+		fail "etcd: checksum mismatch (got ${got:0:12}, want ${want:0:12})"
+	fi
+	tar -xzf "$dir/etcd.tar.gz" -C "$dir" --no-same-owner "$tarball/etcd" "$tarball/etcdctl"
+	for b in etcd etcdctl; do
+		place "$b" "$version" "$(sha256 "$dir/$tarball/$b")" "$dir/$tarball/$b"
+	done
+	rm -rf "$dir"
+}
+
+package_installed() {
+	local status
+	# shellcheck disable=SC2016 # dpkg-query's format, not the shell's
+	status=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) || return 1
+	[[ $status == "install ok installed" ]]
+}
+
+retry() {
+	local n=$1 i
+	shift
+	for ((i = 1; ; i++)); do
+		if "$@"; then return 0; fi
+		if ((i >= n)); then return 1; fi
+		sleep $((i * 5))
+	done
+}
+
+# install_packages installs Debian packages that are missing; apt checks
+# them against the archive's signatures.
+install_packages() {
+	local missing=() p
+	for p in "$@"; do
+		package_installed "$p" || missing+=("$p")
+	done
+	if ((${#missing[@]} == 0)); then
+		log "packages present: $*"
+		return 0
+	fi
+	log "installing ${missing[*]} from Debian's archive (apt verifies its signatures)"
+	export DEBIAN_FRONTEND=noninteractive
+	local apt=(apt-get -q -o DPkg::Lock::Timeout=300)
+	retry 3 "${apt[@]}" update || fail "apt-get update failed"
+	retry 3 "${apt[@]}" install -y --no-install-recommends "${missing[@]}" || fail "apt-get install ${missing[*]} failed"
+}
+
+# Pod networking helpers: dotted quad to integer, and whether a CIDR lies
+# inside another.
+ip4() {
+	local IFS=. a b c d
+	read -r a b c d <<<"$1"
+	printf '%s' $(((10#$a << 24) | (10#$b << 16) | (10#$c << 8) | 10#$d))
+}
+
+is_cidr() {
+	[[ $1 =~ ^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})/([0-9]{1,2})$ ]] || return 1
+	local i
+	for i in 1 2 3 4; do
+		((10#${BASH_REMATCH[i]} <= 255)) || return 1
+	done
+	((10#${BASH_REMATCH[5]} <= 32))
+}
+
+cidr_within() {
+	local inner=${1%/*} ilen=${1#*/} outer=${2%/*} olen=${2#*/} mask
+	((ilen >= olen)) || return 1
+	mask=$(((0xffffffff << (32 - olen)) & 0xffffffff))
+	((($(ip4 "$inner") & mask) == ($(ip4 "$outer") & mask)))
+}
+
+# mount_data_disk DEVICE MOUNTPOINT NAME formats the master's data disk
+# only when it holds no filesystem and reads as zeros (a new disk), then
+# mounts it, by UUID in fstab: kube-up's safe_format_and_mount, never
+# formatting a disk it cannot read.
+mount_data_disk() {
+	local dev=$ROOT$1 mnt=$2 name=$3 rc=0 fstype uuid line field fstab=$ROOT/etc/fstab i
+	for ((i = 0; i < 60; i++)); do
+		[[ -e $dev ]] && break
+		sleep 1
+	done
+	[[ -e $dev ]] || fail "no data disk at $1 (device name $name)"
+	fstype=$(blkid -p -s TYPE -o value "$dev") || rc=$?
+	case $rc in
+	0)
+		[[ $fstype == ext4 ]] || fail "the data disk holds a $fstype filesystem, not ext4: not touching it"
+		;;
+	2)
+		cmp -s -n 1048576 "$dev" "$ROOT/dev/zero" || fail "blkid finds no filesystem on the data disk, but it is not blank: not formatting it"
+		log "formatting the blank data disk ext4"
+		mkfs.ext4 -q -F -m 0 -E lazy_itable_init=0,lazy_journal_init=0,discard "$dev"
+		;;
+	*)
+		fail "blkid cannot read the data disk (exit $rc)"
+		;;
+	esac
+	uuid=$(blkid -p -s UUID -o value "$dev")
+	[[ $uuid =~ ^[0-9a-fA-F-]+$ ]] || fail "the data disk's filesystem has no UUID"
+	{
+		if [[ -f $fstab ]]; then
+			# Keep every line but an older one for this mount point.
+			while IFS= read -r line || [[ -n $line ]]; do
+				read -r _ field _ <<<"$line"
+				if [[ $line == \#* || $field != "$mnt" ]]; then
+					printf '%s\n' "$line"
+				fi
+			done <"$fstab"
+		fi
+		printf 'UUID=%s %s ext4 defaults,discard,nofail 0 2\n' "$uuid" "$mnt"
+	} >"$RUN_DIR/fstab"
+	put_file 0644 "$fstab" <"$RUN_DIR/fstab"
+	mkdir -p "$ROOT$mnt"
+	if mountpoint -q "$ROOT$mnt"; then
+		log "data disk mounted at $mnt"
+	else
+		mount -t ext4 -o defaults,discard "$dev" "$ROOT$mnt"
+		log "data disk (UUID $uuid) mounted at $mnt"
+	fi
+}
+
+read_metadata() {
+	local text
+	text=$(metadata instance/attributes/kube-env) || fail "cannot read metadata kube-env"
+	declare -gA KUBE_ENV=() RENDERED_ENV=()
+	parse_env KUBE_ENV kube-env <<<"$text"
+	# What this script was rendered from: kube-env but for the token.
+	parse_env RENDERED_ENV "the rendered kube-env" <<'HAKUBE_EOF'
+KUBERNETES_MASTER: 'false'
+INSTANCE_PREFIX: 'kubernetes'
+CLUSTER_NAME: 'kubernetes'
+MASTER_NAME: 'kubernetes-master'
+KUBERNETES_MASTER_NAME: '34.76.10.20'
+APISERVER_PORT: '443'
+KUBE_VERSION: 'v1.35.4'
+ETCD_VERSION: 'v3.6.16'
+CA_CERT: 'LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUJoYWt1YmVUZXN0Q0EKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo='
+MULTIZONE: 'true'
+REGION: 'europe-west1'
+HAKUBE_EOF
+	same_env
+	log "kube-env is the one this script was rendered with (${#KUBE_ENV[@]} keys)"
+}
+
+install_binaries() {
+	install_packages containerd containernetworking-plugins
+	# shellcheck disable=SC2016 # dpkg-query's format, not the shell's
+	log "containerd $(dpkg-query -W -f='${Version}' containerd) from Debian"
+	local b
+	for b in kubelet kube-proxy kubectl; do
+		install_kube "$b" v1.35.4 https://dl.k8s.io/release/v1.35.4/bin/linux/amd64
+	done
+}
+
+configure_containerd() {
+	local since=$CHANGES
+	put_file 0644 "$ROOT"/etc/containerd/config.toml <<'HAKUBE_EOF'
+# Written by hakube's startup-script (internal/startup): containerd for the
+# kubelet, with the systemd cgroup driver the kubelet is configured with, and
+# the CNI plugins where Debian's containernetworking-plugins puts them.
+version = 2
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "registry.k8s.io/pause:3.10.1"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+      SystemdCgroup = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "/etc/cni/net.d"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "/var/lib/containerd/opt"
+HAKUBE_EOF
+	activate "$since" containerd.service
+}
+
+pod_network() {
+	local range rule p cfg=$ROOT/etc/default/instance_configs.cfg since=$CHANGES
+	range=$(metadata instance/network-interfaces/0/ip-aliases/0) ||
+		fail "no alias IP range (metadata instance/network-interfaces/0/ip-aliases/0): every VM's first NIC needs a /24 of CLUSTER_IP_RANGE for its pods"
+	is_cidr "$range" || fail "alias IP range '$range' is not an IPv4 CIDR"
+	cidr_within "$range" "$CLUSTER_IP_RANGE" || fail "alias IP range $range is not inside CLUSTER_IP_RANGE $CLUSTER_IP_RANGE"
+	log "pods get $range, this VM's alias IP range"
+	for p in bridge host-local portmap loopback; do
+		[[ -x $ROOT/usr/lib/cni/$p ]] || fail "no CNI plugin /usr/lib/cni/$p (package containernetworking-plugins)"
+	done
+	put_file 0644 "$ROOT/etc/modules-load.d/hakube.conf" <<'HAKUBE_EOF'
+br_netfilter
+overlay
+HAKUBE_EOF
+	modprobe -a br_netfilter overlay
+	put_file 0644 "$ROOT/etc/sysctl.d/99-hakube.conf" <<'HAKUBE_EOF'
+# hakube: this VM routes its pods' traffic, and bridged pod traffic passes
+# through iptables (kube-proxy). 99- so it wins over the image's settings.
+net.ipv4.ip_forward = 1
+net.bridge.bridge-nf-call-iptables = 1
+HAKUBE_EOF
+	sysctl -q -p "$ROOT/etc/sysctl.d/99-hakube.conf"
+	# The pods' bridge owns the alias range; containerd brings up each
+	# pod's loopback itself, with the loopback plugin.
+	put_file 0644 "$ROOT/etc/cni/net.d/10-hakube.conflist" <<HAKUBE_EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "hakube",
+  "plugins": [
+    {
+      "bridge": "cbr0",
+      "hairpinMode": true,
+      "ipMasq": false,
+      "ipam": {
+        "ranges": [
+          [
+            {
+              "subnet": "$range"
+            }
+          ]
+        ],
+        "routes": [
+          {
+            "dst": "0.0.0.0/0"
+          }
+        ],
+        "type": "host-local"
+      },
+      "isGateway": true,
+      "type": "bridge"
+    },
+    {
+      "capabilities": {
+        "portMappings": true
+      },
+      "type": "portmap"
+    }
+  ]
+}
+HAKUBE_EOF
+	# Pod traffic leaving the pods' range leaves as this VM: GCE's NAT
+	# knows only its primary address.
+	rule=(POSTROUTING -s "$range" ! -d "$CLUSTER_IP_RANGE" -m comment --comment "hakube: pod traffic leaving the pod range" -j MASQUERADE)
+	if ! iptables -w -t nat -C "${rule[@]}" 2>/dev/null; then
+		iptables -w -t nat -A "${rule[@]}"
+		log "masquerading traffic from $range that leaves $CLUSTER_IP_RANGE"
+	fi
+	# The guest agent routes alias ranges to the VM itself (a local route),
+	# which would swallow the pods' traffic: it must leave them to the bridge.
+	# It keeps routing the forwarding rule's IP (target_instance_ips).
+	if ! grep -qsF '# hakube: pods own this VM'\''s alias IP range (CNI bridge), not a local route' "$cfg"; then
+		{
+			if [[ -f $cfg ]]; then cat "$cfg"; fi
+			printf '%s\n' '# hakube: pods own this VM'\''s alias IP range (CNI bridge), not a local route' '[IpForwarding]' 'ip_aliases = false'
+		} >"$RUN_DIR/instance_configs.cfg"
+		put_file 0644 "$cfg" <"$RUN_DIR/instance_configs.cfg"
+		for p in $(guest_agents); do
+			systemctl restart "$p"
+		done
+	fi
+	if [[ -n $(ip -4 route show table local exact "$range") ]]; then
+		ip -4 route del local "$range" table local
+		log "removed the guest agent's local route for $range"
+	fi
+	if ((CHANGES > since)); then
+		log "pod networking configured"
+	fi
+}
+
+setup_kubelet() {
+	local since=$CHANGES token=${KUBE_ENV[$TOKEN_KEY]:-}
+	[[ -f $ROOT/sys/fs/cgroup/cgroup.controllers ]] || fail "no cgroup v2 at /sys/fs/cgroup: kubelet v1.35.4 refuses cgroup v1"
+	[[ $token =~ ^[a-z0-9]{6}\.[a-z0-9]{16}$ ]] || fail "kube-env $TOKEN_KEY is not a bootstrap token (6 and 16 lowercase letters or digits)"
+	# A node's only secret-free trust anchor: the cluster CA from kube-env.
+	mkdir -p "$ROOT"/etc/kubernetes/pki
+	chmod 0700 "$ROOT"/etc/kubernetes/pki
+	{ base64 -d <<<"${KUBE_ENV[CA_CERT]:-}" >"$RUN_DIR/ca.crt" && [[ -s $RUN_DIR/ca.crt ]]; } 2>/dev/null || fail "kube-env CA_CERT is not base64"
+	put_file 0600 "$ROOT"/etc/kubernetes/pki/ca.crt <"$RUN_DIR/ca.crt"
+	rm -f "$RUN_DIR/ca.crt"
+	printf '%s' "$token" >"$RUN_DIR/token"
+	put_file 0600 "$ROOT"/etc/kubernetes/bootstrap-token <"$RUN_DIR/token"
+	rm -f "$RUN_DIR/token"
+	put_file 0644 "$ROOT"/var/lib/kubelet/config.yaml <<'HAKUBE_EOF'
+apiVersion: kubelet.config.k8s.io/v1beta1
+authentication:
+  anonymous:
+    enabled: false
+  webhook:
+    enabled: true
+  x509:
+    clientCAFile: /etc/kubernetes/pki/ca.crt
+authorization:
+  mode: Webhook
+cgroupDriver: systemd
+clusterDomain: cluster.local
+containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
+kind: KubeletConfiguration
+rotateCertificates: true
+HAKUBE_EOF
+	put_file 0600 "$ROOT"/etc/kubernetes/bootstrap-kubelet.conf <<'HAKUBE_EOF'
+apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority: /etc/kubernetes/pki/ca.crt
+    server: https://34.76.10.20:443
+  name: cluster
+contexts:
+- context:
+    cluster: cluster
+    user: kubelet-bootstrap
+  name: default
+current-context: default
+kind: Config
+users:
+- name: kubelet-bootstrap
+  user:
+    tokenFile: /etc/kubernetes/bootstrap-token
+HAKUBE_EOF
+	put_file 0644 "$ROOT"/etc/systemd/system/kubelet.service <<'HAKUBE_EOF'
+# Written by hakube's startup-script (internal/startup) at every boot: edits here do not last.
+[Unit]
+Description=hakube: the kubelet
+Documentation=https://github.com/hakube/hakube/blob/main/docs/vm-contract.md
+After=containerd.service
+Wants=containerd.service
+
+[Service]
+ExecStart=/usr/local/bin/kubelet \
+  --config=/var/lib/kubelet/config.yaml \
+  --kubeconfig=/etc/kubernetes/kubelet.conf \
+  --bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf \
+  --cert-dir=/var/lib/kubelet/pki
+Restart=always
+RestartSec=5
+LimitNOFILE=1048576
+
+[Install]
+WantedBy=multi-user.target
+HAKUBE_EOF
+	activate "$since" kubelet.service
+}
+
+setup_kube_proxy() {
+	local since=$CHANGES
+	put_file 0600 "$ROOT"/etc/kubernetes/kube-proxy.conf <<'HAKUBE_EOF'
+apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority: /etc/kubernetes/pki/ca.crt
+    server: https://34.76.10.20:443
+  name: cluster
+contexts:
+- context:
+    cluster: cluster
+    user: kube-proxy
+  name: default
+current-context: default
+kind: Config
+users:
+- name: kube-proxy
+  user:
+    client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem
+    client-key: /var/lib/kubelet/pki/kubelet-client-current.pem
+HAKUBE_EOF
+	put_file 0644 "$ROOT"/etc/systemd/system/kube-proxy.service <<'HAKUBE_EOF'
+# Written by hakube's startup-script (internal/startup) at every boot: edits here do not last.
+[Unit]
+Description=hakube: kube-proxy
+Documentation=https://github.com/hakube/hakube/blob/main/docs/vm-contract.md
+After=kubelet.service
+
+[Service]
+ExecStart=/usr/local/bin/kube-proxy \
+  --kubeconfig=/etc/kubernetes/kube-proxy.conf \
+  --proxy-mode=iptables \
+  --cluster-cidr=10.64.0.0/14
+Restart=always
+RestartSec=5
+LimitNOFILE=1048576
+
+[Install]
+WantedBy=multi-user.target
+HAKUBE_EOF
+	activate "$since" kube-proxy.service
+}
+
+main() {
+	init
+	step metadata "reading this VM's kube-env"
+	read_metadata
+	step install "Kubernetes v1.35.4, containerd and the CNI plugins"
+	install_binaries
+	step containerd "containerd with the systemd cgroup driver"
+	configure_containerd
+	step network "pod networking on this VM's alias IP range"
+	pod_network
+	step kubelet "the kubelet, TLS-bootstrapping against https://34.76.10.20:443"
+	setup_kubelet
+	step kube-proxy "kube-proxy in iptables mode"
+	setup_kube_proxy
+}
+
+main "$@"
