@@ -12,6 +12,7 @@ import (
 	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
 	"github.com/hakube/hakube/internal/lb"
+	"github.com/hakube/hakube/internal/startup"
 	"github.com/hakube/hakube/internal/vmcontract"
 )
 
@@ -57,6 +58,8 @@ func commonKubeEnv(cfg *config.Config, master bool, staticIP string, ca []byte, 
 	e.Set(vmcontract.EnvBootstrapToken, token)
 	e.Set(vmcontract.EnvMultizone, strconv.FormatBool(cfg.Multizone))
 	e.Set(vmcontract.EnvRegion, cfg.Region())
+	// kube-proxy on every VM tells pod traffic from the rest by it.
+	e.Set(vmcontract.EnvClusterIPRange, podRange)
 	setIf(e, vmcontract.EnvKubeletTestArgs, cfg.KubeletTestArgs)
 	return e
 }
@@ -69,7 +72,6 @@ func masterKubeEnv(cfg *config.Config, m masterSpec) *vmcontract.KubeEnv {
 	e.Set(vmcontract.EnvEtcdQuorumRead, strconv.FormatBool(cfg.EtcdQuorumRead))
 	e.Set(vmcontract.EnvNumNodes, strconv.Itoa(cfg.NumNodes))
 	e.Set(vmcontract.EnvServiceClusterIPRange, serviceRange)
-	e.Set(vmcontract.EnvClusterIPRange, podRange)
 	setIf(e, vmcontract.EnvEtcdTestArgs, cfg.EtcdTestArgs)
 	setIf(e, vmcontract.EnvAPIServerTestArgs, cfg.APIServerTestArgs)
 	setIf(e, vmcontract.EnvControllerManagerTest, cfg.ControllerManagerTestArgs)
@@ -142,9 +144,20 @@ func masterDisk(cfg *config.Config, replica, zone string) *compute.Disk {
 	}
 }
 
+// vmScopes are all a VM's service account may do: write its logs and
+// metrics. Its startup script needs no API (the metadata server needs no
+// scope), and nothing on it calls Compute: the in-tree cloud provider that
+// needed kube-up's compute scope is gone.
+var vmScopes = []string{"https://www.googleapis.com/auth/logging.write", "https://www.googleapis.com/auth/monitoring.write"}
+
 // masterInstance builds a master VM on its reserved internal IP. natIP ""
-// gives it an ephemeral external IP.
-func masterInstance(cfg *config.Config, name, zone, natIP, internalIP string, env *vmcontract.KubeEnv, certs string) *compute.Instance {
+// gives it an ephemeral external IP. Its startup script is rendered from
+// the kube-env it carries (the script checks that at boot).
+func masterInstance(cfg *config.Config, name, zone, natIP, internalIP string, env *vmcontract.KubeEnv, certs string) (*compute.Instance, error) {
+	script, err := startup.Master(vmcontract.Master{Env: env, Host: vmcontract.RealHost(name, internalIP)})
+	if err != nil {
+		return nil, fmt.Errorf("render the startup script of %s: %w", name, err)
+	}
 	ac := &compute.AccessConfig{Name: lb.AccessConfigName, Type: "ONE_TO_ONE_NAT", NatIP: natIP}
 	return &compute.Instance{
 		Name:         name,
@@ -176,19 +189,23 @@ func masterInstance(cfg *config.Config, name, zone, natIP, internalIP string, en
 			{Key: vmcontract.KeyKubeEnv, Value: strPtr(env.String())},
 			{Key: vmcontract.KeyMasterCerts, Value: strPtr(certs)},
 			{Key: vmcontract.KeyClusterName, Value: strPtr(cfg.ClusterName())},
+			{Key: vmcontract.KeyStartupScript, Value: strPtr(script)},
 			// The guest publishes its SSH host keys as guest attributes, which
-			// hakube (and gcloud) verify host keys against.
-			{Key: "enable-guest-attributes", Value: strPtr("TRUE")},
+			// hakube (and gcloud) verify host keys against, and its bootstrap's
+			// outcome, which status shows.
+			{Key: vmcontract.KeyGuestAttributes, Value: strPtr("TRUE")},
 		}},
-		ServiceAccounts: []*compute.ServiceAccount{{
-			Email:  "default",
-			Scopes: []string{"https://www.googleapis.com/auth/devstorage.read_only", "https://www.googleapis.com/auth/compute", "https://www.googleapis.com/auth/logging.write", "https://www.googleapis.com/auth/monitoring"},
-		}},
-	}
+		ServiceAccounts: []*compute.ServiceAccount{{Email: "default", Scopes: vmScopes}},
+	}, nil
 }
 
 // nodeTemplate is the global instance template of every zone's pool.
-func nodeTemplate(cfg *config.Config, staticIP string, ca []byte, token string) *compute.InstanceTemplate {
+func nodeTemplate(cfg *config.Config, staticIP string, ca []byte, token string) (*compute.InstanceTemplate, error) {
+	env := nodeKubeEnv(cfg, staticIP, ca, token)
+	script, err := startup.Node(env)
+	if err != nil {
+		return nil, fmt.Errorf("render the nodes' startup script: %w", err)
+	}
 	return &compute.InstanceTemplate{
 		Name:        cfg.NodeTemplateName(),
 		Description: gce.Description(cfg.ClusterName(), gce.RoleNodeTemplate, "Kubernetes nodes"),
@@ -207,11 +224,14 @@ func nodeTemplate(cfg *config.Config, staticIP string, ca []byte, token string) 
 				AccessConfigs: []*compute.AccessConfig{{Name: lb.AccessConfigName, Type: "ONE_TO_ONE_NAT"}},
 			}},
 			Metadata: &compute.Metadata{Items: []*compute.MetadataItems{
-				{Key: vmcontract.KeyKubeEnv, Value: strPtr(nodeKubeEnv(cfg, staticIP, ca, token).String())},
+				{Key: vmcontract.KeyKubeEnv, Value: strPtr(env.String())},
 				{Key: vmcontract.KeyClusterName, Value: strPtr(cfg.ClusterName())},
+				{Key: vmcontract.KeyStartupScript, Value: strPtr(script)},
+				{Key: vmcontract.KeyGuestAttributes, Value: strPtr("TRUE")},
 			}},
+			ServiceAccounts: []*compute.ServiceAccount{{Email: "default", Scopes: vmScopes}},
 		},
-	}
+	}, nil
 }
 
 // nodeGroup is one of a zone's managed instance groups.

@@ -85,7 +85,11 @@ func (r *run) createFirstMaster(ctx context.Context, key gce.Key) error {
 	if r.st.mode() == modeLBFirst {
 		nat = ""
 	}
-	err = r.env.Cloud.InsertInstance(ctx, key, masterInstance(r.cfg, key.Name, key.Zone, nat, ip, masterKubeEnv(r.cfg, spec), certs.Encode()))
+	in, err := masterInstance(r.cfg, key.Name, key.Zone, nat, ip, masterKubeEnv(r.cfg, spec), certs.Encode())
+	if err != nil {
+		return err
+	}
+	err = r.env.Cloud.InsertInstance(ctx, key, in)
 	if gce.IsAlreadyExists(err) {
 		return r.adoptMaster(ctx, key)
 	}
@@ -151,7 +155,11 @@ func (r *run) createReplica(ctx context.Context, key gce.Key, source *compute.In
 	if err != nil {
 		return err
 	}
-	err = r.env.Cloud.InsertInstance(ctx, key, masterInstance(r.cfg, key.Name, key.Zone, "", ip, env, certs.Encode()))
+	in, err := masterInstance(r.cfg, key.Name, key.Zone, "", ip, env, certs.Encode())
+	if err != nil {
+		return err
+	}
+	err = r.env.Cloud.InsertInstance(ctx, key, in)
 	if gce.IsAlreadyExists(err) {
 		return r.adoptMaster(ctx, key)
 	}
@@ -166,7 +174,11 @@ func (r *run) createTemplate(ctx context.Context) error {
 		return err
 	}
 	key := r.templateKey()
-	err = r.env.Cloud.InsertInstanceTemplate(ctx, key, nodeTemplate(r.cfg, r.st.staticIP(), secrets.pki.CA.CertPEM, secrets.token))
+	t, err := nodeTemplate(r.cfg, r.st.staticIP(), secrets.pki.CA.CertPEM, secrets.token)
+	if err != nil {
+		return err
+	}
+	err = r.env.Cloud.InsertInstanceTemplate(ctx, key, t)
 	if !gce.IsAlreadyExists(err) {
 		return wrap(err, "create instance template %s", key)
 	}

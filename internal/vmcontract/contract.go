@@ -25,6 +25,9 @@ const (
 	KeyClusterName   = "cluster-name"
 	KeySSHKeys       = "ssh-keys"
 	KeyStartupScript = "startup-script"
+	// KeyGuestAttributes turns on the guest attributes a VM publishes (its
+	// SSH host keys, its bootstrap's outcome).
+	KeyGuestAttributes = "enable-guest-attributes"
 )
 
 // Where a real VM keeps the contract's files (RealHost's layout); the
