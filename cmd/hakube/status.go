@@ -81,7 +81,7 @@ func writeStatusText(w io.Writer, st *cluster.Status) error {
 	}
 	writeEtcdText(w, st.Etcd)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ZONE\tKIND\tNAME\tSTATE\tINTERNAL IP\tEXTERNAL IP\tSERVING\tLB HEALTH\tNODE\tETCD")
+	fmt.Fprintln(tw, "ZONE\tKIND\tNAME\tSTATE\tINTERNAL IP\tEXTERNAL IP\tSERVING\tLB HEALTH\tNODE\tETCD\tBOOTSTRAP")
 	for _, z := range st.Zones {
 		for _, m := range z.Masters {
 			ready := "no"
@@ -94,15 +94,19 @@ func writeStatusText(w io.Writer, st *cluster.Status) error {
 			} else if m.InPool {
 				health = "in pool"
 			}
-			fmt.Fprintf(tw, "%s\tmaster\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", z.Zone, m.Name, m.Status, orNone(m.InternalIP), orNone(m.ExternalIP), ready, health,
-				nodeText(m.NodeReady), memberText(m.Member))
+			fmt.Fprintf(tw, "%s\tmaster\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", z.Zone, m.Name, m.Status, orNone(m.InternalIP), orNone(m.ExternalIP), ready, health,
+				nodeText(m.NodeReady), memberText(m.Member), bootstrapText(m.Bootstrap))
 		}
 		if p := z.Pool; p != nil {
 			state := "stable"
 			if !p.Stable {
 				state = "changing"
 			}
-			fmt.Fprintf(tw, "%s\tnode-pool\t%s\t%s\t-\t-\t%d/%d running\t-\t%d/%d Ready\t-\n", z.Zone, p.Name, state, p.Running, p.TargetSize, p.NodesReady, p.TargetSize)
+			boot := "-"
+			if len(p.BootstrapFailed) > 0 {
+				boot = fmt.Sprintf("%d failed", len(p.BootstrapFailed))
+			}
+			fmt.Fprintf(tw, "%s\tnode-pool\t%s\t%s\t-\t-\t%d/%d running\t-\t%d/%d Ready\t-\t%s\n", z.Zone, p.Name, state, p.Running, p.TargetSize, p.NodesReady, p.TargetSize, boot)
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -112,6 +116,18 @@ func writeStatusText(w io.Writer, st *cluster.Status) error {
 		fmt.Fprintf(w, "Warning: %s\n", c)
 	}
 	return nil
+}
+
+// bootstrapText is a master's startup outcome, short: the reason is in
+// status's problems and the serial console.
+func bootstrapText(b string) string {
+	if b == "" {
+		return "-"
+	}
+	if before, _, ok := strings.Cut(b, ": "); ok {
+		return before
+	}
+	return b
 }
 
 // writeEtcdText summarises etcd's membership.

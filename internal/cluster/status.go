@@ -94,6 +94,10 @@ type MasterStatus struct {
 	NodeReady *bool `json:"nodeReady,omitempty"`
 	// Member is its etcd member (nil: none, or not known).
 	Member *etcdm.Member `json:"member,omitempty"`
+	// Bootstrap is what its startup reported (guest attribute
+	// hakube/bootstrap): ok, running <step>, failed at <step>: <reason>;
+	// empty when it reported nothing yet.
+	Bootstrap string `json:"bootstrap,omitempty"`
 }
 
 // PoolStatus is one zone's node pool: one managed instance group, or
@@ -105,7 +109,10 @@ type PoolStatus struct {
 	Running    int      `json:"running"`
 	Stable     bool     `json:"stable"`
 	NodesReady int      `json:"nodesReady"`
-	vms        []string
+	// BootstrapFailed are the VMs without a Ready Node whose startup
+	// reported a failure ("<vm>: failed at <step>: <reason>"; a sample).
+	BootstrapFailed []string `json:"bootstrapFailed,omitempty"`
+	vms             []string
 }
 
 // GetStatus reads the cluster and probes its API.
@@ -241,11 +248,15 @@ func clusterStatus(ctx context.Context, env *Env, cfg *config.Config, obs *Obser
 			}
 		}
 		if ps := z.Pool; ps != nil {
+			var notReady []string
 			for _, vm := range ps.vms {
 				if ready[vm] {
 					ps.NodesReady++
+				} else {
+					notReady = append(notReady, vm)
 				}
 			}
+			ps.BootstrapFailed = failedBootstraps(ctx, env, z.Zone, notReady)
 		}
 	}
 	if st.Etcd != nil {
@@ -302,6 +313,13 @@ func probeStatus(ctx context.Context, env *Env, cfg *config.Config, obs *Observe
 					pr.ServerName = obs.Address.Address
 					err := pr.Probe(gctx, ms.ExternalIP)
 					set(func() { ms.Ready = err == nil })
+					return nil
+				})
+			}
+			if running(in) {
+				g.Go(func() error {
+					b := bootstrapOf(gctx, env.Cloud, gce.KeyOf(in.SelfLink))
+					set(func() { ms.Bootstrap = b })
 					return nil
 				})
 			}
@@ -388,12 +406,20 @@ func clusterProblems(st *Status) []string {
 	}
 	for _, z := range st.Zones {
 		for _, m := range z.Masters {
+			if vmcontract.ParseBootstrap(m.Bootstrap).State == "failed" {
+				out = append(out, fmt.Sprintf("master %s: its startup %s (gcloud compute instances get-serial-port-output %s --zone %s shows its log)", m.Name, m.Bootstrap, m.Name, z.Zone))
+			}
 			if m.NodeReady == nil && st.API != nil && st.API.Ready {
 				out = append(out, fmt.Sprintf("master %s has no Node", m.Name))
 			}
 		}
 		if p := z.Pool; p != nil && st.API != nil && st.API.Ready && p.NodesReady < len(p.vms) {
 			out = append(out, fmt.Sprintf("node pool %s in %s has %d of %d Nodes Ready", p.Name, z.Zone, p.NodesReady, len(p.vms)))
+		}
+		if p := z.Pool; p != nil {
+			for _, f := range p.BootstrapFailed {
+				out = append(out, fmt.Sprintf("node %s (serial console: hakube-bootstrap lines)", f))
+			}
 		}
 	}
 	e := st.Etcd
@@ -425,4 +451,48 @@ func orID(m etcdm.Member) string {
 		return m.Name
 	}
 	return m.IDHex
+}
+
+// bootstrapOf reads what a VM's startup reported: "" when it reported
+// nothing (yet), "unknown: …" when it could not be read.
+func bootstrapOf(ctx context.Context, c *gce.Cloud, k gce.Key) string {
+	items, err := c.GuestAttributes(ctx, k, vmcontract.GuestAttrBootstrap)
+	switch {
+	case gce.IsNotFound(err):
+		return ""
+	case err != nil:
+		return "unknown: " + err.Error()
+	}
+	for _, it := range items {
+		if it.Namespace == vmcontract.GuestAttrNamespace && it.Key == vmcontract.GuestAttrBootstrapKey {
+			return it.Value
+		}
+	}
+	return ""
+}
+
+// bootstrapSample bounds how many not-Ready nodes of a pool status asks
+// about their startup: enough to show a pattern, not a call per node of a
+// 1,000-node pool that is still booting.
+const bootstrapSample = 10
+
+// failedBootstraps asks a sample of a pool's not-Ready VMs how their
+// startup went and returns the failures.
+func failedBootstraps(ctx context.Context, env *Env, zone string, vms []string) []string {
+	if len(vms) > bootstrapSample {
+		vms = vms[:bootstrapSample]
+	}
+	out := make([]string, len(vms))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(env.Parallelism)
+	for i, vm := range vms {
+		g.Go(func() error {
+			if b := bootstrapOf(gctx, env.Cloud, gce.ZonalKey(zone, vm)); vmcontract.ParseBootstrap(b).State == "failed" {
+				out[i] = vm + ": " + b
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return slices.DeleteFunc(out, func(s string) bool { return s == "" })
 }

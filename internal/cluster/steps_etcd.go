@@ -168,7 +168,12 @@ func hostKeys(ctx context.Context, c *gce.Cloud, in *compute.Instance) (ssh.Host
 	}
 	var keys []ssh.PublicKey
 	for _, it := range items {
-		if k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(it.Value)); err == nil {
+		// The guest agent writes key ssh-ed25519, value the base64 alone.
+		line := it.Value
+		if !strings.Contains(line, " ") {
+			line = it.Key + " " + line
+		}
+		if k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line)); err == nil {
 			keys = append(keys, k)
 		}
 	}
