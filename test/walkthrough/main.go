@@ -203,7 +203,11 @@ func run(ctx context.Context, o options, out io.Writer) error {
 
 // startEmulator runs gce-emulator and reads its endpoint from stdout's first line.
 func (w *walk) startEmulator(ctx context.Context) (func(), error) {
-	args := []string{"--project", w.o.project, "--latency", "realistic", "--time-scale", strconv.FormatFloat(w.o.timeScale, 'g', -1, 64)}
+	// Static masters: this hakube's masters do not carry the VM contract's
+	// kube-env yet (ETCD_INITIAL_CLUSTER, kube-master-certs), which the
+	// Kubernetes guests need.
+	args := []string{"--project", w.o.project, "--latency", "realistic", "--time-scale", strconv.FormatFloat(w.o.timeScale, 'g', -1, 64),
+		"--kubernetes=false"}
 	if w.o.externalRange != "" {
 		args = append(args, "--external-range", w.o.externalRange, "--internal-range", w.o.internalRange)
 	}
