@@ -198,3 +198,23 @@ func isHTTP(err error, code int) bool {
 	ge, ok := err.(*googleapi.Error)
 	return ok && ge.Code == code
 }
+
+func TestKubernetesOptions(t *testing.T) {
+	for _, tt := range []struct {
+		opts emulator.Options
+		want string
+	}{
+		{emulator.Options{Projects: []string{dpProject}, Kubernetes: true}, "the Kubernetes guests need the data plane"},
+		{emulator.Options{Projects: []string{dpProject}, Kubernetes: true, DataPlane: true}, "no Kubernetes binary: build it with `make rehearsal`"},
+		{emulator.Options{Projects: []string{dpProject}, Kubernetes: true, DataPlane: true, KubeBinary: "/nonexistent"}, "build it with `make rehearsal`"},
+		{emulator.Options{Projects: []string{dpProject}, SSHPort: -1}, "SSH port -1 is not a port"},
+	} {
+		s, err := emulator.New(tt.opts)
+		if err == nil {
+			s.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("New(%+v): %v, want %q", tt.opts, err, tt.want)
+		}
+	}
+}
