@@ -52,47 +52,10 @@ func (b *bootsByName) latest(t *testing.T, name string) guest.BootInfo {
 func TestKubeQuorum(t *testing.T) {
 	boots := &bootsByName{boots: map[string]guest.BootInfo{}}
 	e := startKube(t, boots)
-	static := kubevm.ReserveStatic(t, e.svc, kubeProject, kubeRegion, "kubernetes-master-ip")
-	c := kubevm.NewCluster(t, "kubernetes", kubeRegion, static)
-	names := []string{"kubernetes-master", "kubernetes-master-a", "kubernetes-master-b"}
-	zones := []string{kubeZone, kubeZone2, kubeZone3}
-	var members []kubevm.Member
-	for _, n := range names {
-		members = append(members, kubevm.Member{Name: n, IP: kubevm.ReserveInternal(t, e.svc, kubeProject, kubeRegion, n+"-internal-ip")})
-	}
-	api := hostPort(static, kubevm.APIServerPort)
-	vms := map[string]*compute.Instance{}
-	master := func(i int, state string) kubevm.Master {
-		return kubevm.Master{Name: names[i], Zone: zones[i], InternalIP: members[i].IP, Members: members[:i+1], State: state}
-	}
-	m := master(0, "new")
-	vms[names[0]] = c.CreateMaster(t, e.svc, kubeProject, m, c.KubeEnv(m), c.Certs(t, m))
-	pool := e.frontMasters(t, static, vms[names[0]])
-	waitReady(t, c, api)
-
-	etcd := c.Etcd(t, kubevm.EtcdURL(members[0].IP))
-	for i := 1; i < len(names); i++ {
-		addLearner(t, etcd, members[i].IP)
-		m := master(i, "existing")
-		vms[names[i]] = c.CreateMaster(t, e.svc, kubeProject, m, c.KubeEnv(m), c.Certs(t, m))
-		promote(t, etcd, members[i].IP)
-		e.op(t, e.svc.TargetPools.AddInstance(kubeProject, kubeRegion, pool.Name, &compute.TargetPoolsAddInstanceRequest{
-			Instances: []*compute.InstanceReference{{Instance: vms[names[i]].SelfLink}}}))
-	}
+	q := e.threeMasters(t)
+	c, names, zones, members, vms, pool, api := q.c, q.names, q.zones, q.members, q.vms, q.pool, q.api
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	list, err := etcd.MemberList(ctx)
-	if err != nil || len(list.Members) != 3 {
-		t.Fatalf("etcd members %v %v", list, err)
-	}
-	for _, mem := range list.Members {
-		if mem.IsLearner || mem.Name == "" {
-			t.Errorf("member %q learner %v", mem.Name, mem.IsLearner)
-		}
-	}
-	for _, n := range names {
-		e.waitHealth(t, pool, vms[n], "HEALTHY")
-	}
 	var pids []map[string]int
 	for _, n := range names {
 		pids = append(pids, e.pids(t, vms[n].SelfLink))
@@ -155,6 +118,65 @@ func TestKubeQuorum(t *testing.T) {
 			}
 		}
 	}
+}
+
+// quorum is a three-master cluster behind its load balancer.
+type quorum struct {
+	c       *kubevm.Cluster
+	names   []string
+	zones   []string
+	members []kubevm.Member
+	vms     map[string]*compute.Instance
+	pool    *compute.TargetPool
+	api     string // the static IP's apiserver port
+}
+
+// threeMasters makes the cluster as hakube does with --lb-first: the
+// first master (etcd state new) behind the forwarding rule, then each
+// replica's learner added, its VM made, the learner promoted, the VM added
+// to the pool; it returns once etcd has three voters and the pool three
+// healthy members.
+func (e *kubeEnv) threeMasters(t *testing.T) *quorum {
+	t.Helper()
+	static := kubevm.ReserveStatic(t, e.svc, kubeProject, kubeRegion, "kubernetes-master-ip")
+	q := &quorum{c: kubevm.NewCluster(t, "kubernetes", kubeRegion, static),
+		names: []string{"kubernetes-master", "kubernetes-master-a", "kubernetes-master-b"},
+		zones: []string{kubeZone, kubeZone2, kubeZone3}, vms: map[string]*compute.Instance{},
+		api: hostPort(static, kubevm.APIServerPort)}
+	for _, n := range q.names {
+		q.members = append(q.members, kubevm.Member{Name: n, IP: kubevm.ReserveInternal(t, e.svc, kubeProject, kubeRegion, n+"-internal-ip")})
+	}
+	master := func(i int, state string) kubevm.Master {
+		return kubevm.Master{Name: q.names[i], Zone: q.zones[i], InternalIP: q.members[i].IP, Members: q.members[:i+1], State: state}
+	}
+	m := master(0, "new")
+	q.vms[q.names[0]] = q.c.CreateMaster(t, e.svc, kubeProject, m, q.c.KubeEnv(m), q.c.Certs(t, m))
+	q.pool = e.frontMasters(t, static, q.vms[q.names[0]])
+	waitReady(t, q.c, q.api)
+	etcd := q.c.Etcd(t, kubevm.EtcdURL(q.members[0].IP))
+	for i := 1; i < len(q.names); i++ {
+		addLearner(t, etcd, q.members[i].IP)
+		m := master(i, "existing")
+		q.vms[q.names[i]] = q.c.CreateMaster(t, e.svc, kubeProject, m, q.c.KubeEnv(m), q.c.Certs(t, m))
+		promote(t, etcd, q.members[i].IP)
+		e.op(t, e.svc.TargetPools.AddInstance(kubeProject, kubeRegion, q.pool.Name, &compute.TargetPoolsAddInstanceRequest{
+			Instances: []*compute.InstanceReference{{Instance: q.vms[q.names[i]].SelfLink}}}))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	list, err := etcd.MemberList(ctx)
+	if err != nil || len(list.Members) != 3 {
+		t.Fatalf("etcd members %v %v", list, err)
+	}
+	for _, mem := range list.Members {
+		if mem.IsLearner || mem.Name == "" {
+			t.Errorf("member %q learner %v", mem.Name, mem.IsLearner)
+		}
+	}
+	for _, n := range q.names {
+		e.waitHealth(t, q.pool, q.vms[n], "HEALTHY")
+	}
+	return q
 }
 
 // frontMasters makes the load balancer hakube puts in front of the
