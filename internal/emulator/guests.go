@@ -114,14 +114,14 @@ func (s *Server) guestMetadata(_ context.Context, link string, id uint64) (insta
 	if in == nil || in.Id != id {
 		return nil, nil, fmt.Errorf("instance %s no longer exists", link)
 	}
-	instance = metadataMap(in.Metadata)
+	instance = metadataValues(in.Metadata)
 	if p := s.projects[linkProject(link)]; p != nil {
-		project = metadataMap(p.projectObj().CommonInstanceMetadata)
+		project = metadataValues(p.projectObj().CommonInstanceMetadata)
 	}
 	return instance, project, nil
 }
 
-func metadataMap(md *compute.Metadata) map[string]string {
+func metadataValues(md *compute.Metadata) map[string]string {
 	out := map[string]string{}
 	if md == nil {
 		return out

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -18,7 +19,7 @@ import (
 )
 
 // recordingExtras stands in for the SSH server and the kubelet: it records
-// every boot it is started for and serves a banner on the SSH listener.
+// every boot it is started for and serves a banner on the VM's SSH port.
 type recordingExtras struct {
 	mu    sync.Mutex
 	boots []guest.BootInfo
@@ -37,20 +38,23 @@ func (r *recordingExtras) Boot(ctx context.Context, b guest.BootInfo) (func(), e
 	w := b.Console("test-extra")
 	fmt.Fprintf(w, "boot %d of %s\n", b.Boot, b.Name)
 	_ = w.Close()
-	if b.SSHListener != nil {
-		go func() {
-			for {
-				c, err := b.SSHListener.Accept()
-				if err != nil {
-					return
-				}
-				_, _ = io.WriteString(c, "SSH-2.0-test-"+b.Name+"\r\n")
-				_ = c.Close()
-			}
-		}()
+	ln, err := net.Listen("tcp", netip.AddrPortFrom(b.InternalIP, uint16(b.SSHPort)).String())
+	if err != nil {
+		return nil, err
 	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, "SSH-2.0-test-"+b.Name+"\r\n")
+			_ = c.Close()
+		}
+	}()
 	r.next <- b
 	return func() {
+		_ = ln.Close()
 		r.mu.Lock()
 		r.stops = append(r.stops, b.Boot)
 		r.mu.Unlock()
@@ -110,8 +114,11 @@ func TestGuestExtrasAndPower(t *testing.T) {
 		len(b1.ExternalIP) != 1 || b1.ExternalIP[0].String() != externalOf(n1) || b1.CPUs != 2 || b1.MemoryMB != 2048 {
 		t.Errorf("boot info %+v does not describe n1 (%s, %s)", b1, internalOf(n1), externalOf(n1))
 	}
-	if b1.KubeEnv == nil || b1.KubeEnv.Get("KUBERNETES_MASTER") != "false" || b1.MasterCerts != nil || b1.StateDir == "" {
-		t.Errorf("boot info kube-env %v, certs %v, state dir %q", b1.KubeEnv, b1.MasterCerts, b1.StateDir)
+	if b1.KubeEnv == nil || b1.KubeEnv.Get("KUBERNETES_MASTER") != "false" || b1.MasterCerts != nil || b1.StateDir == "" || b1.SSHPort != sshPort {
+		t.Errorf("boot info kube-env %v, certs %v, state dir %q, SSH port %d", b1.KubeEnv, b1.MasterCerts, b1.StateDir, b1.SSHPort)
+	}
+	if err := b1.SetGuestAttribute(context.Background(), "hostkeys", "ssh-ed25519", "AAAA"); err == nil {
+		t.Errorf("guest attributes written where the emulator keeps none")
 	}
 	for _, ip := range []string{internalOf(n1), externalOf(n1)} {
 		if got, err := sshBanner(net.JoinHostPort(ip, fmt.Sprint(sshPort))); err != nil || got != "SSH-2.0-test-n1" {

@@ -3,7 +3,6 @@ package guest
 import (
 	"context"
 	"io"
-	"net"
 	"net/netip"
 
 	"github.com/hakube/hakube/internal/vmcontract"
@@ -61,17 +60,21 @@ type BootInfo struct {
 	// The machine type's.
 	CPUs     int64
 	MemoryMB int64
-	// SSHListener is the VM's SSH port on its internal IP (SSHPort of the
-	// emulator's options), bound by the guest for the SSH server to serve:
-	// the data plane forwards the VM's external IPs to it. The guest closes
-	// it when the boot ends.
-	SSHListener net.Listener
+	// SSHPort is where the VM's SSH server listens, on InternalIP only
+	// (the emulator's Options.SSHPort, gce-emulator --ssh-port): the data
+	// plane forwards the same port of every external IP there, as GCE's NAT
+	// does, and holds those addresses itself.
+	SSHPort int
 	// StateDir is a directory of the instance's own, kept across its boots
 	// and removed with it (a kubelet's certificate goes there).
 	StateDir string
 	// Metadata reads the instance's metadata and its project's common
 	// metadata as they are now (ssh-keys is read at every connection).
 	Metadata func(ctx context.Context) (instance, project map[string]string, err error)
+	// SetGuestAttribute writes a guest attribute, as a guest agent's PUT
+	// to the metadata server does (the SSH host keys: namespace hostkeys);
+	// it fails as GCE refuses when guest attributes are not enabled.
+	SetGuestAttribute func(ctx context.Context, namespace, key, value string) error
 	// Halt and Reboot are the guest's own shutdowns (sudo halt, sudo
 	// poweroff, sudo reboot): Halt makes the instance TERMINATED without an
 	// operation, as on GCE; Reboot ends this boot and starts the next. Both

@@ -30,6 +30,9 @@ type Options struct {
 	Power func(vm VMRef, p Power)
 	// Metadata reads an instance's current metadata and its project's.
 	Metadata func(ctx context.Context, link string, id uint64) (instance, project map[string]string, err error)
+	// GuestAttribute writes one of an instance's guest attributes (nil:
+	// the emulator keeps none).
+	GuestAttribute func(ctx context.Context, link string, id uint64, namespace, key, value string) error
 }
 
 // Host runs the guests of one emulator: it owns the state directory and

@@ -1,9 +1,6 @@
 package guest
 
 import (
-	"fmt"
-	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -134,12 +131,4 @@ func writePrivate(path string, data []byte) error {
 		return err
 	}
 	return os.WriteFile(path, data, 0o600)
-}
-
-func listenTCP(ap netip.AddrPort) (net.Listener, error) {
-	ln, err := net.Listen("tcp", ap.String())
-	if err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
-	}
-	return ln, nil
 }

@@ -2,6 +2,7 @@ package guest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -343,23 +344,13 @@ func staticSummary(cfg *Config) string {
 	return "not a master: serving nothing"
 }
 
-// startExtras binds the SSH port and boots the extras; the function it
-// returns stops them.
+// startExtras boots the extras; the function it returns stops them.
 func (b *boot) startExtras() func() {
 	h := b.m.h
 	if h.opts.Extras == nil {
 		return func() {}
 	}
 	info := b.bootInfo()
-	if h.opts.SSHPort > 0 && b.spec.Internal.IsValid() {
-		ap := netip.AddrPortFrom(b.spec.Internal, uint16(h.opts.SSHPort))
-		ln, err := listenTCP(ap)
-		if err != nil {
-			b.logf("no SSH: cannot listen on %s (the emulator's SSH port, --ssh-port / Options.SSHPort): %v", ap, err)
-		} else {
-			info.SSHListener = ln
-		}
-	}
 	stop, err := h.opts.Extras.Boot(b.ctx, info)
 	if err != nil {
 		b.logf("extras failed to start: %v", err)
@@ -373,9 +364,6 @@ func (b *boot) startExtras() func() {
 		if stop != nil {
 			stop()
 		}
-		if info.SSHListener != nil {
-			_ = info.SSHListener.Close()
-		}
 	}
 }
 
@@ -384,7 +372,7 @@ func (b *boot) bootInfo() BootInfo {
 	cfg := spec.Config
 	info := BootInfo{Project: spec.Project, Zone: spec.Zone, Name: m.name, ID: m.id, Boot: b.n,
 		InternalIP: spec.Internal, ExternalIP: spec.External, KubeEnv: cfg.Env, MasterCerts: cfg.Certs,
-		CPUs: spec.CPUs, MemoryMB: spec.MemoryMB, StateDir: m.h.vmDir(m.id),
+		CPUs: spec.CPUs, MemoryMB: spec.MemoryMB, StateDir: m.h.vmDir(m.id), SSHPort: m.h.opts.SSHPort,
 		Console: func(component string) io.WriteCloser { return m.console.Line(component, nil) },
 	}
 	if err := os.MkdirAll(info.StateDir, 0o700); err != nil {
@@ -402,9 +390,15 @@ func (b *boot) bootInfo() BootInfo {
 	info.Halt, info.Reboot = power(PowerHalt), power(PowerReboot)
 	info.Metadata = func(ctx context.Context) (map[string]string, map[string]string, error) {
 		if m.h.opts.Metadata == nil {
-			return nil, nil, fmt.Errorf("no metadata server")
+			return nil, nil, errors.New("no metadata server")
 		}
 		return m.h.opts.Metadata(ctx, m.link, m.id)
+	}
+	info.SetGuestAttribute = func(ctx context.Context, namespace, key, value string) error {
+		if m.h.opts.GuestAttribute == nil {
+			return errors.New("this emulator keeps no guest attributes")
+		}
+		return m.h.opts.GuestAttribute(ctx, m.link, m.id, namespace, key, value)
 	}
 	return info
 }
