@@ -21,10 +21,11 @@ import (
 // recordingExtras stands in for the SSH server and the kubelet: it records
 // every boot it is started for and serves a banner on the VM's SSH port.
 type recordingExtras struct {
-	mu    sync.Mutex
-	boots []guest.BootInfo
-	stops []int // Boot numbers, in stop order
-	next  chan guest.BootInfo
+	mu     sync.Mutex
+	boots  []guest.BootInfo
+	stops  []int    // Boot numbers, in stop order
+	forgot []string // instances forgotten
+	next   chan guest.BootInfo
 }
 
 func newRecordingExtras() *recordingExtras {
@@ -59,6 +60,18 @@ func (r *recordingExtras) Boot(ctx context.Context, b guest.BootInfo) (func(), e
 		r.stops = append(r.stops, b.Boot)
 		r.mu.Unlock()
 	}, nil
+}
+
+func (r *recordingExtras) Forget(project, zone, name string, id uint64) {
+	r.mu.Lock()
+	r.forgot = append(r.forgot, fmt.Sprintf("%s/%s/%s/%d", project, zone, name, id))
+	r.mu.Unlock()
+}
+
+func (r *recordingExtras) forgotten() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.forgot...)
 }
 
 func (r *recordingExtras) wait(t *testing.T, boot int) guest.BootInfo {
@@ -198,6 +211,16 @@ func TestGuestExtrasAndPower(t *testing.T) {
 	}
 	if _, err := e.svc.Instances.GetSerialPortOutput(dpProject, dpZone, "n1").Port(5).Do(); !isHTTP(err, 400) {
 		t.Errorf("port 5: %v, want 400", err)
+	}
+
+	// Deleted, the instance is forgotten by the extras, once its last
+	// boot stopped.
+	op, err = e.svc.Instances.Delete(dpProject, dpZone, "n1").Do()
+	e.waitOp(t, op, err)
+	want := fmt.Sprintf("%s/%s/n1/%d", dpProject, dpZone, n1.Id)
+	eventually(t, 3*time.Second, "the extras told n1 is gone", func() bool { return fmt.Sprint(rec.forgotten()) == "["+want+"]" })
+	if got := rec.stopped(); len(got) != 4 {
+		t.Errorf("stops %v before the instance was forgotten", got)
 	}
 }
 

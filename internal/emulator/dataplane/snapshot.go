@@ -228,7 +228,7 @@ func (d *Plane) matchVM(v VM, now time.Time, factor float64) *vmPass {
 		if rt != nil {
 			rt.machine.Forget()
 		}
-		rt = &vmRuntime{id: v.ID, machine: d.host.NewMachine(v.Link, v.Name, v.ID, v.Console)}
+		rt = &vmRuntime{id: v.ID, machine: d.host.NewMachine(v.Link, v.Project, v.Zone, v.Name, v.ID, v.Console)}
 		d.vms[v.Link] = rt
 	}
 	vp := &vmPass{VM: v, rt: rt}

@@ -20,9 +20,25 @@ type Extras interface {
 	Boot(ctx context.Context, b BootInfo) (stop func(), err error)
 }
 
+// Forgetter is what Extras may also be: told when an instance is gone
+// (deleted, or its project reset), after its last boot ended, to drop what
+// it kept across the boots (host keys, a kubelet's credentials).
+type Forgetter interface {
+	Forget(project, zone, name string, id uint64)
+}
+
 // ExtrasList runs several Extras at each boot, in order; they stop in
 // reverse order.
 type ExtrasList []Extras
+
+// Forget tells every one that is a Forgetter.
+func (l ExtrasList) Forget(project, zone, name string, id uint64) {
+	for _, e := range l {
+		if f, ok := e.(Forgetter); ok {
+			f.Forget(project, zone, name, id)
+		}
+	}
+}
 
 // Boot starts every one; the first error stops those already started.
 func (l ExtrasList) Boot(ctx context.Context, b BootInfo) (func(), error) {

@@ -19,11 +19,11 @@ import (
 // goroutine (Run while the VM is up, Stop when it is not, Forget when it
 // is gone); none of those calls waits for a process.
 type Machine struct {
-	h          *Host
-	link, name string
-	id         uint64
-	console    *Console
-	static     *VM // what a master serves without Kubernetes
+	h                         *Host
+	link, project, zone, name string
+	id                        uint64
+	console                   *Console
+	static                    *VM // what a master serves without Kubernetes
 
 	// Owned by the data plane's goroutine.
 	cur   *boot // nil while the VM is down
@@ -33,11 +33,12 @@ type Machine struct {
 
 // NewMachine is the guest of one instance (id tells a VM re-created under
 // the same link from the one before).
-func (h *Host) NewMachine(link, name string, id uint64, console *Console) *Machine {
+func (h *Host) NewMachine(link, project, zone, name string, id uint64, console *Console) *Machine {
 	if console == nil {
 		console = NewConsole(0)
 	}
-	return &Machine{h: h, link: link, name: name, id: id, console: console, static: NewVM(name, h.log)}
+	return &Machine{h: h, link: link, project: project, zone: zone, name: name, id: id, console: console,
+		static: NewVM(name, h.log)}
 }
 
 // BootSpec is what a boot starts from: the metadata it read and where the
@@ -93,15 +94,12 @@ func (m *Machine) halt(sd shutdown) {
 	m.static.Stop()
 }
 
-// Forget is the instance's end: its boot shuts down as for a delete and
-// its directory goes once its processes are gone.
+// Forget is the instance's end: its boot shuts down as for a delete; once
+// its processes are gone its directory goes and the extras forget it.
 func (m *Machine) Forget() {
 	m.halt(terminate)
 	last := m.last
 	h := m.h
-	if h.opts.StateDir == "" {
-		return
-	}
 	if !h.add(1) {
 		return
 	}
@@ -110,7 +108,12 @@ func (m *Machine) Forget() {
 		if last != nil {
 			<-last.done
 		}
-		_ = os.RemoveAll(h.vmDir(m.id))
+		if h.opts.StateDir != "" {
+			_ = os.RemoveAll(h.vmDir(m.id))
+		}
+		if f, ok := h.opts.Extras.(Forgetter); ok {
+			f.Forget(m.project, m.zone, m.name, m.id)
+		}
 	}()
 }
 
