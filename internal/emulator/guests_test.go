@@ -187,7 +187,22 @@ func TestGuestExtrasAndPower(t *testing.T) {
 	e.waitOp(t, op, err)
 	rec.wait(t, 4)
 
-	// The serial console has the guest's lines and the extras'.
+	checkSerialConsole(t, e, n1)
+
+	// Deleted, the instance is forgotten by the extras, once its last
+	// boot stopped.
+	op, err = e.svc.Instances.Delete(dpProject, dpZone, "n1").Do()
+	e.waitOp(t, op, err)
+	want := fmt.Sprintf("%s/%s/n1/%d", dpProject, dpZone, n1.Id)
+	eventually(t, 3*time.Second, "the extras told n1 is gone", func() bool { return fmt.Sprint(rec.forgotten()) == "["+want+"]" })
+	if got := rec.stopped(); len(got) != 4 {
+		t.Errorf("stops %v before the instance was forgotten", got)
+	}
+}
+
+// checkSerialConsole reads n1's console, through the API and the control
+// API: the guest's lines and the extras', GCE's positions.
+func checkSerialConsole(t *testing.T, e *dpEnv, n1 *compute.Instance) {
 	out, err := e.svc.Instances.GetSerialPortOutput(dpProject, dpZone, "n1").Port(1).Do()
 	if err != nil {
 		t.Fatal(err)
@@ -213,15 +228,6 @@ func TestGuestExtrasAndPower(t *testing.T) {
 		t.Errorf("port 5: %v, want 400", err)
 	}
 
-	// Deleted, the instance is forgotten by the extras, once its last
-	// boot stopped.
-	op, err = e.svc.Instances.Delete(dpProject, dpZone, "n1").Do()
-	e.waitOp(t, op, err)
-	want := fmt.Sprintf("%s/%s/n1/%d", dpProject, dpZone, n1.Id)
-	eventually(t, 3*time.Second, "the extras told n1 is gone", func() bool { return fmt.Sprint(rec.forgotten()) == "["+want+"]" })
-	if got := rec.stopped(); len(got) != 4 {
-		t.Errorf("stops %v before the instance was forgotten", got)
-	}
 }
 
 func isHTTP(err error, code int) bool {
