@@ -44,10 +44,12 @@ func (d *Plane) reconcileVMs(ps *pass, add func(netip.AddrPort, *want), wake fun
 		default:
 			m.Run(d.bootSpec(v, cfg, ips))
 			d.addGuestListeners(v, cfg, ips, add)
-			st.State, st.Error = runningState(kube, cfg, m.Status())
 		}
 		gs := m.Status()
 		st.Boots, st.Components = gs.Boots, gs.Components
+		if st.State == "" {
+			st.State, st.Error = runningState(kube, cfg, gs)
+		}
 		if st.Error == "" && !kube {
 			st.Error = cfg.Err
 		}

@@ -94,10 +94,12 @@ func (m *Machine) halt(sd shutdown) {
 	m.static.Stop()
 }
 
-// Forget is the instance's end: its boot shuts down as for a delete; once
-// its processes are gone its directory goes and the extras forget it.
+// Forget is the instance's end. A delete ended its boot already (Stop);
+// an instance that vanished without one (the control API's reset) is
+// killed at once. Once its processes are gone its directory goes and the
+// extras forget it.
 func (m *Machine) Forget() {
-	m.halt(terminate)
+	m.halt(killNow)
 	last := m.last
 	h := m.h
 	if !h.add(1) {
