@@ -94,12 +94,12 @@ func (m *Machine) halt(sd shutdown) {
 	m.static.Stop()
 }
 
-// Forget is the instance's end. A delete ended its boot already (Stop);
-// an instance that vanished without one (the control API's reset) is
-// killed at once. Once its processes are gone its directory goes and the
-// extras forget it.
+// Forget is the instance's end: its boot shuts down as for a delete (with
+// no latency a delete is over before the data plane sees it STOPPING, and
+// the control API's reset makes instances vanish alike). Once its
+// processes are gone its directory goes and the extras forget it.
 func (m *Machine) Forget() {
-	m.halt(killNow)
+	m.halt(terminate)
 	last := m.last
 	h := m.h
 	if !h.add(1) {
