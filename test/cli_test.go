@@ -24,8 +24,10 @@ import (
 func cliEmulator(t *testing.T) (string, *emulator.Control) {
 	t.Helper()
 	ext, internal := emulatortest.ClaimRanges(t)
+	// Static masters: this hakube's masters do not carry the VM contract's
+	// kube-env yet, which the Kubernetes guests need.
 	endpoint := startEmulator(t, "--project", "cli-project", "--latency", "realistic", "--time-scale", "0.01",
-		"--external-range", ext.String(), "--internal-range", internal.String())
+		"--external-range", ext.String(), "--internal-range", internal.String(), "--kubernetes=false")
 	return endpoint, emulator.NewControl(endpoint)
 }
 

@@ -31,6 +31,11 @@ type options struct {
 	linkBase      string
 	seed          uint64
 	dataPlane     bool
+	kubernetes    bool
+	kubernetesSet bool // --kubernetes given explicitly
+	kubeBinary    string
+	stateDir      string
+	sshPort       int
 	externalRange string
 	internalRange string
 	logFormat     string
@@ -55,6 +60,7 @@ func newCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			o.kubernetesSet = cmd.Flags().Changed("kubernetes")
 			return run(ctx, o)
 		},
 	}
@@ -67,6 +73,10 @@ func newCommand() *cobra.Command {
 	f.StringVar(&o.linkBase, "link-base", "self", `prefix of returned links: "self" (this server, so links resolve), "gce" (https://www.googleapis.com/compute/v1/ like real GCE) or a URL ending in /compute/v1/`)
 	f.Uint64Var(&o.seed, "seed", 0, "seed for ids, names and latency draws (0: random)")
 	f.BoolVar(&o.dataPlane, "dataplane", true, "serve the data plane: masters answer on their loopback IPs, forwarding rules forward")
+	f.BoolVar(&o.kubernetes, "kubernetes", true, "masters run the real etcd and Kubernetes control plane from their metadata (false: static health endpoints only, enough for network tests); needs the data plane")
+	f.StringVar(&o.kubeBinary, "kube-binary", "", "the rehearsal's Kubernetes binary (default: kube-rehearsal next to this executable, else ./bin/kube-rehearsal; `make rehearsal` builds it)")
+	f.StringVar(&o.stateDir, "state-dir", "", "directory for the VMs' files: PKI, kubeconfigs, etcd data on their disks (default: a temporary directory removed at exit)")
+	f.IntVar(&o.sshPort, "ssh-port", emulator.DefaultSSHPort, "port of every VM's SSH server, on its internal and external IPs")
 	f.StringVar(&o.externalRange, "external-range", "127.64.0.0/10", "loopback range for external IPs")
 	f.StringVar(&o.internalRange, "internal-range", "127.128.0.0/9", "loopback range for internal IPs (auto-mode subnets are carved from it)")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format on stderr: text or json")
@@ -88,6 +98,10 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return fmt.Errorf("--internal-range: %w", err)
 	}
+	kube, err := o.guestOptions(internal)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.listen, err)
@@ -108,6 +122,10 @@ func run(ctx context.Context, o *options) error {
 		LinkBase:      linkBase,
 		Seed:          o.seed,
 		DataPlane:     o.dataPlane,
+		Kubernetes:    kube.kubernetes,
+		KubeBinary:    kube.binary,
+		StateDir:      o.stateDir,
+		SSHPort:       o.sshPort,
 		ExternalRange: ext,
 		InternalRange: internal,
 		Logger:        log,

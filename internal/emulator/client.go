@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 )
@@ -151,4 +152,13 @@ func (c *Control) SetRateLimits(ctx context.Context, limits map[string]int) erro
 func (c *Control) DataPlane(ctx context.Context) (*DataPlane, error) {
 	var out DataPlane
 	return &out, c.do(ctx, "GET", "dataplane", nil, &out)
+}
+
+// Console reads an instance's serial console from start (0: the oldest
+// output kept; negative: the last -start bytes), as
+// instances.getSerialPortOutput does.
+func (c *Control) Console(ctx context.Context, project, zone, instance string, start int64) (*ConsoleOutput, error) {
+	var out ConsoleOutput
+	path := fmt.Sprintf("instances/%s/%s/%s/console?start=%d", url.PathEscape(project), url.PathEscape(zone), url.PathEscape(instance), start)
+	return &out, c.do(ctx, "GET", path, nil, &out)
 }

@@ -33,6 +33,7 @@ func (s *Server) controlRoutes() {
 	s.mux.HandleFunc("PUT /emulator/v1/zones/{zone}", s.ctlSetZone)
 	s.mux.HandleFunc("PUT /emulator/v1/quotas", s.ctlSetQuota)
 	s.mux.HandleFunc("PUT /emulator/v1/ratelimits", s.ctlSetRateLimits)
+	s.mux.HandleFunc("GET /emulator/v1/instances/{project}/{zone}/{name}/console", s.ctlConsole)
 	s.mux.HandleFunc("/emulator/", func(w http.ResponseWriter, r *http.Request) {
 		ctlError(w, 404, fmt.Sprintf("no control endpoint %s %s", r.Method, r.URL.Path))
 	})

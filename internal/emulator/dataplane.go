@@ -40,10 +40,13 @@ func (s *Server) dataPlaneSnapshot() dataplane.Snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sn := dataplane.Snapshot{TimeFactor: s.lat.factor(), Holders: maps.Clone(s.ips.used)}
+	if s.opts.Kubernetes {
+		sn.Disks = s.dataPlaneDisks()
+	}
 	for _, pname := range slices.Sorted(maps.Keys(s.projects)) {
 		p := s.projects[pname]
 		for _, row := range p.instances.rows { // unsorted: this runs under Server.mu
-			sn.VMs = append(sn.VMs, s.snapshotVM(row.v))
+			sn.VMs = append(sn.VMs, s.snapshotVM(p, row.v))
 		}
 		for _, tp := range p.targetPools.list("") {
 			sn.Pools = append(sn.Pools, p.snapshotPool(tp))
@@ -60,11 +63,18 @@ func (s *Server) dataPlaneSnapshot() dataplane.Snapshot {
 	return sn
 }
 
-// snapshotVM is an instance as the data plane sees it: its IPs and the
-// metadata its guest reads.
-func (s *Server) snapshotVM(in *instanceRec) dataplane.VM {
-	v := dataplane.VM{Link: in.SelfLink, Name: in.Name, ID: in.Id, Status: in.Status,
-		ZoneDown: s.zoneDown[zoneOf(in)], LastStart: in.LastStartTimestamp}
+// snapshotVM is an instance as the data plane sees it: its IPs, the
+// metadata its guest reads, its machine and its data disk.
+func (s *Server) snapshotVM(p *project, in *instanceRec) dataplane.VM {
+	v := dataplane.VM{Link: in.SelfLink, Name: in.Name, Project: p.name, Zone: zoneOf(in), ID: in.Id,
+		Status: in.Status, Deleting: in.deleting, ZoneDown: s.zoneDown[zoneOf(in)],
+		LastStart: in.LastStartTimestamp, Reboots: in.reboots, CPUs: in.guestCPUs(), Console: in.console}
+	if mt, ok := findMachineType(lastSegment(in.MachineType)); ok {
+		v.MemoryMB = mt.memMB
+	}
+	if s.opts.Kubernetes {
+		v.DataDisk = p.dataDisk(in)
+	}
 	for _, nic := range in.NetworkInterfaces {
 		if a := addrOf(nic.NetworkIP); a.IsValid() {
 			v.Internal = append(v.Internal, a)

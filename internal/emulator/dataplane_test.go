@@ -60,15 +60,22 @@ type dpEnv struct {
 	nextIP byte
 }
 
-func startDP(t *testing.T, scale float64) *dpEnv {
+func startDP(t *testing.T, scale float64) *dpEnv { return startDPWith(t, scale, nil) }
+
+// startDPWith starts a data-plane emulator with more options set by more.
+func startDPWith(t *testing.T, scale float64, more func(*emulator.Options)) *dpEnv {
 	t.Helper()
 	slot := <-dpSlots
 	t.Cleanup(func() { dpSlots <- slot }) // runs last: after the emulator released its IPs
 	ext, internal := emulatortest.ClaimRanges(t)
-	e := emulatortest.Start(t, emulator.Options{
+	opts := emulator.Options{
 		DataPlane: true, Latency: emulator.LatencyFast, TimeScale: scale,
 		ExternalRange: ext, InternalRange: internal,
-	})
+	}
+	if more != nil {
+		more(&opts)
+	}
+	e := emulatortest.Start(t, opts)
 	svc := e.Compute(t)
 	sn, err := svc.Subnetworks.Get(dpProject, dpRegion, "default").Do()
 	if err != nil {

@@ -34,6 +34,7 @@ func (s *Server) routesInstances() {
 	s.handle("POST", "zones/{zone}/instances/{instance}/stop", "compute.instances.stop", s.instancesStop)
 	s.handle("POST", "zones/{zone}/instances/{instance}/start", "compute.instances.start", s.instancesStart)
 	s.handle("POST", "zones/{zone}/instances/{instance}/reset", "compute.instances.reset", s.instancesReset)
+	s.handle("GET", "zones/{zone}/instances/{instance}/serialPort", "compute.instances.getSerialPortOutput", s.instancesGetSerialPortOutput)
 	s.handle("POST", "zones/{zone}/instances/{instance}/addAccessConfig", "compute.instances.addAccessConfig", s.instancesAddAccessConfig)
 	s.handle("POST", "zones/{zone}/instances/{instance}/deleteAccessConfig", "compute.instances.deleteAccessConfig", s.instancesDeleteAccessConfig)
 	s.handle("POST", "zones/{zone}/instances/{instance}/setMetadata", "compute.instances.setMetadata", s.instancesSetMetadata)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hakube/hakube/internal/emulator/guest"
 	compute "google.golang.org/api/compute/v1"
 )
 
@@ -142,7 +143,7 @@ func (s *Server) insertInstance(c *call, inst *compute.Instance, q *quotaBatch, 
 		return nil, nil, e
 	}
 
-	rec := &instanceRec{Instance: inst, cpus: mt.cpus}
+	rec := &instanceRec{Instance: inst, cpus: mt.cpus, console: guest.NewConsole(0)}
 	id := s.newID()
 	if conflict := p.disksConflict(disks, selfLink); conflict != nil {
 		// GCE accepts the request and fails the operation.

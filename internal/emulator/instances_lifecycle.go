@@ -122,15 +122,7 @@ func (s *Server) instancesStop(c *call) (any, *apiError) {
 			in.LastStopTimestamp = timestamp(time.Now())
 			in.CpuPlatform = "Unknown CPU Platform"
 			// An ephemeral external IP does not survive a stop; a static one does.
-			for _, ni := range in.NetworkInterfaces {
-				for _, ac := range ni.AccessConfigs {
-					ip := addrOf(ac.NatIP)
-					if ip.IsValid() && c.p.findAddressByIP("", ip) == nil {
-						c.p.releaseExternalIP(ip, in.SelfLink)
-						ac.NatIP = ""
-					}
-				}
-			}
+			c.p.releaseEphemeralIPs(in)
 			return nil
 		}
 		spec.Fail = func() {
@@ -198,12 +190,21 @@ func (s *Server) instancesReset(c *call) (any, *apiError) {
 	if in.Status != "RUNNING" {
 		return nil, errNotReady(relPath(c.p.name, "zones/"+c.zone, "instances", c.name))
 	}
-	return s.startInstanceOp(c, in, opSpec{Type: "reset", Target: in.SelfLink, TargetID: in.Id, Scope: "zones/" + c.zone}), nil
+	// A reset is a hard reboot of the guest: its processes are killed and
+	// it boots again.
+	return s.startInstanceOp(c, in, opSpec{Type: "reset", Target: in.SelfLink, TargetID: in.Id, Scope: "zones/" + c.zone,
+		Done: func() *apiError {
+			if in.Status == "RUNNING" && !in.deleting && !in.gone {
+				in.reboots++
+			}
+			return nil
+		}}), nil
 }
 
 // markRunning is the moment a VM reaches RUNNING (insert or start DONE).
 func (st *state) markRunning(rec *instanceRec) {
 	rec.Status = "RUNNING"
 	rec.LastStartTimestamp = timestamp(time.Now())
+	rec.reboots = 0
 	rec.CpuPlatform = cpuPlatforms[st.rng.IntN(len(cpuPlatforms))]
 }

@@ -23,6 +23,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hakube/hakube/internal/emulator/dataplane"
+	"github.com/hakube/hakube/internal/emulator/guest"
 	"go.uber.org/zap"
 )
 
@@ -56,7 +58,22 @@ type Options struct {
 	// DataPlane makes masters answer on their IPs and forwarding rules
 	// forward (package dataplane, docs/dataplane.md). Off for pure API tests.
 	DataPlane bool
-	Logger    *zap.Logger
+	// Kubernetes makes masters run the real etcd and Kubernetes control
+	// plane as processes of KubeBinary (bin/kube-rehearsal), from their
+	// metadata (docs/vm-contract.md); it needs the data plane. Without it
+	// masters serve static health and version endpoints only: enough for
+	// network tests, never for hakube's flows.
+	Kubernetes bool
+	KubeBinary string
+	// StateDir holds the VMs' files (PKI, kubeconfigs, etcd data on their
+	// disks); empty: a temporary directory removed at Close.
+	StateDir string
+	// SSHPort is the port of every VM's SSH server (22 when 0).
+	SSHPort int
+	// Extras run in every VM at each of its boots, with or without
+	// Kubernetes: the SSH server and the kubelet stand-in.
+	Extras guest.Extras
+	Logger *zap.Logger
 }
 
 // DefaultLinkBase is the host real GCE puts in every link.
@@ -110,8 +127,20 @@ func (o *Options) setDefaults() error {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
+	if o.Kubernetes && !o.DataPlane {
+		return errors.New("the Kubernetes guests need the data plane: their processes listen on the VMs' loopback IPs")
+	}
+	if o.SSHPort == 0 {
+		o.SSHPort = DefaultSSHPort
+	}
+	if o.SSHPort < 0 || o.SSHPort > 65535 {
+		return fmt.Errorf("SSH port %d is not a port", o.SSHPort)
+	}
 	return nil
 }
+
+// DefaultSSHPort is where VMs' SSH servers listen, as on GCE.
+const DefaultSSHPort = 22
 
 func validProjectID(p string) bool {
 	if len(p) < 6 || len(p) > 30 || !validName(p) {
@@ -139,7 +168,9 @@ type Server struct {
 	closed  bool
 	closing chan struct{}
 
-	dp *dataplane.Plane // nil without Options.DataPlane
+	dp    *dataplane.Plane // nil without Options.DataPlane
+	host  *guest.Host      // the VMs' guests; nil without the data plane
+	tmpWD string           // a state directory New made, removed at Close
 }
 
 // New builds a server. Call Close to release its timers and listeners.
@@ -174,7 +205,9 @@ func New(opts Options) (*Server, error) {
 	s.batchRoutes()
 	s.controlRoutes()
 	if opts.DataPlane {
-		s.dp = dataplane.New(s.dataPlaneSnapshot, s.log.Named("dataplane"), opts.Seed)
+		if err := s.startDataPlane(); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -199,6 +232,12 @@ func (s *Server) Close() error {
 	s.timerMu.Unlock()
 	if s.dp != nil {
 		s.dp.Close()
+	}
+	if s.host != nil {
+		s.host.Close() // every guest process is gone after this
+	}
+	if s.tmpWD != "" {
+		_ = os.RemoveAll(s.tmpWD)
 	}
 	return nil
 }

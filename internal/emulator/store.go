@@ -15,6 +15,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/hakube/hakube/internal/emulator/guest"
 	compute "google.golang.org/api/compute/v1"
 )
 
@@ -209,6 +210,10 @@ type instanceRec struct {
 	gone     bool            // removed from the inventory
 	cpus     int64           // guest CPUs of the machine type (see guestCPUs)
 	region   string          // region of the zone (see usageRegion)
+	// reboots counts resets and guest reboots since the last start: each is
+	// a new boot of the guest (dataplane.VM.Reboots).
+	reboots uint64
+	console *guest.Console // serial port 1, for the instance's life
 	// raw caches the wire form: encoding a compute.Instance costs ~100µs,
 	// too much to repeat for every VM on every page of a 5,000-VM zone.
 	// Every change goes through startInstanceOp, which drops it.

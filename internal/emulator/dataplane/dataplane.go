@@ -18,13 +18,13 @@ package dataplane
 
 import (
 	"context"
+	"crypto/tls"
 	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -36,6 +36,7 @@ import (
 type Plane struct {
 	snapshot func() Snapshot
 	log      *zap.Logger
+	host     *guest.Host // runs the VMs' guests
 	// ctx ends at Close: it stops the reconcile loop, probes and dials.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -68,16 +69,24 @@ type Plane struct {
 // next attempt (a port held by another process may be freed).
 const bindRetry = time.Second
 
-// New starts a data plane that reads the inventory through snapshot. seed
-// fixes its boot and propagation draws (0: random).
-func New(snapshot func() Snapshot, log *zap.Logger, seed uint64) *Plane {
+// New starts a data plane that reads the inventory through snapshot and
+// runs the VMs' guests on host (nil: the static guests, without extras).
+// seed fixes its boot and propagation draws (0: random).
+func New(snapshot func() Snapshot, log *zap.Logger, seed uint64, host *guest.Host) (*Plane, error) {
 	if seed == 0 {
 		seed = rand.Uint64()
+	}
+	if host == nil {
+		var err error
+		if host, err = guest.NewHost(guest.Options{Log: log}); err != nil {
+			return nil, err
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Plane{
 		snapshot: snapshot,
 		log:      log,
+		host:     host,
 		ctx:      ctx,
 		cancel:   cancel,
 		changed:  make(chan struct{}, 1),
@@ -97,7 +106,7 @@ func New(snapshot func() Snapshot, log *zap.Logger, seed uint64) *Plane {
 	}
 	d.wg.Add(1)
 	go d.run()
-	return d
+	return d, nil
 }
 
 // Changed tells the data plane that the inventory moved. It never blocks.
@@ -195,16 +204,19 @@ func (d *Plane) teardown() {
 
 // want is one listener the inventory calls for.
 type want struct {
-	kind  string // kindGuest, kindForward or kindDrop
+	kind  string // kindGuest, kindNAT, kindForward or kindDrop
 	owner string // instance or forwarding rule selfLink
 	vm    *vmPass
 	cfg   *guest.Config // the configuration the guest booted with
 	svc   guest.Service // what a guest listener serves
 	rule  *rulePass
+	// target is where a NAT listener forwards: the VM's internal IP.
+	target netip.AddrPort
 }
 
 const (
 	kindGuest   = "guest"
+	kindNAT     = "nat" // an external IP's port, forwarded to the VM's internal IP (nat.go)
 	kindForward = "forward"
 	kindDrop    = "drop" // a rule not forwarding yet: SYNs go unanswered (drop.go)
 )
@@ -239,54 +251,6 @@ func (d *Plane) reconcile() time.Time {
 	d.syncProbers(ps)
 	d.publish(ps, vms, rules)
 	return next
-}
-
-// reconcileVMs starts the guests of VMs that are up and stops the others,
-// and asks for a listener on every IP of a running guest for each service.
-func (d *Plane) reconcileVMs(ps *pass, add func(netip.AddrPort, *want), wake func(time.Time)) []InstanceStatus {
-	out := make([]InstanceStatus, 0, len(ps.vms))
-	for _, v := range ps.vms {
-		cfg := v.rt.config(v.md)
-		ips := v.ips()
-		st := InstanceStatus{Instance: v.Link, Status: v.Status, Master: cfg.Master,
-			APIServerPort: cfg.APIServerPort, HealthCheckPort: cfg.HealthCheckPort, Error: cfg.Err}
-		for _, a := range ips {
-			st.IPs = append(st.IPs, a.String())
-		}
-		if cfg.Master {
-			st.Cert = cfg.CertSource()
-		}
-		up := false
-		switch {
-		case v.Status != "RUNNING":
-			st.State = "stopped"
-		case !cfg.Master:
-			st.State = "notMaster"
-		case cfg.Err != "":
-			st.State = "failed"
-		case v.ZoneDown:
-			st.State = "zoneDown"
-		case ps.now.Before(v.rt.readyAt):
-			st.State = "booting"
-			st.ReadyAt = v.rt.readyAt
-			wake(v.rt.readyAt)
-		default:
-			st.State = "answering"
-			up = true
-			v.rt.guest.Start(cfg, ips)
-			for _, a := range ips {
-				for _, svc := range v.rt.guest.Services() {
-					add(netip.AddrPortFrom(a, uint16(svc.Port)), &want{kind: kindGuest, owner: v.Link, vm: v, cfg: cfg, svc: svc})
-				}
-			}
-		}
-		if !up {
-			v.rt.guest.Stop()
-		}
-		out = append(out, st)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Instance < out[j].Instance })
-	return out
 }
 
 // reconcileRules points every rule's forwarder at its pool and asks for its
@@ -385,6 +349,8 @@ type listener struct {
 	owner    string
 	cfg      *guest.Config // the configuration a guest listener serves
 	svc      string        // the guest service it serves
+	boot     int           // the boot whose service it serves
+	nat      *natListener  // a NAT listener's target and connections
 	protocol string        // https, http or tcp, as the report names it
 	fwd      *forwarder    // the rule a forwarding or dropping listener serves
 	hold     *dropHold     // what keeps a dropping listener's queue full
@@ -398,25 +364,34 @@ type listener struct {
 // VM that booted with another kube-env or certificates, or a rule deleted
 // and recreated under the same name, gets fresh listeners.
 func (l *listener) matches(w *want) bool {
-	if w.kind == kindForward || w.kind == kindDrop {
+	switch w.kind {
+	case kindForward, kindDrop:
 		return l.fwd == w.rule.rt.fwd
+	case kindNAT:
+		return l.nat != nil && l.nat.target == w.target
 	}
-	return l.cfg == w.cfg && l.svc == w.svc.Name
+	return l.cfg == w.cfg && l.svc == w.svc.Name && l.boot == w.svc.Boot
 }
 
 // listenerFor is the record of a listener for w, not yet bound.
 func listenerFor(ap netip.AddrPort, w *want) *listener {
 	l := &listener{ap: ap, kind: w.kind, owner: w.owner, protocol: "tcp"}
-	if w.kind == kindForward || w.kind == kindDrop {
+	switch w.kind {
+	case kindForward, kindDrop:
 		l.fwd = w.rule.rt.fwd
-	} else {
-		l.cfg, l.svc, l.protocol = w.cfg, w.svc.Name, w.svc.Protocol
+	case kindNAT:
+		l.nat = newNATListener(w.target)
+	default:
+		l.cfg, l.svc, l.boot, l.protocol = w.cfg, w.svc.Name, w.svc.Boot, w.svc.Protocol
 	}
 	return l
 }
 
 func (l *listener) close() {
 	l.hold.release()
+	if l.nat != nil {
+		defer l.nat.shutdown()
+	}
 	switch {
 	case l.srv != nil:
 		_ = l.srv.Close() // closes the listener and every connection
@@ -442,6 +417,9 @@ func (d *Plane) open(ap netip.AddrPort, w *want) (*listener, error) {
 	case kindForward:
 		d.wg.Add(1)
 		go l.fwd.serve(ln, int(ap.Port()), "")
+	case kindNAT:
+		d.wg.Add(1)
+		go l.nat.serve(d, ln)
 	default:
 		l.srv = d.guestServer(w)
 		d.wg.Add(1)
@@ -460,9 +438,15 @@ func (d *Plane) open(ap netip.AddrPort, w *want) (*listener, error) {
 // guestServer serves one guest service on one listener.
 func (d *Plane) guestServer(w *want) *http.Server {
 	errLog, _ := zap.NewStdLogAt(d.log.With(zap.String("instance", w.vm.Name)), zap.DebugLevel)
+	var tlsConfig *tls.Config
+	if w.svc.TLS != nil {
+		// Each server gets its own: ServeTLS adds HTTP/2 to the config it
+		// is given, and a service listens on several IPs at once.
+		tlsConfig = w.svc.TLS.Clone()
+	}
 	return &http.Server{
 		Handler:           w.svc.Handler,
-		TLSConfig:         w.svc.TLS,
+		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          errLog, // TLS handshake noise from probes and cut connections
 	}

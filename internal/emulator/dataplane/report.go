@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hakube/hakube/internal/emulator/guest"
 )
 
 // Report is what the data plane reports (the emulator serves it as GET
@@ -58,8 +60,14 @@ type InstanceStatus struct {
 	Instance string `json:"instance"`
 	Status   string `json:"status"` // the API's status
 	Master   bool   `json:"master"`
-	// State is stopped (not RUNNING), notMaster, failed (see Error),
-	// zoneDown, booting (until ReadyAt) or answering.
+	// Kubernetes: the VM runs the Kubernetes guest (real processes on
+	// masters), not the static one.
+	Kubernetes bool `json:"kubernetes,omitempty"`
+	// State is stopped (not RUNNING), zoneDown or booting (until ReadyAt)
+	// for every VM. An up VM is, with the static guest, notMaster, failed
+	// (see Error) or answering; with the Kubernetes guest, starting,
+	// running, failing (a component keeps exiting: Error and Components say
+	// which and why) or failed (its processes could not be started: Error).
 	State           string    `json:"state"`
 	ReadyAt         time.Time `json:"readyAt,omitzero"`
 	APIServerPort   int       `json:"apiServerPort,omitempty"`
@@ -67,6 +75,10 @@ type InstanceStatus struct {
 	IPs             []string  `json:"ips,omitempty"`
 	Cert            string    `json:"cert,omitempty"` // metadata or generated
 	Error           string    `json:"error,omitempty"`
+	// Boots counts the VM's boots in this emulator; Components are its
+	// processes in the running boot (a Kubernetes master's).
+	Boots      int                     `json:"boots,omitempty"`
+	Components []guest.ComponentStatus `json:"components,omitempty"`
 }
 
 // RuleStatus is one forwarding rule's data-plane state.
@@ -234,6 +246,9 @@ func instanceReason(v InstanceStatus) string {
 	case "notMaster":
 		return "instance is not a master (no KUBERNETES_MASTER: 'true' in kube-env)"
 	case "failed":
+		if v.Kubernetes {
+			return "instance's guest failed: " + v.Error
+		}
 		return "instance's API server cannot start: " + v.Error
 	case "zoneDown":
 		return "instance's zone is DOWN"
@@ -255,7 +270,7 @@ func addrOf(s string) netip.Addr {
 // bindErrorMessage explains a failed bind and names the setting to change.
 func bindErrorMessage(ap netip.AddrPort, w *want, err error) string {
 	what, fix := w.svc.What, w.svc.PrivilegedFix
-	if w.kind != kindGuest { // a dropping rule holds the same ports it will forward
+	if w.kind == kindForward || w.kind == kindDrop { // a dropping rule holds the same ports it will forward
 		what = "forwarding rule " + lastSegment(w.owner)
 		fix = "Give the forwarding rule a port range ≥ 1024, e.g. the API server port from hakube --apiserver-port 6443"
 	}

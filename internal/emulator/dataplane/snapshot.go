@@ -21,20 +21,34 @@ type Snapshot struct {
 	Pools      []Pool
 	// Holders maps every IP the API handed out to the selfLink holding it.
 	Holders map[netip.Addr]string
+	// Disks are the ids of every disk that exists (with Kubernetes guests
+	// only): a deleted disk's etcd data goes with it.
+	Disks map[uint64]bool
 }
 
 // VM is one instance.
 type VM struct {
-	Link, Name string
-	ID         uint64 // a new id under the same link is a new instance
-	Status     string // the API's status
-	ZoneDown   bool
-	Internal   []netip.Addr
-	External   []netip.Addr
-	// LastStart is the instance's lastStartTimestamp: a new value is a new
-	// boot, which reads Metadata again.
+	Link, Name    string
+	Project, Zone string
+	ID            uint64 // a new id under the same link is a new instance
+	Status        string // the API's status
+	Deleting      bool   // a delete is under way (Status is STOPPING)
+	ZoneDown      bool
+	Internal      []netip.Addr // nic0's first
+	External      []netip.Addr
+	// LastStart is the instance's lastStartTimestamp and Reboots counts its
+	// resets and guest reboots: a new value of either is a new boot, which
+	// reads Metadata again.
 	LastStart string
+	Reboots   uint64
 	Metadata  guest.Metadata
+	// The machine type's.
+	CPUs, MemoryMB int64
+	// DataDisk is the id of the disk attached as master-pd (0: none).
+	DataDisk uint64
+	// Console is the instance's serial console (it lives as long as the
+	// instance's record; nil: the guest keeps one of its own).
+	Console *guest.Console
 }
 
 func (v *VM) ips() []netip.Addr {
@@ -115,27 +129,34 @@ type checkCfg struct {
 	interval, timeout time.Duration
 }
 
-// vmRuntime is the data plane's own record of one instance. Boot state
-// survives a zone outage (the VM keeps running behind it) but not a stop.
+// vmRuntime is the data plane's own record of one instance. Boot timing
+// survives a zone outage (the boot delay is not paid again when the zone
+// comes back) but not a stop.
 type vmRuntime struct {
-	id        uint64
-	bootStart string    // lastStartTimestamp of the boot being tracked
-	readyAt   time.Time // zero while not running
+	id      uint64
+	boot    guest.BootKey // the boot being tracked
+	readyAt time.Time     // zero while not running
 	// The guest reads its metadata at boot: later setMetadata calls take
 	// effect at the next start, as on a real VM.
-	bootMD guest.Metadata
-	guest  *guest.VM
-	gen    uint64 // last pass that saw the instance
-	// cfg caches guest.Parse of cfgMD.
+	bootMD  guest.Metadata
+	machine *guest.Machine
+	gen     uint64 // last pass that saw the instance
+	// cfg caches the parse of cfgMD.
 	cfg   *guest.Config
 	cfgMD guest.Metadata
 }
 
 // config returns the guest's view of md, parsing only when it changed
-// (kube-env runs to kilobytes; comparing the same strings is cheap).
-func (rt *vmRuntime) config(md guest.Metadata) *guest.Config {
+// (kube-env runs to kilobytes; comparing the same strings is cheap):
+// with the contract's parsers for Kubernetes guests.
+func (rt *vmRuntime) config(md guest.Metadata, kube bool) *guest.Config {
 	if rt.cfg == nil || md != rt.cfgMD {
-		rt.cfg, rt.cfgMD = guest.Parse(md), md
+		if kube {
+			rt.cfg = guest.ParseKube(md)
+		} else {
+			rt.cfg = guest.Parse(md)
+		}
+		rt.cfgMD = md
 	}
 	return rt.cfg
 }
@@ -185,9 +206,12 @@ func (d *Plane) match(sn Snapshot, now time.Time) *pass {
 	}
 	for link, rt := range d.vms {
 		if rt.gen != d.gen {
-			rt.guest.Stop()
+			rt.machine.Forget()
 			delete(d.vms, link)
 		}
+	}
+	if sn.Disks != nil {
+		d.host.Disks(sn.Disks)
 	}
 	for link, rt := range d.rules {
 		if rt.gen != d.gen {
@@ -202,23 +226,24 @@ func (d *Plane) matchVM(v VM, now time.Time, factor float64) *vmPass {
 	rt := d.vms[v.Link]
 	if rt == nil || rt.id != v.ID { // new, or deleted and recreated under the same name
 		if rt != nil {
-			rt.guest.Stop()
+			rt.machine.Forget()
 		}
-		rt = &vmRuntime{id: v.ID, guest: guest.NewVM(v.Name, d.log)}
+		rt = &vmRuntime{id: v.ID, machine: d.host.NewMachine(v.Link, v.Project, v.Zone, v.Name, v.ID, v.Console)}
 		d.vms[v.Link] = rt
 	}
 	vp := &vmPass{VM: v, rt: rt}
 	if v.Status == "RUNNING" {
-		// A new lastStartTimestamp is a new boot, even if no snapshot saw
-		// the VM stopped in between.
-		if rt.readyAt.IsZero() || rt.bootStart != v.LastStart {
-			rt.bootStart = v.LastStart
+		// A new lastStartTimestamp or reboot count is a new boot, even if
+		// no snapshot saw the VM stopped in between.
+		key := guest.BootKey{Start: v.LastStart, Reboots: v.Reboots}
+		if rt.readyAt.IsZero() || rt.boot != key {
+			rt.boot = key
 			rt.readyAt = now.Add(d.draw(bootTime, factor))
 			rt.bootMD = v.Metadata
 		}
 		vp.md = rt.bootMD
 	} else {
-		rt.readyAt, rt.bootStart = time.Time{}, ""
+		rt.readyAt, rt.boot = time.Time{}, guest.BootKey{}
 		vp.md = v.Metadata
 	}
 	rt.gen = d.gen

@@ -1,13 +1,21 @@
-// Package guest is what runs inside a VM of the emulator: the guest reads
-// its metadata at boot (docs/vm-contract.md) and serves what a Kubernetes
-// master serves: HTTPS /healthz, /readyz, /livez and /version on
-// APISERVER_PORT, plain HTTP /healthz on HEALTHCHECK_PORT.
+// Package guest is what runs inside a VM of the emulator. Each VM reads its
+// metadata at boot (docs/vm-contract.md). With Kubernetes on, a master runs
+// the real etcd, kube-apiserver, kube-controller-manager and kube-scheduler
+// as processes of the rehearsal's binary, with the command lines
+// internal/vmcontract renders, plus the health agent the load balancer's
+// check probes (health.go); without it, a master serves static HTTPS
+// /healthz, /readyz, /livez and /version and plain /healthz (vm.go), which
+// is enough for network tests and never for hakube's flows. Every VM also
+// runs the Extras the emulator is given (the SSH server, the kubelet
+// stand-in) and writes to its serial console (console.go).
 //
-// The data plane (package dataplane) drives a VM: it parses the metadata a
-// boot reads into a Config, calls Start while the instance is up and Stop
-// when it is not (stopped, deleted, its zone DOWN), and binds every IP and
-// port the guest's Services ask for. The guest owns no sockets and knows
-// nothing of the Compute API.
+// The data plane (package dataplane) drives each VM's Machine: it parses
+// the metadata a boot reads into a Config, calls Run while the instance is
+// up and Stop when it is not (stopped, deleted, halted, its zone DOWN), and
+// binds the ports the guest's Services and NATPorts ask for. A Host owns
+// the state directory and every process; the guest knows nothing of the
+// Compute API, and reaches the emulator only through the callbacks in
+// Options.
 package guest
 
 import (
@@ -17,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hakube/hakube/internal/vmcontract"
 	"gopkg.in/yaml.v3"
 )
 
@@ -69,6 +78,10 @@ type Config struct {
 	Cert *tls.Certificate
 	// Err says why the API server cannot start; empty when it can.
 	Err string
+	// Env and Certs are the kube-env and kube-master-certs as the contract
+	// reads them (ParseKube; from Parse, as far as they parse).
+	Env   *vmcontract.KubeEnv
+	Certs vmcontract.Certs
 }
 
 // CertSource says where a master's serving certificate comes from:
@@ -86,6 +99,11 @@ func Parse(md Metadata) *Config {
 	c := &Config{APIServerPort: DefaultAPIServerPort, HealthCheckPort: DefaultHealthCheckPort}
 	if strings.TrimSpace(md.KubeEnv) == "" {
 		return c
+	}
+	// The extras read the contract's view whatever the guest serves.
+	c.Env, _ = vmcontract.ParseKubeEnv(md.KubeEnv)
+	if strings.TrimSpace(md.MasterCerts) != "" {
+		c.Certs, _ = vmcontract.ParseCerts(md.MasterCerts)
 	}
 	vals, err := yamlStrings(md.KubeEnv)
 	if err != nil {
@@ -172,3 +190,49 @@ func masterCertFromMetadata(raw string) (*tls.Certificate, error) {
 	}
 	return &cert, nil
 }
+
+// ParseKube reads a Kubernetes guest's configuration with the contract's
+// own parsers (vmcontract). Like Parse it never fails; unlike Parse it does
+// not check the certificates: a key that does not match its certificate,
+// or one that is missing, is for the real binaries to refuse, in their own
+// words.
+func ParseKube(md Metadata) *Config {
+	c := &Config{APIServerPort: DefaultAPIServerPort, HealthCheckPort: DefaultHealthCheckPort}
+	if strings.TrimSpace(md.KubeEnv) == "" {
+		return c
+	}
+	env, err := vmcontract.ParseKubeEnv(md.KubeEnv)
+	if err != nil {
+		c.Err = err.Error()
+		return c
+	}
+	c.Env = env
+	c.Master = env.IsMaster()
+	if !c.Master {
+		return c
+	}
+	if c.APIServerPort, err = env.APIServerPort(); err != nil {
+		c.Err = err.Error()
+		return c
+	}
+	if c.HealthCheckPort, err = env.HealthCheckPort(); err != nil {
+		c.Err = err.Error()
+		return c
+	}
+	if c.APIServerPort == c.HealthCheckPort {
+		c.Err = fmt.Sprintf("kube-env %s and %s are both %d", envAPIServerPort, envHealthCheckPort, c.APIServerPort)
+		return c
+	}
+	if strings.TrimSpace(md.MasterCerts) != "" {
+		if c.Certs, err = vmcontract.ParseCerts(md.MasterCerts); err != nil {
+			c.Err = err.Error()
+		}
+	}
+	return c
+}
+
+const envCACert = vmcontract.EnvCACert
+
+var caItem = vmcontract.CA
+
+func decodeB64(s string) ([]byte, error) { return base64.StdEncoding.DecodeString(s) }

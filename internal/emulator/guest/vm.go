@@ -28,13 +28,17 @@ func NewVM(name string, log *zap.Logger) *VM {
 	return &VM{name: name, log: log}
 }
 
-// Service is one port a running guest serves on every IP of its VM.
+// Service is one port a running guest serves on every IP of its VM (on its
+// internal IPs only when Internal).
 type Service struct {
 	Name     string // "apiserver" or "healthcheck"
 	Port     int
 	Protocol string       // "https" or "http"
 	Handler  http.Handler // tags every answer with InstanceHeader
 	TLS      *tls.Config  // for https
+	Internal bool
+	// Boot is the boot that serves it: a new boot gets new listeners.
+	Boot int
 	// What and PrivilegedFix explain a failed bind: what could not listen,
 	// and the setting that moves it off a port below 1024.
 	What, PrivilegedFix string
