@@ -2,8 +2,11 @@ package cluster
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -12,10 +15,12 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/emulator"
 	"github.com/hakube/hakube/internal/emulator/emulatortest"
+	"github.com/hakube/hakube/internal/emulator/emulatortest/kubevm"
 	"github.com/hakube/hakube/internal/gce"
 	"github.com/hakube/hakube/internal/lb"
 
@@ -30,6 +35,8 @@ import (
 const (
 	scenarioProject = "test-project"
 	scenarioPort    = "16443"
+	// scenarioSSHPort is the emulated VMs' SSH port: no root needed.
+	scenarioSSHPort = 2222
 )
 
 type scenario struct {
@@ -37,6 +44,9 @@ type scenario struct {
 	emu      *emulatortest.Emulator
 	cloud    *gce.Cloud
 	baseline map[string]int
+	// signer is hakube's SSH key; kubeconfig the file up writes.
+	signer     ssh.Signer
+	kubeconfig string
 }
 
 func newScenario(t testing.TB) *scenario {
@@ -44,10 +54,12 @@ func newScenario(t testing.TB) *scenario {
 	if testing.Short() {
 		t.Skip("scenario tests run flows against the emulator; skipped with -short")
 	}
-	emu := emulatortest.Start(t, emulator.Options{
-		Projects: []string{scenarioProject}, DataPlane: true,
-		Latency: emulator.LatencyRealistic, TimeScale: 0.005,
-		WaitCap: 2 * time.Second,
+	// The masters run the real etcd and control plane; every VM an SSH
+	// server and a kubelet stand-in.
+	emu := kubevm.Start(t, emulator.Options{
+		Projects: []string{scenarioProject},
+		Latency:  emulator.LatencyRealistic, TimeScale: 0.005,
+		WaitCap: 2 * time.Second, SSHPort: scenarioSSHPort,
 	})
 	cloud, err := gce.New(context.Background(), gce.Options{
 		Project: scenarioProject, Endpoint: emu.Endpoint,
@@ -56,20 +68,39 @@ func newScenario(t testing.TB) *scenario {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &scenario{t: t, emu: emu, cloud: cloud}
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &scenario{t: t, emu: emu, cloud: cloud, signer: signer, kubeconfig: filepath.Join(t.TempDir(), "kubeconfig")}
 	s.baseline = s.inventory()
 	return s
 }
 
+// env is what a flow runs with. The waits are bounded for a loaded 2-core
+// machine running up to three real control planes.
 func (s *scenario) env() *Env {
-	return &Env{Cloud: s.cloud, Parallelism: 8, PollInterval: 20 * time.Millisecond,
-		APIDeadline: 20 * time.Second, StableTimeout: 20 * time.Second, Holder: "scenario-test"}
+	e := &Env{Cloud: s.cloud, Parallelism: 8, PollInterval: 20 * time.Millisecond,
+		APIDeadline: time.Minute, StableTimeout: 30 * time.Second, Holder: "scenario-test",
+		Kubeconfig: s.kubeconfig}
+	e.SSH.Signer, e.SSH.Port = s.signer, scenarioSSHPort
+	return e
 }
 
 // config loads a configuration the way the CLI does, from flags.
 func (s *scenario) config(command string, args ...string) *config.Config {
 	s.t.Helper()
-	args = append([]string{"--project", scenarioProject, "--endpoint", s.emu.Endpoint, "--apiserver-port", scenarioPort}, args...)
+	base := []string{"--project", scenarioProject, "--endpoint", s.emu.Endpoint, "--apiserver-port", scenarioPort,
+		"--ssh-port", fmt.Sprint(scenarioSSHPort)}
+	if command == "up" {
+		// A halted master's Node turns NotReady in seconds, not a minute.
+		base = append(base, "--controller-manager-test-args", kubevm.FastControllers, "--scheduler-test-args", kubevm.FastScheduler)
+	}
+	args = append(base, args...)
 	return loadConfig(s.t, command, nil, args...)
 }
 
