@@ -372,9 +372,15 @@ func (p *planner) teardown() {
 	if obs.Address != nil {
 		del(gce.Address(p.addressKey()), "the static IP, last: it holds the lock", append(append([]string{fr, pool}, machines...), fws...)...)
 	}
+	podRange := ""
+	if obs.PodRange != nil {
+		// No VM holds an alias range of it once the machines are gone.
+		podRange = p.step(ActUpdate, gce.Subnetwork(p.subnetworkKey()), fmt.Sprintf("remove secondary range %s %s, the pods' range", obs.PodRange.RangeName, obs.PodRange.IpCidrRange),
+			p.removePodRange, machines...)
+	}
 	if cfg.DeleteNetwork && obs.Network != nil {
 		if gce.OwnedByDescription(cfg.ClusterName(), obs.Network.Description) {
-			del(gce.Network(gce.GlobalKey(cfg.Network)), "--delete-network: the cluster created it", append(fws, machines...)...)
+			del(gce.Network(gce.GlobalKey(cfg.Network)), "--delete-network: the cluster created it", append(append(fws, machines...), podRange)...)
 		} else {
 			p.plan.Notes = append(p.plan.Notes, fmt.Sprintf("network %s is kept: it was not created by hakube for cluster %q", cfg.Network, cfg.ClusterName()))
 		}

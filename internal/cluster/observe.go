@@ -25,6 +25,11 @@ import (
 type Observed struct {
 	Region    string
 	Network   *compute.Network
+	// Subnetwork is the region's subnetwork of the network (the VMs' and
+	// their alias ranges'); PodRange its secondary range of the cluster's
+	// pods (nil when missing).
+	Subnetwork *compute.Subnetwork
+	PodRange   *compute.SubnetworkSecondaryRange
 	Firewalls map[string]*compute.Firewall
 	Address   *compute.Address
 	// InternalIPs are the masters' reserved internal IPs, by address name.
@@ -56,7 +61,8 @@ func (o *Observed) Exists() bool {
 		}
 	}
 	return o.Address != nil || len(o.Masters) > 0 || len(o.Pools) > 0 || o.Template != nil ||
-		o.ForwardingRule != nil || o.TargetPool != nil || len(o.Disks) > 0 || o.HealthCheck != nil || fws > 0
+		o.ForwardingRule != nil || o.TargetPool != nil || len(o.Disks) > 0 || o.HealthCheck != nil || fws > 0 ||
+		o.PodRange != nil
 }
 
 // MasterIn returns the masters of a zone.
@@ -103,6 +109,7 @@ type Observer interface {
 	GetHTTPHealthCheck(ctx context.Context, k gce.Key) (*compute.HttpHealthCheck, error)
 	GetTargetPool(ctx context.Context, k gce.Key) (*compute.TargetPool, error)
 	GetForwardingRule(ctx context.Context, k gce.Key) (*compute.ForwardingRule, error)
+	GetSubnetwork(ctx context.Context, k gce.Key) (*compute.Subnetwork, error)
 }
 
 // observation collects one Observe's parallel reads.
@@ -319,6 +326,24 @@ func (ob *observation) regional(ctx context.Context, c Observer) error {
 		o.TargetPool, err = getOwned(gctx, ob, "target pool", gce.RegionalKey(o.Region, cfg.TargetPoolName()), c.GetTargetPool,
 			func(tp *compute.TargetPool) bool { return gce.OwnedByDescription(cluster, tp.Description) })
 		return err
+	})
+	g.Go(func() error {
+		// The secondary range is known by its name only: GCE keeps no
+		// labels or description on it.
+		sn, err := c.GetSubnetwork(gctx, gce.RegionalKey(o.Region, cfg.Network))
+		if gce.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return wrap(err, "read subnetwork %s of %s", cfg.Network, o.Region)
+		}
+		o.Subnetwork = sn
+		for _, r := range sn.SecondaryIpRanges {
+			if r.RangeName == cfg.PodRangeName() {
+				o.PodRange = r
+			}
+		}
+		return nil
 	})
 	g.Go(func() (err error) {
 		o.ForwardingRule, err = getOwned(gctx, ob, "forwarding rule", gce.RegionalKey(o.Region, cfg.ForwardingRuleName()), c.GetForwardingRule,

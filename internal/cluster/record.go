@@ -20,7 +20,7 @@ type recorded struct {
 
 // clusterRecord reads back the settings an existing cluster was made with:
 // the first master's kube-env, machine type and disks, the node template,
-// the network and the static IP's mode label. What the cluster does not
+// the network, the pods' range and the static IP's mode label. What the cluster does not
 // record (it is half made, or never had it) is simply absent.
 func clusterRecord(obs *Observed) []recorded {
 	var out []recorded
@@ -77,6 +77,9 @@ func clusterRecord(obs *Observed) []recorded {
 		if !hasKey(out, "network") {
 			add("network", nicNetwork(p.NetworkInterfaces), from)
 		}
+	}
+	if r := obs.PodRange; r != nil && obs.Subnetwork != nil {
+		add("clusterIPRange", r.IpCidrRange, "secondary range "+r.RangeName+" of subnet "+obs.Subnetwork.Name)
 	}
 	if a := obs.Address; a != nil {
 		if mode := a.Labels[labelMode]; mode != "" {

@@ -41,14 +41,18 @@ func planReplica(ctx context.Context, env *Env, cfg *config.Config, obs *Observe
 			return nil, err
 		}
 	}
+	podRange, err := p.ensurePodRange()
+	if err != nil {
+		return nil, err
+	}
 	learner, replicaStep := "", ""
 	if !exists {
-		ip := p.reserveIPStep(replica, "")
+		ip := p.reserveIPStep(replica, podRange)
 		if member == nil {
 			learner = p.step(ActCreate, text("etcd learner "+replica), "the new member, added through "+p.obs.Etcd.via+" before its VM exists (a learner: it does not vote until it has caught up)",
 				func(ctx context.Context) error { return p.addLearner(ctx, replica) }, ip)
 		}
-		replicaStep = p.addReplicaVM(key, source, diskExists, learner, ip)
+		replicaStep = p.addReplicaVM(key, source, diskExists, learner, ip, podRange)
 	} else if member == nil {
 		return nil, refuse("replica %s exists but has no etcd member; remove it (hakube down --replica %s --delete-nodes=false) and add it again", replica, replica)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/hakube/hakube/internal/lb"
 	"github.com/hakube/hakube/internal/startup"
 	"github.com/hakube/hakube/internal/vmcontract"
+	"github.com/hakube/hakube/internal/zones"
 )
 
 // What a cluster is made of, in kube-up's names and shapes (DESIGN §3, §7).
@@ -59,7 +60,7 @@ func commonKubeEnv(cfg *config.Config, master bool, staticIP string, ca []byte, 
 	e.Set(vmcontract.EnvMultizone, strconv.FormatBool(cfg.Multizone))
 	e.Set(vmcontract.EnvRegion, cfg.Region())
 	// kube-proxy on every VM tells pod traffic from the rest by it.
-	e.Set(vmcontract.EnvClusterIPRange, podRange)
+	e.Set(vmcontract.EnvClusterIPRange, cfg.ClusterIPRange)
 	setIf(e, vmcontract.EnvKubeletTestArgs, cfg.KubeletTestArgs)
 	return e
 }
@@ -115,11 +116,18 @@ func setIf(e *vmcontract.KubeEnv, key, value string) {
 	}
 }
 
-// The cluster's networks, kube-up's defaults.
-const (
-	serviceRange = "10.0.0.0/16"
-	podRange     = "10.64.0.0/14"
-)
+// serviceRange is the services' range, kube-up's default.
+const serviceRange = "10.0.0.0/16"
+
+// vmNIC is a VM's interface: in the region's subnetwork of the network,
+// with a /24 of the pods' range as its alias range.
+func vmNIC(cfg *config.Config, region string) *compute.NetworkInterface {
+	return &compute.NetworkInterface{
+		Network:       "global/networks/" + cfg.Network,
+		Subnetwork:    fmt.Sprintf("regions/%s/subnetworks/%s", region, cfg.Network),
+		AliasIpRanges: []*compute.AliasIpRange{{IpCidrRange: podRangeSize, SubnetworkRangeName: cfg.PodRangeName()}},
+	}
+}
 
 // internalAddress reserves a master's internal IP, so that its etcd peer
 // URL and certificates can name it before the VM exists.
@@ -158,7 +166,9 @@ func masterInstance(cfg *config.Config, name, zone, natIP, internalIP string, en
 	if err != nil {
 		return nil, fmt.Errorf("render the startup script of %s: %w", name, err)
 	}
-	ac := &compute.AccessConfig{Name: lb.AccessConfigName, Type: "ONE_TO_ONE_NAT", NatIP: natIP}
+	nic := vmNIC(cfg, zones.Region(zone))
+	nic.NetworkIP = internalIP
+	nic.AccessConfigs = []*compute.AccessConfig{{Name: lb.AccessConfigName, Type: "ONE_TO_ONE_NAT", NatIP: natIP}}
 	return &compute.Instance{
 		Name:         name,
 		Description:  gce.Description(cfg.ClusterName(), gce.RoleMaster, "Kubernetes master replica"),
@@ -180,11 +190,7 @@ func masterInstance(cfg *config.Config, name, zone, natIP, internalIP string, en
 				DeviceName: vmcontract.EtcdDeviceName, Mode: "READ_WRITE", Type: "PERSISTENT", AutoDelete: false,
 			},
 		},
-		NetworkInterfaces: []*compute.NetworkInterface{{
-			Network:       "global/networks/" + cfg.Network,
-			NetworkIP:     internalIP,
-			AccessConfigs: []*compute.AccessConfig{ac},
-		}},
+		NetworkInterfaces: []*compute.NetworkInterface{nic},
 		Metadata: &compute.Metadata{Items: []*compute.MetadataItems{
 			{Key: vmcontract.KeyKubeEnv, Value: strPtr(env.String())},
 			{Key: vmcontract.KeyMasterCerts, Value: strPtr(certs)},
@@ -206,6 +212,8 @@ func nodeTemplate(cfg *config.Config, staticIP string, ca []byte, token string) 
 	if err != nil {
 		return nil, fmt.Errorf("render the nodes' startup script: %w", err)
 	}
+	nic := vmNIC(cfg, cfg.Region())
+	nic.AccessConfigs = []*compute.AccessConfig{{Name: lb.AccessConfigName, Type: "ONE_TO_ONE_NAT"}}
 	return &compute.InstanceTemplate{
 		Name:        cfg.NodeTemplateName(),
 		Description: gce.Description(cfg.ClusterName(), gce.RoleNodeTemplate, "Kubernetes nodes"),
@@ -219,10 +227,7 @@ func nodeTemplate(cfg *config.Config, staticIP string, ca []byte, token string) 
 					SourceImage: cfg.Image(), DiskSizeGb: int64(cfg.NodeDiskSizeGB), DiskType: cfg.NodeDiskType,
 				},
 			}},
-			NetworkInterfaces: []*compute.NetworkInterface{{
-				Network:       "global/networks/" + cfg.Network,
-				AccessConfigs: []*compute.AccessConfig{{Name: lb.AccessConfigName, Type: "ONE_TO_ONE_NAT"}},
-			}},
+			NetworkInterfaces: []*compute.NetworkInterface{nic},
 			Metadata: &compute.Metadata{Items: []*compute.MetadataItems{
 				{Key: vmcontract.KeyKubeEnv, Value: strPtr(env.String())},
 				{Key: vmcontract.KeyClusterName, Value: strPtr(cfg.ClusterName())},

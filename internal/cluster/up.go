@@ -45,6 +45,15 @@ func planFreshUp(ctx context.Context, env *Env, cfg *config.Config, obs *Observe
 	}
 	p.addLock(obs.Address == nil)
 	network, fws := p.ensureNetworkAndFirewalls()
+	// Every VM's alias range comes from the pods' range: VMs wait for it
+	// (and so for the network it is in).
+	podRange, err := p.ensurePodRange(network)
+	if err != nil {
+		return nil, err
+	}
+	if podRange != "" {
+		network = podRange
+	}
 
 	masterStep := ""
 	if len(obs.MasterIn(cfg.Zone)) == 0 {
@@ -146,9 +155,13 @@ func planNodePool(ctx context.Context, env *Env, cfg *config.Config, obs *Observ
 		return nil, err
 	}
 	p.addLock(false)
-	template := ""
+	podRange, err := p.ensurePodRange()
+	if err != nil {
+		return nil, err
+	}
+	template := podRange
 	if obs.Template == nil {
-		template = p.ensureTemplate("")
+		template = p.ensureTemplate(podRange)
 		p.plan.Notes = append(p.plan.Notes, "the node template was missing and is recreated")
 	}
 	stable := p.ensurePool(cfg.Zone, template)

@@ -70,6 +70,7 @@ type Ref struct {
 // Kinds of resource as plans name them (gcloud's group names).
 const (
 	KindNetwork        = "network"
+	KindSubnetwork     = "subnet"
 	KindFirewall       = "firewall"
 	KindAddress        = "address"
 	KindDisk           = "disk"
@@ -94,3 +95,4 @@ func Group(k Key) Ref          { return Ref{KindGroup, k} }
 func Template(k Key) Ref       { return Ref{KindTemplate, k} }
 func Firewall(k Key) Ref       { return Ref{KindFirewall, k} }
 func Network(k Key) Ref        { return Ref{KindNetwork, k} }
+func Subnetwork(k Key) Ref     { return Ref{KindSubnetwork, k} }

@@ -109,6 +109,22 @@ func (c *Cloud) GetNetwork(ctx context.Context, k Key) (*compute.Network, error)
 	})
 }
 
+// GetSubnetwork reads a regional subnetwork.
+func (c *Cloud) GetSubnetwork(ctx context.Context, k Key) (*compute.Subnetwork, error) {
+	return get(ctx, c, "subnetworks.get", func(ctx context.Context) (*compute.Subnetwork, error) {
+		return c.svc.Subnetworks.Get(c.project, k.Region, k.Name).Context(ctx).Do()
+	})
+}
+
+// SetSecondaryRanges replaces a subnetwork's secondary ranges, with the
+// fingerprint it was read with (412 when someone changed it since).
+func (c *Cloud) SetSecondaryRanges(ctx context.Context, k Key, fingerprint string, ranges []*compute.SubnetworkSecondaryRange) error {
+	sn := &compute.Subnetwork{Fingerprint: fingerprint, SecondaryIpRanges: ranges, ForceSendFields: []string{"SecondaryIpRanges"}}
+	return c.mutate(ctx, "subnetworks.patch", func(ctx context.Context, rid string) (*compute.Operation, error) {
+		return c.svc.Subnetworks.Patch(c.project, k.Region, k.Name, sn).RequestId(rid).Context(ctx).Do()
+	})
+}
+
 // InsertAutoNetwork creates an auto-mode network (kube-up's default).
 func (c *Cloud) InsertAutoNetwork(ctx context.Context, k Key, description string) error {
 	n := &compute.Network{Name: k.Name, Description: description, AutoCreateSubnetworks: true}

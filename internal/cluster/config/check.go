@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -271,4 +272,43 @@ func shellQuote(s string) string {
 		}
 	}
 	return s
+}
+
+// Pod ranges: every VM gets a /24 of CLUSTER_IP_RANGE (GCE's alias range
+// per VM, kube-up's size), so the range bounds the VMs of the cluster.
+const (
+	podBlockBits = 24
+	maxMasters   = 5 // one per zone of the largest region, with room
+)
+
+func checkPodRange(s string) error {
+	p, err := netip.ParsePrefix(s)
+	switch {
+	case err != nil || !p.Addr().Is4():
+		return fmt.Errorf("want an IPv4 CIDR such as 10.64.0.0/14, got %q", s)
+	case p.Masked() != p:
+		return fmt.Errorf("%s is not a network address: did you mean %s?", s, p.Masked())
+	case p.Bits() > podBlockBits-3 || p.Bits() < 8:
+		return fmt.Errorf("want a prefix from /8 to /%d (every VM takes a /%d), got /%d", podBlockBits-3, podBlockBits, p.Bits())
+	}
+	return nil
+}
+
+// PodRangeVMs is how many VMs' /24 pod ranges the range holds (0 when it
+// does not parse).
+func PodRangeVMs(s string) int {
+	p, err := netip.ParsePrefix(s)
+	if err != nil || p.Bits() > podBlockBits {
+		return 0
+	}
+	return 1 << (podBlockBits - p.Bits())
+}
+
+// prefixFor is the longest prefix whose range holds n VMs' /24s.
+func prefixFor(n int) int {
+	bits := podBlockBits
+	for bits > 8 && 1<<(podBlockBits-bits) < n {
+		bits--
+	}
+	return bits
 }

@@ -60,6 +60,9 @@ type Config struct {
 	APIServerPort   int
 	HealthCheckPort int
 	SSHPort         int // the masters' sshd, for etcd's membership
+	// ClusterIPRange is the pods' range (CIDR): each VM's /24 alias range
+	// comes from it.
+	ClusterIPRange string
 
 	ImageProject string
 	ImageFamily  string
@@ -354,6 +357,11 @@ func crossCheck(c *Config, cmd string, given map[string]input, bad map[string]er
 		problems = append(problems, fmt.Errorf("%s and %s both set: --lb-first shapes a fresh cluster only (an existing cluster keeps the mode it was made with); drop it",
 			given["lbFirst"].describe(), given[other].describe()))
 	}
+	if n := PodRangeVMs(c.ClusterIPRange); cmd == "up" && bad["clusterIPRange"] == nil && bad["numNodes"] == nil && c.NumNodes+maxMasters > n {
+		problems = append(problems, fmt.Errorf("%s gives %d VMs a /24 of pod addresses each, and %s with up to %d masters needs %d: give CLUSTER_IP_RANGE a shorter prefix (a /%d holds %d)",
+			describeOrDefault(given, "clusterIPRange", c.ClusterIPRange), n, describeOrDefault(given, "numNodes", c.NumNodes), maxMasters, c.NumNodes+maxMasters,
+			prefixFor(c.NumNodes+maxMasters), 1<<(24-prefixFor(c.NumNodes+maxMasters))))
+	}
 	if cmd == "down" && c.UseExistingMaster && !c.DeleteNodes {
 		problems = append(problems, fmt.Errorf("%s and %s both set: the first removes the zone's node pool, the second only its master replica; choose one",
 			given["useExistingMaster"].describe(), given["deleteNodes"].describe()))
@@ -374,11 +382,11 @@ func crossCheck(c *Config, cmd string, given map[string]input, bad map[string]er
 	return problems
 }
 
-func describeOrDefault(given map[string]input, key string, v int) string {
+func describeOrDefault[T int | string](given map[string]input, key string, v T) string {
 	if in, ok := given[key]; ok {
 		return in.describe()
 	}
-	return fmt.Sprintf("the default %s %d", key, v)
+	return fmt.Sprintf("the default %s %v", key, v)
 }
 
 // invalidError lists every problem found, so one run shows them all.

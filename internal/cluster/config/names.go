@@ -46,6 +46,10 @@ func (c *Config) NodeTemplateName() string { return c.NodeTag() + "-template" }
 // last of the zone's groups when its pool is split).
 func (c *Config) NodeGroupName() string { return c.NodeTag() + "-group" }
 
+// PodRangeName is the secondary range of the region's subnetwork that the
+// cluster's pods' alias ranges come from.
+func (c *Config) PodRangeName() string { return c.Prefix + "-pods" }
+
 // NodeGroups names and sizes a zone's pool of n nodes: ceil(n / max)
 // groups, kube-up's <prefix>-minion-group-1..N-1 and the last unsuffixed
 // (so a pool of one group is named as it always was), the nodes spread

@@ -301,6 +301,15 @@ func settingSpecs() []settingSpec {
 			group:    GroupLB,
 		},
 		{
+			key: "clusterIPRange", flag: "cluster-ip-range", env: []string{"CLUSTER_IP_RANGE"},
+			def:      "10.64.0.0/14",
+			help:     "the pods' addresses: a secondary range <prefix>-pods of the region's subnetwork, of which every VM gets a /24 as an alias IP range (kube-up's CLUSTER_IP_RANGE)",
+			field:    func(c *Config) any { return &c.ClusterIPRange },
+			check:    func(c *Config) error { return checkPodRange(c.ClusterIPRange) },
+			commands: []string{"up"},
+			group:    GroupKube,
+		},
+		{
 			key: "sshPort", flag: "ssh-port", env: []string{"HAKUBE_SSH_PORT"},
 			kind: kindInt, def: "22",
 			help:     "the masters' SSH port, which hakube tunnels to etcd through to change its members",
