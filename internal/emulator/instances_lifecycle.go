@@ -115,21 +115,8 @@ func (s *Server) instancesStop(c *call) (any, *apiError) {
 	case "RUNNING":
 		in.Status = "STOPPING"
 		spec.Done = func() *apiError {
-			if in.deleting || in.gone {
-				return nil
-			}
-			in.Status = "TERMINATED"
-			in.LastStopTimestamp = timestamp(time.Now())
-			in.CpuPlatform = "Unknown CPU Platform"
-			// An ephemeral external IP does not survive a stop; a static one does.
-			for _, ni := range in.NetworkInterfaces {
-				for _, ac := range ni.AccessConfigs {
-					ip := addrOf(ac.NatIP)
-					if ip.IsValid() && c.p.findAddressByIP("", ip) == nil {
-						c.p.releaseExternalIP(ip, in.SelfLink)
-						ac.NatIP = ""
-					}
-				}
+			if !in.deleting && !in.gone {
+				c.p.terminate(in)
 			}
 			return nil
 		}
@@ -142,6 +129,25 @@ func (s *Server) instancesStop(c *call) (any, *apiError) {
 		return nil, errNotReady(relPath(c.p.name, "zones/"+c.zone, "instances", c.name))
 	}
 	return s.startInstanceOp(c, in, spec), nil
+}
+
+// terminate is what a stop ends with, and a shutdown from inside the
+// guest too: TERMINATED, and an ephemeral external IP is given back (a
+// static one stays).
+func (p *project) terminate(in *instanceRec) {
+	in.Status = "TERMINATED"
+	in.LastStopTimestamp = timestamp(time.Now())
+	in.CpuPlatform = "Unknown CPU Platform"
+	for _, ni := range in.NetworkInterfaces {
+		for _, ac := range ni.AccessConfigs {
+			ip := addrOf(ac.NatIP)
+			if ip.IsValid() && p.findAddressByIP("", ip) == nil {
+				p.releaseExternalIP(ip, in.SelfLink)
+				ac.NatIP = ""
+			}
+		}
+	}
+	in.raw = nil
 }
 
 func (s *Server) instancesStart(c *call) (any, *apiError) {

@@ -93,6 +93,9 @@ type project struct {
 	busy map[string]*operation
 	// quotaLimits overrides default limits: key "regions/<r>/<METRIC>" or "global/<METRIC>".
 	quotaLimits map[string]float64
+	// commonMetadata is the project-wide metadata every VM also reads
+	// (project ssh-keys, enable-guest-attributes, ...).
+	commonMetadata *compute.Metadata
 }
 
 func (st *state) newProject(name string, number uint64) *project {
@@ -117,6 +120,7 @@ func (st *state) newProject(name string, number uint64) *project {
 		requestIDs:       map[string]*operation{},
 		busy:             map[string]*operation{},
 		quotaLimits:      map[string]float64{},
+		commonMetadata:   &compute.Metadata{Kind: "compute#metadata", Fingerprint: fingerprint("common-metadata", name)},
 	}
 }
 
@@ -208,7 +212,10 @@ type instanceRec struct {
 	deleting bool            // a delete is under way
 	gone     bool            // removed from the inventory
 	cpus     int64           // guest CPUs of the machine type (see guestCPUs)
-	region   string          // region of the zone (see usageRegion)
+	// guestAttrs is what the guest wrote to its metadata server's
+	// guest-attributes/ (namespace → key → value), for the instance's life.
+	guestAttrs map[string]map[string]string
+	region     string // region of the zone (see usageRegion)
 	// raw caches the wire form: encoding a compute.Instance costs ~100µs,
 	// too much to repeat for every VM on every page of a 5,000-VM zone.
 	// Every change goes through startInstanceOp, which drops it.
