@@ -1,0 +1,223 @@
+// Package kubelet is the simulated kubelet of the emulator's VMs: this
+// machine cannot run containers, so each VM that joins the cluster (its
+// kube-env names KUBELET_BOOTSTRAP_TOKEN: masters and nodes) gets a kubelet
+// stand-in that does against the real API what a kubelet does there, as
+// sigs.k8s.io/kwok's fake nodes do, but under each node's own identity:
+//
+//   - TLS bootstrapping: a CSR for system:node:<vm> made with the bootstrap
+//     token, approved and signed by the real controller-manager, the key
+//     and certificate kept for the VM's life (bootstrap.go);
+//   - the Node, registered and its status kept fresh as system:node:<vm>,
+//     so that the real Node authorizer and NodeRestriction judge it
+//     (node.go), and its Lease in kube-node-lease renewed (lease.go);
+//   - the Pods bound to it reported Running with an IP from the Node's pod
+//     CIDR, and finalized when deleted (pods.go).
+//
+// When the VM stops, so does its kubelet: the real controller-manager marks
+// the Node NotReady. Extra runs one per booted VM.
+package kubelet
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	coordinationclient "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	coreclient "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+)
+
+// VM is what the kubelet needs of one booted VM: what the emulator's guest
+// seam hands each boot, in the kubelet's own terms.
+type VM struct {
+	Project, Zone, Region, Name string
+	ID                          uint64 // a new ID under the same name is a new VM (new disk, new credential)
+	InternalIP                  netip.Addr
+	ExternalIP                  netip.Addr // invalid when the VM has none
+	KubeEnv                     string     // the kube-env the VM booted with
+	MachineType                 MachineType
+	BootDiskGB                  int64 // ephemeral-storage capacity (0: 100)
+	// Dial opens the kubelet's connections to the API (nil: from the VM's
+	// internal IP, as a VM's own connections leave it, which is also what
+	// makes a master's connection to the forwarding rule come back to it).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Console is the VM's serial console (nil: none).
+	Console io.Writer
+}
+
+// MachineType is the VM's size.
+type MachineType struct {
+	Name     string
+	CPUs     int
+	MemoryMB int
+}
+
+// kubelet is one VM's kubelet for one boot.
+type kubelet struct {
+	vm      VM
+	set     *settings
+	id      *identity
+	log     *zap.Logger
+	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+	bootID  string
+	started time.Time
+	renew   func() time.Duration // the lease renew interval (Extra may stretch it)
+
+	tr    *http.Transport
+	core  coreclient.CoreV1Interface
+	coord coordinationclient.CoordinationV1Interface
+
+	mu       sync.Mutex
+	node     *corev1.Node // the latest the API showed
+	reported *corev1.NodeStatus
+	lastPost time.Time
+	lease    *coordinationv1.Lease
+	changed  chan struct{} // the Node changed (its pod CIDR arrived): post the status
+	// cidrChanged: the pods waiting for the network can start.
+	cidrChanged chan struct{}
+
+	pods podIPs
+}
+
+func newKubelet(vm VM, set *settings, id *identity, log *zap.Logger) *kubelet {
+	k := &kubelet{vm: vm, set: set, id: id, log: log, dial: vm.Dial, started: time.Now(),
+		bootID: randomUUID(), changed: make(chan struct{}, 1), cidrChanged: make(chan struct{}, 1), renew: set.leaseRenew}
+	if k.dial == nil {
+		d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+		if vm.InternalIP.IsValid() {
+			d.LocalAddr = &net.TCPAddr{IP: vm.InternalIP.AsSlice()}
+		}
+		k.dial = d.DialContext
+	}
+	k.pods.ips = map[types.UID]netip.Addr{}
+	return k
+}
+
+// console writes a line to the VM's serial console, as journald forwards
+// the kubelet's log there.
+func (k *kubelet) console(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	k.log.Debug(msg)
+	if k.vm.Console != nil {
+		fmt.Fprintf(k.vm.Console, "%s kubelet[%s]: %s\n", time.Now().UTC().Format(time.StampMilli), k.vm.Name, msg)
+	}
+}
+
+// run is the kubelet of one boot, until ctx ends.
+func (k *kubelet) run(ctx context.Context) {
+	if len(k.set.ignored) > 0 {
+		k.console("Flags the simulated kubelet does not model, ignored: %v", k.set.ignored)
+	}
+	if !k.id.valid(k.set.caPEM, time.Now()) {
+		k.console("No valid client certificate: TLS bootstrapping with the bootstrap token against %s", k.set.server)
+		if err := k.bootstrap(ctx, k.id); err != nil {
+			return
+		}
+	}
+	if err := k.connect(); err != nil {
+		k.console("Cannot make the API client: %v", err)
+		return
+	}
+	defer k.tr.CloseIdleConnections()
+	if err := retry(ctx, func() error { return k.register(ctx) }); err != nil {
+		return
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(2)
+	go func() { defer wg.Done(); k.watchNode(ctx) }()
+	go func() { defer wg.Done(); k.watchPods(ctx) }()
+	k.heartbeat(ctx)
+}
+
+// connect makes the clients that act as system:node:<name>.
+func (k *kubelet) connect() error {
+	c, err := k.id.tlsCertificate()
+	if err != nil {
+		return err
+	}
+	if k.tr, err = newTransport(k.set.caPEM, c, k.dial); err != nil {
+		return err
+	}
+	cfg := &rest.Config{Host: k.set.server, Transport: k.tr, UserAgent: userAgent, QPS: 20, Burst: 50, Timeout: 30 * time.Second}
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return err
+	}
+	if k.core, err = coreclient.NewForConfigAndClient(cfg, hc); err != nil {
+		return err
+	}
+	k.coord, err = coordinationclient.NewForConfigAndClient(cfg, hc)
+	return err
+}
+
+// heartbeat renews the lease and keeps the Node's status fresh: the status
+// is looked at every --node-status-update-frequency and posted when it
+// changed or --node-status-report-frequency passed, at once when the Node
+// changed (its pod CIDR arrived: the network is ready), as kubelet's fast
+// status update at start does.
+func (k *kubelet) heartbeat(ctx context.Context) {
+	k.syncLease(ctx)
+	k.syncStatus(ctx, true)
+	leaseT := time.NewTimer(jitter(k.renew(), 0.04))
+	statusT := time.NewTimer(k.set.statusUpdate)
+	defer leaseT.Stop()
+	defer statusT.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-leaseT.C:
+			k.syncLease(ctx)
+			leaseT.Reset(jitter(k.renew(), 0.04))
+		case <-statusT.C:
+			k.syncStatus(ctx, false)
+			statusT.Reset(k.set.statusUpdate)
+		case <-k.changed:
+			k.syncStatus(ctx, false)
+		}
+	}
+}
+
+func (k *kubelet) notifyChanged() {
+	select {
+	case k.changed <- struct{}{}:
+	default:
+	}
+}
+
+// jitter returns d plus up to frac of it, at random (wait.Jitter).
+func jitter(d time.Duration, frac float64) time.Duration {
+	return d + time.Duration(rand.Float64()*frac*float64(d))
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func randomUUID() string {
+	var b [16]byte
+	for i := range b {
+		b[i] = byte(rand.UintN(256))
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
