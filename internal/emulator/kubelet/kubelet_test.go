@@ -2,10 +2,10 @@ package kubelet_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
-	"context"
 	"fmt"
 	"net/netip"
 	"strings"
