@@ -43,6 +43,7 @@ type controlPlane struct {
 	comps   []vmcontract.Component
 	admin   kubernetes.Interface // system:masters, once bootstrap ran
 	logs    map[string]*syncBuffer
+	pids    map[string]int
 }
 
 // rehearsalBinary is bin/kube-rehearsal, which `make rehearsal` builds.
@@ -68,12 +69,13 @@ type ipSource struct {
 func (s *ipSource) take() netip.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a := s.next
-	s.next = s.next.Next()
-	if b := a.As4(); b[3] == 0 || b[3] == 255 {
-		return s.take()
+	for {
+		a := s.next
+		s.next = s.next.Next()
+		if b := a.As4(); b[3] != 0 && b[3] != 255 {
+			return a
+		}
 	}
-	return a
 }
 
 func claimIPs(t testing.TB) *ipSource {
@@ -126,7 +128,7 @@ func newControlPlane(t testing.TB, ips *ipSource, cmArgs string) *controlPlane {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &controlPlane{ip: ip, caPEM: cluster.CA.CertPEM, token: token, cluster: cluster, comps: comps, logs: map[string]*syncBuffer{}}
+	return &controlPlane{ip: ip, caPEM: cluster.CA.CertPEM, token: token, cluster: cluster, comps: comps, logs: map[string]*syncBuffer{}, pids: map[string]int{}}
 }
 
 // start runs etcd, kube-apiserver and kube-controller-manager (pods are
@@ -138,7 +140,7 @@ func (cp *controlPlane) start(t testing.TB) {
 		if c.Name == "kube-scheduler" {
 			continue
 		}
-		cp.logs[c.Name] = startProcess(t, bin, c)
+		cp.logs[c.Name], cp.pids[c.Name] = startProcess(t, bin, c)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -162,7 +164,7 @@ func writeFile(t testing.TB, p string, b []byte) {
 
 // startProcess runs one component in its own process group, killed with
 // the whole group when the test ends.
-func startProcess(t testing.TB, bin string, c vmcontract.Component) *syncBuffer {
+func startProcess(t testing.TB, bin string, c vmcontract.Component) (*syncBuffer, int) {
 	t.Helper()
 	log := &syncBuffer{}
 	cmd := exec.Command(bin, append([]string{c.Name}, c.Args...)...)
@@ -175,7 +177,7 @@ func startProcess(t testing.TB, bin string, c vmcontract.Component) *syncBuffer 
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		_ = cmd.Wait()
 	})
-	return log
+	return log, cmd.Process.Pid
 }
 
 func (cp *controlPlane) url() string { return fmt.Sprintf("https://%s:%d", cp.ip, apiPort) }
@@ -218,12 +220,17 @@ func (cp *controlPlane) bootstrap(t testing.TB) {
 	if err := kc.Bootstrap(ctx, cp.token); err != nil {
 		t.Fatal(err)
 	}
-	certPEM, keyPEM, err := cp.cluster.CA.Issue(pki.Leaf{CommonName: "test-admin", Organization: []string{vmcontract.SuperUserGroup}, Client: true}, time.Now())
+	certPEM, keyPEM, err := cp.cluster.CA.Issue(adminLeaf(), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	cp.admin = kubernetes.NewForConfigOrDie(&rest.Config{Host: cp.url(), QPS: 100, Burst: 200,
 		TLSClientConfig: rest.TLSClientConfig{CAData: cp.caPEM, CertData: certPEM, KeyData: keyPEM}})
+}
+
+// adminLeaf is the tests' own admin credential.
+func adminLeaf() pki.Leaf {
+	return pki.Leaf{CommonName: "test-admin", Organization: []string{vmcontract.SuperUserGroup}, Client: true}
 }
 
 // kubeEnv is the kube-env hakube gives a VM of this cluster.

@@ -13,20 +13,29 @@ import (
 // Config configures the kubelets of every VM.
 type Config struct {
 	Log *zap.Logger
-	// MaxRenewRate, when set, caps the fleet's lease renewals per second:
-	// each kubelet's renew interval stretches to (running kubelets) /
-	// MaxRenewRate when that is longer than its own, and its lease
-	// duration with it (docs/vm-contract.md has the 5,000-node figures).
+	// MaxRenewRate caps the fleet's lease renewals per second (0:
+	// DefaultMaxRenewRate, negative: no cap): each kubelet's renew interval
+	// stretches to (running kubelets) / MaxRenewRate when that is longer
+	// than its own, and its lease duration with it. This machine's real
+	// control plane cannot take 5,000 kubelets' 500 renewals a second
+	// (docs/vm-contract.md has the figures); a stretched interval needs the
+	// controller-manager's --node-monitor-grace-period above it.
 	MaxRenewRate float64
 }
+
+// DefaultMaxRenewRate is what one apiserver and etcd on a 2-core machine
+// take beside everything else: up to 1,000 kubelets renew every 10 s as
+// real ones do, 5,000 every 50 s.
+const DefaultMaxRenewRate = 100
 
 // Extra runs the kubelet of each VM the guest boots and keeps each VM's
 // credential for its life.
 type Extra struct {
-	cfg     Config
-	mu      sync.Mutex
-	ids     map[vmKey]*identity
-	running int
+	cfg       Config
+	mu        sync.Mutex
+	ids       map[vmKey]*identity
+	running   int
+	stretched bool // the fleet's renewals are stretched (logged once)
 }
 
 type vmKey struct {
@@ -38,6 +47,9 @@ type vmKey struct {
 func NewExtra(cfg Config) *Extra {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
+	}
+	if cfg.MaxRenewRate == 0 {
+		cfg.MaxRenewRate = DefaultMaxRenewRate
 	}
 	return &Extra{cfg: cfg, ids: map[vmKey]*identity{}}
 }
@@ -129,7 +141,15 @@ func (x *Extra) renewInterval(own time.Duration) time.Duration {
 		return own
 	}
 	x.mu.Lock()
-	n := x.running
-	x.mu.Unlock()
-	return max(own, time.Duration(float64(n)/x.cfg.MaxRenewRate*float64(time.Second)))
+	defer x.mu.Unlock()
+	d := time.Duration(float64(x.running) / x.cfg.MaxRenewRate * float64(time.Second))
+	if d <= own {
+		return own
+	}
+	if !x.stretched {
+		x.stretched = true
+		x.cfg.Log.Info("kubelets' lease renewals stretched to keep the control plane's load bearable; the controller-manager's --node-monitor-grace-period must exceed the interval",
+			zap.Int("kubelets", x.running), zap.Float64("maxRenewRate", x.cfg.MaxRenewRate), zap.Duration("interval", d))
+	}
+	return d
 }

@@ -25,12 +25,12 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	coordinationclient "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	coreclient "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -77,21 +77,20 @@ type kubelet struct {
 	core  coreclient.CoreV1Interface
 	coord coordinationclient.CoordinationV1Interface
 
-	mu       sync.Mutex
+	// Owned by run's goroutine once it registered.
 	node     *corev1.Node // the latest the API showed
 	reported *corev1.NodeStatus
 	lastPost time.Time
 	lease    *coordinationv1.Lease
-	changed  chan struct{} // the Node changed (its pod CIDR arrived): post the status
-	// cidrChanged: the pods waiting for the network can start.
-	cidrChanged chan struct{}
-
-	pods podIPs
+	changed  bool // the Node changed (its pod CIDR arrived): post the status now
+	pods     podIPs
+	podCache map[types.UID]*corev1.Pod // the Pods bound to the node
+	retryPod map[types.UID]bool        // pods whose last sync failed or wait for the network
 }
 
 func newKubelet(vm VM, set *settings, id *identity, log *zap.Logger) *kubelet {
-	k := &kubelet{vm: vm, set: set, id: id, log: log, dial: vm.Dial, started: time.Now(),
-		bootID: randomUUID(), changed: make(chan struct{}, 1), cidrChanged: make(chan struct{}, 1), renew: set.leaseRenew}
+	k := &kubelet{vm: vm, set: set, id: id, log: log, dial: vm.Dial, started: time.Now(), bootID: randomUUID(),
+		renew: set.leaseRenew, podCache: map[types.UID]*corev1.Pod{}, retryPod: map[types.UID]bool{}}
 	if k.dial == nil {
 		d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 		if vm.InternalIP.IsValid() {
@@ -132,12 +131,7 @@ func (k *kubelet) run(ctx context.Context) {
 	if err := retry(ctx, func() error { return k.register(ctx) }); err != nil {
 		return
 	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	wg.Add(2)
-	go func() { defer wg.Done(); k.watchNode(ctx) }()
-	go func() { defer wg.Done(); k.watchPods(ctx) }()
-	k.heartbeat(ctx)
+	k.loop(ctx)
 }
 
 // connect makes the clients that act as system:node:<name>.
@@ -149,7 +143,9 @@ func (k *kubelet) connect() error {
 	if k.tr, err = newTransport(k.set.caPEM, c, k.dial); err != nil {
 		return err
 	}
-	cfg := &rest.Config{Host: k.set.server, Transport: k.tr, UserAgent: userAgent, QPS: 20, Burst: 50, Timeout: 30 * time.Second}
+	// Protobuf, as the kubelet speaks it: cheaper to decode on both ends.
+	cfg := &rest.Config{Host: k.set.server, Transport: k.tr, UserAgent: userAgent, QPS: 20, Burst: 50,
+		ContentConfig: rest.ContentConfig{ContentType: runtime.ContentTypeProtobuf, AcceptContentTypes: runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON}}
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return err
@@ -161,39 +157,75 @@ func (k *kubelet) connect() error {
 	return err
 }
 
-// heartbeat renews the lease and keeps the Node's status fresh: the status
-// is looked at every --node-status-update-frequency and posted when it
-// changed or --node-status-report-frequency passed, at once when the Node
-// changed (its pod CIDR arrived: the network is ready), as kubelet's fast
-// status update at start does.
-func (k *kubelet) heartbeat(ctx context.Context) {
+// requestTimeout bounds each of the kubelet's requests but its watches.
+const requestTimeout = 30 * time.Second
+
+// loop is the kubelet after registration, on one goroutine: it renews the
+// lease, keeps the Node's status fresh and follows its own Node (the pod
+// CIDR the controller-manager allocates) and the Pods bound to it. The
+// status is looked at every --node-status-update-frequency and posted when
+// it changed or --node-status-report-frequency passed, and at once when the
+// Node changed (its pod CIDR arrived: the network is ready), as the
+// kubelet's fast status update at start does.
+func (k *kubelet) loop(ctx context.Context) {
+	nodes, pods := k.nodeFollower(), k.podFollower()
+	defer nodes.stop()
+	defer pods.stop()
 	k.syncLease(ctx)
 	k.syncStatus(ctx, true)
 	leaseT := time.NewTimer(jitter(k.renew(), 0.04))
 	statusT := time.NewTimer(k.set.statusUpdate)
 	defer leaseT.Stop()
 	defer statusT.Stop()
-	for {
+	for ctx.Err() == nil {
+		now := time.Now()
+		nodes.open(ctx, now)
+		pods.open(ctx, now)
+		if k.changed {
+			k.changed = false
+			k.syncStatus(ctx, false)
+			k.retryPods(ctx)
+		}
 		select {
 		case <-ctx.Done():
-			return
+		case ev, ok := <-nodes.events():
+			if !ok {
+				nodes.ended()
+			} else if nodes.seen(ev) {
+				k.onNode(ev)
+			}
+		case ev, ok := <-pods.events():
+			if !ok {
+				pods.ended()
+			} else if pods.seen(ev) {
+				k.onPod(ctx, ev)
+			}
 		case <-leaseT.C:
 			k.syncLease(ctx)
 			leaseT.Reset(jitter(k.renew(), 0.04))
 		case <-statusT.C:
 			k.syncStatus(ctx, false)
+			k.retryPods(ctx)
 			statusT.Reset(k.set.statusUpdate)
-		case <-k.changed:
-			k.syncStatus(ctx, false)
+		case <-reopen(nodes, pods):
+			// A follower whose open failed is tried again on this pass.
 		}
 	}
 }
 
-func (k *kubelet) notifyChanged() {
-	select {
-	case k.changed <- struct{}{}:
-	default:
+// reopen fires when a follower whose list or watch failed may try again;
+// nil (never) while both watch.
+func reopen(fs ...*follower) <-chan time.Time {
+	var at time.Time
+	for _, f := range fs {
+		if f.w == nil && (at.IsZero() || f.retryAt.Before(at)) {
+			at = f.retryAt
+		}
 	}
+	if at.IsZero() {
+		return nil
+	}
+	return time.After(max(time.Until(at), 0))
 }
 
 // jitter returns d plus up to frac of it, at random (wait.Jitter).

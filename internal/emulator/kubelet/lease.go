@@ -22,9 +22,7 @@ func (k *kubelet) syncLease(ctx context.Context) {
 		if err == nil {
 			return
 		}
-		k.mu.Lock()
 		k.lease = nil
-		k.mu.Unlock()
 		if ctx.Err() != nil {
 			return
 		}
@@ -36,18 +34,17 @@ func (k *kubelet) syncLease(ctx context.Context) {
 }
 
 func (k *kubelet) renewLease(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
 	leases := k.coord.Leases(leaseNamespace)
-	k.mu.Lock()
 	cur := k.lease
-	k.mu.Unlock()
 	if cur == nil {
 		l, err := leases.Get(ctx, k.vm.Name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
 			l, err = leases.Create(ctx, k.newLease(nil), metav1.CreateOptions{})
 			if err == nil {
-				k.keepLease(l)
-				return nil
+				k.lease = l
 			}
 			return err
 		case err != nil:
@@ -59,14 +56,8 @@ func (k *kubelet) renewLease(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	k.keepLease(l)
-	return nil
-}
-
-func (k *kubelet) keepLease(l *coordinationv1.Lease) {
-	k.mu.Lock()
 	k.lease = l
-	k.mu.Unlock()
+	return nil
 }
 
 // newLease is base renewed now, held by the node for the lease duration.
@@ -81,7 +72,7 @@ func (k *kubelet) newLease(base *coordinationv1.Lease) *coordinationv1.Lease {
 	l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds, l.Spec.RenewTime = &holder, &secs, &now
 	// Owned by the Node, so that the Node's deletion collects it; the UID is
 	// known once the Node is registered.
-	if n := k.currentNode(); len(l.OwnerReferences) == 0 && n != nil && n.UID != "" {
+	if n := k.node; len(l.OwnerReferences) == 0 && n != nil && n.UID != "" {
 		l.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: n.Name, UID: n.UID}}
 	}
 	return l

@@ -17,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
-	"k8s.io/client-go/tools/cache"
+	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/hakube/hakube/internal/vmcontract"
 )
@@ -66,6 +66,8 @@ func (k *kubelet) registerNode() *corev1.Node {
 
 // register creates the Node, or takes the one a previous boot registered.
 func (k *kubelet) register(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
 	n, err := k.core.Nodes().Create(ctx, k.registerNode(), metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		n, err = k.core.Nodes().Get(ctx, k.vm.Name, metav1.GetOptions{})
@@ -79,40 +81,46 @@ func (k *kubelet) register(ctx context.Context) error {
 	return nil
 }
 
+// setNode keeps the latest Node the API showed; a new pod CIDR makes the
+// network ready: the status is posted and waiting pods start.
 func (k *kubelet) setNode(n *corev1.Node) {
-	k.mu.Lock()
-	prevCIDR := ""
-	if k.node != nil {
-		prevCIDR = k.node.Spec.PodCIDR
+	if n == nil {
+		return
+	}
+	if k.node == nil || n.Spec.PodCIDR != k.node.Spec.PodCIDR {
+		k.pods.setCIDR(n.Spec.PodCIDR)
+		k.changed = true
 	}
 	k.node = n
-	k.mu.Unlock()
-	if n.Spec.PodCIDR != prevCIDR {
-		k.pods.setCIDR(n.Spec.PodCIDR)
-		k.notifyChanged()
-		select {
-		case k.cidrChanged <- struct{}{}:
-		default:
-		}
+}
+
+// nodeFollower follows the kubelet's own Node, as its node informer does.
+func (k *kubelet) nodeFollower() *follower {
+	sel := fields.OneTermEqualSelector("metadata.name", k.vm.Name).String()
+	return &follower{
+		list: func(ctx context.Context) (string, error) {
+			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+			defer cancel()
+			l, err := k.core.Nodes().List(ctx, metav1.ListOptions{FieldSelector: sel})
+			if err != nil {
+				return "", err
+			}
+			for i := range l.Items {
+				k.setNode(&l.Items[i])
+			}
+			return l.ResourceVersion, nil
+		},
+		watch: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			opts.FieldSelector = sel
+			return k.core.Nodes().Watch(ctx, opts)
+		},
 	}
 }
 
-func (k *kubelet) currentNode() *corev1.Node {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.node
-}
-
-// watchNode follows the kubelet's own Node (its pod CIDR, which the
-// controller-manager allocates), as the kubelet's node informer does.
-func (k *kubelet) watchNode(ctx context.Context) {
-	lw := cache.NewListWatchFromClient(k.core.RESTClient(), "nodes", "", fields.OneTermEqualSelector("metadata.name", k.vm.Name))
-	_, ctrl := cache.NewInformerWithOptions(cache.InformerOptions{ListerWatcher: lw, ObjectType: &corev1.Node{},
-		Handler: cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(obj any) { k.setNode(obj.(*corev1.Node)) },
-			UpdateFunc: func(_, obj any) { k.setNode(obj.(*corev1.Node)) },
-		}})
-	ctrl.RunWithContext(ctx)
+func (k *kubelet) onNode(ev watch.Event) {
+	if n, ok := ev.Object.(*corev1.Node); ok && ev.Type != watch.Deleted {
+		k.setNode(n)
+	}
 }
 
 // status is the NodeStatus the kubelet reports now: capacity from the
@@ -194,16 +202,13 @@ func (k *kubelet) machineID() string {
 // syncStatus posts the Node's status when it changed, when the report
 // frequency passed, or always (at boot).
 func (k *kubelet) syncStatus(ctx context.Context, always bool) {
-	n := k.currentNode()
+	n := k.node
 	if n == nil {
 		return
 	}
 	now := time.Now()
 	st := k.status(n, now)
-	k.mu.Lock()
-	due := always || k.reported == nil || now.Sub(k.lastPost) >= k.set.statusReport || statusChanged(k.reported, &st)
-	k.mu.Unlock()
-	if !due {
+	if !always && k.reported != nil && now.Sub(k.lastPost) < k.set.statusReport && !statusChanged(k.reported, &st) {
 		return
 	}
 	patched, err := k.patchStatus(ctx, n, st)
@@ -211,9 +216,7 @@ func (k *kubelet) syncStatus(ctx context.Context, always bool) {
 		k.console("Error updating node status, will retry: %v", err)
 		return
 	}
-	k.mu.Lock()
 	k.reported, k.lastPost = &st, now
-	k.mu.Unlock()
 	k.setNode(patched)
 }
 
@@ -244,5 +247,7 @@ func (k *kubelet) patchStatus(ctx context.Context, n *corev1.Node, st corev1.Nod
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
 	return k.core.Nodes().Patch(ctx, k.vm.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
 }

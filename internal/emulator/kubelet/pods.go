@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
-	"k8s.io/client-go/tools/cache"
+	"k8s.io/apimachinery/pkg/watch"
 )
 
 // podIPs hands out the node's pod IPs from its pod CIDR, as kube-up's
@@ -75,60 +75,96 @@ func (p *podIPs) release(uid types.UID) {
 	p.mu.Unlock()
 }
 
-// watchPods follows the Pods bound to the node (the only ones the Node
-// authorizer lets it see) and syncs each as it changes; when the pod CIDR
-// arrives, the pods waiting for the network are synced again.
-func (k *kubelet) watchPods(ctx context.Context) {
-	lw := cache.NewListWatchFromClient(k.core.RESTClient(), "pods", "", fields.OneTermEqualSelector("spec.nodeName", k.vm.Name))
-	store, ctrl := cache.NewInformerWithOptions(cache.InformerOptions{ListerWatcher: lw, ObjectType: &corev1.Pod{},
-		// A resync retries what failed (a pod patched while the API was away).
-		ResyncPeriod: time.Minute,
-		Handler: cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(obj any) { k.syncPod(ctx, obj.(*corev1.Pod)) },
-			UpdateFunc: func(_, obj any) { k.syncPod(ctx, obj.(*corev1.Pod)) },
-			DeleteFunc: func(obj any) {
-				if p, ok := obj.(*corev1.Pod); ok {
-					k.pods.release(p.UID)
-				}
-			},
-		}})
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-k.cidrChanged:
-				for _, obj := range store.List() {
-					k.syncPod(ctx, obj.(*corev1.Pod))
+// podFollower follows the Pods bound to the node (the only ones the Node
+// authorizer lets it see).
+func (k *kubelet) podFollower() *follower {
+	sel := fields.OneTermEqualSelector("spec.nodeName", k.vm.Name).String()
+	return &follower{
+		list: func(ctx context.Context) (string, error) {
+			lctx, cancel := context.WithTimeout(ctx, requestTimeout)
+			defer cancel()
+			l, err := k.core.Pods("").List(lctx, metav1.ListOptions{FieldSelector: sel})
+			if err != nil {
+				return "", err
+			}
+			listed := map[types.UID]bool{}
+			for i := range l.Items {
+				listed[l.Items[i].UID] = true
+				k.syncPod(ctx, &l.Items[i])
+			}
+			for uid := range k.podCache {
+				if !listed[uid] {
+					k.forgetPod(uid)
 				}
 			}
+			return l.ResourceVersion, nil
+		},
+		watch: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			opts.FieldSelector = sel
+			return k.core.Pods("").Watch(ctx, opts)
+		},
+	}
+}
+
+func (k *kubelet) onPod(ctx context.Context, ev watch.Event) {
+	p, ok := ev.Object.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	if ev.Type == watch.Deleted {
+		k.forgetPod(p.UID)
+		return
+	}
+	k.syncPod(ctx, p)
+}
+
+func (k *kubelet) forgetPod(uid types.UID) {
+	delete(k.podCache, uid)
+	delete(k.retryPod, uid)
+	k.pods.release(uid)
+}
+
+// retryPods syncs again the pods whose last sync failed or that waited for
+// the network.
+func (k *kubelet) retryPods(ctx context.Context) {
+	for uid := range k.retryPod {
+		if p := k.podCache[uid]; p != nil {
+			k.syncPod(ctx, p)
 		}
-	}()
-	ctrl.RunWithContext(ctx)
+	}
 }
 
 // syncPod does what the kubelet does for one pod: a pod being deleted is
 // finalized (its containers are gone: grace 0, as the kubelet deletes it
 // once they stopped); any other pod not finished is reported Running.
 func (k *kubelet) syncPod(ctx context.Context, pod *corev1.Pod) {
+	k.podCache[pod.UID] = pod
+	delete(k.retryPod, pod.UID)
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
 	if pod.DeletionTimestamp != nil {
 		uid := pod.UID
 		err := k.core.Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64), Preconditions: &metav1.Preconditions{UID: &uid}})
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			k.console("Failed to delete pod %s/%s: %v", pod.Namespace, pod.Name, err)
+			k.retryPod[pod.UID] = true
 		}
-		k.pods.release(pod.UID)
 		return
 	}
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		return
 	}
 	st, ok := k.runningStatus(pod, time.Now())
-	if !ok || !needsStatus(&pod.Status, &st) {
+	if !ok {
+		k.retryPod[pod.UID] = true // the network is not ready yet
 		return
 	}
-	if err := k.patchPodStatus(ctx, pod, st); err != nil && !apierrors.IsNotFound(err) && ctx.Err() == nil {
+	if !needsStatus(&pod.Status, &st) {
+		return
+	}
+	if err := k.patchPodStatus(ctx, pod, st); err != nil && !apierrors.IsNotFound(err) {
 		k.console("Failed to update status for pod %s/%s: %v", pod.Namespace, pod.Name, err)
+		k.retryPod[pod.UID] = true
 	}
 }
 
