@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	compute "google.golang.org/api/compute/v1"
+
+	"github.com/hakube/hakube/internal/vmcontract"
 )
 
 // GuestRef names the instance a guest runs in. ID, when not 0, must match:
@@ -86,10 +88,9 @@ func metadataMap(md *compute.Metadata) map[string]string {
 // enable-guest-attributes when it has one, else the project's; TRUE in any
 // case enables.
 func guestAttributesEnabled(instance, project map[string]string) bool {
-	const key = "enable-guest-attributes"
-	v, ok := instance[key]
+	v, ok := instance[vmcontract.KeyEnableGuestAttributes]
 	if !ok {
-		v = project[key]
+		v = project[vmcontract.KeyEnableGuestAttributes]
 	}
 	return strings.EqualFold(v, "true")
 }

@@ -25,6 +25,15 @@ const (
 	KeyClusterName   = "cluster-name"
 	KeySSHKeys       = "ssh-keys"
 	KeyStartupScript = "startup-script"
+	// KeyBlockProjectSSHKeys set true on an instance makes the project's
+	// ssh-keys not count; KeyEnableGuestAttributes TRUE (on the instance,
+	// else the project) lets the VM publish guest attributes (its SSH host
+	// keys, hostkeys/<type>).
+	KeyBlockProjectSSHKeys   = "block-project-ssh-keys"
+	KeyEnableGuestAttributes = "enable-guest-attributes"
+	// GuestAttributesHostKeys is the guest-attribute namespace of the SSH
+	// host keys.
+	GuestAttributesHostKeys = "hostkeys"
 )
 
 // kube-env keys with a meaning to the VM (docs/vm-contract.md lists them all).

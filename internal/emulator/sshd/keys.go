@@ -7,14 +7,13 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/hakube/hakube/internal/vmcontract"
 )
 
-// Metadata keys the guest agent reads to decide who may log in.
-const (
-	KeySSHKeys       = "ssh-keys"
-	KeyLegacySSHKeys = "sshKeys" // the deprecated form; on an instance it also blocks project keys
-	KeyBlockProject  = "block-project-ssh-keys"
-)
+// keyLegacySSHKeys is ssh-keys' deprecated form; on an instance it also
+// blocks the project's keys, as the guest agent reads it.
+const keyLegacySSHKeys = "sshKeys"
 
 // Metadata is what a VM's guest agent reads at each login: the instance's
 // metadata items and the project's common instance metadata items.
@@ -44,15 +43,15 @@ func (a AuthorizedKeys) Allows(user string, key ssh.PublicKey) bool {
 // one whose expiry cannot be read does not count. Malformed lines are
 // skipped, as the agent skips them.
 func ParseMetadata(md Metadata, now time.Time) AuthorizedKeys {
-	lines := splitLines(md.Instance[KeySSHKeys])
-	block, _ := strconv.ParseBool(md.Instance[KeyBlockProject])
-	if legacy := md.Instance[KeyLegacySSHKeys]; legacy != "" {
+	lines := splitLines(md.Instance[vmcontract.KeySSHKeys])
+	block, _ := strconv.ParseBool(md.Instance[vmcontract.KeyBlockProjectSSHKeys])
+	if legacy := md.Instance[keyLegacySSHKeys]; legacy != "" {
 		lines = append(lines, splitLines(legacy)...)
 		block = true
 	}
 	if !block {
-		lines = append(lines, splitLines(md.Project[KeySSHKeys])...)
-		lines = append(lines, splitLines(md.Project[KeyLegacySSHKeys])...)
+		lines = append(lines, splitLines(md.Project[vmcontract.KeySSHKeys])...)
+		lines = append(lines, splitLines(md.Project[keyLegacySSHKeys])...)
 	}
 	out := AuthorizedKeys{}
 	for _, line := range lines {

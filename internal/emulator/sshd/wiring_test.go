@@ -19,6 +19,7 @@ import (
 	"github.com/hakube/hakube/internal/emulator"
 	"github.com/hakube/hakube/internal/emulator/emulatortest"
 	"github.com/hakube/hakube/internal/emulator/sshd"
+	"github.com/hakube/hakube/internal/vmcontract"
 	compute "google.golang.org/api/compute/v1"
 	"google.golang.org/api/option"
 )
@@ -130,7 +131,7 @@ func sshVM(e *emu, project string, in *compute.Instance) sshd.VM {
 			return sshd.Metadata{Instance: md.Instance, Project: md.Project}, err
 		},
 		PublishHostKey: func(keyType, value string) error {
-			return e.srv.SetGuestAttribute(ref, "hostkeys", keyType, value)
+			return e.srv.SetGuestAttribute(ref, vmcontract.GuestAttributesHostKeys, keyType, value)
 		},
 		Halt:   func() { _ = e.srv.GuestShutdown(ref) },
 		Reboot: func() {},
