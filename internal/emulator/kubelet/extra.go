@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,6 +63,11 @@ func (x *Extra) Boot(vm VM) (stop func(), err error) {
 	set, err := parseSettings(vm.KubeEnv)
 	if errors.Is(err, errNoKubelet) {
 		return func() {}, nil
+	}
+	if vm.Region == "" {
+		if i := strings.LastIndexByte(vm.Zone, '-'); i > 0 {
+			vm.Region = vm.Zone[:i] // europe-west1-b is in europe-west1
+		}
 	}
 	log := x.cfg.Log.With(zap.String("instance", vm.Name))
 	if err != nil {

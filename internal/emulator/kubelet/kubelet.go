@@ -40,13 +40,14 @@ import (
 // VM is what the kubelet needs of one booted VM: what the emulator's guest
 // seam hands each boot, in the kubelet's own terms.
 type VM struct {
-	Project, Zone, Region, Name string
-	ID                          uint64 // a new ID under the same name is a new VM (new disk, new credential)
-	InternalIP                  netip.Addr
-	ExternalIP                  netip.Addr // invalid when the VM has none
-	KubeEnv                     string     // the kube-env the VM booted with
-	MachineType                 MachineType
-	BootDiskGB                  int64 // ephemeral-storage capacity (0: 100)
+	Project, Zone, Name string
+	Region              string // "": the zone's
+	ID                  uint64 // a new ID under the same name is a new VM (new disk, new credential)
+	InternalIP          netip.Addr
+	ExternalIP          netip.Addr // invalid when the VM has none
+	KubeEnv             string     // the kube-env the VM booted with
+	MachineType         MachineType
+	BootDiskGB          int64 // ephemeral-storage capacity (0: 100)
 	// Dial opens the kubelet's connections to the API (nil: from the VM's
 	// internal IP, as a VM's own connections leave it, which is also what
 	// makes a master's connection to the forwarding rule come back to it).
