@@ -35,12 +35,6 @@ func (p *podIPs) setCIDR(s string) {
 	}
 }
 
-func (p *podIPs) ready() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.cidr.IsValid()
-}
-
 // take returns the pod's IP: the one its status shows when it is in the
 // CIDR (a pod seen again after a restart), else a free one.
 func (p *podIPs) take(uid types.UID, shown string) (netip.Addr, bool) {
