@@ -199,7 +199,7 @@ func masterInstance(cfg *config.Config, name, zone, natIP, internalIP string, en
 			// The guest publishes its SSH host keys as guest attributes, which
 			// hakube (and gcloud) verify host keys against, and its bootstrap's
 			// outcome, which status shows.
-			{Key: vmcontract.KeyGuestAttributes, Value: strPtr("TRUE")},
+			{Key: vmcontract.KeyEnableGuestAttributes, Value: strPtr("TRUE")},
 		}},
 		ServiceAccounts: []*compute.ServiceAccount{{Email: "default", Scopes: vmScopes}},
 	}, nil
@@ -232,7 +232,7 @@ func nodeTemplate(cfg *config.Config, staticIP string, ca []byte, token string) 
 				{Key: vmcontract.KeyKubeEnv, Value: strPtr(env.String())},
 				{Key: vmcontract.KeyClusterName, Value: strPtr(cfg.ClusterName())},
 				{Key: vmcontract.KeyStartupScript, Value: strPtr(script)},
-				{Key: vmcontract.KeyGuestAttributes, Value: strPtr("TRUE")},
+				{Key: vmcontract.KeyEnableGuestAttributes, Value: strPtr("TRUE")},
 			}},
 			ServiceAccounts: []*compute.ServiceAccount{{Email: "default", Scopes: vmScopes}},
 		},

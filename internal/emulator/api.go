@@ -5,7 +5,7 @@ package emulator
 func (s *Server) apiRoutes() {
 	s.mux.HandleFunc("/compute/v1/", s.notFoundHandler)
 
-	s.handle("GET", "", "compute.projects.get", s.projectsGet)
+	s.routesProjects()
 
 	// No autoscaler can exist here, but gcloud lists them to describe or
 	// list managed instance groups: answer with empty lists, as GCE does.
@@ -31,8 +31,6 @@ func (s *Server) apiRoutes() {
 	s.routesHealthChecks()
 	s.routesForwardingRules()
 }
-
-func (s *Server) projectsGet(c *call) (any, *apiError) { return c.p.projectObj(), nil }
 
 func (s *Server) autoscalersList(c *call) (any, *apiError) {
 	return s.listResponse(c, "compute#autoscalerList", nil, c.p.link(c.scope(), "autoscalers"))

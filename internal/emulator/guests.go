@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"time"
+	"strings"
 
 	"github.com/hakube/hakube/internal/emulator/dataplane"
 	"github.com/hakube/hakube/internal/emulator/guest"
@@ -36,7 +36,7 @@ func (s *Server) startDataPlane() error {
 	host, err := guest.NewHost(guest.Options{
 		Kubernetes: s.opts.Kubernetes, Binary: s.opts.KubeBinary, StateDir: dir,
 		SSHPort: s.opts.SSHPort, Extras: s.opts.Extras, Log: s.log.Named("guest"),
-		Power: s.guestPower, Metadata: s.guestMetadata,
+		Power: s.guestPower, Metadata: s.guestMetadata, GuestAttribute: s.guestAttribute,
 	})
 	if err == nil {
 		s.dp, err = dataplane.New(s.dataPlaneSnapshot, s.log.Named("dataplane"), s.opts.Seed, host)
@@ -81,14 +81,19 @@ func (s *Server) guestPower(vm guest.VMRef, p guest.Power) {
 // haltInstance is a stop with no operation: TERMINATED now, its ephemeral
 // external IPs released. Called under mu.
 func (s *Server) haltInstance(in *instanceRec) {
-	in.Status = "TERMINATED"
-	in.LastStopTimestamp = timestamp(time.Now())
-	in.CpuPlatform = "Unknown CPU Platform"
-	p := s.projects[linkProject(in.SelfLink)]
-	if p == nil {
-		return
+	if p := s.projects[linkProject(in.SelfLink)]; p != nil {
+		p.terminate(in)
 	}
-	p.releaseEphemeralIPs(in)
+}
+
+// guestAttribute is a guest's write to its metadata server's
+// guest-attributes/.
+func (s *Server) guestAttribute(_ context.Context, link string, id uint64, namespace, key, value string) error {
+	r, ok := parseRef(link, ref{})
+	if !ok {
+		return fmt.Errorf("instance %s: %w", link, ErrNoInstance)
+	}
+	return s.SetGuestAttribute(GuestRef{Project: r.Project, Zone: strings.TrimPrefix(r.Scope, "zones/"), Name: r.Name, ID: id}, namespace, key, value)
 }
 
 // releaseEphemeralIPs gives back a stopped VM's ephemeral external IPs; a

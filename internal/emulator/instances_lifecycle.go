@@ -115,14 +115,9 @@ func (s *Server) instancesStop(c *call) (any, *apiError) {
 	case "RUNNING":
 		in.Status = "STOPPING"
 		spec.Done = func() *apiError {
-			if in.deleting || in.gone {
-				return nil
+			if !in.deleting && !in.gone {
+				c.p.terminate(in)
 			}
-			in.Status = "TERMINATED"
-			in.LastStopTimestamp = timestamp(time.Now())
-			in.CpuPlatform = "Unknown CPU Platform"
-			// An ephemeral external IP does not survive a stop; a static one does.
-			c.p.releaseEphemeralIPs(in)
 			return nil
 		}
 		spec.Fail = func() {
@@ -134,6 +129,17 @@ func (s *Server) instancesStop(c *call) (any, *apiError) {
 		return nil, errNotReady(relPath(c.p.name, "zones/"+c.zone, "instances", c.name))
 	}
 	return s.startInstanceOp(c, in, spec), nil
+}
+
+// terminate is what a stop ends with, and a shutdown from inside the
+// guest too: TERMINATED, and an ephemeral external IP is given back (a
+// static one stays).
+func (p *project) terminate(in *instanceRec) {
+	in.Status = "TERMINATED"
+	in.LastStopTimestamp = timestamp(time.Now())
+	in.CpuPlatform = "Unknown CPU Platform"
+	p.releaseEphemeralIPs(in)
+	in.raw = nil
 }
 
 func (s *Server) instancesStart(c *call) (any, *apiError) {

@@ -155,21 +155,18 @@ func (p *project) projectObj() *compute.Project {
 			Usage: p.quotaUsage("", m), ForceSendFields: []string{"Usage"}})
 	}
 	return &compute.Project{
-		Kind:                  "compute#project",
-		Id:                    p.number,
-		Name:                  p.name,
-		CreationTimestamp:     "2024-04-01T05:34:56.123-07:00",
-		SelfLink:              strings.TrimSuffix(p.link(), "/"),
-		DefaultServiceAccount: projectServiceAccount(p),
-		CloudArmorTier:        "CA_STANDARD",
-		XpnProjectStatus:      "UNSPECIFIED_XPN_PROJECT_STATUS",
-		DefaultNetworkTier:    "PREMIUM",
-		Quotas:                quotas,
-		CommonInstanceMetadata: &compute.Metadata{
-			Kind:        "compute#metadata",
-			Fingerprint: fingerprint("common-metadata", p.name),
-		},
-		VmDnsSetting: "ZONAL_ONLY",
+		Kind:                   "compute#project",
+		Id:                     p.number,
+		Name:                   p.name,
+		CreationTimestamp:      "2024-04-01T05:34:56.123-07:00",
+		SelfLink:               strings.TrimSuffix(p.link(), "/"),
+		DefaultServiceAccount:  projectServiceAccount(p),
+		CloudArmorTier:         "CA_STANDARD",
+		XpnProjectStatus:       "UNSPECIFIED_XPN_PROJECT_STATUS",
+		DefaultNetworkTier:     "PREMIUM",
+		Quotas:                 quotas,
+		CommonInstanceMetadata: p.commonMetadataObj(),
+		VmDnsSetting:           "ZONAL_ONLY",
 	}
 }
 

@@ -71,7 +71,8 @@ type Options struct {
 	// SSHPort is the port of every VM's SSH server (22 when 0).
 	SSHPort int
 	// Extras run in every VM at each of its boots, with or without
-	// Kubernetes: the SSH server and the kubelet stand-in.
+	// Kubernetes; with Kubernetes they default to the SSH server and the
+	// kubelet stand-in (packages sshd and kubelet).
 	Extras guest.Extras
 	Logger *zap.Logger
 }
@@ -135,6 +136,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.SSHPort < 0 || o.SSHPort > 65535 {
 		return fmt.Errorf("SSH port %d is not a port", o.SSHPort)
+	}
+	if o.Kubernetes && o.Extras == nil {
+		o.Extras = defaultExtras(o.SSHPort, o.Logger)
 	}
 	return nil
 }

@@ -94,6 +94,9 @@ type project struct {
 	busy map[string]*operation
 	// quotaLimits overrides default limits: key "regions/<r>/<METRIC>" or "global/<METRIC>".
 	quotaLimits map[string]float64
+	// commonMetadata is the project-wide metadata every VM also reads
+	// (project ssh-keys, enable-guest-attributes, ...).
+	commonMetadata *compute.Metadata
 }
 
 func (st *state) newProject(name string, number uint64) *project {
@@ -118,6 +121,7 @@ func (st *state) newProject(name string, number uint64) *project {
 		requestIDs:       map[string]*operation{},
 		busy:             map[string]*operation{},
 		quotaLimits:      map[string]float64{},
+		commonMetadata:   &compute.Metadata{Kind: "compute#metadata", Fingerprint: fingerprint("common-metadata", name)},
 	}
 }
 
@@ -214,6 +218,9 @@ type instanceRec struct {
 	// a new boot of the guest (dataplane.VM.Reboots).
 	reboots uint64
 	console *guest.Console // serial port 1, for the instance's life
+	// guestAttrs is what the guest wrote to its metadata server's
+	// guest-attributes/ (namespace → key → value), for the instance's life.
+	guestAttrs map[string]map[string]string
 	// raw caches the wire form: encoding a compute.Instance costs ~100µs,
 	// too much to repeat for every VM on every page of a 5,000-VM zone.
 	// Every change goes through startInstanceOp, which drops it.

@@ -25,9 +25,15 @@ const (
 	KeyClusterName   = "cluster-name"
 	KeySSHKeys       = "ssh-keys"
 	KeyStartupScript = "startup-script"
-	// KeyGuestAttributes turns on the guest attributes a VM publishes (its
-	// SSH host keys, its bootstrap's outcome).
-	KeyGuestAttributes = "enable-guest-attributes"
+	// KeyBlockProjectSSHKeys set true on an instance makes the project's
+	// ssh-keys not count; KeyEnableGuestAttributes TRUE (on the instance,
+	// else the project) lets the VM publish guest attributes (its SSH host
+	// keys, hostkeys/<type>, and its bootstrap's outcome).
+	KeyBlockProjectSSHKeys   = "block-project-ssh-keys"
+	KeyEnableGuestAttributes = "enable-guest-attributes"
+	// GuestAttributesHostKeys is the guest-attribute namespace of the SSH
+	// host keys.
+	GuestAttributesHostKeys = "hostkeys"
 )
 
 // Where a real VM keeps the contract's files (RealHost's layout); the
