@@ -23,15 +23,15 @@ import (
 // the cluster's ownership labels or marker, plus the names it needs that
 // something else holds (Conflicts).
 type Observed struct {
-	Region    string
-	Network   *compute.Network
+	Region  string
+	Network *compute.Network
 	// Subnetwork is the region's subnetwork of the network (the VMs' and
 	// their alias ranges'); PodRange its secondary range of the cluster's
 	// pods (nil when missing).
 	Subnetwork *compute.Subnetwork
 	PodRange   *compute.SubnetworkSecondaryRange
-	Firewalls map[string]*compute.Firewall
-	Address   *compute.Address
+	Firewalls  map[string]*compute.Firewall
+	Address    *compute.Address
 	// InternalIPs are the masters' reserved internal IPs, by address name.
 	InternalIPs map[string]*compute.Address
 	Masters     []*compute.Instance // sorted by name
