@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,32 +18,44 @@ import (
 
 	"github.com/hakube/hakube/internal/emulator"
 	"github.com/hakube/hakube/internal/emulator/emulatortest"
+	"github.com/hakube/hakube/internal/emulator/emulatortest/kubevm"
 )
 
+// cliSSHPort is the emulated VMs' SSH port (no root needed).
+const cliSSHPort = "2222"
+
 // cliEmulator starts gce-emulator at realistic latency (sped up) on loopback
-// ranges no other test process uses.
+// ranges no other test process uses; its masters run the real control plane.
 func cliEmulator(t *testing.T) (string, *emulator.Control) {
 	t.Helper()
 	ext, internal := emulatortest.ClaimRanges(t)
-	// Static masters: this hakube's masters do not carry the VM contract's
-	// kube-env yet, which the Kubernetes guests need.
 	endpoint := startEmulator(t, "--project", "cli-project", "--latency", "realistic", "--time-scale", "0.01",
-		"--external-range", ext.String(), "--internal-range", internal.String(), "--kubernetes=false")
+		"--external-range", ext.String(), "--internal-range", internal.String(),
+		"--kube-binary", kubevm.KubeBinary(t), "--state-dir", t.TempDir(), "--ssh-port", cliSSHPort)
 	return endpoint, emulator.NewControl(endpoint)
 }
+
+// cliHome is one test's HOME: hakube's SSH key and the kubeconfig stay the
+// same across its runs, as a user's do.
+func cliHome(t *testing.T) string { return "HOME=" + t.TempDir() }
 
 type cliResult struct {
 	code           int
 	stdout, stderr string
 }
 
-// cliRun runs hakube with exactly the given environment (plus PATH/HOME).
+// cliRun runs hakube with exactly the given environment (plus PATH, and a
+// HOME of its own unless env gives one).
 func cliRun(t *testing.T, hakube string, env []string, args ...string) cliResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, hakube, args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	if !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "HOME=") }) {
+		cmd.Env = append(cmd.Env, "HOME="+t.TempDir())
+	}
+	cmd.Env = append(cmd.Env, env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -83,7 +96,8 @@ func TestCLIKubeUpVariables(t *testing.T) {
 	hakube := binary(t, "hakube")
 	endpoint, ctl := cliEmulator(t)
 	ctx := context.Background()
-	base := []string{"PROJECT=cli-project", "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE=" + endpoint, "HAKUBE_APISERVER_PORT=16444"}
+	base := []string{"PROJECT=cli-project", "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE=" + endpoint, "HAKUBE_APISERVER_PORT=16444",
+		"HAKUBE_SSH_PORT=" + cliSSHPort, cliHome(t)}
 	before, err := ctl.Inventory(ctx, "cli-project")
 	if err != nil {
 		t.Fatal(err)
@@ -204,7 +218,7 @@ func TestCLIConcurrentRunsRefused(t *testing.T) {
 	hakube := binary(t, "hakube")
 	endpoint, _ := cliEmulator(t)
 	env := []string{"PROJECT=cli-project", "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE=" + endpoint, "HAKUBE_APISERVER_PORT=16445",
-		"KUBE_GCE_ZONE=europe-west1-d", "NUM_NODES=1"}
+		"KUBE_GCE_ZONE=europe-west1-d", "NUM_NODES=1", "HAKUBE_SSH_PORT=" + cliSSHPort, cliHome(t)}
 	var wg sync.WaitGroup
 	results := make([]cliResult, 2)
 	for i := range results {

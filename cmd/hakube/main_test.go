@@ -15,6 +15,7 @@ import (
 	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/emulator"
 	"github.com/hakube/hakube/internal/emulator/emulatortest"
+	"github.com/hakube/hakube/internal/emulator/emulatortest/kubevm"
 	"github.com/hakube/hakube/internal/golden"
 )
 
@@ -173,8 +174,9 @@ func TestConfigViewShowOrigin(t *testing.T) {
 
 func TestUpReportAsYAMLAndStatus(t *testing.T) {
 	clearEnv(t)
-	emu := emulatortest.Start(t, emulator.Options{Projects: []string{"cmd-project"}, DataPlane: true, Latency: emulator.LatencyFast})
-	base := []string{"--project", "cmd-project", "--endpoint", emu.Endpoint, "--apiserver-port", "16446"}
+	// The real control plane on the master, SSH and a kubelet on every VM.
+	emu := kubevm.Start(t, emulator.Options{Projects: []string{"cmd-project"}, Latency: emulator.LatencyFast, SSHPort: 2222})
+	base := []string{"--project", "cmd-project", "--endpoint", emu.Endpoint, "--apiserver-port", "16446", "--ssh-port", "2222"}
 	code, stdout, stderr := runCLI(t, append([]string{"up", "--zone", "us-east1-c", "--num-nodes", "1", "-o", "yaml"}, base...)...)
 	if code != 0 {
 		t.Fatalf("up: exit %d\n%s", code, stderr)
