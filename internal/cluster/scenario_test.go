@@ -98,7 +98,8 @@ func (s *scenario) config(command string, args ...string) *config.Config {
 		"--ssh-port", fmt.Sprint(scenarioSSHPort)}
 	if command == "up" {
 		// A halted master's Node turns NotReady in seconds, not a minute.
-		base = append(base, "--controller-manager-test-args", kubevm.FastControllers, "--scheduler-test-args", kubevm.FastScheduler)
+		base = append(base, "--controller-manager-test-args", kubevm.FastControllers, "--scheduler-test-args", kubevm.FastScheduler,
+			"--kubelet-test-args", kubevm.FastKubelet)
 	}
 	args = append(base, args...)
 	return loadConfig(s.t, command, nil, args...)

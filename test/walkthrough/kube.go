@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/hakube/hakube/internal/emulator/emulatortest/kubevm"
 )
 
 // The Kubernetes half of the walkthrough: after every step the real
@@ -32,9 +34,13 @@ func (w *walk) homeEnv() []string {
 
 // kubeTestArgs are kube-up's test variables the walkthrough runs with: the
 // controller-manager notices a halted master within seconds instead of
-// 50 s, and elects a new leader as fast (the rehearsal's measured flags).
-const kubeTestArgs = "CONTROLLER_MANAGER_TEST_ARGS=--node-monitor-grace-period=8s --node-monitor-period=1s " +
-	"--leader-elect-lease-duration=4s --leader-elect-renew-deadline=3s --leader-elect-retry-period=1s"
+// 50 s and elects a new leader as fast (the rehearsal's measured flags);
+// the kubelets renew their leases every 2 s, well inside that grace.
+var kubeTestArgs = []string{
+	"CONTROLLER_MANAGER_TEST_ARGS=" + kubevm.FastControllers,
+	"SCHEDULER_TEST_ARGS=" + kubevm.FastScheduler,
+	"KUBELET_TEST_ARGS=" + kubevm.FastKubelet,
+}
 
 // tool runs kubectl or gcloud as a user would, showing the command.
 func (w *walk) tool(ctx context.Context, show bool, name string, args ...string) (string, error) {

@@ -73,7 +73,7 @@ func main() {
 	flag.StringVar(&o.kubeBinary, "kube-binary", "bin/kube-rehearsal", "the etcd and Kubernetes binary the emulated masters run (make rehearsal)")
 	flag.StringVar(&o.kubectl, "kubectl", "kubectl", "kubectl binary")
 	flag.StringVar(&o.gcloud, "gcloud", "gcloud", "gcloud binary")
-	flag.IntVar(&o.sshPort, "ssh-port", 22, "the emulated VMs' SSH port")
+	flag.IntVar(&o.sshPort, "ssh-port", defaultSSHPort(), "the emulated VMs' SSH port (22 needs root)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -81,6 +81,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "walkthrough failed:", err)
 		os.Exit(1)
 	}
+}
+
+// defaultSSHPort is GCE's as root, else one a user may bind.
+func defaultSSHPort() int {
+	if os.Geteuid() == 0 {
+		return 22
+	}
+	return 2222
 }
 
 // walk holds the running walkthrough.
@@ -321,8 +329,9 @@ func (w *walk) hakube(ctx context.Context, title string, env []string, args ...s
 // env is what every hakube command of the walkthrough runs with: where the
 // emulator is, and nothing else hakube reads.
 func (w *walk) env() []string {
-	return append(append(cleanEnv(), w.homeEnv()...), "PROJECT="+w.o.project,
-		"HAKUBE_APISERVER_PORT="+strconv.Itoa(w.o.apiPort), kubeTestArgs)
+	env := append(cleanEnv(), w.homeEnv()...)
+	env = append(env, "PROJECT="+w.o.project, "HAKUBE_APISERVER_PORT="+strconv.Itoa(w.o.apiPort), "HAKUBE_SSH_PORT="+strconv.Itoa(w.o.sshPort))
+	return append(env, kubeTestArgs...)
 }
 
 // cleanEnv is the environment without any variable hakube reads, so the

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hakube/hakube/internal/emulator/emulatortest"
+	"github.com/hakube/hakube/internal/emulator/emulatortest/kubevm"
 )
 
 // TestWalkthrough runs kube-up's HA guide end to end with the built
@@ -27,7 +28,7 @@ func TestWalkthrough(t *testing.T) {
 			t.Fatalf("build %s: %v\n%s", pkg, err, out)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
 	ext, internal := emulatortest.ClaimRanges(t)
@@ -35,6 +36,7 @@ func TestWalkthrough(t *testing.T) {
 		hakube: filepath.Join(bin, "hakube"), emulator: filepath.Join(bin, "gce-emulator"),
 		project: "hakube-demo", timeScale: 0.02, apiPort: 16443,
 		externalRange: ext.String(), internalRange: internal.String(),
+		kubeBinary: kubevm.KubeBinary(t), kubectl: tool(t, "kubectl"), gcloud: tool(t, "gcloud"), sshPort: 2222,
 	}, &out)
 	t.Log(out.String())
 	if err != nil {
@@ -45,6 +47,17 @@ func TestWalkthrough(t *testing.T) {
 			t.Errorf("walkthrough output lacks %q", want)
 		}
 	}
+}
+
+// tool is a program the walkthrough checks the cluster with; the test
+// fails (never skips) without it: kubectl and gcloud are its referees.
+func tool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s is not installed: the walkthrough checks the cluster with the real %s", name, name)
+	}
+	return p
 }
 
 // TestStatusCheckWantsHealthyMasters runs the walkthrough's status check
