@@ -94,6 +94,9 @@ type project struct {
 	busy map[string]*operation
 	// quotaLimits overrides default limits: key "regions/<r>/<METRIC>" or "global/<METRIC>".
 	quotaLimits map[string]float64
+	// aliases holds, by subnetwork selfLink, the alias IP ranges instances
+	// took from its secondary ranges (the IP pool holds the primary's).
+	aliases map[string]*blockSet
 }
 
 func (st *state) newProject(name string, number uint64) *project {
@@ -118,6 +121,7 @@ func (st *state) newProject(name string, number uint64) *project {
 		requestIDs:       map[string]*operation{},
 		busy:             map[string]*operation{},
 		quotaLimits:      map[string]float64{},
+		aliases:          map[string]*blockSet{},
 	}
 }
 
