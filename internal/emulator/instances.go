@@ -37,6 +37,7 @@ func (s *Server) routesInstances() {
 	s.handle("GET", "zones/{zone}/instances/{instance}/serialPort", "compute.instances.getSerialPortOutput", s.instancesGetSerialPortOutput)
 	s.handle("POST", "zones/{zone}/instances/{instance}/addAccessConfig", "compute.instances.addAccessConfig", s.instancesAddAccessConfig)
 	s.handle("POST", "zones/{zone}/instances/{instance}/deleteAccessConfig", "compute.instances.deleteAccessConfig", s.instancesDeleteAccessConfig)
+	s.handle("PATCH", "zones/{zone}/instances/{instance}/updateNetworkInterface", "compute.instances.updateNetworkInterface", s.instancesUpdateNetworkInterface)
 	s.handle("POST", "zones/{zone}/instances/{instance}/setMetadata", "compute.instances.setMetadata", s.instancesSetMetadata)
 	s.handle("POST", "zones/{zone}/instances/{instance}/setLabels", "compute.instances.setLabels", s.instancesSetLabels)
 	s.handle("POST", "zones/{zone}/instances/{instance}/setTags", "compute.instances.setTags", s.instancesSetTags)
