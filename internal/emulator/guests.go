@@ -36,7 +36,7 @@ func (s *Server) startDataPlane() error {
 	host, err := guest.NewHost(guest.Options{
 		Kubernetes: s.opts.Kubernetes, Binary: s.opts.KubeBinary, StateDir: dir,
 		SSHPort: s.opts.SSHPort, Extras: s.opts.Extras, Log: s.log.Named("guest"),
-		Power: s.guestPower, Metadata: s.guestMetadata,
+		Power: s.guestPower, Metadata: s.guestMetadata, GuestAttribute: s.guestAttribute,
 	})
 	if err == nil {
 		s.dp, err = dataplane.New(s.dataPlaneSnapshot, s.log.Named("dataplane"), s.opts.Seed, host)

@@ -35,6 +35,7 @@ func (s *Server) routesInstances() {
 	s.handle("POST", "zones/{zone}/instances/{instance}/start", "compute.instances.start", s.instancesStart)
 	s.handle("POST", "zones/{zone}/instances/{instance}/reset", "compute.instances.reset", s.instancesReset)
 	s.handle("GET", "zones/{zone}/instances/{instance}/serialPort", "compute.instances.getSerialPortOutput", s.instancesGetSerialPortOutput)
+	s.handle("GET", "zones/{zone}/instances/{instance}/getGuestAttributes", "compute.instances.getGuestAttributes", s.instancesGetGuestAttributes)
 	s.handle("POST", "zones/{zone}/instances/{instance}/addAccessConfig", "compute.instances.addAccessConfig", s.instancesAddAccessConfig)
 	s.handle("POST", "zones/{zone}/instances/{instance}/deleteAccessConfig", "compute.instances.deleteAccessConfig", s.instancesDeleteAccessConfig)
 	s.handle("PATCH", "zones/{zone}/instances/{instance}/updateNetworkInterface", "compute.instances.updateNetworkInterface", s.instancesUpdateNetworkInterface)

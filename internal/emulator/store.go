@@ -213,7 +213,10 @@ type instanceRec struct {
 	deleting bool            // a delete is under way
 	gone     bool            // removed from the inventory
 	cpus     int64           // guest CPUs of the machine type (see guestCPUs)
-	region   string          // region of the zone (see usageRegion)
+	// guestAttrs is what the guest wrote to its metadata server's
+	// guest-attributes/ (namespace → key → value), for the instance's life.
+	guestAttrs map[string]map[string]string
+	region     string // region of the zone (see usageRegion)
 	// reboots counts resets and guest reboots since the last start: each is
 	// a new boot of the guest (dataplane.VM.Reboots).
 	reboots uint64
