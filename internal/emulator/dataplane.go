@@ -3,6 +3,7 @@ package emulator
 import (
 	"maps"
 	"net/http"
+	"net/netip"
 	"slices"
 
 	"github.com/hakube/hakube/internal/emulator/dataplane"
@@ -75,9 +76,12 @@ func (s *Server) snapshotVM(p *project, in *instanceRec) dataplane.VM {
 	if s.opts.Kubernetes {
 		v.DataDisk = p.dataDisk(in)
 	}
-	for _, nic := range in.NetworkInterfaces {
+	for i, nic := range in.NetworkInterfaces {
 		if a := addrOf(nic.NetworkIP); a.IsValid() {
 			v.Internal = append(v.Internal, a)
+		}
+		if i == 0 && len(nic.AliasIpRanges) > 0 {
+			v.PodCIDR, _ = netip.ParsePrefix(nic.AliasIpRanges[0].IpCidrRange)
 		}
 		for _, ac := range nic.AccessConfigs {
 			if a := addrOf(ac.NatIP); a.IsValid() {

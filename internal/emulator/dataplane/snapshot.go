@@ -36,6 +36,8 @@ type VM struct {
 	ZoneDown      bool
 	Internal      []netip.Addr // nic0's first
 	External      []netip.Addr
+	// PodCIDR is nic0's first alias IP range (zero when it has none).
+	PodCIDR netip.Prefix
 	// LastStart is the instance's lastStartTimestamp and Reboots counts its
 	// resets and guest reboots: a new value of either is a new boot, which
 	// reads Metadata again.

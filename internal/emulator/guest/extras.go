@@ -69,6 +69,11 @@ type BootInfo struct {
 	Boot       int
 	InternalIP netip.Addr   // nic0's
 	ExternalIP []netip.Addr // every access config's NAT IP at boot
+	// PodCIDR is nic0's first alias IP range at boot (zero when it has
+	// none): the range GCE routes to the VM for its pods, which the
+	// kubelet stand-in gives its Node's pods their IPs from, as a real
+	// VM's CNI network does (docs/vm-contract.md, pod networking).
+	PodCIDR netip.Prefix
 	// KubeEnv is the kube-env this boot read (nil when the VM has none or
 	// it does not parse); MasterCerts its kube-master-certs (nil on nodes).
 	KubeEnv     *vmcontract.KubeEnv
