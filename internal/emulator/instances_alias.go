@@ -99,7 +99,7 @@ func errAliasInUse(cidr netip.Prefix) *apiError {
 // claimAlias takes the block pl asks for, for holder.
 func (p *project) claimAlias(sn *compute.Subnetwork, pl *aliasPlan, holder string) *apiError {
 	if pl.rangeName == "" {
-		return p.st.claimPrimaryAlias(sn, pl, holder)
+		return p.claimPrimaryAlias(sn, pl, holder)
 	}
 	set := p.aliasSet(sn)
 	if pl.want.IsValid() {
@@ -117,10 +117,12 @@ func (p *project) claimAlias(sn *compute.Subnetwork, pl *aliasPlan, holder strin
 	return nil
 }
 
-// claimPrimaryAlias takes a block of a subnetwork's primary range: none of
-// its addresses may be held, nor be one of the four GCE reserves (the
-// network's, the gateway's, the second-to-last and the broadcast).
-func (st *state) claimPrimaryAlias(sn *compute.Subnetwork, pl *aliasPlan, holder string) *apiError {
+// claimPrimaryAlias takes a block of a subnetwork's primary range, kept in
+// the IP pool since VMs' IPs come from there too: none of its addresses
+// may be held, nor be one of the four GCE reserves (the network's, the
+// gateway's, the second-to-last and the broadcast).
+func (p *project) claimPrimaryAlias(sn *compute.Subnetwork, pl *aliasPlan, holder string) *apiError {
+	st := p.st
 	lo, hi := bounds(pl.within)
 	skip := func(from, to uint64) bool {
 		if from <= lo+1 || to >= hi-1 {
@@ -147,7 +149,7 @@ func (st *state) claimPrimaryAlias(sn *compute.Subnetwork, pl *aliasPlan, holder
 	}
 	got, ok := pool.alloc(pl.within, pl.bits, holder, skip)
 	if !ok {
-		return errAliasExhausted(st.projects[linkProject(sn.SelfLink)], sn, "")
+		return errAliasExhausted(p, sn, "")
 	}
 	pl.got = got
 	return nil
