@@ -249,6 +249,32 @@ func TestGcloud(t *testing.T) {
 			g.run(t, "compute", "target-pools", "delete", "front", region)
 			g.run(t, "compute", "addresses", "delete", "lb-ip", region)
 		},
+		"alias-ranges": func(t *testing.T) {
+			// gcloud reads the subnetwork and patches its secondary ranges
+			// with the fingerprint it read.
+			g := g.session(t)
+			g.run(t, "compute", "networks", "create", "pods-net", "--subnet-mode=custom")
+			g.run(t, "compute", "networks", "subnets", "create", "nodes", region, "--network=pods-net", "--range=10.0.0.0/20")
+			g.run(t, "compute", "networks", "subnets", "update", "nodes", region, "--add-secondary-ranges=pods=10.64.0.0/14")
+			sn := g.object(t, "compute", "networks", "subnets", "describe", "nodes", region)
+			if want := []any{map[string]any{"rangeName": "pods", "ipCidrRange": "10.64.0.0/14"}}; !cmp.Equal(sn["secondaryIpRanges"], want) {
+				t.Errorf("secondary ranges %v, want %v", sn["secondaryIpRanges"], want)
+			}
+			vm := g.one(t, "compute", "instances", "create", "pod-vm", zone, "--machine-type=e2-small",
+				"--network-interface=subnet=nodes,aliases=pods:/24,no-address")
+			nic := vm["networkInterfaces"].([]any)[0].(map[string]any)
+			if want := []any{map[string]any{"ipCidrRange": "10.64.0.0/24", "subnetworkRangeName": "pods"}}; !cmp.Equal(nic["aliasIpRanges"], want) {
+				t.Errorf("alias ranges %v, want %v", nic["aliasIpRanges"], want)
+			}
+			g.fails(t, "is already being used by", "compute", "networks", "subnets", "update", "nodes", region, "--remove-secondary-ranges=pods")
+			g.run(t, "compute", "instances", "delete", "pod-vm", zone)
+			g.run(t, "compute", "networks", "subnets", "update", "nodes", region, "--remove-secondary-ranges=pods")
+			if sn := g.object(t, "compute", "networks", "subnets", "describe", "nodes", region); sn["secondaryIpRanges"] != nil {
+				t.Errorf("secondary ranges %v after removing them", sn["secondaryIpRanges"])
+			}
+			g.run(t, "compute", "networks", "subnets", "delete", "nodes", region)
+			g.run(t, "compute", "networks", "delete", "pods-net")
+		},
 		"catalogue": func(t *testing.T) {
 			g := g.session(t)
 			zones := gcloudNames(g.list(t, "compute", "zones", "list", "--filter=region:"+gcloudRegion))
@@ -282,7 +308,7 @@ func TestGcloud(t *testing.T) {
 	}
 	for _, want := range []string{"insert", "delete", "stop", "start", "addAccessConfig", "deleteAccessConfig", "setMetadata",
 		"AddInstance", "RemoveInstance", "compute.instanceGroupManagers.insert", "compute.instanceTemplates.insert",
-		"setDiskAutoDelete"} {
+		"setDiskAutoDelete", "compute.subnetworks.patch"} {
 		if !types[want] {
 			t.Errorf("operations list has no %s operation (types: %v)", want, types)
 		}

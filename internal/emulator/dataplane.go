@@ -3,6 +3,7 @@ package emulator
 import (
 	"maps"
 	"net/http"
+	"net/netip"
 	"slices"
 
 	"github.com/hakube/hakube/internal/emulator/dataplane"
@@ -69,15 +70,19 @@ func (s *Server) snapshotVM(p *project, in *instanceRec) dataplane.VM {
 	v := dataplane.VM{Link: in.SelfLink, Name: in.Name, Project: p.name, Zone: zoneOf(in), ID: in.Id,
 		Status: in.Status, Deleting: in.deleting, ZoneDown: s.zoneDown[zoneOf(in)],
 		LastStart: in.LastStartTimestamp, Reboots: in.reboots, CPUs: in.guestCPUs(), Console: in.console}
-	if mt, ok := findMachineType(lastSegment(in.MachineType)); ok {
+	v.MachineType = lastSegment(in.MachineType)
+	if mt, ok := findMachineType(v.MachineType); ok {
 		v.MemoryMB = mt.memMB
 	}
 	if s.opts.Kubernetes {
 		v.DataDisk = p.dataDisk(in)
 	}
-	for _, nic := range in.NetworkInterfaces {
+	for i, nic := range in.NetworkInterfaces {
 		if a := addrOf(nic.NetworkIP); a.IsValid() {
 			v.Internal = append(v.Internal, a)
+		}
+		if i == 0 && len(nic.AliasIpRanges) > 0 {
+			v.PodCIDR, _ = netip.ParsePrefix(nic.AliasIpRanges[0].IpCidrRange)
 		}
 		for _, ac := range nic.AccessConfigs {
 			if a := addrOf(ac.NatIP); a.IsValid() {

@@ -101,6 +101,9 @@ type vmSpec struct {
 	certs      string // kube-master-certs
 	natIP      string // "": no access config; "ephemeral"; or a static IP
 	networkIP  string
+	env        string // kube-env instead of a master's or a node's; "-": none
+	attrs      bool   // enable-guest-attributes: TRUE
+	aliases    []*compute.AliasIpRange
 }
 
 // startVM inserts an instance; call waitOp on the result.
@@ -114,10 +117,17 @@ func (e *dpEnv) startVM(t *testing.T, v vmSpec) *compute.Operation {
 		items = append(items, &compute.MetadataItems{Key: k, Value: googleapi.String(val)})
 	}
 	add("cluster-name", "dp-test")
-	if v.master {
+	switch {
+	case v.env == "-":
+	case v.env != "":
+		add("kube-env", v.env)
+	case v.master:
 		add("kube-env", masterEnv())
-	} else {
+	default:
 		add("kube-env", "KUBERNETES_MASTER: 'false'\n")
+	}
+	if v.attrs {
+		add("enable-guest-attributes", "TRUE")
 	}
 	if v.certs != "" {
 		add("kube-master-certs", v.certs)
@@ -126,7 +136,7 @@ func (e *dpEnv) startVM(t *testing.T, v vmSpec) *compute.Operation {
 		v.networkIP = e.internalIP(e.nextIP)
 		e.nextIP++
 	}
-	nic := &compute.NetworkInterface{Network: "global/networks/default", NetworkIP: v.networkIP}
+	nic := &compute.NetworkInterface{Network: "global/networks/default", NetworkIP: v.networkIP, AliasIpRanges: v.aliases}
 	switch v.natIP {
 	case "":
 	case "ephemeral":

@@ -60,7 +60,8 @@ func (x vmExtras) Boot(ctx context.Context, b guest.BootInfo) (func(), error) {
 	}
 	vm := kubelet.VM{
 		Project: b.Project, Zone: b.Zone, Name: b.Name, ID: b.ID, InternalIP: b.InternalIP,
-		MachineType: kubelet.MachineType{CPUs: int(b.CPUs), MemoryMB: int(b.MemoryMB)},
+		MachineType: kubelet.MachineType{Name: b.MachineType, CPUs: int(b.CPUs), MemoryMB: int(b.MemoryMB)},
+		PodCIDR:     b.PodCIDR,
 		Console:     console("kubelet"),
 	}
 	if len(b.ExternalIP) > 0 {

@@ -131,7 +131,7 @@ func TestGuestExtrasAndPower(t *testing.T) {
 		t.Errorf("boot info kube-env %v, certs %v, state dir %q, SSH port %d", b1.KubeEnv, b1.MasterCerts, b1.StateDir, b1.SSHPort)
 	}
 	if err := b1.SetGuestAttribute(context.Background(), "hostkeys", "ssh-ed25519", "AAAA"); err == nil {
-		t.Errorf("guest attributes written where the emulator keeps none")
+		t.Errorf("a guest attribute written without enable-guest-attributes")
 	}
 	for _, ip := range []string{internalOf(n1), externalOf(n1)} {
 		if got, err := sshBanner(net.JoinHostPort(ip, fmt.Sprint(sshPort))); err != nil || got != "SSH-2.0-test-n1" {

@@ -154,6 +154,13 @@ func (s *Server) insertInstance(c *call, inst *compute.Instance, q *quotaBatch, 
 	if e := p.claimIPs(nics, region, selfLink); e != nil {
 		return nil, nil, e
 	}
+	if e := p.claimAliases(nics, selfLink); e != nil {
+		// GCE accepts the request and fails the operation.
+		p.releaseIPs(nics, selfLink)
+		op := s.startOp(c, opSpec{Type: "insert", Target: selfLink, TargetID: id, Scope: scope,
+			Kind: "compute.instances.insert", Done: func() *apiError { return e }})
+		return op, nil, nil
+	}
 	p.renderInstance(inst, mt, id, scope, nics)
 	p.createDisks(rec, disks, zone)
 
@@ -359,6 +366,9 @@ func (p *project) planNIC(ni *compute.NetworkInterface, region, f string) (nicPl
 		return nicPlan{}, e
 	}
 	np := nicPlan{ni: ni, net: n, subnet: sn}
+	if np.aliases, e = planAliases(ni, sn, f); e != nil {
+		return nicPlan{}, e
+	}
 	if ni.NetworkIP != "" {
 		np.ip = addrOf(ni.NetworkIP)
 		if !np.ip.Is4() || (sn != nil && !netip.MustParsePrefix(sn.IpCidrRange).Contains(np.ip)) {
@@ -454,6 +464,16 @@ func (p *project) claimIPs(nics []nicPlan, region, selfLink string) *apiError {
 	return nil
 }
 
+// releaseIPs undoes claimIPs.
+func (p *project) releaseIPs(nics []nicPlan, selfLink string) {
+	for _, np := range nics {
+		p.releaseInternalIP(np.ip, selfLink)
+		if np.nat {
+			p.releaseExternalIP(np.natIP, selfLink)
+		}
+	}
+}
+
 // renderInstance fills in the instance as GCE returns it.
 func (p *project) renderInstance(inst *compute.Instance, mt machineType, id uint64, scope string, nics []nicPlan) {
 	st := p.st
@@ -520,6 +540,7 @@ func (p *project) renderInstance(inst *compute.Instance, mt machineType, id uint
 			ni.Subnetwork = np.subnet.SelfLink
 		}
 		ni.NetworkIP = np.ip.String()
+		ni.AliasIpRanges = renderAliases(np.aliases)
 		ni.StackType = "IPV4_ONLY"
 		ni.Fingerprint = st.newFingerprint()
 		if np.nat {
@@ -607,6 +628,8 @@ type nicPlan struct {
 	ip     netip.Addr // requested networkIP, if any
 	natIP  netip.Addr // requested static natIP, if any
 	nat    bool       // has an access config
+	// aliases are its alias IP ranges, their blocks once claimed.
+	aliases []aliasPlan
 }
 
 // checkMetadata enforces GCE's metadata limits.

@@ -96,6 +96,9 @@ func (p *project) removeInstance(rec *instanceRec) bool {
 	}
 	for _, ni := range rec.NetworkInterfaces {
 		p.releaseInternalIP(addrOf(ni.NetworkIP), rec.SelfLink)
+		for _, ar := range ni.AliasIpRanges {
+			p.releaseAlias(ni.Subnetwork, ar, rec.SelfLink)
+		}
 		for _, ac := range ni.AccessConfigs {
 			p.releaseExternalIP(addrOf(ac.NatIP), rec.SelfLink)
 		}

@@ -17,10 +17,20 @@ type ipPool struct {
 	external netip.Prefix
 	cursor   map[netip.Prefix]netip.Addr
 	used     map[netip.Addr]string // address → selfLink of its holder
+	// aliases are the alias IP ranges taken from subnetworks' primary
+	// ranges: no address of them goes to anyone else.
+	aliases *blockSet
 }
 
 func newIPPool(external netip.Prefix) *ipPool {
-	return &ipPool{external: external.Masked(), cursor: map[netip.Prefix]netip.Addr{}, used: map[netip.Addr]string{}}
+	return &ipPool{external: external.Masked(), cursor: map[netip.Prefix]netip.Addr{}, used: map[netip.Addr]string{},
+		aliases: newBlockSet()}
+}
+
+// inAlias reports whether a lies in an alias block.
+func (p *ipPool) inAlias(a netip.Addr) bool {
+	_, ok := p.aliases.holderOf(netip.PrefixFrom(a, 32))
+	return ok
 }
 
 // allocate returns a free address in prefix (the external range when prefix
@@ -39,7 +49,7 @@ func (p *ipPool) allocate(prefix netip.Prefix, holder string) (netip.Addr, bool)
 	for {
 		b := a.As4()
 		if b[3] > 1 && b[3] < 255 {
-			if _, taken := p.used[a]; !taken {
+			if _, taken := p.used[a]; !taken && !p.inAlias(a) {
 				p.used[a] = holder
 				p.cursor[prefix] = a.Next()
 				return a, true
@@ -57,7 +67,7 @@ func (p *ipPool) allocate(prefix netip.Prefix, holder string) (netip.Addr, bool)
 
 // claim takes a specific address; it fails when someone else holds it.
 func (p *ipPool) claim(a netip.Addr, holder string) bool {
-	if h, taken := p.used[a]; taken && h != holder {
+	if h, taken := p.used[a]; taken && h != holder || p.inAlias(a) {
 		return false
 	}
 	p.used[a] = holder

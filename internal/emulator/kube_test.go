@@ -283,6 +283,11 @@ func (e *kubeEnv) checkBoot(t *testing.T, c *kubevm.Cluster, in *compute.Instanc
 			t.Errorf("%s: %v %v, want mode 0600", f, fi.Mode(), err)
 		}
 	}
+	// Its processes run and /readyz answered: it reports itself
+	// bootstrapped, as a real master's startup script does.
+	waitFor(t, 5*time.Second, "hakube/bootstrap ok", func() bool {
+		return bootstrapOf(t, e.svc, kubeProject, kubeZone, in.Name) == vmcontract.BootstrapOK
+	})
 	console := e.console(t, kubeZone, in.Name)
 	for _, want := range []string{"hakube-guest: boot 1 of kubernetes-master", "hakube-guest: started etcd (pid ",
 		"\netcd: {", "\nkube-apiserver: I", "\nkube-controller-manager: I", "\nkube-scheduler: I"} {
@@ -414,6 +419,10 @@ func (e *kubeEnv) checkBadMetadata(t *testing.T, c *kubevm.Cluster) {
 		return st.State == "failing" && strings.Contains(st.Error, "kube-apiserver exited")
 	})
 	t.Logf("control API: %s", e.vm(t, in.SelfLink).Error)
+	waitFor(t, 5*time.Second, "hakube/bootstrap failed at kube-apiserver", func() bool {
+		b := bootstrapOf(t, e.svc, kubeProject, kubeZone2, bm.Name)
+		return strings.HasPrefix(b, "failed at kube-apiserver: kube-apiserver exited (")
+	})
 	e.op(t, e.svc.Instances.Delete(kubeProject, kubeZone2, bm.Name))
 
 	// A kube-env the contract cannot start a master from: the guest says
@@ -429,6 +438,9 @@ func (e *kubeEnv) checkBadMetadata(t *testing.T, c *kubevm.Cluster) {
 	})
 	if console := e.console(t, kubeZone2, nm.Name); !strings.Contains(console, "hakube-guest: cannot start Kubernetes: kube-env ETCD_INITIAL_CLUSTER") {
 		t.Errorf("console:\n%s", console)
+	}
+	if b := bootstrapOf(t, e.svc, kubeProject, kubeZone2, nm.Name); !strings.HasPrefix(b, "failed at metadata: cannot start Kubernetes: kube-env ETCD_INITIAL_CLUSTER") {
+		t.Errorf("hakube/bootstrap %q", b)
 	}
 	e.op(t, e.svc.Instances.Delete(kubeProject, kubeZone2, nm.Name))
 }

@@ -19,6 +19,7 @@ func (s *Server) routesNetworks() {
 	s.handle("GET", "regions/{region}/subnetworks", "compute.subnetworks.list", s.subnetworksList)
 	s.handle("GET", "regions/{region}/subnetworks/{subnetwork}", "compute.subnetworks.get", s.subnetworksGet)
 	s.handle("DELETE", "regions/{region}/subnetworks/{subnetwork}", "compute.subnetworks.delete", s.subnetworksDelete)
+	s.handle("PATCH", "regions/{region}/subnetworks/{subnetwork}", "compute.subnetworks.patch", s.subnetworksPatch)
 	s.handle("GET", "aggregated/subnetworks", "compute.subnetworks.aggregatedList", s.subnetworksAggregated)
 }
 
@@ -272,6 +273,20 @@ func (p *project) networkUser(n *compute.Network) string {
 	return ""
 }
 
+// subnetWithSecondaryRanges is a subnetwork of an auto-mode network that
+// has secondary ranges: GCE does not delete such a network.
+func (p *project) subnetWithSecondaryRanges(n *compute.Network) *compute.Subnetwork {
+	if !n.AutoCreateSubnetworks {
+		return nil
+	}
+	for _, sn := range p.subnetworks.list("") {
+		if sn.Network == n.SelfLink && len(sn.SecondaryIpRanges) > 0 {
+			return sn
+		}
+	}
+	return nil
+}
+
 func (s *Server) networksDelete(c *call) (any, *apiError) {
 	n, path, e := getNamed(c, c.p.networks, "networks")
 	if e != nil {
@@ -286,6 +301,10 @@ func (s *Server) networksDelete(c *call) (any, *apiError) {
 		Done: func() *apiError {
 			if user := c.p.networkUser(n); user != "" {
 				return errInUse("network", relPath(c.p.name, "global", "networks", n.Name), s.trimLink(user))
+			}
+			if sn := c.p.subnetWithSecondaryRanges(n); sn != nil {
+				// Documented for auto-mode networks; the wording is a guess.
+				return errInUse("network", relPath(c.p.name, "global", "networks", n.Name), s.trimLink(sn.SelfLink))
 			}
 			for _, sn := range c.p.subnetworks.list("") {
 				if sn.Network == n.SelfLink {
@@ -325,15 +344,19 @@ func (s *Server) subnetworksInsert(c *call) (any, *apiError) {
 	if _, ok := c.p.subnetworks.get(scope, sn.Name); ok {
 		return nil, errAlreadyExists(relPath(c.p.name, scope, "subnetworks", sn.Name))
 	}
-	for _, other := range c.p.subnetworks.list("") {
-		if other.Network != n.SelfLink {
-			continue
+	// Every range stays apart from the network's others: checked now, and
+	// again at DONE against subnetworks created meanwhile.
+	checkRanges := func(secondary []*compute.SubnetworkSecondaryRange) ([]*compute.SubnetworkSecondaryRange, *apiError) {
+		if r, ok := overlapping(c.p.networkRanges(n, ""), pr); ok {
+			return nil, errRangeConflict("resource.ipCidrRange", sn.IpCidrRange, r)
 		}
-		if op, err := netip.ParsePrefix(other.IpCidrRange); err == nil && op.Overlaps(pr) {
-			return nil, errInvalidField("resource.ipCidrRange", sn.IpCidrRange,
-				fmt.Sprintf("Invalid IPCidrRange: %s conflicts with existing subnetwork '%s' in region '%s'.", sn.IpCidrRange, other.Name, lastSegment(other.Region)))
-		}
+		return c.p.checkSecondaryRanges(n, "", sn.Name, c.region, pr, secondary)
 	}
+	ranges, e := checkRanges(sn.SecondaryIpRanges)
+	if e != nil {
+		return nil, e
+	}
+	sn.SecondaryIpRanges = ranges
 	sn.Network = n.SelfLink
 	if sn.LogConfig != nil {
 		// A logConfig sent is echoed with its enable flag, mirrored in
@@ -346,6 +369,12 @@ func (s *Server) subnetworksInsert(c *call) (any, *apiError) {
 	obj := &sn
 	return s.startOp(c, opSpec{Type: "insert", Target: obj.SelfLink, TargetID: obj.Id, Scope: scope,
 		Done: func() *apiError {
+			if _, ok := c.p.subnetworks.get(scope, obj.Name); ok {
+				return errAlreadyExists(relPath(c.p.name, scope, "subnetworks", obj.Name))
+			}
+			if _, e := checkRanges(obj.SecondaryIpRanges); e != nil {
+				return e
+			}
 			c.p.subnetworks.put(scope, obj.Name, obj)
 			n.Subnetworks = append(n.Subnetworks, obj.SelfLink)
 			return nil
@@ -388,6 +417,7 @@ func (s *Server) subnetworksDelete(c *call) (any, *apiError) {
 	return s.startOp(c, opSpec{Type: "delete", Target: sn.SelfLink, TargetID: sn.Id, Scope: scope,
 		Done: func() *apiError {
 			c.p.subnetworks.del(scope, sn.Name)
+			delete(c.p.aliases, sn.SelfLink)
 			if n, ok := c.p.networks.get("global", lastSegment(sn.Network)); ok {
 				out := n.Subnetworks[:0]
 				for _, l := range n.Subnetworks {

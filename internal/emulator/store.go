@@ -97,6 +97,9 @@ type project struct {
 	// commonMetadata is the project-wide metadata every VM also reads
 	// (project ssh-keys, enable-guest-attributes, ...).
 	commonMetadata *compute.Metadata
+	// aliases holds, by subnetwork selfLink, the alias IP ranges instances
+	// took from its secondary ranges (the IP pool holds the primary's).
+	aliases map[string]*blockSet
 }
 
 func (st *state) newProject(name string, number uint64) *project {
@@ -122,6 +125,7 @@ func (st *state) newProject(name string, number uint64) *project {
 		busy:             map[string]*operation{},
 		quotaLimits:      map[string]float64{},
 		commonMetadata:   &compute.Metadata{Kind: "compute#metadata", Fingerprint: fingerprint("common-metadata", name)},
+		aliases:          map[string]*blockSet{},
 	}
 }
 
@@ -213,14 +217,14 @@ type instanceRec struct {
 	deleting bool            // a delete is under way
 	gone     bool            // removed from the inventory
 	cpus     int64           // guest CPUs of the machine type (see guestCPUs)
-	region   string          // region of the zone (see usageRegion)
+	// guestAttrs is what the guest wrote to its metadata server's
+	// guest-attributes/ (namespace → key → value), for the instance's life.
+	guestAttrs map[string]map[string]string
+	region     string // region of the zone (see usageRegion)
 	// reboots counts resets and guest reboots since the last start: each is
 	// a new boot of the guest (dataplane.VM.Reboots).
 	reboots uint64
 	console *guest.Console // serial port 1, for the instance's life
-	// guestAttrs is what the guest wrote to its metadata server's
-	// guest-attributes/ (namespace → key → value), for the instance's life.
-	guestAttrs map[string]map[string]string
 	// raw caches the wire form: encoding a compute.Instance costs ~100µs,
 	// too much to repeat for every VM on every page of a 5,000-VM zone.
 	// Every change goes through startInstanceOp, which drops it.

@@ -162,6 +162,9 @@ func (p *project) checkTemplateNICs(pr *compute.InstanceProperties) *apiError {
 			}
 			ni.Subnetwork = sn.SelfLink
 		}
+		if e := checkTemplateAliases(ni, f); e != nil {
+			return e
+		}
 		ni.Name = fmt.Sprintf("nic%d", i)
 		ni.Kind = "compute#networkInterface"
 		var acs []*compute.AccessConfig
@@ -181,6 +184,28 @@ func (p *project) checkTemplateNICs(pr *compute.InstanceProperties) *apiError {
 		ni.AccessConfigs = acs
 	}
 	pr.NetworkInterfaces = nics
+	return nil
+}
+
+// checkTemplateAliases: a template keeps its alias IP ranges as sent, and
+// each must be a netmask, which every VM made from it resolves to a block
+// of its own (GCE's message for a CIDR there is recorded in a public test).
+func checkTemplateAliases(ni *compute.NetworkInterface, f string) *apiError {
+	var out []*compute.AliasIpRange
+	for j, ar := range ni.AliasIpRanges {
+		if ar == nil {
+			continue
+		}
+		if _, want, ok := parseAliasCIDR(ar.IpCidrRange); !ok || want.IsValid() {
+			return errInvalidField(fmt.Sprintf("%s.aliasIpRanges[%d].ipCidrRange", f, j), ar.IpCidrRange,
+				"Alias IP CIDR range must be a valid netmask starting with '/' (e.g. '/24')")
+		}
+		if ar.SubnetworkRangeName != "" && !validName(ar.SubnetworkRangeName) {
+			return errInvalidField(fmt.Sprintf("%s.aliasIpRanges[%d].subnetworkRangeName", f, j), ar.SubnetworkRangeName, "")
+		}
+		out = append(out, ar)
+	}
+	ni.AliasIpRanges = out
 	return nil
 }
 

@@ -36,13 +36,16 @@ type VM struct {
 	ZoneDown      bool
 	Internal      []netip.Addr // nic0's first
 	External      []netip.Addr
+	// PodCIDR is nic0's first alias IP range (zero when it has none).
+	PodCIDR netip.Prefix
 	// LastStart is the instance's lastStartTimestamp and Reboots counts its
 	// resets and guest reboots: a new value of either is a new boot, which
 	// reads Metadata again.
 	LastStart string
 	Reboots   uint64
 	Metadata  guest.Metadata
-	// The machine type's.
+	// The machine type's name and size.
+	MachineType    string
 	CPUs, MemoryMB int64
 	// DataDisk is the id of the disk attached as master-pd (0: none).
 	DataDisk uint64

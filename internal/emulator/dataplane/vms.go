@@ -61,7 +61,7 @@ func (d *Plane) reconcileVMs(ps *pass, add func(netip.AddrPort, *want), wake fun
 
 func (d *Plane) bootSpec(v *vmPass, cfg *guest.Config, ips []netip.Addr) guest.BootSpec {
 	spec := guest.BootSpec{Key: v.rt.boot, Config: cfg, Project: v.Project, Zone: v.Zone,
-		External: v.External, IPs: ips, CPUs: v.CPUs, MemoryMB: v.MemoryMB, DataDisk: v.DataDisk}
+		External: v.External, IPs: ips, MachineType: v.MachineType, CPUs: v.CPUs, MemoryMB: v.MemoryMB, DataDisk: v.DataDisk, PodCIDR: v.PodCIDR}
 	if len(v.Internal) > 0 {
 		spec.Internal = v.Internal[0]
 	}

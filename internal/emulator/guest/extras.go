@@ -69,13 +69,19 @@ type BootInfo struct {
 	Boot       int
 	InternalIP netip.Addr   // nic0's
 	ExternalIP []netip.Addr // every access config's NAT IP at boot
+	// PodCIDR is nic0's first alias IP range at boot (zero when it has
+	// none): the range GCE routes to the VM for its pods, which the
+	// kubelet stand-in gives its Node's pods their IPs from, as a real
+	// VM's CNI network does (docs/vm-contract.md, pod networking).
+	PodCIDR netip.Prefix
 	// KubeEnv is the kube-env this boot read (nil when the VM has none or
 	// it does not parse); MasterCerts its kube-master-certs (nil on nodes).
 	KubeEnv     *vmcontract.KubeEnv
 	MasterCerts vmcontract.Certs
-	// The machine type's.
-	CPUs     int64
-	MemoryMB int64
+	// The machine type's name and size.
+	MachineType string
+	CPUs        int64
+	MemoryMB    int64
 	// SSHPort is where the VM's SSH server listens, on InternalIP only
 	// (the emulator's Options.SSHPort, gce-emulator --ssh-port): the data
 	// plane forwards the same port of every external IP there, as GCE's NAT

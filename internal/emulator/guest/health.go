@@ -99,6 +99,13 @@ func (h *healthAgent) check(ctx context.Context) (bool, string) {
 	return true, "ok"
 }
 
+// ready reports whether the apiserver's last /readyz answered 200.
+func (h *healthAgent) ready() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ok
+}
+
 func (h *healthAgent) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/healthz" {
 		http.NotFound(rw, r)

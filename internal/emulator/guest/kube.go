@@ -34,22 +34,24 @@ func (b *boot) layout() vmcontract.Host {
 }
 
 // startKubernetes starts a master's processes (nodes run none: their
-// kubelet is an extra). wg counts them until they are gone.
-func (b *boot) startKubernetes(wg *sync.WaitGroup) {
+// kubelet is an extra), reporting each step, and returns their supervisors
+// (nil for a node or a master that could not start them). wg counts them
+// until they are gone.
+func (b *boot) startKubernetes(wg *sync.WaitGroup) []*supervisor {
 	cfg := b.spec.Config
 	switch {
 	case cfg.Err != "":
-		b.fail("cannot start Kubernetes: %s", cfg.Err)
-		return
+		b.failAt("metadata", "cannot start Kubernetes: %s", cfg.Err)
+		return nil
 	case cfg.Env == nil:
 		b.logf("no kube-env: not part of a cluster")
-		return
+		return nil
 	case !cfg.Master:
 		b.logf("a node (%s is not 'true'): its kubelet is the emulator's stand-in", vmcontract.EnvKubernetesMaster)
-		return
+		return nil
 	case !b.spec.Internal.IsValid():
-		b.fail("no internal IP on nic0: a master's components have nowhere to listen")
-		return
+		b.failAt("control-plane", "no internal IP on nic0: a master's components have nowhere to listen")
+		return nil
 	}
 	master := vmcontract.Master{Env: cfg.Env, Host: b.layout()}
 	if b.spec.DataDisk == 0 {
@@ -57,18 +59,14 @@ func (b *boot) startKubernetes(wg *sync.WaitGroup) {
 	}
 	comps, err := master.Components()
 	if err != nil {
-		b.fail("cannot start Kubernetes: %v", err)
-		return
+		b.failAt("metadata", "cannot start Kubernetes: %v", err)
+		return nil
 	}
+	b.step("certs")
 	if err := b.writeFiles(master); err != nil {
-		b.fail("cannot write the master's files: %v", err)
-		return
+		b.failAt("certs", "cannot write the master's files: %v", err)
+		return nil
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		b.health.run(b.ctx)
-	}()
 	sups := make([]*supervisor, 0, len(comps))
 	for _, c := range comps {
 		s := &supervisor{name: c.Name, argv: append([]string{b.m.h.opts.Binary, c.Name}, c.Args...),
@@ -80,12 +78,22 @@ func (b *boot) startKubernetes(wg *sync.WaitGroup) {
 	b.sups = sups
 	b.mu.Unlock()
 	for _, s := range sups {
+		b.step(s.name)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			s.run(b.ctx, b.shutdown)
 		}()
 	}
+	// The health agent comes last, as on a real master: it answers for
+	// the apiserver the steps before started.
+	b.step("health-agent")
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		b.health.run(b.ctx)
+	}()
+	return sups
 }
 
 // writeFiles writes the PKI (mode 0600, as a real master's is) and the

@@ -50,10 +50,13 @@ type BootSpec struct {
 	Internal      netip.Addr   // nic0's internal IP
 	External      []netip.Addr // access configs' NAT IPs
 	IPs           []netip.Addr // every IP of the VM, internal and external
+	MachineType   string
 	CPUs          int64
 	MemoryMB      int64
 	// DataDisk is the id of the disk attached as master-pd (0: none).
 	DataDisk uint64
+	// PodCIDR is nic0's first alias IP range (zero: none).
+	PodCIDR netip.Prefix
 }
 
 // Run keeps the VM up with spec: the first call of a boot (a new Key)
@@ -174,7 +177,7 @@ func (m *Machine) Status() Status {
 			st.Components = append(st.Components, cs)
 			if cs.State == "restarting" && st.State == "running" {
 				st.State = "failing"
-				st.Error = fmt.Sprintf("%s exited (%s, %d restarts): %s", cs.Name, cs.LastExit, cs.Restarts, cs.LastLine)
+				st.Error = componentFailure(cs)
 			}
 		}
 	}
@@ -209,6 +212,7 @@ type boot struct {
 	health   *healthAgent // a Kubernetes master's
 	services []Service
 	nat      []int
+	report   *reporter // its hakube/bootstrap guest attribute
 
 	mu    sync.Mutex
 	sd    shutdown
@@ -221,6 +225,7 @@ func (m *Machine) newBoot(spec BootSpec) *boot {
 	ctx, cancel := context.WithCancel(m.h.ctx)
 	b := &boot{m: m, n: m.boots, spec: spec, prev: m.last, ctx: ctx, cancel: cancel,
 		done: make(chan struct{}), sd: killNow, state: "starting"}
+	b.report = &reporter{b: b}
 	cfg := spec.Config
 	kube := m.h.opts.Kubernetes
 	if kube && cfg.Master && cfg.Err == "" {
@@ -320,16 +325,39 @@ func (b *boot) run() {
 	if b.ctx.Err() != nil {
 		return
 	}
-	spec := b.spec
+	spec, cfg := b.spec, b.spec.Config
 	b.logf("boot %d of %s (internal IP %s)", b.n, b.m.name, spec.Internal)
+	// A VM with a kube-env is a cluster's: it reports its bootstrap.
+	reports := cfg.Env != nil || cfg.Err != ""
+	if reports {
+		b.step("metadata")
+	}
 	var wg sync.WaitGroup
+	var master []*supervisor
 	if b.m.h.opts.Kubernetes {
-		b.startKubernetes(&wg)
+		master = b.startKubernetes(&wg)
 	} else {
-		b.logf("%s", staticSummary(spec.Config))
+		b.logf("%s", staticSummary(cfg))
+		if cfg.Err != "" && reports {
+			b.failedAt("metadata", cfg.Err)
+		}
 	}
 	b.setState("running")
-	stopExtras := b.startExtras()
+	stopExtras, err := b.startExtras()
+	if err != nil && reports {
+		b.failedAt("extras", err.Error())
+	}
+	switch {
+	case !reports:
+	case master != nil:
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.awaitMaster(master)
+		}()
+	default:
+		b.bootstrapped() // a failure reported before stands
+	}
 	<-b.ctx.Done()
 	sd := b.shutdown()
 	b.logf("shutting down (%s)", sd)
@@ -350,10 +378,10 @@ func staticSummary(cfg *Config) string {
 }
 
 // startExtras boots the extras; the function it returns stops them.
-func (b *boot) startExtras() func() {
+func (b *boot) startExtras() (func(), error) {
 	h := b.m.h
 	if h.opts.Extras == nil {
-		return func() {}
+		return func() {}, nil
 	}
 	info := b.bootInfo()
 	stop, err := h.opts.Extras.Boot(b.ctx, info)
@@ -369,15 +397,15 @@ func (b *boot) startExtras() func() {
 		if stop != nil {
 			stop()
 		}
-	}
+	}, err
 }
 
 func (b *boot) bootInfo() BootInfo {
 	m, spec := b.m, b.spec
 	cfg := spec.Config
 	info := BootInfo{Project: spec.Project, Zone: spec.Zone, Name: m.name, ID: m.id, Boot: b.n,
-		InternalIP: spec.Internal, ExternalIP: spec.External, KubeEnv: cfg.Env, MasterCerts: cfg.Certs,
-		CPUs: spec.CPUs, MemoryMB: spec.MemoryMB, StateDir: m.h.vmDir(m.id), SSHPort: m.h.opts.SSHPort,
+		InternalIP: spec.Internal, ExternalIP: spec.External, PodCIDR: spec.PodCIDR, KubeEnv: cfg.Env, MasterCerts: cfg.Certs,
+		MachineType: spec.MachineType, CPUs: spec.CPUs, MemoryMB: spec.MemoryMB, StateDir: m.h.vmDir(m.id), SSHPort: m.h.opts.SSHPort,
 		Console: func(component string) io.WriteCloser { return m.console.Line(component, nil) },
 	}
 	if err := os.MkdirAll(info.StateDir, 0o700); err != nil {
