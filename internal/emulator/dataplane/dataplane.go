@@ -18,6 +18,7 @@ package dataplane
 
 import (
 	"context"
+	"crypto/tls"
 	"maps"
 	"math/rand/v2"
 	"net"
@@ -460,9 +461,15 @@ func (d *Plane) open(ap netip.AddrPort, w *want) (*listener, error) {
 // guestServer serves one guest service on one listener.
 func (d *Plane) guestServer(w *want) *http.Server {
 	errLog, _ := zap.NewStdLogAt(d.log.With(zap.String("instance", w.vm.Name)), zap.DebugLevel)
+	var tlsConfig *tls.Config
+	if w.svc.TLS != nil {
+		// Each server gets its own: ServeTLS adds HTTP/2 to the config it
+		// is given, and a service listens on several IPs at once.
+		tlsConfig = w.svc.TLS.Clone()
+	}
 	return &http.Server{
 		Handler:           w.svc.Handler,
-		TLSConfig:         w.svc.TLS,
+		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          errLog, // TLS handshake noise from probes and cut connections
 	}
