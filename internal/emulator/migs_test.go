@@ -496,7 +496,9 @@ func TestMIGRetriesWhileZoneDown(t *testing.T) {
 
 func TestMIGDelete(t *testing.T) {
 	t.Parallel()
-	e := newVMEnv(t, emulator.LatencyFast)
+	// Slower than fast: the test looks at the delete while it runs, which a
+	// loaded machine must not finish first.
+	e := newVMEnv(t, emulator.LatencyFast, 5)
 	e.ok(t, e.svc.InstanceTemplates.Insert(vmProj, vmTemplate("tpl")))
 	e.ok(t, e.svc.InstanceGroupManagers.Insert(vmProj, vmZone, vmMIG("nodes", "tpl", 3)))
 	e.stable(t, "nodes")
