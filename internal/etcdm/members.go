@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,7 +36,29 @@ type Member struct {
 
 // Client is etcd through one master.
 type Client struct {
-	cli *clientv3.Client
+	cli    *clientv3.Client
+	tunnel *Tunnel
+}
+
+// call runs one etcd call, cut short with ErrTunnelClosed when the tunnel
+// goes (gRPC would otherwise wait for a connection that never comes).
+func (c *Client) call(ctx context.Context, f func(ctx context.Context) error) error {
+	cctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-c.tunnel.Closed():
+			cancel(ErrTunnelClosed)
+		case <-stop:
+		}
+	}()
+	err := f(cctx)
+	if err != nil && errors.Is(context.Cause(cctx), ErrTunnelClosed) {
+		return fmt.Errorf("%w: %v", ErrTunnelClosed, err)
+	}
+	return err
 }
 
 // Connect opens an etcd client on the master behind the tunnel, with the
@@ -63,7 +86,7 @@ func Connect(ctx context.Context, t *Tunnel, cert tls.Certificate, etcdCA []byte
 	if err != nil {
 		return nil, fmt.Errorf("etcd on %s: %w", t.Host, err)
 	}
-	return &Client{cli: cli}, nil
+	return &Client{cli: cli, tunnel: t}, nil
 }
 
 // Close closes the client (not the tunnel).
@@ -71,7 +94,11 @@ func (c *Client) Close() error { return c.cli.Close() }
 
 // List lists the members (a linearizable read: it needs quorum).
 func (c *Client) List(ctx context.Context) ([]Member, error) {
-	r, err := c.cli.MemberList(ctx)
+	var r *clientv3.MemberListResponse
+	err := c.call(ctx, func(ctx context.Context) (err error) {
+		r, err = c.cli.MemberList(ctx)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list etcd members: %w", err)
 	}
@@ -84,7 +111,11 @@ func (c *Client) List(ctx context.Context) ([]Member, error) {
 
 // Status asks the member behind this tunnel for its health and the leader.
 func (c *Client) Status(ctx context.Context) (id, leader uint64, err error) {
-	s, err := c.cli.Status(ctx, "https://"+ClientAddr)
+	var s *clientv3.StatusResponse
+	err = c.call(ctx, func(ctx context.Context) (err error) {
+		s, err = c.cli.Status(ctx, "https://"+ClientAddr)
+		return err
+	})
 	if err != nil {
 		return 0, 0, err
 	}
@@ -118,12 +149,23 @@ func (c *Client) AddLearner(ctx context.Context, peerURL string) (uint64, error)
 	err := retry(ctx, 500*time.Millisecond, func(err error) bool {
 		return errors.Is(err, rpctypes.ErrUnhealthy) || strings.Contains(err.Error(), "unhealthy cluster") || isTimeout(err)
 	}, func() error {
-		r, err := c.cli.MemberAddAsLearner(ctx, []string{peerURL})
-		if err == nil {
-			id = r.Member.ID
-		}
-		return err
+		return c.call(ctx, func(ctx context.Context) error {
+			r, err := c.cli.MemberAddAsLearner(ctx, []string{peerURL})
+			if err == nil {
+				id = r.Member.ID
+			}
+			return err
+		})
 	})
+	if errors.Is(err, rpctypes.ErrPeerURLExist) {
+		// An attempt that timed out had been applied: that member is ours.
+		ms, lerr := c.List(ctx)
+		for _, m := range ms {
+			if lerr == nil && m.Learner && slices.Contains(m.PeerURLs, peerURL) {
+				return m.ID, nil
+			}
+		}
+	}
 	if err != nil {
 		return 0, fmt.Errorf("add etcd learner %s: %w", peerURL, err)
 	}
@@ -137,7 +179,10 @@ func (c *Client) Promote(ctx context.Context, id uint64) error {
 	err := retry(ctx, 500*time.Millisecond, func(err error) bool {
 		return errors.Is(err, rpctypes.ErrMemberLearnerNotReady) || strings.Contains(err.Error(), "in sync with leader") || isTimeout(err)
 	}, func() error {
-		_, err := c.cli.MemberPromote(ctx, id)
+		err := c.call(ctx, func(ctx context.Context) error {
+			_, err := c.cli.MemberPromote(ctx, id)
+			return err
+		})
 		if errors.Is(err, rpctypes.ErrMemberNotLearner) {
 			return nil // promoted already, by an earlier attempt
 		}
@@ -149,7 +194,10 @@ func (c *Client) Promote(ctx context.Context, id uint64) error {
 // Remove removes a member; one already gone is fine.
 func (c *Client) Remove(ctx context.Context, id uint64) error {
 	err := retry(ctx, 500*time.Millisecond, isTimeout, func() error {
-		_, err := c.cli.MemberRemove(ctx, id)
+		err := c.call(ctx, func(ctx context.Context) error {
+			_, err := c.cli.MemberRemove(ctx, id)
+			return err
+		})
 		if errors.Is(err, rpctypes.ErrMemberNotFound) {
 			return nil
 		}

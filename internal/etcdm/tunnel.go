@@ -21,7 +21,16 @@ import (
 type Tunnel struct {
 	Host   string // the master
 	client *ssh.Client
+	closed chan struct{} // closed once the SSH connection is gone
 }
+
+// ErrTunnelClosed is an etcd call cut short because its SSH connection
+// went away: the master stopped, or its external IP moved (the static
+// IP's move). Dialling the master again is the remedy.
+var ErrTunnelClosed = errors.New("the SSH connection to the master closed")
+
+// Closed is closed once the SSH connection is gone.
+func (t *Tunnel) Closed() <-chan struct{} { return t.closed }
 
 // SSH says how to reach masters over SSH.
 type SSH struct {
@@ -69,7 +78,12 @@ func (s SSH) Dial(ctx context.Context, host, addr string) (*Tunnel, error) {
 		return nil, fmt.Errorf("ssh to %s (%s): %w%s", host, target, err, sshHint(err))
 	}
 	_ = conn.SetDeadline(time.Time{})
-	return &Tunnel{Host: host, client: ssh.NewClient(c, chans, reqs)}, nil
+	t := &Tunnel{Host: host, client: ssh.NewClient(c, chans, reqs), closed: make(chan struct{})}
+	go func() {
+		_ = t.client.Wait()
+		close(t.closed)
+	}()
+	return t, nil
 }
 
 func sshHint(err error) string {
