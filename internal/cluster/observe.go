@@ -30,8 +30,11 @@ type Observed struct {
 	// pods (nil when missing).
 	Subnetwork *compute.Subnetwork
 	PodRange   *compute.SubnetworkSecondaryRange
-	Firewalls  map[string]*compute.Firewall
-	Address    *compute.Address
+	// OtherSubnetworks are the network's subnetworks of other regions,
+	// whose ranges the pods' range must not overlap either.
+	OtherSubnetworks []*compute.Subnetwork
+	Firewalls        map[string]*compute.Firewall
+	Address          *compute.Address
 	// InternalIPs are the masters' reserved internal IPs, by address name.
 	InternalIPs map[string]*compute.Address
 	Masters     []*compute.Instance // sorted by name
@@ -109,7 +112,7 @@ type Observer interface {
 	GetHTTPHealthCheck(ctx context.Context, k gce.Key) (*compute.HttpHealthCheck, error)
 	GetTargetPool(ctx context.Context, k gce.Key) (*compute.TargetPool, error)
 	GetForwardingRule(ctx context.Context, k gce.Key) (*compute.ForwardingRule, error)
-	GetSubnetwork(ctx context.Context, k gce.Key) (*compute.Subnetwork, error)
+	AggregatedSubnetworks(ctx context.Context, filter string) ([]*compute.Subnetwork, error)
 }
 
 // observation collects one Observe's parallel reads.
@@ -329,18 +332,23 @@ func (ob *observation) regional(ctx context.Context, c Observer) error {
 	})
 	g.Go(func() error {
 		// The secondary range is known by its name only: GCE keeps no
-		// labels or description on it.
-		sn, err := c.GetSubnetwork(gctx, gce.RegionalKey(o.Region, cfg.Network))
-		if gce.IsNotFound(err) {
-			return nil
-		}
+		// labels or description on it. Every region's subnetwork of the
+		// network is read, in one call, since ranges may not overlap
+		// anywhere in a network.
+		sns, err := c.AggregatedSubnetworks(gctx, fmt.Sprintf("network eq '.*/global/networks/%s'", cfg.Network))
 		if err != nil {
-			return wrap(err, "read subnetwork %s of %s", cfg.Network, o.Region)
+			return wrap(err, "list the subnetworks of network %s", cfg.Network)
 		}
-		o.Subnetwork = sn
-		for _, r := range sn.SecondaryIpRanges {
-			if r.RangeName == cfg.PodRangeName() {
-				o.PodRange = r
+		for _, sn := range sns {
+			if gce.KeyOf(sn.SelfLink).Region != o.Region || sn.Name != cfg.Network {
+				o.OtherSubnetworks = append(o.OtherSubnetworks, sn)
+				continue
+			}
+			o.Subnetwork = sn
+			for _, r := range sn.SecondaryIpRanges {
+				if r.RangeName == cfg.PodRangeName() {
+					o.PodRange = r
+				}
 			}
 		}
 		return nil

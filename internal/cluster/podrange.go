@@ -29,8 +29,11 @@ func (p *planner) ensurePodRange(deps ...string) (string, error) {
 	if p.obs.PodRange != nil {
 		return "", nil
 	}
-	if sn := p.obs.Subnetwork; sn != nil {
-		if err := podRangeFits(p.cfg.ClusterIPRange, p.cfg.PodRangeName(), sn); err != nil {
+	for _, sn := range append([]*compute.Subnetwork{p.obs.Subnetwork}, p.obs.OtherSubnetworks...) {
+		if sn == nil {
+			continue
+		}
+		if err := podRangeFits(p.cfg.ClusterIPRange, p.cfg.PodRangeName(), sn, sn == p.obs.Subnetwork); err != nil {
 			return "", err
 		}
 	}
@@ -39,22 +42,23 @@ func (p *planner) ensurePodRange(deps ...string) (string, error) {
 		p.addPodRange, deps...), nil
 }
 
-// podRangeFits refuses a pods' range that overlaps the subnetwork's own
-// range or another secondary range (another cluster's pods, say).
-func podRangeFits(cidr, name string, sn *compute.Subnetwork) error {
+// podRangeFits refuses a pods' range that overlaps a subnetwork's own
+// range or another secondary range (another cluster's pods, say). own is
+// the cluster's subnetwork, where the range of its name is its own.
+func podRangeFits(cidr, name string, sn *compute.Subnetwork, own bool) error {
 	want, err := netip.ParsePrefix(cidr)
 	if err != nil {
 		return refuse("CLUSTER_IP_RANGE %q is not a CIDR", cidr)
 	}
 	others := []struct{ name, cidr string }{{"the subnet's own range", sn.IpCidrRange}}
 	for _, r := range sn.SecondaryIpRanges {
-		if r.RangeName != name {
+		if r.RangeName != name || !own {
 			others = append(others, struct{ name, cidr string }{"secondary range " + r.RangeName, r.IpCidrRange})
 		}
 	}
 	for _, o := range others {
 		if p, err := netip.ParsePrefix(o.cidr); err == nil && p.Overlaps(want) {
-			return refuse("CLUSTER_IP_RANGE %s overlaps %s %s of subnet %s: choose a free range (CLUSTER_IP_RANGE, --cluster-ip-range)", cidr, o.name, o.cidr, sn.Name)
+			return refuse("CLUSTER_IP_RANGE %s overlaps %s %s of subnet %s: choose a free range (CLUSTER_IP_RANGE, --cluster-ip-range)", cidr, o.name, o.cidr, gce.KeyOf(sn.SelfLink))
 		}
 	}
 	return nil

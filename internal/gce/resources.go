@@ -116,6 +116,22 @@ func (c *Cloud) GetSubnetwork(ctx context.Context, k Key) (*compute.Subnetwork, 
 	})
 }
 
+// AggregatedSubnetworks lists the subnetworks matching filter in every
+// region.
+func (c *Cloud) AggregatedSubnetworks(ctx context.Context, filter string) ([]*compute.Subnetwork, error) {
+	return listAll(ctx, c, "subnetworks.aggregatedList", func(ctx context.Context, tok string) ([]*compute.Subnetwork, string, error) {
+		r, err := c.svc.Subnetworks.AggregatedList(c.project).Filter(filter).PageToken(tok).Context(ctx).Do()
+		if err != nil {
+			return nil, "", err
+		}
+		var out []*compute.Subnetwork
+		for _, k := range slices.Sorted(maps.Keys(r.Items)) {
+			out = append(out, r.Items[k].Subnetworks...)
+		}
+		return out, r.NextPageToken, nil
+	})
+}
+
 // SetSecondaryRanges replaces a subnetwork's secondary ranges, with the
 // fingerprint it was read with (412 when someone changed it since).
 func (c *Cloud) SetSecondaryRanges(ctx context.Context, k Key, fingerprint string, ranges []*compute.SubnetworkSecondaryRange) error {
