@@ -71,7 +71,9 @@ func planReplica(ctx context.Context, env *Env, cfg *config.Config, obs *Observe
 		if first == nil {
 			return nil, refuse("the static IP %s is on %s, which is not a master of cluster %q", p.st.staticIP(), owner.Instance, cfg.ClusterName())
 		}
-		move = p.promoteStep(lb.MasterOf(first), pool)
+		// After the learner's add: the move takes the first master's
+		// external IP, and with it the SSH tunnel etcd is reached through.
+		move = p.promoteStep(lb.MasterOf(first), pool, learner)
 	}
 	add := ""
 	if replicaStep != "" || (obs.TargetPool != nil && !memberOf(obs.TargetPool, replica, obs.Masters)) {
@@ -144,12 +146,12 @@ func (p *planner) poolHoldsMasters(zone string, newReplica bool, hc string) stri
 }
 
 // promoteStep is the outage window of the first replica.
-func (p *planner) promoteStep(first lb.Master, pool string) string {
+func (p *planner) promoteStep(first lb.Master, deps ...string) string {
 	return p.plan.add(&Step{
 		Action: ActMove, Mutating: true, Outage: true,
 		Resource:  fmt.Sprintf("static IP %s: instance %s → forwarding-rule %s", p.cfg.StaticIPName(), first.Name, p.cfg.ForwardingRuleName()),
 		Reason:    "the outage window: delete the master's static access config, insert the forwarding rule on the IP (the master's new ephemeral IP in parallel), then wait until the IP serves again",
-		DependsOn: compact([]string{p.lockID, pool}),
+		DependsOn: compact(append([]string{p.lockID}, deps...)),
 		Run:       func(ctx context.Context) error { return p.promote(ctx, first) },
 	})
 }

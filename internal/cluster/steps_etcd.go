@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -115,6 +117,16 @@ func sshAccess(ctx context.Context, env *Env, obs *Observed) ([]string, error) {
 	return added, nil
 }
 
+// withSSHKey puts hakube's key in a master's ssh-keys as it is created, so
+// that no later run has to add it.
+func withSSHKey(env *Env, in *compute.Instance) {
+	if env.SSH.Signer == nil {
+		return
+	}
+	entry := etcdm.Key{Signer: env.SSH.Signer}.MetadataEntry(env.SSHUser)
+	in.Metadata.Items = append(in.Metadata.Items, &compute.MetadataItems{Key: vmcontract.KeySSHKeys, Value: &entry})
+}
+
 // missingSSHKey reports whether a running master lacks hakube's key.
 func missingSSHKey(env *Env, obs *Observed) bool {
 	entry := etcdm.Key{Signer: env.SSH.Signer}.MetadataEntry(env.SSHUser)
@@ -190,6 +202,16 @@ func hostKeys(ctx context.Context, c *gce.Cloud, in *compute.Instance) (ssh.Host
 	}, nil
 }
 
+// connectionCut reports an error of a connection that went away under it,
+// as when the master's external IP moves: worth dialling again.
+func connectionCut(err error) bool {
+	return errors.Is(err, etcdm.ErrTunnelClosed) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// etcdCallTimeout bounds one read of etcd (a member list needs quorum).
+const etcdCallTimeout = 10 * time.Second
+
 // etcdSession is an etcd client on one master, with its tunnel.
 type etcdSession struct {
 	master string
@@ -204,9 +226,16 @@ func (s *etcdSession) close() {
 
 // dialEtcd opens an etcd client on a master through SSH.
 func dialEtcd(ctx context.Context, env *Env, secrets *clusterSecrets, in *compute.Instance) (*etcdSession, error) {
-	ip := natIP(in)
-	if ip == "" || !running(in) {
-		return nil, fmt.Errorf("%s is %s with no external IP to reach over SSH", in.Name, in.Status)
+	if !running(in) {
+		return nil, fmt.Errorf("%s is %s", in.Name, in.Status)
+	}
+	// A master between two steps of the static IP's move may have no
+	// external IP for a while (a run that failed there): its internal IP
+	// then, which answers when hakube runs inside the VPC, as
+	// gcloud compute ssh --internal-ip does.
+	ip, internal := natIP(in), false
+	if ip == "" {
+		ip, internal = internalIP(in), true
 	}
 	hk, err := hostKeys(ctx, env.Cloud, in)
 	if err != nil {
@@ -215,6 +244,9 @@ func dialEtcd(ctx context.Context, env *Env, secrets *clusterSecrets, in *comput
 	sshCfg := env.SSH
 	sshCfg.HostKey = func(string) ssh.HostKeyCallback { return hk }
 	t, err := sshCfg.Dial(ctx, in.Name, ip)
+	if err != nil && internal {
+		return nil, fmt.Errorf("%s has no external IP (a static-IP move that did not finish?) and its internal IP does not answer from here: %w", in.Name, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -238,29 +270,46 @@ func (r *run) withEtcd(ctx context.Context, exclude []string, f func(ctx context
 	if err != nil {
 		return err
 	}
+	// A tunnel that closes under a call (the master's external IP moved:
+	// the static IP's move runs beside etcd's steps) is dialled again, on
+	// the master's IP of then, a few times.
 	var errs []error
-	for _, m := range r.obs.Masters {
-		if slices.Contains(exclude, m.Name) || !running(m) {
-			continue
+	for round := 1; round <= 3; round++ {
+		errs = errs[:0]
+		cut := false
+		for _, m := range r.obs.Masters {
+			if slices.Contains(exclude, m.Name) || !running(m) {
+				continue
+			}
+			in, err := r.env.Cloud.GetInstance(ctx, gce.KeyOf(m.SelfLink)) // its IP may have moved
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			s, err := dialEtcd(sctx, r.env, secrets, in)
+			cancel()
+			if err != nil {
+				cut = cut || connectionCut(err)
+				errs = append(errs, err)
+				continue
+			}
+			err = f(ctx, s)
+			s.close()
+			if err == nil || ctx.Err() != nil {
+				return err
+			}
+			cut = cut || connectionCut(err)
+			errs = append(errs, fmt.Errorf("through %s: %w", m.Name, err))
 		}
-		in, err := r.env.Cloud.GetInstance(ctx, gce.KeyOf(m.SelfLink)) // its IP may have moved
-		if err != nil {
-			errs = append(errs, err)
-			continue
+		if !cut {
+			break
 		}
-		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		s, err := dialEtcd(sctx, r.env, secrets, in)
-		cancel()
-		if err != nil {
-			errs = append(errs, err)
-			continue
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(round) * time.Second):
 		}
-		err = f(ctx, s)
-		s.close()
-		if err == nil || ctx.Err() != nil {
-			return err
-		}
-		errs = append(errs, fmt.Errorf("through %s: %w", m.Name, err))
 	}
 	if len(errs) == 0 {
 		return fmt.Errorf("no running master other than %v to reach etcd through", exclude)
@@ -274,7 +323,7 @@ func observeEtcd(ctx context.Context, env *Env, obs *Observed) *membership {
 	r := &run{env: env, obs: obs, st: newRunState(obs)}
 	m := &membership{}
 	m.err = r.withEtcd(ctx, nil, func(ctx context.Context, s *etcdSession) error {
-		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		lctx, cancel := context.WithTimeout(ctx, etcdCallTimeout)
 		defer cancel()
 		ms, err := s.client.List(lctx)
 		m.members, m.via = ms, s.master
@@ -363,7 +412,9 @@ func (r *run) addLearner(ctx context.Context, replica string) error {
 		return err
 	}
 	return r.withEtcd(ctx, []string{replica}, func(ctx context.Context, s *etcdSession) error {
-		ms, err := s.client.List(ctx)
+		lctx, cancel := context.WithTimeout(ctx, etcdCallTimeout)
+		ms, err := s.client.List(lctx)
+		cancel()
 		if err != nil {
 			return err
 		}
@@ -429,7 +480,9 @@ func (r *run) dropLearner(ctx context.Context, replica string) error {
 	if !ok {
 		return nil
 	}
-	return r.withEtcd(context.WithoutCancel(ctx), []string{replica}, func(ctx context.Context, s *etcdSession) error {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	return r.withEtcd(dctx, []string{replica}, func(ctx context.Context, s *etcdSession) error {
 		return s.client.Remove(ctx, id)
 	})
 }
@@ -439,13 +492,17 @@ func (r *run) dropLearner(ctx context.Context, replica string) error {
 // server stops on its own.
 func (r *run) removeMember(ctx context.Context, replica, ip string) error {
 	return r.withEtcd(ctx, []string{replica}, func(ctx context.Context, s *etcdSession) error {
-		ms, err := s.client.List(ctx)
+		lctx, cancel := context.WithTimeout(ctx, etcdCallTimeout)
+		ms, err := s.client.List(lctx)
+		cancel()
 		if err != nil {
 			return err
 		}
 		for _, mem := range ms {
 			if slices.Contains(mem.PeerURLs, vmcontract.EtcdPeerURL(ip)) {
-				return s.client.Remove(ctx, mem.ID)
+				rctx, cancel := context.WithTimeout(ctx, time.Minute)
+				defer cancel()
+				return s.client.Remove(rctx, mem.ID)
 			}
 		}
 		return nil // gone already

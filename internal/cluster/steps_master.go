@@ -89,6 +89,7 @@ func (r *run) createFirstMaster(ctx context.Context, key gce.Key) error {
 	if err != nil {
 		return err
 	}
+	withSSHKey(r.env, in)
 	err = r.env.Cloud.InsertInstance(ctx, key, in)
 	if gce.IsAlreadyExists(err) {
 		return r.adoptMaster(ctx, key)
@@ -159,6 +160,7 @@ func (r *run) createReplica(ctx context.Context, key gce.Key, source *compute.In
 	if err != nil {
 		return err
 	}
+	withSSHKey(r.env, in)
 	err = r.env.Cloud.InsertInstance(ctx, key, in)
 	if gce.IsAlreadyExists(err) {
 		return r.adoptMaster(ctx, key)
