@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -119,7 +120,8 @@ func TestDryRunPrintsThePlanAndChangesNothing(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	golden.Check(t, "dry-run-fresh-up.txt", []byte(stdout))
+	// The kubeconfig's path is the test's temporary one.
+	golden.Check(t, "dry-run-fresh-up.txt", []byte(regexp.MustCompile(`merged into \S+ \(0600\)`).ReplaceAllString(stdout, "merged into $$HOME/.kube/config (0600)")))
 	rc, _ := emu.Control.RequestsSince(ctx, m)
 	for method := range rc.Counts {
 		if !strings.HasSuffix(method, ".get") && !strings.HasSuffix(method, ".list") && !strings.HasSuffix(method, ".aggregatedList") && !strings.HasSuffix(method, ".getFromFamily") {
@@ -137,7 +139,7 @@ func TestDryRunPrintsThePlanAndChangesNothing(t *testing.T) {
 			} `json:"steps"`
 		} `json:"plan"`
 	}
-	if code != 0 || json.Unmarshal([]byte(stdout), &rep) != nil || !rep.DryRun || len(rep.Plan.Steps) != 13 {
+	if code != 0 || json.Unmarshal([]byte(stdout), &rep) != nil || !rep.DryRun || len(rep.Plan.Steps) != 18 {
 		t.Errorf("dry run -o json: exit %d, %+v\n%s", code, rep, stdout)
 	}
 }

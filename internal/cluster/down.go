@@ -47,6 +47,7 @@ func planRemovePool(env *Env, cfg *config.Config, obs *Observed) (*planner, erro
 	p := newPlanner(env, cfg, obs, FlowRemovePool)
 	p.addLock(false)
 	migDel := p.deletePool(cfg.Zone)
+	p.deletePoolNodes(cfg.Zone, migDel...)
 	if obs.Template != nil && len(obs.Pools) <= 1 && (len(obs.Pools) == 0 || obs.Pools[cfg.Zone] != nil) {
 		p.deleteTemplate(migDel...)
 	}
@@ -64,6 +65,29 @@ func (p *planner) deletePool(zone string) []string {
 		ids = append(ids, p.step(ActDelete, ref, "the node pool of "+zone+" and its VMs", p.remove(ref)))
 	}
 	return ids
+}
+
+// deletePoolNodes deletes the Nodes of the zone's pool once its groups are
+// gone: nothing else would (the in-tree cloud provider that did is gone).
+func (p *planner) deletePoolNodes(zone string, deps ...string) {
+	var bases []string
+	for _, m := range p.obs.Pools[zone] {
+		bases = append(bases, m.BaseInstanceName)
+	}
+	if len(bases) == 0 {
+		return
+	}
+	p.plan.add(&Step{Action: ActDelete, Resource: "nodes of the pool in " + zone,
+		Reason:    "the Node objects of the pool's VMs, so kubectl does not show them NotReady forever",
+		DependsOn: compact(deps),
+		Run: func(ctx context.Context) error {
+			c, err := p.kubeClient()
+			if err != nil {
+				return err
+			}
+			_, err = c.DeleteNodesOf(ctx, zone, bases)
+			return err
+		}})
 }
 
 func (p *planner) deleteTemplate(deps ...string) string {
@@ -85,6 +109,7 @@ func planRemoveReplica(env *Env, cfg *config.Config, obs *Observed) (*planner, e
 		p.removeOrphanDisks(cfg.Zone)
 		p.repairLB()
 		p.repairMembership()
+		p.removeOrphanInternalIPs()
 		return p, nil
 	}
 	if len(obs.Masters) == 1 {
@@ -213,6 +238,27 @@ func (p *planner) repairMembership() {
 	}
 }
 
+// removeOrphanInternalIPs releases the reserved internal IPs of replicas
+// whose VM is gone (an earlier run stopped between the VM's delete and its
+// IP's), unless a disk left for that replica in another zone will want it
+// again.
+func (p *planner) removeOrphanInternalIPs() {
+	for _, name := range slices.Sorted(maps.Keys(p.obs.InternalIPs)) {
+		replica := strings.TrimSuffix(name, "-internal")
+		if slices.Contains(p.masterNames(), replica) {
+			continue
+		}
+		if d := p.obs.Disks[p.cfg.MasterDiskName(replica)]; d != nil && gce.KeyOf(d.SelfLink).Zone != p.cfg.Zone {
+			continue // not removed by this run (removeOrphanDisks takes the zone's)
+		}
+		if p.lockID == "" && p.obs.Address != nil {
+			p.addLock(false)
+		}
+		ref := gce.Address(gce.KeyOf(p.obs.InternalIPs[name].SelfLink))
+		p.step(ActDelete, ref, "the reserved internal IP of "+replica+", whose VM is gone", p.remove(ref))
+	}
+}
+
 // demoteTo gives the static IP back to the last master and removes the
 // load balancer; it returns the move's id.
 func (p *planner) demoteTo(last *compute.Instance, deps ...string) string {
@@ -294,6 +340,7 @@ func planRemoveZone(env *Env, cfg *config.Config, obs *Observed) (*planner, erro
 	}
 	p.addLock(false)
 	migDel := p.deletePool(cfg.Zone)
+	p.deletePoolNodes(cfg.Zone, migDel...)
 	if obs.Template != nil && len(obs.Pools) == 1 && obs.Pools[cfg.Zone] != nil {
 		p.deleteTemplate(migDel...)
 	}

@@ -58,6 +58,7 @@ func (s *scenario) wantOwner(kind string) {
 }
 
 func TestScenarioNodePoolsAndReplicasGrowAndShrink(t *testing.T) {
+	t.Parallel()
 	s := haCluster(t)
 	one := map[string]int{zb: 1}
 	s.mustRun("up", "--zone", zc, "--use-existing-master", "--num-nodes", "1")
@@ -125,6 +126,7 @@ func TestScenarioNodePoolsAndReplicasGrowAndShrink(t *testing.T) {
 }
 
 func TestScenarioZoneTeardownSemantics(t *testing.T) {
+	t.Parallel()
 	s := haCluster(t)
 	s.mustRun("up", "--zone", zc, "--use-existing-master", "--num-nodes", "1")
 	s.mustRun("up", "--zone", zc, "--replicate-master")
@@ -143,6 +145,7 @@ func TestScenarioZoneTeardownSemantics(t *testing.T) {
 }
 
 func TestScenarioHaltedReplica(t *testing.T) {
+	t.Parallel()
 	s := haCluster(t)
 	s.mustRun("up", "--zone", zc, "--replicate-master")
 	s.mustRun("up", "--zone", zd, "--replicate-master")
@@ -185,6 +188,7 @@ func TestScenarioHaltedReplica(t *testing.T) {
 }
 
 func TestScenarioNeverRemovesTheLastRunningMasterByAccident(t *testing.T) {
+	t.Parallel()
 	s := haCluster(t)
 	s.mustRun("up", "--zone", zc, "--replicate-master")
 	if err := s.cloud.StopInstance(context.Background(), gce.ZonalKey(zb, "kubernetes-master")); err != nil {
@@ -197,6 +201,7 @@ func TestScenarioNeverRemovesTheLastRunningMasterByAccident(t *testing.T) {
 }
 
 func TestScenarioLBFirst(t *testing.T) {
+	t.Parallel()
 	s := haCluster(t, "--lb-first")
 	s.expect(shape{prefix: "kubernetes", masters: []string{zb}, pools: map[string]int{zb: 1}, lb: true})
 	s.wantOwner(lb.OwnerLB)
@@ -222,6 +227,7 @@ func TestScenarioLBFirst(t *testing.T) {
 }
 
 func TestScenarioMaxDowntimeReverts(t *testing.T) {
+	t.Parallel()
 	s := haCluster(t)
 	// Propagation takes 200–400 ms at this time scale: 1 ms is never enough.
 	_, err := s.run(context.Background(), "up", "--zone", zc, "--replicate-master", "--max-downtime", "1ms")
@@ -239,6 +245,7 @@ func TestScenarioMaxDowntimeReverts(t *testing.T) {
 // and inside its operation, and checks a re-run always converges with the
 // IP serving: the move never leaves the IP unowned for good.
 func TestScenarioIPMoveFailures(t *testing.T) {
+	t.Parallel()
 	type fault struct{ method, name, delivery string }
 	promote := []fault{
 		{"instances.deleteAccessConfig", "kubernetes-master", "sync"},
@@ -261,6 +268,7 @@ func TestScenarioIPMoveFailures(t *testing.T) {
 	}
 	for _, f := range promote {
 		t.Run(fmt.Sprintf("promote/%s/%s", f.method, f.delivery), func(t *testing.T) {
+			t.Parallel()
 			s := haCluster(t)
 			s.inject(f.method, f.name, f.delivery)
 			if _, err := s.run(context.Background(), "up", "--zone", zc, "--replicate-master"); err == nil {
@@ -274,6 +282,7 @@ func TestScenarioIPMoveFailures(t *testing.T) {
 	}
 	for _, f := range demote {
 		t.Run(fmt.Sprintf("demote/%s/%s", f.method, f.delivery), func(t *testing.T) {
+			t.Parallel()
 			s := haCluster(t)
 			s.mustRun("up", "--zone", zc, "--replicate-master")
 			s.inject(f.method, f.name, f.delivery)
@@ -309,8 +318,10 @@ func (s *scenario) clearFaults() {
 // the IP move, from before its first call to the wait for propagation; a
 // re-run always completes the move with the IP serving.
 func TestScenarioIPMoveInterrupted(t *testing.T) {
+	t.Parallel()
 	for _, after := range []time.Duration{0, 15 * time.Millisecond, 60 * time.Millisecond, 150 * time.Millisecond} {
 		t.Run(after.String(), func(t *testing.T) {
+			t.Parallel()
 			s := haCluster(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()

@@ -13,15 +13,19 @@ import (
 // loadConfig loads a configuration the way the CLI does: the command's
 // flags parsed from args, and an environment of exactly env (no variable of
 // the developer's, no gcloud configuration).
+// A nil env sets nothing: TestMain has cleared that environment for the
+// whole package, so such a test may run in parallel (t.Setenv forbids it).
 func loadConfig(t testing.TB, command string, env map[string]string, args ...string) *config.Config {
 	t.Helper()
-	for _, name := range config.EnvironmentVariables() {
-		t.Setenv(name, "")
-		os.Unsetenv(name)
-	}
-	t.Setenv("CLOUDSDK_CONFIG", t.TempDir())
-	for k, v := range env {
-		t.Setenv(k, v)
+	if env != nil {
+		for _, name := range config.EnvironmentVariables() {
+			t.Setenv(name, "")
+			os.Unsetenv(name)
+		}
+		t.Setenv("CLOUDSDK_CONFIG", t.TempDir())
+		for k, v := range env {
+			t.Setenv(k, v)
+		}
 	}
 	fs := pflag.NewFlagSet(command, pflag.ContinueOnError)
 	config.BindFlags(fs, command)
@@ -33,6 +37,23 @@ func loadConfig(t testing.TB, command string, env map[string]string, args ...str
 		t.Fatalf("load %s %v: %v", command, args, err)
 	}
 	return cfg
+}
+
+// TestMain runs the package's tests in an environment without any of
+// hakube's variables and with an empty gcloud configuration, whatever the
+// developer's shell has.
+func TestMain(m *testing.M) {
+	for _, name := range config.EnvironmentVariables() {
+		os.Unsetenv(name)
+	}
+	dir, err := os.MkdirTemp("", "hakube-cluster-test-gcloud-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("CLOUDSDK_CONFIG", dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // makePlan observes (adopting the cluster's record, as Run does) and plans

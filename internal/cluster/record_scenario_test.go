@@ -17,6 +17,9 @@ import (
 func (s *scenario) bareConfig(command string, env map[string]string, args ...string) *config.Config {
 	s.t.Helper()
 	args = append([]string{"--project", scenarioProject, "--endpoint", s.emu.Endpoint}, args...)
+	if env == nil {
+		env = map[string]string{} // clears what an earlier subtest set on s.t
+	}
 	return loadConfig(s.t, command, env, args...)
 }
 
@@ -129,20 +132,21 @@ func TestScenarioClusterRecordWins(t *testing.T) {
 // A dry run names the replica the real run then creates: the suffix is
 // chosen from what exists, not at random.
 func TestScenarioDryRunNamesTheReplicaTheRunCreates(t *testing.T) {
+	t.Parallel()
 	s := newScenario(t)
 	s.mustRun("up", "--zone", "europe-west1-b", "--num-nodes", "0")
-	p, err := makePlan(context.Background(), s.env(), s.config("up", "--zone", "europe-west1-c", "--replicate-master"), "up")
+	rep, err := Run(context.Background(), s.env(), s.config("up", "--zone", "europe-west1-c", "--replicate-master"), RunOptions{Command: "up", DryRun: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	planned := ""
-	for _, st := range p.Steps {
+	for _, st := range rep.Plan.Steps {
 		if st.Action == ActCreate && strings.HasPrefix(st.Resource, "instance kubernetes-master-") {
 			planned = strings.Fields(st.Resource)[1]
 		}
 	}
 	if planned == "" {
-		t.Fatalf("no replica in the plan:\n%+v", p.Steps)
+		t.Fatalf("no replica in the plan:\n%+v", rep.Plan.Steps)
 	}
 	s.mustRun("up", "--zone", "europe-west1-c", "--replicate-master")
 	if _, err := s.cloud.GetInstance(context.Background(), gce.ZonalKey("europe-west1-c", planned)); err != nil {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -119,7 +118,7 @@ func (s *scenario) mustRun(command string, args ...string) *Report {
 	return rep
 }
 
-var suffixed = regexp.MustCompile(`^(.*-(master|minion-group))-[a-z0-9]{3,4}(-pd)?$`)
+var suffixed = regexp.MustCompile(`^(.*-(master|minion-group))-[a-z0-9]{3,4}(-pd|-internal)?$`)
 
 // inventory reads every resource, folding random names into patterns.
 func (s *scenario) inventory() map[string]int {
@@ -133,7 +132,7 @@ func (s *scenario) inventory() map[string]int {
 		name = strings.TrimPrefix(name, "projects/"+scenarioProject+"/")
 		i := strings.LastIndexByte(name, '/')
 		coll, base := name[:i], name[i+1:]
-		if strings.HasSuffix(coll, "/instances") || strings.HasSuffix(coll, "/disks") {
+		if strings.HasSuffix(coll, "/instances") || strings.HasSuffix(coll, "/disks") || strings.HasSuffix(coll, "/addresses") {
 			if m := suffixed.FindStringSubmatch(base); m != nil {
 				base = m[1] + "-*" + m[3]
 			}
@@ -186,6 +185,7 @@ func (sh shape) resources() map[string]int {
 		out["zones/"+z+"/instances/"+name]++
 		out["zones/"+z+"/disks/"+name]++
 		out["zones/"+z+"/disks/"+name+"-pd"]++
+		out["regions/"+region+"/addresses/"+name+"-internal"]++
 	}
 	if sh.lb {
 		out["global/httpHealthChecks/"+p+"-master"] = 1
@@ -231,7 +231,7 @@ func (s *scenario) mutations(mark int) map[string]int64 {
 	for m, n := range rc.Counts {
 		verb := m[strings.LastIndexByte(m, '.')+1:]
 		switch verb {
-		case "get", "list", "aggregatedList", "wait", "getHealth", "listManagedInstances", "getFromFamily":
+		case "get", "list", "aggregatedList", "wait", "getHealth", "listManagedInstances", "getFromFamily", "getGuestAttributes", "getSerialPortOutput":
 			continue
 		}
 		out[m] = n
@@ -258,27 +258,36 @@ func (s *scenario) ipOwner(prefix, region string) lb.Owner {
 	return lb.IPOwner(a)
 }
 
-// serving checks that status sees the static IP serve. A single probe can
-// time out on a machine saturated by parallel test packages, so it asks
-// until three answers in a row succeed, and fails only if that does not
-// happen within 10 s; each failed look is logged.
+// serving checks that the static IP serves the API with the cluster's CA,
+// as status's probe does. A single probe can time out on a machine
+// saturated by parallel test packages, so it probes until three answers in
+// a row succeed, and fails only if that does not happen within 10 s; each
+// failed probe is logged.
 func (s *scenario) serving(cfg *config.Config) error {
+	ctx := context.Background()
+	_, obs, err := observeAdopted(ctx, s.cloud, cfg, "status")
+	if err != nil {
+		return err
+	}
+	ca := clusterCA(obs)
+	if ca == nil || obs.Address == nil {
+		return fmt.Errorf("no static IP or no master with the cluster CA")
+	}
+	prober := s.env().prober(cfg, ca)
 	deadline := time.Now().Add(10 * time.Second)
-	ok := 0
-	last := fmt.Errorf("static IP not serving steadily within 10s")
-	for ok < 3 {
-		st, err := GetStatus(context.Background(), s.env(), cfg)
-		switch {
-		case err != nil:
-			return err
-		case st.StaticIP == nil || !st.StaticIP.Serving:
-			ok, last = 0, fmt.Errorf("static IP not serving: %+v", st.StaticIP)
-			s.t.Logf("status: %v", last)
-		default:
+	var last error
+	for ok := 0; ok < 3; {
+		if last = prober.Probe(ctx, obs.Address.Address); last != nil {
+			ok = 0
+			s.t.Logf("static IP %s: %v", obs.Address.Address, last)
+		} else {
 			ok++
 		}
 		if ok < 3 && time.Now().After(deadline) {
-			return last
+			return fmt.Errorf("static IP not serving steadily within 10s (last probe: %v)", last)
+		}
+		if ok < 3 {
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 	return nil
@@ -329,6 +338,7 @@ func pools(zones ...string) map[string]int {
 }
 
 func TestScenarioFreshUpRerunAndDown(t *testing.T) {
+	t.Parallel()
 	s := newScenario(t)
 	rep := s.mustRun("up", "--zone", "europe-west1-b", "--multizone", "--etcd-quorum-read")
 	s.expect(shape{prefix: "kubernetes", masters: []string{"europe-west1-b"}, pools: pools("europe-west1-b")})
@@ -374,9 +384,20 @@ func TestScenarioFreshUpRerunAndDown(t *testing.T) {
 }
 
 func TestScenarioDownLeavesOtherClustersAlone(t *testing.T) {
+	t.Parallel()
 	s := newScenario(t)
 	s.mustRun("up", "--zone", "europe-west1-b", "--num-nodes", "1")
-	s.mustRun("up", "--zone", "us-central1-b", "--prefix", "other", "--num-nodes", "2")
+	// Pods' ranges may not overlap anywhere in a network: the default one
+	// is refused before any change, a free one works.
+	m := s.mark()
+	_, err := s.run(context.Background(), "up", "--zone", "us-central1-b", "--prefix", "other", "--num-nodes", "2")
+	if err == nil || !strings.Contains(err.Error(), "CLUSTER_IP_RANGE 10.64.0.0/14 overlaps secondary range kubernetes-pods 10.64.0.0/14 of subnet") {
+		t.Errorf("a second cluster on the first's pods' range: %v", err)
+	}
+	if muts := s.mutations(m); len(muts) > 0 {
+		t.Errorf("the refused run made mutations: %v", muts)
+	}
+	s.mustRun("up", "--zone", "us-central1-b", "--prefix", "other", "--num-nodes", "2", "--cluster-ip-range", "10.68.0.0/14")
 	a := shape{prefix: "kubernetes", masters: []string{"europe-west1-b"}, pools: map[string]int{"europe-west1-b": 1}}
 	b := shape{prefix: "other", masters: []string{"us-central1-b"}, pools: map[string]int{"us-central1-b": 2}}
 	s.expect(a, b)
@@ -388,6 +409,7 @@ func TestScenarioDownLeavesOtherClustersAlone(t *testing.T) {
 }
 
 func TestScenarioConflictsRefuseBeforeChanges(t *testing.T) {
+	t.Parallel()
 	s := newScenario(t)
 	s.mustRun("up", "--zone", "europe-west1-b", "--num-nodes", "1")
 	sh := shape{prefix: "kubernetes", masters: []string{"europe-west1-b"}, pools: map[string]int{"europe-west1-b": 1}}
@@ -425,6 +447,7 @@ func TestScenarioConflictsRefuseBeforeChanges(t *testing.T) {
 }
 
 func TestScenarioCrashMidUpConverges(t *testing.T) {
+	t.Parallel()
 	s := newScenario(t)
 	ctx := context.Background()
 	// The master VM cannot be created: everything independent of it is made,
@@ -441,9 +464,21 @@ func TestScenarioCrashMidUpConverges(t *testing.T) {
 	for _, r := range rep.Result.Steps {
 		st[r.Action+" "+r.Resource] = r.Status
 	}
-	if st["create instance kubernetes-master (europe-west1-b)"] != "failed" || st["wait api https://kubernetes-master-ip:"+scenarioPort] != "skipped" ||
-		st["create instance-group kubernetes-minion-group (europe-west1-b)"] != "done" {
-		t.Errorf("step outcomes: %v", st)
+	// The node template carries the CA certificate and bootstrap token the
+	// master's step issues, so the pool waits for the master too.
+	for step, want := range map[string]string{
+		"create instance kubernetes-master (europe-west1-b)":             "failed",
+		"wait api https://kubernetes-master-ip:" + scenarioPort:          "skipped",
+		"create instance-template kubernetes-minion-template":            "skipped",
+		"create instance-group kubernetes-minion-group (europe-west1-b)": "skipped",
+		"create disk kubernetes-master-pd (europe-west1-b)":              "done",
+		"create address kubernetes-master-internal (europe-west1)":       "done",
+		"update subnet default (europe-west1)":                           "done",
+		"wait nodes of cluster kubernetes":                               "skipped",
+	} {
+		if st[step] != want {
+			t.Errorf("step %q: %s, want %s", step, st[step], want)
+		}
 	}
 	if err := s.emu.Control.ClearFaults(ctx); err != nil {
 		t.Fatal(err)
@@ -460,6 +495,7 @@ func TestScenarioCrashMidUpConverges(t *testing.T) {
 }
 
 func TestScenarioFailureInsideOperationConverges(t *testing.T) {
+	t.Parallel()
 	s := newScenario(t)
 	ctx := context.Background()
 	if _, err := s.emu.Control.AddFault(ctx, emulator.Fault{Method: "instanceGroupManagers.insert", Code: 403, Reason: "quotaExceeded",
@@ -475,6 +511,7 @@ func TestScenarioFailureInsideOperationConverges(t *testing.T) {
 }
 
 func TestScenarioInterruptedUpResumes(t *testing.T) {
+	t.Parallel()
 	s := newScenario(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	env := s.env()
@@ -509,6 +546,7 @@ func (c *cancelOn) StepStarted(s *Step) {
 func (c *cancelOn) StepDone(*Step, error, time.Duration) {}
 
 func TestScenarioConcurrentRunIsRefused(t *testing.T) {
+	t.Parallel()
 	s := newScenario(t)
 	s.mustRun("up", "--zone", "europe-west1-b", "--num-nodes", "1")
 	ctx := context.Background()
@@ -558,6 +596,7 @@ func (s *scenario) holdLock(holder string, pid int) gce.LockInfo {
 // converged re-run of the same identity clears it (the dead pid does not
 // run), and says so; another identity's lock is reported, not touched.
 func TestScenarioStaleLockAfterConvergedRun(t *testing.T) {
+	t.Parallel()
 	s := newScenario(t)
 	s.mustRun("up", "--zone", "europe-west1-b", "--num-nodes", "1")
 	const deadPID = 4_000_000
@@ -596,6 +635,7 @@ func TestScenarioStaleLockAfterConvergedRun(t *testing.T) {
 // zone: breaking is a fingerprinted write only one wins, so the other is
 // refused by the winner's lock and there is one replica, not two.
 func TestScenarioBreakLockRaceMakesOneReplica(t *testing.T) {
+	t.Parallel()
 	s := newScenario(t)
 	s.mustRun("up", "--zone", "europe-west1-b", "--num-nodes", "0")
 	s.holdLock("crashed-run", 9)
@@ -639,10 +679,6 @@ func TestScenarioPlanGolden(t *testing.T) {
 	if err := p.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	golden.Check(t, "plan/fresh-up.txt", []byte(b.String()))
-	ids := make([]string, 0, len(p.Steps))
-	for _, st := range p.Steps {
-		ids = append(ids, st.ID)
-	}
-	sort.Strings(ids)
+	// The kubeconfig's path is the test's temporary one.
+	golden.Check(t, "plan/fresh-up.txt", []byte(strings.ReplaceAll(b.String(), s.kubeconfig, "$HOME/.kube/config")))
 }

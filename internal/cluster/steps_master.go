@@ -120,11 +120,13 @@ func (r *run) adoptMaster(ctx context.Context, key gce.Key) error {
 // createReplica issues the new replica's certificates from the cluster's
 // PKI, clones the source master's kube-env with the etcd membership of
 // this run (its member added as a learner already), and creates the VM on
-// its reserved internal IP with an ephemeral external IP. When the VM
-// cannot be made, its learner goes too: no member is left without a VM.
+// its reserved internal IP with an ephemeral external IP. When GCE refuses
+// the VM, its learner goes too: no member is left without a VM. A run
+// stopped while the insert runs keeps it: GCE goes on making the VM, and
+// the re-run finds both.
 func (r *run) createReplica(ctx context.Context, key gce.Key, source *compute.Instance) (err error) {
 	defer func() {
-		if err != nil && !gce.IsAlreadyExists(err) {
+		if err != nil && !gce.IsAlreadyExists(err) && ctx.Err() == nil {
 			if rerr := r.dropLearner(ctx, key.Name); rerr != nil {
 				err = fmt.Errorf("%w; and its etcd learner could not be removed: %v (a re-run removes it)", err, rerr)
 			}

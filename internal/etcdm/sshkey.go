@@ -20,13 +20,17 @@ type Key struct {
 	File   string // where the private key lives
 }
 
-// LoadKey finds hakube's SSH key: gcloud's ~/.ssh/google_compute_engine
-// where gcloud made one (so `gcloud compute ssh` and hakube share it), else
-// a key of hakube's own in configDir/ssh/id_ed25519, made on first use
-// (0600, in a 0700 directory).
+// LoadKey finds hakube's SSH key: its own in configDir/ssh/id_ed25519 once
+// it made one; else gcloud's ~/.ssh/google_compute_engine where gcloud made
+// one (so `gcloud compute ssh` and hakube share it); else a key of its own,
+// made then (0600, in a 0700 directory). Once chosen the key stays the
+// same: a gcloud key made later (by a first `gcloud compute ssh`) does not
+// replace the one the masters' ssh-keys already hold.
 func LoadKey(home, configDir string) (Key, error) {
+	own := filepath.Join(configDir, "ssh", "id_ed25519")
+	_, ownErr := os.Stat(own)
 	gcloud := filepath.Join(home, ".ssh", "google_compute_engine")
-	if b, err := os.ReadFile(gcloud); err == nil {
+	if b, err := os.ReadFile(gcloud); err == nil && errors.Is(ownErr, fs.ErrNotExist) {
 		s, err := ssh.ParsePrivateKey(b)
 		var pp *ssh.PassphraseMissingError
 		if errors.As(err, &pp) {
@@ -37,7 +41,6 @@ func LoadKey(home, configDir string) (Key, error) {
 		}
 		return Key{Signer: s, File: gcloud}, nil
 	}
-	own := filepath.Join(configDir, "ssh", "id_ed25519")
 	b, err := os.ReadFile(own)
 	if errors.Is(err, fs.ErrNotExist) {
 		if b, err = newKeyFile(own); err != nil {

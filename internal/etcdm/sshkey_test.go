@@ -28,17 +28,27 @@ func TestLoadKeyMakesItsOwnOnce(t *testing.T) {
 	if !strings.HasPrefix(entry, "hakube:ssh-ed25519 AAAA") || !strings.HasSuffix(entry, " hakube") {
 		t.Errorf("entry %q", entry)
 	}
-	// gcloud's key wins once it exists.
-	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+	// A gcloud key made later (a first gcloud compute ssh) does not replace
+	// the key the masters already hold.
+	gcloudKey := filepath.Join(home, ".ssh", "google_compute_engine")
+	if err := os.MkdirAll(filepath.Dir(gcloudKey), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := os.ReadFile(k.File)
-	if err := os.WriteFile(filepath.Join(home, ".ssh", "google_compute_engine"), b, 0o600); err != nil {
+	other, _ := newKeyFile(filepath.Join(t.TempDir(), "k"))
+	if err := os.WriteFile(gcloudKey, other, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g, err := LoadKey(home, conf)
-	if err != nil || g.File != filepath.Join(home, ".ssh", "google_compute_engine") {
+	if g, err := LoadKey(home, conf); err != nil || g.File != k.File {
+		t.Errorf("key after gcloud made one: %s (%v), want hakube's own %s", g.File, err, k.File)
+	}
+	// Where gcloud's key came first, hakube shares it and makes none.
+	fresh := filepath.Join(t.TempDir(), "hakube")
+	g, err := LoadKey(home, fresh)
+	if err != nil || g.File != gcloudKey {
 		t.Errorf("gcloud's key not used: %s (%v)", g.File, err)
+	}
+	if _, err := os.Stat(filepath.Join(fresh, "ssh", "id_ed25519")); err == nil {
+		t.Error("hakube made a key of its own beside gcloud's")
 	}
 }
 

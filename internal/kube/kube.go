@@ -194,6 +194,31 @@ func (c *Client) DeleteNode(ctx context.Context, name string) error {
 	return nil
 }
 
+// DeleteNodesOf deletes the Nodes of a node pool's VMs that are gone: in
+// the zone (its topology label), named <base>-<suffix> for one of the
+// groups' base instance names, never a control-plane Node. It returns how
+// many it deleted.
+func (c *Client) DeleteNodesOf(ctx context.Context, zone string, bases []string) (int, error) {
+	list, err := c.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: corev1.LabelTopologyZone + "=" + zone})
+	if err != nil {
+		return 0, fmt.Errorf("list the nodes of %s: %w", zone, err)
+	}
+	n := 0
+	for _, node := range list.Items {
+		if _, master := node.Labels[vmcontract.ControlPlaneRole]; master {
+			continue
+		}
+		if !slices.ContainsFunc(bases, func(b string) bool { return strings.HasPrefix(node.Name, b+"-") }) {
+			continue
+		}
+		if err := c.DeleteNode(ctx, node.Name); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
 // Readyz asks the apiserver behind the static IP whether it is ready (the
 // real /readyz: etcd among its checks).
 func (c *Client) Readyz(ctx context.Context) error {

@@ -193,6 +193,9 @@ func (w *walk) etcdCheck(ctx context.Context, c cluster, halted string) error {
 	if st.Etcd == nil {
 		return fmt.Errorf("status shows no etcd membership")
 	}
+	if st.Etcd.Error != "" {
+		return fmt.Errorf("status cannot read etcd's membership: %s", st.Etcd.Error)
+	}
 	var names []string
 	for z := range c.masters {
 		m, err := w.masterIn(ctx, z)

@@ -442,6 +442,7 @@ func (w *walk) check(ctx context.Context, c cluster) error {
 			add("zones/"+z+"/instances/"+name, 1)
 			add("zones/"+z+"/disks/"+name, 1)       // boot disk
 			add("zones/"+z+"/disks/"+name+"-pd", 1) // etcd data
+			add("regions/"+region+"/addresses/"+name+"-internal", 1)
 		}
 		if c.lb {
 			add("global/httpHealthChecks/kubernetes-master", 1)
@@ -506,6 +507,7 @@ type status struct {
 			Healthy bool   `json:"healthy"`
 		} `json:"members"`
 		Phantoms []string `json:"phantoms"`
+		Error    string   `json:"error"`
 	} `json:"etcd"`
 }
 
@@ -618,7 +620,7 @@ func total(m map[string]int) int {
 	return n
 }
 
-var randomSuffix = regexp.MustCompile(`^(kubernetes-(master|minion-group))-[a-z0-9]{3,4}(-pd)?$`)
+var randomSuffix = regexp.MustCompile(`^(kubernetes-(master|minion-group))-[a-z0-9]{3,4}(-pd|-internal)?$`)
 
 // inventory reads every resource and folds random names into patterns.
 func (w *walk) inventory(ctx context.Context) (map[string]int, error) {
@@ -633,7 +635,7 @@ func (w *walk) inventory(ctx context.Context) (map[string]int, error) {
 		i := strings.LastIndexByte(name, '/')
 		base := name[i+1:]
 		coll := name[:i]
-		folded := strings.HasSuffix(coll, "/instances") || strings.HasSuffix(coll, "/disks")
+		folded := strings.HasSuffix(coll, "/instances") || strings.HasSuffix(coll, "/disks") || strings.HasSuffix(coll, "/addresses")
 		if m := randomSuffix.FindStringSubmatch(base); m != nil && folded {
 			base = m[1] + "-*" + m[3]
 		}
