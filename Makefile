@@ -33,7 +33,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./internal/cluster/ ./internal/emulator/
 
 test: build lint
-	$(GO) test -race -count=1 -timeout 9m ./...
+	$(GO) test -race -count=1 -timeout 25m -parallel 4 ./...
 
 $(STATICCHECK):
 	@mkdir -p $(BIN)

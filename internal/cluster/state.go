@@ -53,12 +53,6 @@ func (st *runState) mode() string {
 	return st.lbMode
 }
 
-func (st *runState) setCA(ca []byte) {
-	st.mu.Lock()
-	st.ca = ca
-	st.mu.Unlock()
-}
-
 // locked records what the lock step learnt.
 func (st *runState) locked(lock *gce.Lock, ip, mode string) {
 	st.mu.Lock()

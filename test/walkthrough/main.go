@@ -372,19 +372,6 @@ func (w *walk) masterIn(ctx context.Context, zone string) (*compute.Instance, er
 	return l.Items[0], nil
 }
 
-func (w *walk) waitOp(ctx context.Context, zone string, op *compute.Operation) (*compute.Operation, error) {
-	for op.Status != "DONE" {
-		var err error
-		if op, err = w.svc.ZoneOperations.Wait(w.o.project, zone, op.Name).Context(ctx).Do(); err != nil {
-			return nil, err
-		}
-	}
-	if op.Error != nil && len(op.Error.Errors) > 0 {
-		return op, errors.New(op.Error.Errors[0].Message)
-	}
-	return op, nil
-}
-
 func (w *walk) until(ctx context.Context, what string, cond func() bool) error {
 	return w.untilFor(ctx, 2*time.Minute, what, cond)
 }
