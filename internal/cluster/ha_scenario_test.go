@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -181,10 +182,77 @@ func TestScenarioHaltedReplica(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	// Removing the halted replica works.
+	// Removing a healthy replica now would leave 1 healthy of 2 voters: the
+	// quorum guard refuses it before any change, naming the members.
+	m := s.mark()
+	_, err := s.run(ctx, "down", "--zone", zc, "--delete-nodes=false")
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "no majority") || !strings.Contains(err.Error(), halted) {
+		t.Errorf("removing a healthy replica beside a halted one: %v, want the quorum guard's refusal", err)
+	}
+	if muts := s.mutations(m); len(muts) > 0 {
+		t.Errorf("the refused removal made mutations: %v", muts)
+	}
+	// Removing the halted replica works: its member, VM and Node go.
 	s.mustRun("down", "--replica", halted, "--delete-nodes=false")
 	s.expect(shape{prefix: "kubernetes", masters: []string{zb, zc}, pools: map[string]int{zb: 1}, lb: true})
 	s.wantOwner(lb.OwnerLB)
+	s.wantMembers("kubernetes-master", s.replicaIn(zc))
+
+	// A member without a VM (a crash between an add and its VM, say) is a
+	// phantom status shows, and a re-run of the removal repairs.
+	cfg = s.config("status")
+	_, obs, err := observeAdopted(ctx, s.cloud, cfg, "status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := s.env()
+	env.defaults()
+	r := &run{env: env, cfg: cfg, obs: obs, st: newRunState(obs)}
+	if err := r.withEtcd(ctx, nil, func(ctx context.Context, es *etcdSession) error {
+		_, err := es.client.AddLearner(ctx, vmcontract.EtcdPeerURL("127.1.2.3"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := GetStatus(ctx, s.env(), cfg); err != nil || st.Etcd == nil || len(st.Etcd.Phantoms) != 1 {
+		t.Errorf("status with a phantom member: %+v (%v)", st.Etcd, err)
+	}
+	s.mustRun("down", "--zone", zd, "--delete-nodes=false")
+	s.wantMembers("kubernetes-master", s.replicaIn(zc))
+}
+
+// wantMembers checks etcd's members are exactly the named masters, each a
+// healthy voter, with no phantom, and that each master's Node exists.
+func (s *scenario) wantMembers(masters ...string) {
+	s.t.Helper()
+	st, err := GetStatus(context.Background(), s.env(), s.config("status"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if st.Etcd == nil || st.Etcd.Error != "" {
+		s.t.Fatalf("etcd's membership not read: %+v", st.Etcd)
+	}
+	var got []string
+	for _, m := range st.Etcd.Members {
+		if m.Learner || !m.Healthy {
+			s.t.Errorf("etcd member %s: learner %v, healthy %v", m.Name, m.Learner, m.Healthy)
+		}
+		got = append(got, m.Name)
+	}
+	slices.Sort(got)
+	want := slices.Sorted(slices.Values(masters))
+	if !slices.Equal(got, want) || len(st.Etcd.Phantoms) > 0 || len(st.Etcd.Missing) > 0 {
+		s.t.Errorf("etcd members %v (phantoms %v, missing %v), want %v", got, st.Etcd.Phantoms, st.Etcd.Missing, want)
+	}
+	var nodes []string
+	for _, n := range st.Nodes {
+		if slices.Contains(n.Roles, "control-plane") {
+			nodes = append(nodes, n.Name)
+		}
+	}
+	if !slices.Equal(nodes, want) {
+		s.t.Errorf("master Nodes %v, want %v", nodes, want)
+	}
 }
 
 func TestScenarioNeverRemovesTheLastRunningMasterByAccident(t *testing.T) {

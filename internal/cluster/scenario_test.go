@@ -84,7 +84,7 @@ func newScenario(t testing.TB) *scenario {
 // machine running up to three real control planes.
 func (s *scenario) env() *Env {
 	e := &Env{Cloud: s.cloud, Parallelism: 8, PollInterval: 20 * time.Millisecond,
-		APIDeadline: time.Minute, StableTimeout: 30 * time.Second, Holder: "scenario-test",
+		APIDeadline: 2 * time.Minute, StableTimeout: time.Minute, Holder: "scenario-test",
 		Kubeconfig: s.kubeconfig}
 	e.SSH.Signer, e.SSH.Port = s.signer, scenarioSSHPort
 	return e
@@ -265,7 +265,7 @@ func (s *scenario) ipOwner(prefix, region string) lb.Owner {
 // failed probe is logged.
 func (s *scenario) serving(cfg *config.Config) error {
 	ctx := context.Background()
-	_, obs, err := observeAdopted(ctx, s.cloud, cfg, "status")
+	cfg, obs, err := observeAdopted(ctx, s.cloud, cfg, "status") // the cluster's own port
 	if err != nil {
 		return err
 	}

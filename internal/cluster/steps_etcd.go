@@ -436,9 +436,11 @@ func (r *run) addLearner(ctx context.Context, replica string) error {
 	})
 }
 
-// promoteLearner makes the replica's member a voter once it has caught up;
-// a member that never catches up within the deadline has its learner
-// removed (no phantom) and fails the step.
+// promoteLearner makes the replica's member a voter once it has caught up.
+// One that does not within the deadline fails the step but stays: its VM
+// exists, so it is no phantom, and a learner does not vote, so quorum is
+// untouched; a re-run promotes it (removing it would leave a VM whose etcd
+// can never rejoin under its old identity).
 func (r *run) promoteLearner(ctx context.Context, replica string) error {
 	id, err := r.memberID(replica)
 	if err != nil {
@@ -453,10 +455,7 @@ func (r *run) promoteLearner(ctx context.Context, replica string) error {
 	if err == nil || ctx.Err() != nil {
 		return err
 	}
-	if rerr := r.dropLearner(ctx, replica); rerr != nil {
-		return fmt.Errorf("%w; its learner could not be removed either: %v", err, rerr)
-	}
-	return fmt.Errorf("%w; its learner is removed (re-run to try again)", err)
+	return fmt.Errorf("%w; it stays a learner (it does not vote): re-run to promote it, or remove the replica (hakube down --replica %s --delete-nodes=false)", err, replica)
 }
 
 // memberID is the replica's member: added this run, or observed.

@@ -235,6 +235,10 @@ func (w *walk) haltOverSSH(ctx context.Context, c cluster, zone string) error {
 	if err != nil {
 		return err
 	}
+	// The guide's workload first: a deployment and its service.
+	if err := w.deploy(ctx, "nginx", true); err != nil {
+		return err
+	}
 	ssh := []string{"compute", "ssh", replica.Name, "--zone", zone, "--command", "sudo halt"}
 	if w.o.sshPort != 0 && w.o.sshPort != 22 {
 		ssh = append(ssh, fmt.Sprintf("--ssh-flag=-p %d", w.o.sshPort))
@@ -259,8 +263,8 @@ func (w *walk) haltOverSSH(ctx context.Context, c cluster, zone string) error {
 	if err := w.nodesCheck(ctx, c, replica.Name, true); err != nil {
 		return fmt.Errorf("with %s halted: %w", replica.Name, err)
 	}
-	if _, err := w.kubectl(ctx, true, "create", "namespace", "still-serving"); err != nil {
-		return fmt.Errorf("with %s halted the cluster takes no writes: %w", replica.Name, err)
+	if err := w.deploy(ctx, "nginx-while-halted", false); err != nil {
+		return fmt.Errorf("with %s halted: %w", replica.Name, err)
 	}
 	if err := w.etcdCheck(ctx, c, replica.Name); err != nil {
 		return fmt.Errorf("with %s halted: %w", replica.Name, err)
@@ -284,12 +288,44 @@ func (w *walk) haltOverSSH(ctx context.Context, c cluster, zone string) error {
 	if err := w.waitHealth(ctx, nil, nil); err != nil {
 		return fmt.Errorf("after starting %s: %w", replica.Name, err)
 	}
-	if _, err := w.kubectl(ctx, false, "delete", "namespace", "still-serving", "--wait=false"); err != nil {
+	if _, err := w.kubectl(ctx, false, "delete", "deployment", "nginx", "nginx-while-halted", "--wait=false"); err != nil {
+		return err
+	}
+	if _, err := w.kubectl(ctx, false, "delete", "service", "nginx", "--wait=false"); err != nil {
 		return err
 	}
 	took := time.Since(start)
 	fmt.Fprintf(w.out, "   %s is Ready, a healthy etcd member and HEALTHY again after %s\n\n", replica.Name, took.Round(10*time.Millisecond))
 	w.rows = append(w.rows, row{step: title, took: took, apiCalls: 0, outage: "none"})
+	return nil
+}
+
+// deploy creates a deployment of nginx (and, with expose, its service) and
+// waits until its pod is Running: scheduled by the real scheduler onto a
+// node, reported Running by that node's kubelet.
+func (w *walk) deploy(ctx context.Context, name string, expose bool) error {
+	if _, err := w.kubectl(ctx, true, "create", "deployment", name, "--image=nginx"); err != nil {
+		return fmt.Errorf("the cluster takes no writes: %w", err)
+	}
+	if expose {
+		if _, err := w.kubectl(ctx, true, "expose", "deployment", name, "--port=80"); err != nil {
+			return err
+		}
+	}
+	if err := w.until(ctx, "the pod of deployment "+name+" is Running", func() bool {
+		out, err := w.kubectl(ctx, false, "get", "pods", "-l", "app="+name, "-o", "jsonpath={.items[*].status.phase}")
+		return err == nil && strings.TrimSpace(out) == "Running"
+	}); err != nil {
+		return err
+	}
+	if _, err := w.kubectl(ctx, true, "get", "pods", "-l", "app="+name, "-o", "wide"); err != nil {
+		return err
+	}
+	if expose {
+		if _, err := w.kubectl(ctx, true, "get", "service", name); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
