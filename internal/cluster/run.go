@@ -189,7 +189,7 @@ func readEtcd(ctx context.Context, env *Env, obs *Observed, dryRun bool) ([]stri
 	}
 	var warnings []string
 	if dryRun {
-		if missingSSHKey(env, obs) {
+		if len(mastersWithoutKey(env, obs)) > 0 {
 			obs.Etcd = &membership{unknown: true, err: errors.New("hakube's SSH key is not on the masters yet (the run adds it)")}
 			return nil, nil
 		}

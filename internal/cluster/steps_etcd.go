@@ -42,12 +42,7 @@ func (m *membership) of(internalIP string) *etcdm.Member {
 	if m == nil {
 		return nil
 	}
-	for i := range m.members {
-		if slices.Contains(m.members[i].PeerURLs, vmcontract.EtcdPeerURL(internalIP)) {
-			return &m.members[i]
-		}
-	}
-	return nil
+	return etcdm.MemberOn(m.members, vmcontract.EtcdPeerURL(internalIP))
 }
 
 // voters counts the voting members and the healthy ones among them.
@@ -97,15 +92,9 @@ func sshAccess(ctx context.Context, env *Env, obs *Observed) ([]string, error) {
 	if env.SSH.Signer == nil {
 		return nil, nil
 	}
-	entry := etcdm.Key{Signer: env.SSH.Signer}.MetadataEntry(env.SSHUser)
+	entry := env.sshKeyEntry()
 	var added []string
-	for _, m := range obs.Masters {
-		if !running(m) {
-			continue
-		}
-		if _, ok := etcdm.WithEntry(metadataValue(m, vmcontract.KeySSHKeys), entry); !ok {
-			continue
-		}
+	for _, m := range mastersWithoutKey(env, obs) {
 		if err := setMetadataKey(ctx, env.Cloud, gce.KeyOf(m.SelfLink), vmcontract.KeySSHKeys, func(v string) string {
 			v, _ = etcdm.WithEntry(v, entry)
 			return v
@@ -123,19 +112,25 @@ func withSSHKey(env *Env, in *compute.Instance) {
 	if env.SSH.Signer == nil {
 		return
 	}
-	entry := etcdm.Key{Signer: env.SSH.Signer}.MetadataEntry(env.SSHUser)
+	entry := env.sshKeyEntry()
 	in.Metadata.Items = append(in.Metadata.Items, &compute.MetadataItems{Key: vmcontract.KeySSHKeys, Value: &entry})
 }
 
-// missingSSHKey reports whether a running master lacks hakube's key.
-func missingSSHKey(env *Env, obs *Observed) bool {
-	entry := etcdm.Key{Signer: env.SSH.Signer}.MetadataEntry(env.SSHUser)
+// sshKeyEntry is hakube's key as an ssh-keys line.
+func (e *Env) sshKeyEntry() string {
+	return etcdm.Key{Signer: e.SSH.Signer}.MetadataEntry(e.SSHUser)
+}
+
+// mastersWithoutKey are the running masters whose ssh-keys lack hakube's.
+func mastersWithoutKey(env *Env, obs *Observed) []*compute.Instance {
+	entry := env.sshKeyEntry()
+	var out []*compute.Instance
 	for _, m := range obs.Masters {
 		if _, add := etcdm.WithEntry(metadataValue(m, vmcontract.KeySSHKeys), entry); running(m) && add {
-			return true
+			out = append(out, m)
 		}
 	}
-	return false
+	return out
 }
 
 // setMetadataKey changes one key of an instance's metadata with the
@@ -418,11 +413,9 @@ func (r *run) addLearner(ctx context.Context, replica string) error {
 		if err != nil {
 			return err
 		}
-		for _, mem := range ms {
-			if slices.Contains(mem.PeerURLs, vmcontract.EtcdPeerURL(ip)) {
-				r.st.setLearner(replica, mem.ID)
-				return nil
-			}
+		if mem := etcdm.MemberOn(ms, vmcontract.EtcdPeerURL(ip)); mem != nil {
+			r.st.setLearner(replica, mem.ID)
+			return nil
 		}
 		actx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
@@ -497,13 +490,12 @@ func (r *run) removeMember(ctx context.Context, replica, ip string) error {
 		if err != nil {
 			return err
 		}
-		for _, mem := range ms {
-			if slices.Contains(mem.PeerURLs, vmcontract.EtcdPeerURL(ip)) {
-				rctx, cancel := context.WithTimeout(ctx, time.Minute)
-				defer cancel()
-				return s.client.Remove(rctx, mem.ID)
-			}
+		mem := etcdm.MemberOn(ms, vmcontract.EtcdPeerURL(ip))
+		if mem == nil {
+			return nil // gone already
 		}
-		return nil // gone already
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		return s.client.Remove(rctx, mem.ID)
 	})
 }

@@ -89,6 +89,17 @@ func Connect(ctx context.Context, t *Tunnel, cert tls.Certificate, etcdCA []byte
 	return &Client{cli: cli, tunnel: t}, nil
 }
 
+// MemberOn finds the member with the peer URL in ms (nil when none has it):
+// a learner has no name until it starts, so members are known by URL.
+func MemberOn(ms []Member, peerURL string) *Member {
+	for i := range ms {
+		if slices.Contains(ms[i].PeerURLs, peerURL) {
+			return &ms[i]
+		}
+	}
+	return nil
+}
+
 // Close closes the client (not the tunnel).
 func (c *Client) Close() error { return c.cli.Close() }
 
@@ -160,10 +171,8 @@ func (c *Client) AddLearner(ctx context.Context, peerURL string) (uint64, error)
 	if errors.Is(err, rpctypes.ErrPeerURLExist) {
 		// An attempt that timed out had been applied: that member is ours.
 		ms, lerr := c.List(ctx)
-		for _, m := range ms {
-			if lerr == nil && m.Learner && slices.Contains(m.PeerURLs, peerURL) {
-				return m.ID, nil
-			}
+		if m := MemberOn(ms, peerURL); lerr == nil && m != nil && m.Learner {
+			return m.ID, nil
 		}
 	}
 	if err != nil {
