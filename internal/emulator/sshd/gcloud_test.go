@@ -29,7 +29,7 @@ func TestGcloudComputeSSH(t *testing.T) {
 	}
 	bin, err := exec.LookPath("gcloud")
 	if err != nil {
-		t.Skip("gcloud is not on PATH; this test drives the real gcloud CLI and OpenSSH against the emulator")
+		t.Fatal("gcloud is not on PATH: this test drives the real gcloud CLI and OpenSSH against the emulator; install the Google Cloud CLI")
 	}
 	e := startEmu(t, extraProject)
 	attachSSH(t, e, extraProject, sshd.NewExtra(sshd.ExtraConfig{Port: sshd.DefaultPort}))
