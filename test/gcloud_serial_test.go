@@ -18,7 +18,7 @@ func TestGcloudSerialPort(t *testing.T) {
 	}
 	bin, err := exec.LookPath("gcloud")
 	if err != nil {
-		t.Skip("gcloud is not on PATH; this test drives the real gcloud CLI against the emulator")
+		t.Fatal("gcloud is not on PATH: this test drives the real gcloud CLI against the emulator; install the Google Cloud CLI")
 	}
 	ext, internal := emulatortest.ClaimRanges(t)
 	endpoint := startEmulator(t, "--project", gcloudProject, "--latency", "fast", "--kubernetes=false",

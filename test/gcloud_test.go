@@ -34,7 +34,7 @@ func TestGcloud(t *testing.T) {
 	}
 	bin, err := exec.LookPath("gcloud")
 	if err != nil {
-		t.Skip("gcloud is not on PATH; this test drives the real gcloud CLI against the emulator")
+		t.Fatal("gcloud is not on PATH: this test drives the real gcloud CLI against the emulator; install the Google Cloud CLI")
 	}
 	// No data plane: the test is about the API gcloud sees.
 	endpoint := startEmulator(t, "--project", gcloudProject, "--latency", "fast", "--dataplane=false")
