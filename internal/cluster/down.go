@@ -110,6 +110,7 @@ func planRemoveReplica(env *Env, cfg *config.Config, obs *Observed) (*planner, e
 		p.repairLB()
 		p.repairMembership()
 		p.removeOrphanInternalIPs()
+		p.removeOrphanMasterNodes("")
 		return p, nil
 	}
 	if len(obs.Masters) == 1 {
@@ -133,6 +134,7 @@ func planRemoveReplica(env *Env, cfg *config.Config, obs *Observed) (*planner, e
 	p.addLock(false)
 	p.removeReplica(target)
 	p.repairMembership()
+	p.removeOrphanMasterNodes(target.Name)
 	return p, nil
 }
 
@@ -197,6 +199,22 @@ func (p *planner) deleteInternalIP(replica string, deps ...string) {
 	if a := p.obs.InternalIPs[p.cfg.InternalAddressName(replica)]; a != nil {
 		ref := gce.Address(gce.KeyOf(a.SelfLink))
 		p.step(ActDelete, ref, "the replica's reserved internal IP", p.remove(ref), deps...)
+	}
+}
+
+// removeOrphanMasterNodes deletes the control-plane Nodes whose VM is gone
+// (an earlier run stopped between a replica's VM delete and its Node's),
+// but for the replica this run removes, whose own step deletes its Node.
+func (p *planner) removeOrphanMasterNodes(removing string) {
+	for _, name := range p.obs.masterNodes() {
+		if name == removing || slices.Contains(p.masterNames(), name) {
+			continue
+		}
+		if p.lockID == "" && p.obs.Address != nil {
+			p.addLock(false)
+		}
+		p.plan.add(&Step{Action: ActDelete, Resource: "node " + name, Reason: "the Node of a replica whose VM an earlier run deleted before it stopped",
+			DependsOn: compact([]string{p.lockID}), Mutating: true, Run: func(ctx context.Context) error { return p.deleteNode(ctx, name) }})
 	}
 }
 

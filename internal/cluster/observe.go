@@ -15,6 +15,7 @@ import (
 
 	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
+	"github.com/hakube/hakube/internal/kube"
 	"github.com/hakube/hakube/internal/vmcontract"
 	"github.com/hakube/hakube/internal/zones"
 )
@@ -50,6 +51,9 @@ type Observed struct {
 	// Etcd is the membership, read for the flows that change it and for
 	// status (nil when not read).
 	Etcd *membership
+	// Nodes are the cluster's Nodes, read through the API for the flows
+	// that repair them (nil when not read or not readable).
+	Nodes []kube.Node
 	// SharedNetwork is true when other hakube clusters have rules on the
 	// cluster's network, so shared rules stay at teardown.
 	SharedNetwork bool

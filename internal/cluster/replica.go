@@ -64,7 +64,11 @@ func planReplica(ctx context.Context, env *Env, cfg *config.Config, obs *Observe
 
 	// The load balancer: its reversible pieces, then the IP move.
 	hc := p.healthCheckStep("probes each master's /healthz so a halted replica leaves the rotation")
-	pool := p.poolHoldsMasters(cfg.Zone, replicaStep != "", hc)
+	// A replica that is new or not a voter yet joins the pool only once it
+	// votes, by its own step; the pool is filled with the others first.
+	joinLater := replicaStep != "" || promote != "" ||
+		(replica != cfg.MasterName() && (obs.TargetPool == nil || !memberOf(obs.TargetPool, replica, obs.Masters)))
+	pool := p.poolHoldsMasters(cfg.Zone, joinLater, hc)
 	move := ""
 	if owner := lb.IPOwner(obs.Address); owner.Kind != lb.OwnerLB || obs.ForwardingRule == nil {
 		first := p.ipHolder(owner)
@@ -76,9 +80,14 @@ func planReplica(ctx context.Context, env *Env, cfg *config.Config, obs *Observe
 		move = p.promoteStep(lb.MasterOf(first), pool, learner)
 	}
 	add := ""
-	if replicaStep != "" || (obs.TargetPool != nil && !memberOf(obs.TargetPool, replica, obs.Masters)) {
+	if joinLater || (obs.TargetPool != nil && !memberOf(obs.TargetPool, replica, obs.Masters)) {
 		add = p.step(ActUpdate, text(gce.TargetPool(p.poolKey()).String()+" += "+replica), "the new replica joins the load balancer once its etcd member votes",
 			func(ctx context.Context) error { return p.joinPool(ctx, key) }, replicaStep, promote, pool, move)
+	}
+	// Waited for on every run while the replica runs, so that a re-run after
+	// a stop between its join and its health still checks it (one call when
+	// it is healthy).
+	if add != "" || (obs.TargetPool != nil && slices.ContainsFunc(obs.MasterIn(cfg.Zone), running)) {
 		p.wait("wait healthy "+replica, gce.Instance(key), "until the replica answers the load balancer's health check",
 			func(ctx context.Context) error { return p.waitHealthy(ctx, key) }, add)
 	}

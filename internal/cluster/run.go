@@ -111,6 +111,9 @@ func prepare(ctx context.Context, env *Env, cfg *config.Config, opts RunOptions,
 			return nil, err
 		}
 	}
+	if (opts.Command == "up" || needsEtcd(cfg, opts.Command, obs)) && len(obs.Masters) > 0 {
+		readNodes(ctx, env, cfg, obs)
+	}
 	p, err := plan(ctx, env, cfg, obs, opts.Command)
 	if err != nil {
 		return nil, err

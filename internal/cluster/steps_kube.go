@@ -7,6 +7,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
@@ -179,4 +182,51 @@ func AdminKubeconfig(ctx context.Context, env *Env, cfg *config.Config) (kube.Ku
 	}
 	r := &run{env: env, cfg: cfg, obs: obs, st: newRunState(obs)}
 	return r.kubeconfigEntry()
+}
+
+// readNodes lists the Nodes into obs, so a re-run can finish what an
+// earlier run stopped before: label and cordon a master's Node, delete the
+// Node of a replica whose VM it deleted. An API that does not answer leaves
+// them unknown (no repair is planned); the flows themselves do not need it.
+func readNodes(ctx context.Context, env *Env, cfg *config.Config, obs *Observed) {
+	if obs.Address == nil || clusterCA(obs) == nil {
+		return
+	}
+	r := &run{env: env, cfg: cfg, obs: obs, st: newRunState(obs)}
+	c, err := r.kubeClient()
+	if err == nil {
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		obs.Nodes, err = c.Nodes(lctx)
+	}
+	if err != nil {
+		env.Log.Info("the cluster's Nodes were not read", zap.Error(err))
+	}
+}
+
+// masterNodes names the Nodes with the control-plane role.
+func (o *Observed) masterNodes() []string {
+	var out []string
+	for _, n := range o.Nodes {
+		if n.Master() {
+			out = append(out, n.Name)
+		}
+	}
+	return out
+}
+
+// unpreparedMasters names the running masters whose Node is missing, or
+// not labelled and cordoned as hakube's wait for the nodes leaves them.
+func (o *Observed) unpreparedMasters() []string {
+	if o.Nodes == nil {
+		return nil
+	}
+	var out []string
+	for _, m := range o.Masters {
+		i := slices.IndexFunc(o.Nodes, func(n kube.Node) bool { return n.Name == m.Name })
+		if running(m) && (i < 0 || !o.Nodes[i].Master() || !o.Nodes[i].Unschedulable) {
+			out = append(out, m.Name)
+		}
+	}
+	return out
 }

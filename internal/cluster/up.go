@@ -83,7 +83,9 @@ func planFreshUp(ctx context.Context, env *Env, cfg *config.Config, obs *Observe
 // kubeconfig without the cluster's context is written again.
 func (p *planner) joinKubernetes(verify string, stable []string, kubeconfig bool) {
 	writeKubeconfig := kubeconfig && p.env.Kubeconfig != "" && !p.hasKubeconfig()
-	if p.plan.Mutations() == 0 && !writeKubeconfig {
+	// A re-run after a stop inside the wait for the nodes finishes it: the
+	// masters' Nodes are labelled and cordoned there.
+	if p.plan.Mutations() == 0 && !writeKubeconfig && len(p.obs.unpreparedMasters()) == 0 {
 		return
 	}
 	apiRes := text(fmt.Sprintf("api https://%s:%d", p.cfg.StaticIPName(), p.cfg.APIServerPort))

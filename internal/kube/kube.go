@@ -146,6 +146,11 @@ func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
 	return out, nil
 }
 
+// Master reports whether the Node has the control-plane role.
+func (n Node) Master() bool {
+	return slices.Contains(n.Roles, strings.TrimPrefix(vmcontract.ControlPlaneRole, "node-role.kubernetes.io/"))
+}
+
 func nodeOf(n *corev1.Node) Node {
 	out := Node{Name: n.Name, Unschedulable: n.Spec.Unschedulable}
 	for _, c := range n.Status.Conditions {
