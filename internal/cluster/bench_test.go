@@ -2,9 +2,12 @@ package cluster
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/emulator"
 	"github.com/hakube/hakube/internal/emulator/emulatortest"
 	"github.com/hakube/hakube/internal/gce"
@@ -135,5 +138,127 @@ func TestCriticalPath(t *testing.T) {
 	}
 	if got, want := criticalPath(rep), 6*time.Second; got != want {
 		t.Errorf("critical path = %s, want %s (c then d)", got, want)
+	}
+}
+
+// scaleCluster makes the node side of a cluster of n nodes in one zone:
+// the node template and the zone's groups of at most 1,000 (no master).
+func scaleCluster(tb testing.TB, n int) (*gce.Cloud, *config.Config) {
+	tb.Helper()
+	ctx := context.Background()
+	emu := emulatortest.Start(tb, emulator.Options{Projects: []string{scenarioProject}, Latency: emulator.LatencyNone})
+	cloud, err := gce.New(ctx, gce.Options{Project: scenarioProject, Endpoint: emu.Endpoint, RequestsPerSecond: 5000})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := &scenario{t: tb, emu: emu, cloud: cloud}
+	cfg := s.config("up", "--zone", zb, "--num-nodes", strconv.Itoa(n), "--cluster-ip-range", "10.64.0.0/11")
+	secrets, err := newSecrets(cfg.ClusterName(), time.Now())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tpl, err := nodeTemplate(cfg, "10.0.0.2", secrets.pki.CA.CertPEM, secrets.token)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cloud.InsertInstanceTemplate(ctx, gce.GlobalKey(cfg.NodeTemplateName()), tpl); err != nil {
+		tb.Fatal(err)
+	}
+	// The nodes' alias ranges come from the pods' range.
+	r := &run{env: &Env{Cloud: cloud}, cfg: cfg, obs: &Observed{}, st: &runState{}}
+	if err := r.addPodRange(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	link := "projects/" + scenarioProject + "/global/instanceTemplates/" + cfg.NodeTemplateName()
+	for _, g := range cfg.NodeGroups(n) {
+		if err := cloud.InsertMIG(ctx, gce.ZonalKey(zb, g.Name), nodeGroup(cfg, g.Name, g.Size, link)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	// The groups make their VMs after their inserts are DONE; they run a
+	// while later.
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		all, err := cloud.AggregatedInstances(ctx, gce.ClusterFilter(cfg.ClusterName())+` (status = "RUNNING")`)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if len(all) == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%d of the groups' %d VMs run after 2 minutes", len(all), n)
+		}
+	}
+	return cloud, cfg
+}
+
+// observeCalls observes the cluster and returns the Compute requests it
+// took and the nodes its pools hold.
+func observeCalls(tb testing.TB, cloud *gce.Cloud, cfg *config.Config) (calls, nodes int) {
+	tb.Helper()
+	before := cloud.Stats().Snapshot()
+	obs, err := Observe(context.Background(), cloud, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, m := range gce.Diff(before, cloud.Stats().Snapshot()) {
+		calls += m.Count
+	}
+	for _, groups := range obs.Pools {
+		for _, g := range groups {
+			nodes += int(g.TargetSize)
+		}
+	}
+	return calls, nodes
+}
+
+// TestObserveCallsDoNotGrowWithNodes: observation asks for the masters
+// only, so a pool of 1,200 nodes (two groups, three pages of VMs) costs it
+// the same requests as one of 2.
+func TestObserveCallsDoNotGrowWithNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("makes 1,200 VMs in the emulator; skipped with -short")
+	}
+	t.Parallel()
+	small, cfg := scaleCluster(t, 2)
+	few, n := observeCalls(t, small, cfg)
+	if n != 2 {
+		t.Fatalf("observed %d nodes, want 2", n)
+	}
+	big, cfg := scaleCluster(t, 1200)
+	many, n := observeCalls(t, big, cfg)
+	if n != 1200 {
+		t.Fatalf("observed %d nodes, want 1,200", n)
+	}
+	if many != few {
+		t.Errorf("observing 1,200 nodes took %d requests, 2 nodes %d: observation pages through the node VMs", many, few)
+	}
+}
+
+// BenchmarkObserveAtScale reads a cluster of 500, 2,000 and 5,000 nodes
+// the way every flow and status begin, and reports the observation's
+// Compute requests, against one label-filtered list of all the cluster's
+// VMs (what observation did before it asked for the masters only).
+func BenchmarkObserveAtScale(b *testing.B) {
+	for _, n := range []int{500, 2000, 5000} {
+		b.Run(fmt.Sprintf("nodes-%d", n), func(b *testing.B) {
+			cloud, cfg := scaleCluster(b, n)
+			b.ResetTimer()
+			calls := 0
+			for range b.N {
+				c, got := observeCalls(b, cloud, cfg)
+				if got != n {
+					b.Fatalf("observed pools of %d nodes, want %d", got, n)
+				}
+				calls += c
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(calls)/float64(b.N), "api-calls/op")
+			start := time.Now()
+			if _, err := cloud.AggregatedInstances(context.Background(), gce.ClusterFilter(cfg.ClusterName())); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(time.Since(start).Seconds(), "list-all-vms-s")
+		})
 	}
 }

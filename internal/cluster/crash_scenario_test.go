@@ -190,6 +190,7 @@ func TestScenarioReplicaCrashAtEveryPoint(t *testing.T) {
 			s.wantMembers("kubernetes-master", s.replicaIn(zc))
 
 			points, plan = s.crashChain(env, c, rep, "down", "--zone", zc, "--delete-nodes=false")
+			s.wantMoveBesideVMDelete(plan)
 			t.Logf("remove: %d crashes, at %q", len(points), points)
 			s.wantCrashedAt("removal", points, plan, tt.steps, 6)
 			s.expect(shape{prefix: "kubernetes", masters: []string{zb}, pools: map[string]int{zb: 1}})
@@ -215,5 +216,29 @@ func (s *scenario) wantCrashedAt(flow string, points []string, plan *Plan, steps
 		if st.Mutating && !strings.HasPrefix(st.ID, "lock ") && !slices.Contains(points, st.ID) {
 			s.t.Errorf("the %s never crashed after step %q (crashed at %q)", flow, st.ID, points)
 		}
+	}
+}
+
+// wantMoveBesideVMDelete checks that the static IP moves back to the last
+// master once the replica is out of the pool and out of etcd, without
+// waiting for its VM's delete.
+func (s *scenario) wantMoveBesideVMDelete(plan *Plan) {
+	s.t.Helper()
+	var move, vm, member string
+	for _, st := range plan.Steps {
+		switch {
+		case st.Action == ActMove:
+			move = st.ID
+		case strings.HasPrefix(st.ID, "delete instance "):
+			vm = st.ID
+		case strings.HasPrefix(st.ID, "delete etcd member "):
+			member = st.ID
+		}
+	}
+	if move == "" || vm == "" || member == "" {
+		s.t.Fatalf("the removal's plan lacks the move, the VM's delete or the member's: %q %q %q", move, vm, member)
+	}
+	if plan.dependsOn(move, vm) || !plan.dependsOn(move, member) {
+		s.t.Errorf("the IP's move waits for the VM's delete (%v) or not for the member's removal (%v)", plan.dependsOn(move, vm), plan.dependsOn(move, member))
 	}
 }

@@ -189,7 +189,10 @@ func (p *planner) removeReplica(target *compute.Instance) {
 	move := ""
 	remaining := slices.DeleteFunc(slices.Clone(p.obs.Masters), func(mm *compute.Instance) bool { return mm.Name == target.Name })
 	if len(remaining) == 1 && !p.lbFirst() && (p.obs.ForwardingRule != nil || p.obs.TargetPool != nil || p.obs.HealthCheck != nil) {
-		move = p.demoteTo(remaining[0], out, vm)
+		// Not after the VM's delete (15–20 s on GCE): out of the pool and out of
+		// etcd, the replica serves nobody; the move only waits for the member's
+		// removal, whose SSH tunnel rides the last master's external IP.
+		move = p.demoteTo(remaining[0], out, member)
 	}
 	p.deleteNodeStep(target.Name, vm, move)
 }
@@ -385,8 +388,8 @@ func planTeardown(env *Env, cfg *config.Config, obs *Observed) *planner {
 
 // teardown deletes in dependency order, in parallel where independent:
 // forwarding rule → target pool → health check; pools → template; masters →
-// their disks; then firewalls, the static IP (which holds the lock) last,
-// and the network when asked and it is the cluster's.
+// their disks; firewalls beside them all; the static IP (which holds the
+// lock) last, and the network when asked and it is the cluster's.
 func (p *planner) teardown() {
 	cfg, obs := p.cfg, p.obs
 	p.addLock(false)
@@ -432,7 +435,9 @@ func (p *planner) teardown() {
 		if name == cfg.SSHFirewallName() && (obs.SharedNetwork || !strings.HasPrefix(fw.Description, "hakube-cluster=")) {
 			continue // shared by the network's other clusters, or not hakube's at all
 		}
-		fws = append(fws, del(gce.Firewall(gce.GlobalKey(name)), "firewall rule of the cluster", machines...))
+		// Beside the machines, not after them: a rule refers to no VM (only to
+		// tags), so GCE deletes either first; only the static IP waits for all.
+		fws = append(fws, del(gce.Firewall(gce.GlobalKey(name)), "firewall rule of the cluster"))
 	}
 	if obs.Address != nil {
 		del(gce.Address(p.addressKey()), "the static IP, last: it holds the lock", append(append([]string{fr, pool}, machines...), fws...)...)

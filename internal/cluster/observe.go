@@ -192,7 +192,7 @@ func (ob *observation) project(ctx context.Context, c Observer) error {
 		return wrap(err, "list addresses")
 	})
 	g.Go(func() error {
-		ins, err := c.AggregatedInstances(gctx, gce.ClusterFilter(cluster))
+		ins, err := c.AggregatedInstances(gctx, gce.RoleFilter(cluster, gce.RoleMaster))
 		if err != nil {
 			return wrap(err, "list instances")
 		}
@@ -205,7 +205,7 @@ func (ob *observation) project(ctx context.Context, c Observer) error {
 		return nil
 	})
 	g.Go(func() error {
-		ds, err := c.AggregatedDisks(gctx, gce.ClusterFilter(cluster))
+		ds, err := c.AggregatedDisks(gctx, gce.RoleFilter(cluster, gce.RoleMasterDisk))
 		if err != nil {
 			return wrap(err, "list disks")
 		}

@@ -216,3 +216,28 @@ func (p *Plan) WriteJSON(w io.Writer) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(p)
 }
+
+// dependsOn reports whether step a waits, directly or through other steps,
+// for step b.
+func (p *Plan) dependsOn(a, b string) bool {
+	byID := map[string]*Step{}
+	for _, s := range p.Steps {
+		byID[s.ID] = s
+	}
+	seen := map[string]bool{}
+	var walk func(id string) bool
+	walk = func(id string) bool {
+		s := byID[id]
+		if s == nil || seen[id] {
+			return false
+		}
+		seen[id] = true
+		for _, d := range s.DependsOn {
+			if d == b || walk(d) {
+				return true
+			}
+		}
+		return false
+	}
+	return walk(a)
+}

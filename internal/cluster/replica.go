@@ -33,7 +33,7 @@ func planReplica(ctx context.Context, env *Env, cfg *config.Config, obs *Observe
 
 	// One replica per zone keeps re-runs safe: a replica already in the zone
 	// is completed, not duplicated.
-	replica, exists, diskExists := p.replicaOf(cfg.Zone)
+	replica, exists := p.replicaOf(cfg.Zone)
 	key := p.masterKey(cfg.Zone, replica)
 	member := p.obs.Etcd.of(p.replicaIP(replica))
 	if member == nil {
@@ -52,7 +52,7 @@ func planReplica(ctx context.Context, env *Env, cfg *config.Config, obs *Observe
 			learner = p.step(ActCreate, text("etcd learner "+replica), "the new member, added through "+p.obs.Etcd.via+" before its VM exists (a learner: it does not vote until it has caught up)",
 				func(ctx context.Context) error { return p.addLearner(ctx, replica) }, ip)
 		}
-		replicaStep = p.addReplicaVM(key, source, diskExists, learner, ip, podRange)
+		replicaStep = p.addReplicaVM(key, source, learner, ip, podRange)
 	} else if member == nil {
 		return nil, refuse("replica %s exists but has no etcd member; remove it (hakube down --replica %s --delete-nodes=false) and add it again", replica, replica)
 	}
@@ -109,27 +109,22 @@ func (p *planner) replicaIP(replica string) string {
 
 // replicaOf names the zone's replica: the one there, the one whose disk an
 // earlier run left, or a new one.
-func (p *planner) replicaOf(zone string) (name string, exists, diskExists bool) {
+func (p *planner) replicaOf(zone string) (name string, exists bool) {
 	if in := p.obs.MasterIn(zone); len(in) > 0 {
-		return in[0].Name, true, true
+		return in[0].Name, true
 	}
 	if name := p.orphanReplicaDisk(); name != "" {
-		return name, false, true
+		return name, false
 	}
-	return p.newReplicaName(), false, false
+	return p.newReplicaName(), false
 }
 
-// addReplicaVM adds the steps that make a replica: its disk, then its VM.
-func (p *planner) addReplicaVM(key gce.Key, source *compute.Instance, diskExists bool, deps ...string) string {
+// addReplicaVM adds the step that makes a replica's VM (and, in the same
+// insert, its etcd data disk).
+func (p *planner) addReplicaVM(key gce.Key, source *compute.Instance, deps ...string) string {
 	p.needMaster(key.Zone)
-	disk := ""
-	if !diskExists {
-		dk := p.diskKey(key.Zone, key.Name)
-		disk = p.step(ActCreate, gce.Disk(dk), fmt.Sprintf("etcd data of the new replica (%s, %d GB)", p.cfg.MasterDiskType, p.cfg.MasterDiskSizeGB),
-			func(ctx context.Context) error { return p.createMasterDisk(ctx, dk, key.Name) })
-	}
-	return p.step(ActCreate, gce.Instance(key), fmt.Sprintf("new master replica on its internal IP; kube-env cloned from %s with etcd membership rewritten, certificates issued from the cluster's CAs", source.Name),
-		func(ctx context.Context) error { return p.createReplica(ctx, key, source) }, append(deps, disk)...)
+	return p.step(ActCreate, gce.Instance(key), fmt.Sprintf("new master replica on its internal IP; kube-env cloned from %s with etcd membership rewritten, certificates issued from the cluster's CAs", source.Name)+p.dataDiskReason(key),
+		func(ctx context.Context) error { return p.createReplica(ctx, key, source) }, deps...)
 }
 
 // poolHoldsMasters makes the target pool hold the masters that exist

@@ -142,14 +142,23 @@ func internalAddress(cfg *config.Config, replica, region string) *compute.Addres
 }
 
 // masterDisk is a replica's etcd data disk.
-func masterDisk(cfg *config.Config, replica, zone string) *compute.Disk {
-	return &compute.Disk{
-		Name:        cfg.MasterDiskName(replica),
+// etcdDisk is a master's etcd data disk as its VM attaches it: made by the
+// instance's insert when new, never deleted with the VM (autoDelete false),
+// so a replica re-made in the zone finds its data.
+func etcdDisk(cfg *config.Config, replica, zone string, create bool) *compute.AttachedDisk {
+	ad := &compute.AttachedDisk{DeviceName: vmcontract.EtcdDeviceName, Mode: "READ_WRITE", Type: "PERSISTENT", AutoDelete: false}
+	if !create {
+		ad.Source = fmt.Sprintf("zones/%s/disks/%s", zone, cfg.MasterDiskName(replica))
+		return ad
+	}
+	ad.InitializeParams = &compute.AttachedDiskInitializeParams{
+		DiskName:    cfg.MasterDiskName(replica),
 		Description: gce.Description(cfg.ClusterName(), gce.RoleMasterDisk, "etcd data of "+replica),
-		SizeGb:      int64(cfg.MasterDiskSizeGB),
-		Type:        fmt.Sprintf("zones/%s/diskTypes/%s", zone, cfg.MasterDiskType),
+		DiskSizeGb:  int64(cfg.MasterDiskSizeGB),
+		DiskType:    fmt.Sprintf("zones/%s/diskTypes/%s", zone, cfg.MasterDiskType),
 		Labels:      gce.Labels(cfg.ClusterName(), gce.RoleMasterDisk),
 	}
+	return ad
 }
 
 // vmScopes are all a VM's service account may do: write its logs and
@@ -161,7 +170,7 @@ var vmScopes = []string{"https://www.googleapis.com/auth/logging.write", "https:
 // masterInstance builds a master VM on its reserved internal IP. natIP ""
 // gives it an ephemeral external IP. Its startup script is rendered from
 // the kube-env it carries (the script checks that at boot).
-func masterInstance(cfg *config.Config, name, zone, natIP, internalIP string, env *vmcontract.KubeEnv, certs string) (*compute.Instance, error) {
+func masterInstance(cfg *config.Config, name, zone, natIP, internalIP string, env *vmcontract.KubeEnv, certs string, newDisk bool) (*compute.Instance, error) {
 	script, err := startup.Master(vmcontract.Master{Env: env, Host: vmcontract.RealHost(name, internalIP)})
 	if err != nil {
 		return nil, fmt.Errorf("render the startup script of %s: %w", name, err)
@@ -185,10 +194,7 @@ func masterInstance(cfg *config.Config, name, zone, natIP, internalIP string, en
 					DiskType:    fmt.Sprintf("zones/%s/diskTypes/pd-ssd", zone),
 				},
 			},
-			{
-				Source:     fmt.Sprintf("zones/%s/disks/%s", zone, cfg.MasterDiskName(name)),
-				DeviceName: vmcontract.EtcdDeviceName, Mode: "READ_WRITE", Type: "PERSISTENT", AutoDelete: false,
-			},
+			etcdDisk(cfg, name, zone, newDisk),
 		},
 		NetworkInterfaces: []*compute.NetworkInterface{nic},
 		Metadata: &compute.Metadata{Items: []*compute.MetadataItems{

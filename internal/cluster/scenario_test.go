@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/crypto/ssh"
+	compute "google.golang.org/api/compute/v1"
 
 	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/emulator"
@@ -379,6 +380,41 @@ func TestScenarioFreshUpRerunAndDown(t *testing.T) {
 		t.Errorf("re-run made mutations: %v", muts)
 	}
 
+	rep = s.mustRun("down")
+	s.expect()
+	// Firewall rules go beside the machines: a rule names tags, not VMs.
+	for _, st := range rep.Plan.Steps {
+		if strings.HasPrefix(st.ID, "delete firewall ") {
+			for _, d := range []string{"delete instance kubernetes-master (europe-west1-b)", "delete instance-group kubernetes-minion-group (europe-west1-b)"} {
+				if rep.Plan.dependsOn(st.ID, d) {
+					t.Errorf("teardown: %q waits for %q", st.ID, d)
+				}
+			}
+		}
+	}
+}
+
+// TestScenarioForeignDataDiskRefused: GCE attaches a disk that has the
+// name an instance's insert would give its new disk, so a master's data
+// disk name held by a disk that is not the cluster's is refused, and the
+// disk is left as it was.
+func TestScenarioForeignDataDiskRefused(t *testing.T) {
+	t.Parallel()
+	s := newScenario(t)
+	ctx := context.Background()
+	key := gce.ZonalKey("europe-west1-b", "kubernetes-master-pd")
+	if err := s.cloud.InsertDisk(ctx, key, &compute.Disk{Name: key.Name, SizeGb: 10, Type: "zones/europe-west1-b/diskTypes/pd-standard"}); err != nil {
+		t.Fatal(err)
+	}
+	s.baseline = s.inventory()
+	_, err := s.run(ctx, "up", "--zone", "europe-west1-b", "--num-nodes", "1")
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "disk europe-west1-b/kubernetes-master-pd exists but is not an etcd data disk of cluster \"kubernetes\"") {
+		t.Fatalf("up with a foreign disk on the master's data disk name: %v", err)
+	}
+	d, err := s.cloud.GetDisk(ctx, key)
+	if err != nil || len(d.Users) > 0 || len(d.Labels) > 0 {
+		t.Errorf("the foreign disk after the refusal: users %v, labels %v (%v)", d.Users, d.Labels, err)
+	}
 	s.mustRun("down")
 	s.expect()
 }
@@ -471,7 +507,6 @@ func TestScenarioCrashMidUpConverges(t *testing.T) {
 		"wait api https://kubernetes-master-ip:" + scenarioPort:          "skipped",
 		"create instance-template kubernetes-minion-template":            "skipped",
 		"create instance-group kubernetes-minion-group (europe-west1-b)": "skipped",
-		"create disk kubernetes-master-pd (europe-west1-b)":              "done",
 		"create address kubernetes-master-internal (europe-west1)":       "done",
 		"update subnet default (europe-west1)":                           "done",
 		"wait nodes of cluster kubernetes":                               "skipped",

@@ -148,7 +148,7 @@ func (r *run) fillPool(ctx context.Context, masters []lb.Master) error {
 // fillPoolWithMasters puts every master of the cluster in the target pool,
 // as they are now (the first master may have been created in this run).
 func (r *run) fillPoolWithMasters(ctx context.Context) error {
-	ins, err := r.env.Cloud.AggregatedInstances(ctx, gce.ClusterFilter(r.cfg.ClusterName()))
+	ins, err := r.env.Cloud.AggregatedInstances(ctx, gce.RoleFilter(r.cfg.ClusterName(), gce.RoleMaster))
 	if err != nil {
 		return wrap(err, "list masters")
 	}

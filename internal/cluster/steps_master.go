@@ -49,17 +49,25 @@ func (r *run) internalIP(replica string) (string, error) {
 	return "", fmt.Errorf("the internal IP of %s is not reserved", replica)
 }
 
-// createMasterDisk makes a replica's etcd data disk.
-func (r *run) createMasterDisk(ctx context.Context, key gce.Key, replica string) error {
-	err := r.env.Cloud.InsertDisk(ctx, key, masterDisk(r.cfg, replica, key.Zone))
-	if !gce.IsAlreadyExists(err) {
-		return wrap(err, "create disk %s", key)
+// newDataDisk reports whether a master's insert must make its etcd data
+// disk. GCE attaches a disk that already has the name instead of making
+// one, so a disk of that name must be the cluster's: an earlier run's,
+// which is reused with its data.
+func (r *run) newDataDisk(ctx context.Context, key gce.Key) (bool, error) {
+	dk := gce.ZonalKey(key.Zone, r.cfg.MasterDiskName(key.Name))
+	if d := r.obs.Disks[dk.Name]; d != nil {
+		return false, nil
 	}
-	d, gerr := r.env.Cloud.GetDisk(ctx, key)
-	if gerr == nil && d.Labels[gce.LabelCluster] == r.cfg.ClusterName() {
-		return nil
+	d, err := r.env.Cloud.GetDisk(ctx, dk)
+	switch {
+	case gce.IsNotFound(err):
+		return true, nil
+	case err != nil:
+		return false, wrap(err, "read disk %s", dk)
+	case d.Labels[gce.LabelCluster] != r.cfg.ClusterName() || d.Labels[gce.LabelRole] != gce.RoleMasterDisk:
+		return false, refuse("disk %s exists but is not an etcd data disk of cluster %q", dk, r.cfg.ClusterName())
 	}
-	return refuse("disk %s exists but does not belong to cluster %q", key, r.cfg.ClusterName())
+	return false, nil
 }
 
 // createFirstMaster issues the cluster's PKI and bootstrap token, the
@@ -85,7 +93,11 @@ func (r *run) createFirstMaster(ctx context.Context, key gce.Key) error {
 	if r.st.mode() == modeLBFirst {
 		nat = ""
 	}
-	in, err := masterInstance(r.cfg, key.Name, key.Zone, nat, ip, masterKubeEnv(r.cfg, spec), certs.Encode())
+	newDisk, err := r.newDataDisk(ctx, key)
+	if err != nil {
+		return err
+	}
+	in, err := masterInstance(r.cfg, key.Name, key.Zone, nat, ip, masterKubeEnv(r.cfg, spec), certs.Encode(), newDisk)
 	if err != nil {
 		return err
 	}
@@ -158,7 +170,11 @@ func (r *run) createReplica(ctx context.Context, key gce.Key, source *compute.In
 	if err != nil {
 		return err
 	}
-	in, err := masterInstance(r.cfg, key.Name, key.Zone, "", ip, env, certs.Encode())
+	newDisk, err := r.newDataDisk(ctx, key)
+	if err != nil {
+		return err
+	}
+	in, err := masterInstance(r.cfg, key.Name, key.Zone, "", ip, env, certs.Encode(), newDisk)
 	if err != nil {
 		return err
 	}

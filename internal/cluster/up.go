@@ -51,13 +51,14 @@ func planFreshUp(ctx context.Context, env *Env, cfg *config.Config, obs *Observe
 	if err != nil {
 		return nil, err
 	}
+	subnet := network
 	if podRange != "" {
 		network = podRange
 	}
 
 	masterStep := ""
 	if len(obs.MasterIn(cfg.Zone)) == 0 {
-		masterStep = p.createMaster(p.masterKey(cfg.Zone, cfg.MasterName()), network)
+		masterStep = p.createMaster(p.masterKey(cfg.Zone, cfg.MasterName()), subnet, network)
 	}
 	// The template carries the cluster CA's certificate and the bootstrap
 	// token, which the first master's step issues and keeps (in its
@@ -112,22 +113,29 @@ func (p *planner) hasKubeconfig() bool {
 	return err == nil && ok
 }
 
-// createMaster adds the first master: its internal IP and data disk unless
-// an earlier run left them, then the VM.
-func (p *planner) createMaster(key gce.Key, network string) string {
+// createMaster adds the first master: its internal IP unless an earlier
+// run reserved it, then the VM, whose etcd data disk its insert makes. The
+// IP needs only the subnetwork, not the pods' range the VM's alias range
+// comes from: the two are reserved and patched side by side.
+func (p *planner) createMaster(key gce.Key, subnet, network string) string {
 	p.needMaster(key.Zone)
-	ip := p.reserveIPStep(key.Name, network)
-	disk := ""
-	if dk := p.diskKey(key.Zone, key.Name); p.obs.Disks[dk.Name] == nil {
-		disk = p.step(ActCreate, gce.Disk(dk), fmt.Sprintf("etcd data of the master (%s, %d GB)", p.cfg.MasterDiskType, p.cfg.MasterDiskSizeGB),
-			func(ctx context.Context) error { return p.createMasterDisk(ctx, dk, key.Name) })
-	}
+	ip := p.reserveIPStep(key.Name, subnet)
 	reason := "the first master, on the static IP, with kube-env and serving certificates"
 	if p.lbFirst() {
 		reason = "the first master (ephemeral IP: the static IP goes on the load balancer from the start)"
 	}
-	return p.step(ActCreate, gce.Instance(key), reason+"; it issues the cluster's CAs, which live in its metadata",
-		func(ctx context.Context) error { return p.createFirstMaster(ctx, key) }, disk, network, ip)
+	return p.step(ActCreate, gce.Instance(key), reason+p.dataDiskReason(key)+"; it issues the cluster's CAs, which live in its metadata",
+		func(ctx context.Context) error { return p.createFirstMaster(ctx, key) }, network, ip)
+}
+
+// dataDiskReason says how a master's VM gets its etcd data disk: made by
+// the instance's insert (one operation instead of a disk's then a VM's), or
+// the one an earlier run left.
+func (p *planner) dataDiskReason(key gce.Key) string {
+	if p.obs.Disks[p.cfg.MasterDiskName(key.Name)] != nil {
+		return "; it attaches the etcd data disk " + p.cfg.MasterDiskName(key.Name) + " an earlier run left"
+	}
+	return fmt.Sprintf("; its insert makes its etcd data disk %s (%s, %d GB, kept when the VM goes)", p.cfg.MasterDiskName(key.Name), p.cfg.MasterDiskType, p.cfg.MasterDiskSizeGB)
 }
 
 // reserveIPStep reserves a master's internal IP unless it is reserved.

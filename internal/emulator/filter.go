@@ -11,6 +11,14 @@ import (
 // filterExpr is a parsed list filter evaluated against a resource's JSON.
 type filterExpr interface {
 	match(obj map[string]any) bool
+	// fields adds the top-level fields the expression reads, so a list can
+	// decode those alone.
+	fields(add func(string))
+}
+
+func topField(path string) string {
+	top, _, _ := strings.Cut(path, ".")
+	return top
 }
 
 // parseFilter parses Compute's two list filter syntaxes, which cannot be
@@ -249,20 +257,25 @@ func (p *filterParser) parseTerm() (filterExpr, error) {
 type andExpr struct{ a, b filterExpr }
 
 func (e andExpr) match(o map[string]any) bool { return e.a.match(o) && e.b.match(o) }
+func (e andExpr) fields(add func(string))     { e.a.fields(add); e.b.fields(add) }
 
 type orExpr struct{ a, b filterExpr }
 
 func (e orExpr) match(o map[string]any) bool { return e.a.match(o) || e.b.match(o) }
+func (e orExpr) fields(add func(string))     { e.a.fields(add); e.b.fields(add) }
 
 type notExpr struct{ a filterExpr }
 
 func (e notExpr) match(o map[string]any) bool { return !e.a.match(o) }
+func (e notExpr) fields(add func(string))     { e.a.fields(add) }
 
 type regexTerm struct {
 	field  string
 	re     *regexp.Regexp
 	negate bool
 }
+
+func (t regexTerm) fields(add func(string)) { add(topField(t.field)) }
 
 func (t regexTerm) match(o map[string]any) bool {
 	vals := fieldValues(o, t.field)
@@ -281,6 +294,8 @@ type cmpTerm struct {
 	field, op, value string
 	quoted           bool
 }
+
+func (t cmpTerm) fields(add func(string)) { add(topField(t.field)) }
 
 func (t cmpTerm) match(o map[string]any) bool {
 	vals := fieldValues(o, t.field)

@@ -225,6 +225,7 @@ type instanceRec struct {
 	// a new boot of the guest (dataplane.VM.Reboots).
 	reboots uint64
 	console *guest.Console // serial port 1, for the instance's life
+	view    fieldCache     // decoded fields of raw that list filters read
 	// raw caches the wire form: encoding a compute.Instance costs ~100µs,
 	// too much to repeat for every VM on every page of a 5,000-VM zone.
 	// Every change goes through startInstanceOp, which drops it.
@@ -264,6 +265,55 @@ func (r *instanceRec) wire() (json.RawMessage, *apiError) {
 
 // lazyWire lets a list encode only the instances it returns, from cache.
 type lazyWire struct{ r *instanceRec }
+
+func (l lazyWire) filterView(fields []string) (map[string]any, error) {
+	raw, e := l.r.wire()
+	if e != nil {
+		return nil, e
+	}
+	return l.r.view.of(raw, fields)
+}
+
+// fieldCache keeps the decoded top-level fields filters asked for, for as
+// long as the encoding they came from is current.
+type fieldCache struct {
+	raw  []byte // the encoding the values were decoded from
+	vals map[string]any
+}
+
+func (fc *fieldCache) of(raw []byte, fields []string) (map[string]any, error) {
+	if len(fc.raw) != len(raw) || len(raw) == 0 || &fc.raw[0] != &raw[0] {
+		fc.raw, fc.vals = raw, map[string]any{}
+	}
+	var missing []string
+	for _, f := range fields {
+		if _, ok := fc.vals[f]; !ok {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		var top map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &top); err != nil {
+			return nil, err
+		}
+		for _, f := range missing {
+			var v any // nil: the field is absent
+			if b, ok := top[f]; ok {
+				if err := json.Unmarshal(b, &v); err != nil {
+					return nil, err
+				}
+			}
+			fc.vals[f] = v
+		}
+	}
+	out := make(map[string]any, len(fields))
+	for _, f := range fields {
+		if v := fc.vals[f]; v != nil {
+			out[f] = v
+		}
+	}
+	return out, nil
+}
 
 func (l lazyWire) MarshalJSON() ([]byte, error) {
 	b, e := l.r.wire()

@@ -157,9 +157,7 @@ func retry(ctx context.Context, every time.Duration, transient func(error) bool,
 // its members have been connected for a while: that is retried.
 func (c *Client) AddLearner(ctx context.Context, peerURL string) (uint64, error) {
 	var id uint64
-	err := retry(ctx, 500*time.Millisecond, func(err error) bool {
-		return errors.Is(err, rpctypes.ErrUnhealthy) || strings.Contains(err.Error(), "unhealthy cluster") || isTimeout(err)
-	}, func() error {
+	err := retry(ctx, 500*time.Millisecond, unhealthyOrTimeout, func() error {
 		return c.call(ctx, func(ctx context.Context) error {
 			r, err := c.cli.MemberAddAsLearner(ctx, []string{peerURL})
 			if err == nil {
@@ -202,7 +200,10 @@ func (c *Client) Promote(ctx context.Context, id uint64) error {
 
 // Remove removes a member; one already gone is fine.
 func (c *Client) Remove(ctx context.Context, id uint64) error {
-	err := retry(ctx, 500*time.Millisecond, isTimeout, func() error {
+	// "unhealthy cluster": the member asked has not heard from every peer
+	// in the last 5 s (a loaded machine, a peer booting), and etcd will not
+	// risk the quorum on it; it passes once they are connected again.
+	err := retry(ctx, 500*time.Millisecond, unhealthyOrTimeout, func() error {
 		err := c.call(ctx, func(ctx context.Context) error {
 			_, err := c.cli.MemberRemove(ctx, id)
 			return err
@@ -213,6 +214,11 @@ func (c *Client) Remove(ctx context.Context, id uint64) error {
 		return err
 	})
 	return wrapf(err, "remove etcd member %x", id)
+}
+
+// unhealthyOrTimeout is a reconfiguration etcd refused for now.
+func unhealthyOrTimeout(err error) bool {
+	return errors.Is(err, rpctypes.ErrUnhealthy) || strings.Contains(err.Error(), "unhealthy cluster") || isTimeout(err)
 }
 
 // isTimeout is etcd's "request timed out": a leader change under way.

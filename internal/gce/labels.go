@@ -68,3 +68,10 @@ func OwnedByDescription(cluster, description string) bool {
 func ClusterFilter(cluster string) string {
 	return fmt.Sprintf("labels.%s = %q", LabelCluster, cluster)
 }
+
+// RoleFilter matches the cluster's resources of one role: the masters, say,
+// without the thousands of node VMs a list of the cluster would page
+// through.
+func RoleFilter(cluster, role string) string {
+	return fmt.Sprintf("(labels.%s = %q) (labels.%s = %q)", LabelCluster, cluster, LabelRole, role)
+}

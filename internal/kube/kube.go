@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,6 +22,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -102,7 +104,10 @@ func (c *Client) Bootstrap(ctx context.Context, token string) error {
 			"usage-bootstrap-authentication": "true",
 		},
 	}
-	if _, err := c.cs.CoreV1().Secrets(systemNamespace).Create(ctx, s, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := retryTransient(ctx, func() error {
+		_, err := c.cs.CoreV1().Secrets(systemNamespace).Create(ctx, s, metav1.CreateOptions{})
+		return err
+	}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create the bootstrap token secret: %w", err)
 	}
 	for _, b := range []struct{ name, role, group string }{
@@ -117,7 +122,10 @@ func (c *Client) Bootstrap(ctx context.Context, token string) error {
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: b.role},
 			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: b.group}},
 		}
-		if _, err := c.cs.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		if err := retryTransient(ctx, func() error {
+			_, err := c.cs.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{})
+			return err
+		}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create cluster role binding %s: %w", b.name, err)
 		}
 	}
@@ -192,8 +200,14 @@ func (c *Client) PrepareMaster(ctx context.Context, name string) (bool, error) {
 
 // DeleteNode deletes the Node of a VM that is gone; an absent one is fine.
 func (c *Client) DeleteNode(ctx context.Context, name string) error {
-	err := c.cs.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
+	err := retryTransient(ctx, func() error {
+		err := c.cs.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("delete node %s: %w", name, err)
 	}
 	return nil
@@ -204,7 +218,11 @@ func (c *Client) DeleteNode(ctx context.Context, name string) error {
 // groups' base instance names, never a control-plane Node. It returns how
 // many it deleted.
 func (c *Client) DeleteNodesOf(ctx context.Context, zone string, bases []string) (int, error) {
-	list, err := c.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: corev1.LabelTopologyZone + "=" + zone})
+	var list *corev1.NodeList
+	err := retryTransient(ctx, func() (err error) {
+		list, err = c.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: corev1.LabelTopologyZone + "=" + zone})
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("list the nodes of %s: %w", zone, err)
 	}
@@ -232,4 +250,31 @@ func (c *Client) Readyz(ctx context.Context) error {
 		return fmt.Errorf("/readyz: %w (%s)", err, strings.TrimSpace(string(body)))
 	}
 	return nil
+}
+
+// retryTransient retries f while the API fails in a way that passes: a
+// connection reset or cut (the static IP's load balancer sent it to an
+// apiserver that was going away), an apiserver not ready or overloaded.
+// The calls it wraps are idempotent. It gives up after about 30 s.
+func retryTransient(ctx context.Context, f func() error) error {
+	wait := 250 * time.Millisecond
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := f()
+		if err == nil || !transient(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 4*time.Second)
+	}
+}
+
+func transient(err error) bool {
+	return utilnet.IsConnectionReset(err) || utilnet.IsConnectionRefused(err) || utilnet.IsProbableEOF(err) ||
+		apierrors.IsServiceUnavailable(err) || apierrors.IsTooManyRequests(err) || apierrors.IsServerTimeout(err) ||
+		apierrors.IsTimeout(err) || errors.Is(err, syscall.ECONNRESET)
 }
