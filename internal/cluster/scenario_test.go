@@ -54,12 +54,18 @@ func newScenario(t testing.TB) *scenario {
 	if testing.Short() {
 		t.Skip("scenario tests run flows against the emulator; skipped with -short")
 	}
+	return newScenarioAt(t, 0.005, 2*time.Second)
+}
+
+// newScenarioAt runs the emulator's realistic latency at the time scale.
+func newScenarioAt(t testing.TB, scale float64, waitCap time.Duration) *scenario {
+	t.Helper()
 	// The masters run the real etcd and control plane; every VM an SSH
 	// server and a kubelet stand-in.
 	emu := kubevm.Start(t, emulator.Options{
 		Projects: []string{scenarioProject},
-		Latency:  emulator.LatencyRealistic, TimeScale: 0.005,
-		WaitCap: 2 * time.Second, SSHPort: scenarioSSHPort,
+		Latency:  emulator.LatencyRealistic, TimeScale: scale,
+		WaitCap: waitCap, SSHPort: scenarioSSHPort,
 	})
 	cloud, err := gce.New(context.Background(), gce.Options{
 		Project: scenarioProject, Endpoint: emu.Endpoint,

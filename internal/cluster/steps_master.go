@@ -54,7 +54,7 @@ func (r *run) internalIP(replica string) (string, error) {
 // one, so a disk of that name must be the cluster's: an earlier run's,
 // which is reused with its data.
 func (r *run) newDataDisk(ctx context.Context, key gce.Key) (bool, error) {
-	dk := gce.ZonalKey(key.Zone, r.cfg.MasterDiskName(key.Name))
+	dk := r.diskKey(key.Zone, key.Name)
 	if d := r.obs.Disks[dk.Name]; d != nil {
 		return false, nil
 	}
