@@ -414,7 +414,7 @@ func TestScenarioForeignDataDiskRefused(t *testing.T) {
 	}
 	s.baseline = s.inventory()
 	_, err := s.run(ctx, "up", "--zone", "europe-west1-b", "--num-nodes", "1")
-	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "disk europe-west1-b/kubernetes-master-pd exists but is not an etcd data disk of cluster \"kubernetes\"") {
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "disk kubernetes-master-pd (europe-west1-b) exists but is not an etcd data disk of cluster \"kubernetes\"") {
 		t.Fatalf("up with a foreign disk on the master's data disk name: %v", err)
 	}
 	d, err := s.cloud.GetDisk(ctx, key)
