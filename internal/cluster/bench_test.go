@@ -42,7 +42,7 @@ func BenchmarkHAWalkthrough(b *testing.B) {
 	// plane, whose boot no time scale shortens, so a scaled run would
 	// inflate it when its figures are converted back to GCE seconds.
 	const scale = 1.0
-	s := newScenarioAt(b, scale, 5*time.Second)
+	s := newScenarioAt(b, scale, 2*time.Minute) // operations.wait as GCE long-polls
 	flows := []struct {
 		name, cmd string
 		args      []string
