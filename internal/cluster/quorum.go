@@ -64,12 +64,17 @@ func (p *planner) quorumAllowsRemoving(target *compute.Instance) error {
 	if m == nil || m.err != nil {
 		return nil // etcdReady decided
 	}
+	mem := m.of(internalIP(target))
+	if mem == nil || mem.Learner {
+		// Not a voter (an earlier run removed its member, say): its removal
+		// leaves the voters as they are, and refusing it would only block the
+		// repair.
+		return nil
+	}
 	all, healthy := m.voters()
-	if mem := m.of(internalIP(target)); mem != nil && !mem.Learner {
-		all--
-		if mem.Healthy {
-			healthy--
-		}
+	all--
+	if mem.Healthy {
+		healthy--
 	}
 	if all == 2 {
 		p.st.warn("two master replicas tolerate no failure: etcd loses its quorum when either stops; add a third (kube-up's guide advises against two)")
