@@ -214,9 +214,6 @@ func observeCalls(tb testing.TB, cloud *gce.Cloud, cfg *config.Config) (calls, n
 // only, so a pool of 1,200 nodes (two groups, three pages of VMs) costs it
 // the same requests as one of 2.
 func TestObserveCallsDoNotGrowWithNodes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("makes 1,200 VMs in the emulator; skipped with -short")
-	}
 	t.Parallel()
 	small, cfg := scaleCluster(t, 2)
 	few, n := observeCalls(t, small, cfg)

@@ -216,16 +216,22 @@ func (p *planner) removeOrphanMasterNodes(removing string) {
 		if p.lockID == "" && p.obs.Address != nil {
 			p.addLock(false)
 		}
-		p.plan.add(&Step{Action: ActDelete, Resource: "node " + name, Reason: "the Node of a replica whose VM an earlier run deleted before it stopped",
-			DependsOn: compact([]string{p.lockID}), Mutating: true, Run: func(ctx context.Context) error { return p.deleteNode(ctx, name) }})
+		p.nodeDelete(name, "the Node of a replica whose VM an earlier run deleted before it stopped", p.lockID).Mutating = true
 	}
 }
 
 // deleteNodeStep deletes a removed master's Node (nothing else would: the
 // in-tree cloud provider is gone).
 func (p *planner) deleteNodeStep(name string, deps ...string) {
-	p.plan.add(&Step{Action: ActDelete, Resource: "node " + name, Reason: "the removed VM's Node object, so kubectl does not show it NotReady forever",
-		DependsOn: compact(deps), Run: func(ctx context.Context) error { return p.deleteNode(ctx, name) }})
+	p.nodeDelete(name, "the removed VM's Node object, so kubectl does not show it NotReady forever", deps...)
+}
+
+// nodeDelete adds the step that deletes a master's Node through the API.
+func (p *planner) nodeDelete(name, reason string, deps ...string) *Step {
+	st := &Step{Action: ActDelete, Resource: "node " + name, Reason: reason,
+		DependsOn: compact(deps), Run: func(ctx context.Context) error { return p.deleteNode(ctx, name) }}
+	p.plan.add(st)
+	return st
 }
 
 // repairMembership removes etcd members whose VM is gone (a learner left by
