@@ -38,6 +38,7 @@ type Member struct {
 type Client struct {
 	cli    *clientv3.Client
 	tunnel *Tunnel
+	end    context.CancelCauseFunc // ends the client's life
 }
 
 // call runs one etcd call, cut short with ErrTunnelClosed when the tunnel
@@ -62,12 +63,25 @@ func (c *Client) call(ctx context.Context, f func(ctx context.Context) error) er
 }
 
 // Connect opens an etcd client on the master behind the tunnel, with the
-// run's client certificate, trusting only the etcd CA.
+// run's client certificate, trusting only the etcd CA. ctx bounds the dial
+// only; the client lives until Close or until the tunnel goes. A tunnel
+// that goes during the dial (the master's external IP moved) fails it at
+// once with ErrTunnelClosed: gRPC would otherwise redial the dead tunnel
+// until its timeout and report only "context deadline exceeded".
 func Connect(ctx context.Context, t *Tunnel, cert tls.Certificate, etcdCA []byte) (*Client, error) {
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(etcdCA) {
 		return nil, errors.New("the etcd CA is not PEM")
 	}
+	life, end := context.WithCancelCause(context.WithoutCancel(ctx))
+	go func() {
+		select {
+		case <-t.Closed():
+			end(ErrTunnelClosed)
+		case <-life.Done():
+		}
+	}()
+	stop := context.AfterFunc(ctx, func() { end(context.Cause(ctx)) })
 	host, _, _ := net.SplitHostPort(ClientAddr)
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   []string{"https://" + ClientAddr},
@@ -77,16 +91,22 @@ func Connect(ctx context.Context, t *Tunnel, cert tls.Certificate, etcdCA []byte
 			return t.DialContext(ctx, "tcp", addr)
 		})},
 		Logger:               zap.NewNop(),
-		Context:              ctx,
+		Context:              life,
 		RejectOldCluster:     true,
 		PermitWithoutStream:  true,
 		DialKeepAliveTime:    10 * time.Second,
 		DialKeepAliveTimeout: 5 * time.Second,
 	})
+	stop()
 	if err != nil {
+		cause := context.Cause(life)
+		end(nil)
+		if errors.Is(cause, ErrTunnelClosed) {
+			return nil, fmt.Errorf("etcd on %s: %w (%v)", t.Host, ErrTunnelClosed, err)
+		}
 		return nil, fmt.Errorf("etcd on %s: %w", t.Host, err)
 	}
-	return &Client{cli: cli, tunnel: t}, nil
+	return &Client{cli: cli, tunnel: t, end: end}, nil
 }
 
 // MemberOn finds the member with the peer URL in ms (nil when none has it):
@@ -101,7 +121,11 @@ func MemberOn(ms []Member, peerURL string) *Member {
 }
 
 // Close closes the client (not the tunnel).
-func (c *Client) Close() error { return c.cli.Close() }
+func (c *Client) Close() error {
+	err := c.cli.Close()
+	c.end(nil)
+	return err
+}
 
 // List lists the members (a linearizable read: it needs quorum).
 func (c *Client) List(ctx context.Context) ([]Member, error) {
