@@ -66,10 +66,18 @@ func (r *run) waitNodes(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The VMs are listed once, and again only when all their Nodes are
+	// Ready, to see that no group made another meanwhile: the polls in
+	// between ask the cluster's API, not Compute.
+	var masters, workers []string
+	listed := false
 	return r.env.poll(ctx, "the nodes", r.env.StableTimeout, func(ctx context.Context) (bool, string, error) {
-		masters, workers, err := r.vmNames(ctx)
-		if err != nil {
-			return false, "", err
+		if !listed {
+			var err error
+			if masters, workers, err = r.vmNames(ctx); err != nil {
+				return false, "", err
+			}
+			listed = true
 		}
 		nodes, err := c.Nodes(ctx)
 		if err != nil {
@@ -95,7 +103,15 @@ func (r *run) waitNodes(ctx context.Context) error {
 			}
 		}
 		if len(waiting) == 0 {
-			return true, "", nil
+			m, w, err := r.vmNames(ctx)
+			if err != nil {
+				return false, "", err
+			}
+			if slices.Equal(m, masters) && slices.Equal(w, workers) {
+				return true, "", nil
+			}
+			masters, workers = m, w
+			return false, "the VMs changed while their Nodes turned Ready", nil
 		}
 		return false, fmt.Sprintf("%d of %d nodes Ready; waiting for %s", len(masters)+len(workers)-len(waiting), len(masters)+len(workers), abbreviate(waiting, 5)), nil
 	})
