@@ -39,7 +39,13 @@ func (o *options) guestOptions(internal netip.Prefix) (guests, error) {
 	if fi, err := os.Stat(bin); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
 		return guests{}, fmt.Errorf("--kube-binary: no executable at %s: build it with `make rehearsal`, pass --kube-binary, or run with --kubernetes=false (static masters, enough for network tests only)", bin)
 	}
-	return guests{kubernetes: true, binary: bin}, nil
+	// The VMs' processes run in their own directories: a relative path
+	// would name nothing there.
+	abs, err := filepath.Abs(bin)
+	if err != nil {
+		return guests{}, fmt.Errorf("--kube-binary %s: %w", bin, err)
+	}
+	return guests{kubernetes: true, binary: abs}, nil
 }
 
 // defaultKubeBinary is kube-rehearsal next to this executable (make build

@@ -3,6 +3,8 @@ package main
 import (
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -45,5 +47,23 @@ func TestGuestOptions(t *testing.T) {
 				t.Errorf("kubernetes %v, want %v", g.kubernetes, tt.kube)
 			}
 		})
+	}
+}
+
+// A relative --kube-binary is made absolute: the VMs' processes run in
+// their own state directories, where it would name nothing.
+func TestKubeBinaryMadeAbsolute(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "kube-rehearsal"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	o := options{dataPlane: true, kubernetes: true, kubeBinary: "kube-rehearsal", sshPort: 2222}
+	g, err := o.guestOptions(netip.MustParsePrefix("127.251.0.0/16"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "kube-rehearsal"); g.binary != want {
+		t.Errorf("binary %q, want %q", g.binary, want)
 	}
 }
