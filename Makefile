@@ -15,7 +15,7 @@ all: build
 
 build: rehearsal
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./cmd/... ./test/walkthrough
+	$(GO) build -o $(BIN)/ ./cmd/... ./test/walkthrough ./test/sidebyside
 
 # The real etcd and Kubernetes control plane the emulator's masters run
 # (a module of its own: the CLI's stays small). Slow only the first time.
@@ -28,9 +28,13 @@ demo: build
 	$(BIN)/walkthrough -hakube $(BIN)/hakube -emulator $(BIN)/gce-emulator -time-scale $(DEMO_TIME_SCALE)
 
 # Flow benchmarks (wall time against the critical path, API calls against
-# kube-up's) and the emulator's throughput and memory at 5,000 VMs.
-bench:
+# kube-up's) and the emulator's throughput and memory at 5,000 VMs; then
+# kube-up's gcloud sequence and hakube side by side, flow by flow, at GCE's
+# latency and at the fast preset (CPU per invocation).
+bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./internal/cluster/ ./internal/emulator/
+	$(BIN)/sidebyside -latency realistic
+	$(BIN)/sidebyside -latency fast
 
 # The cluster package's scenarios run real control planes, several at once:
 # alone, after the rest, so that no other package's load starves them.
@@ -53,7 +57,7 @@ lint: $(STATICCHECK) shellcheck
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
-	shellcheck .ci/run rehearsal/build.sh test/gce-smoke.sh
+	shellcheck .ci/run rehearsal/build.sh test/gce-smoke.sh bench/kube-up-sequence.sh
 	HAKUBE_REQUIRE_SHELLCHECK=1 $(GO) test -count=1 -run '^TestShellcheck$$' ./internal/startup/
 	cd rehearsal && $(GO) vet ./...
 

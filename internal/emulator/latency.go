@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"time"
+
+	"github.com/hakube/hakube/internal/emulator/dataplane"
 )
 
 // Latency presets.
@@ -112,4 +114,20 @@ func (m *latencyModel) factor() float64 {
 		return m.scale / fastDivisor
 	}
 	return m.scale
+}
+
+// GCESeconds is the range, in GCE seconds, of one kind of event under the
+// realistic preset: an API method id ("compute.instances.insert"; unlisted
+// ones take "default"), or a data-plane event, "boot" (a master's listeners
+// start after RUNNING) or "propagation" (a new forwarding rule forwards).
+// Benchmarks compute a flow's critical path from it.
+func GCESeconds(kind string) (min, max float64) {
+	if min, max, ok := dataplane.EventSeconds(kind); ok {
+		return min, max
+	}
+	sp, ok := realisticLatency[strings.TrimPrefix(kind, "compute.")]
+	if !ok {
+		sp = realisticLatency["default"]
+	}
+	return sp.min, sp.max
 }

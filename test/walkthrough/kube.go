@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hakube/hakube/internal/emulator/emulatortest/kubevm"
+	"github.com/hakube/hakube/test/internal/emuproc"
 )
 
 // The Kubernetes half of the walkthrough: after every step the real
@@ -22,14 +23,8 @@ import (
 // homeEnv is the walkthrough's own HOME: hakube's kubeconfig, gcloud's
 // configuration and SSH keys land there, never in the user's.
 func (w *walk) homeEnv() []string {
-	return []string{"HOME=" + w.home, "KUBECONFIG=" + filepath.Join(w.home, ".kube", "config"),
-		"CLOUDSDK_CONFIG=" + filepath.Join(w.home, "gcloud"),
-		"CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE=" + w.endpoint,
-		"CLOUDSDK_AUTH_DISABLE_CREDENTIALS=true", "CLOUDSDK_CORE_PROJECT=" + w.o.project,
-		"CLOUDSDK_CORE_DISABLE_PROMPTS=1", "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING=true",
-		"CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK=true", "CLOUDSDK_SURVEY_DISABLE_PROMPTS=true",
-		// No metadata server to probe here, and nobody reads gcloud's logs.
-		"CLOUDSDK_CORE_CHECK_GCE_METADATA=false", "CLOUDSDK_CORE_DISABLE_FILE_LOGGING=true"}
+	return append([]string{"HOME=" + w.home, "KUBECONFIG=" + filepath.Join(w.home, ".kube", "config")},
+		emuproc.GcloudEnv(w.endpoint, w.o.project, filepath.Join(w.home, "gcloud"))...)
 }
 
 // kubeTestArgs are kube-up's test variables the walkthrough runs with: the

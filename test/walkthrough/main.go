@@ -9,7 +9,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -35,10 +34,10 @@ import (
 	"time"
 
 	compute "google.golang.org/api/compute/v1"
-	"google.golang.org/api/option"
 
 	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/emulator"
+	"github.com/hakube/hakube/test/internal/emuproc"
 )
 
 type options struct {
@@ -239,40 +238,12 @@ func (w *walk) startEmulator(ctx context.Context) (func(), error) {
 	if w.o.externalRange != "" {
 		args = append(args, "--external-range", w.o.externalRange, "--internal-range", w.o.internalRange)
 	}
-	cmd := exec.CommandContext(ctx, w.o.emulator, args...)
-	stdout, err := cmd.StdoutPipe()
+	emu, err := emuproc.Start(ctx, w.o.emulator, args...)
 	if err != nil {
 		return nil, err
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", w.o.emulator, err)
-	}
-	stop := func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		stop()
-		return nil, fmt.Errorf("gce-emulator printed no endpoint: %v\n%s", err, stderr.String())
-	}
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
-	w.endpoint = strings.TrimSpace(line)
-	w.ctl = emulator.NewControl(w.endpoint)
-	w.svc, err = compute.NewService(ctx, option.WithEndpoint(w.endpoint), option.WithoutAuthentication())
-	if err != nil {
-		stop()
-		return nil, err
-	}
-	return stop, nil
+	w.endpoint, w.ctl, w.svc = emu.Endpoint, emu.Control, emu.Compute
+	return emu.Stop, nil
 }
 
 // hakube runs one hakube command with kube-up variables, as CI would.

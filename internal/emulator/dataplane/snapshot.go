@@ -262,6 +262,18 @@ var (
 	propagationTime = span{40, 80} // a new forwarding rule starts forwarding after this
 )
 
+// EventSeconds is the range of a data-plane event in GCE seconds: "boot"
+// or "propagation".
+func EventSeconds(event string) (min, max float64, ok bool) {
+	switch event {
+	case "boot":
+		return bootTime.min, bootTime.max, true
+	case "propagation":
+		return propagationTime.min, propagationTime.max, true
+	}
+	return 0, 0, false
+}
+
 // draw is one event's duration in emulated time.
 func (d *Plane) draw(sp span, factor float64) time.Duration {
 	if factor <= 0 {

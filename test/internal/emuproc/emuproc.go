@@ -1,0 +1,84 @@
+// Package emuproc runs the gce-emulator binary as a process, for the
+// programs under test/ that drive real binaries (the walkthrough, the
+// side-by-side benchmark), and gives gcloud the environment that points it
+// at one.
+package emuproc
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	compute "google.golang.org/api/compute/v1"
+	"google.golang.org/api/option"
+
+	"github.com/hakube/hakube/internal/emulator"
+)
+
+// Emulator is a running gce-emulator process.
+type Emulator struct {
+	Endpoint string // http://127.0.0.1:PORT/compute/v1/
+	Control  *emulator.Control
+	Compute  *compute.Service
+	cmd      *exec.Cmd
+}
+
+// Start runs bin with args and reads its endpoint from stdout's first line.
+func Start(ctx context.Context, bin string, args ...string) (*Emulator, error) {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	e := &Emulator{cmd: cmd}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		e.Stop()
+		return nil, fmt.Errorf("gce-emulator printed no endpoint: %v\n%s", err, stderr.String())
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	e.Endpoint = strings.TrimSpace(line)
+	e.Control = emulator.NewControl(e.Endpoint)
+	e.Compute, err = compute.NewService(ctx, option.WithEndpoint(e.Endpoint), option.WithoutAuthentication())
+	if err != nil {
+		e.Stop()
+		return nil, err
+	}
+	return e, nil
+}
+
+// Stop interrupts the emulator (it ends its VMs' processes) and kills it
+// if it has not exited within 5 s.
+func (e *Emulator) Stop() {
+	_ = e.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = e.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = e.cmd.Process.Kill()
+	}
+}
+
+// GcloudEnv points gcloud at endpoint for project, with its configuration
+// in configDir: no credentials, no prompts, no metadata-server probe.
+func GcloudEnv(endpoint, project, configDir string) []string {
+	return []string{"CLOUDSDK_CONFIG=" + configDir,
+		"CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE=" + endpoint,
+		"CLOUDSDK_AUTH_DISABLE_CREDENTIALS=true", "CLOUDSDK_CORE_PROJECT=" + project,
+		"CLOUDSDK_CORE_DISABLE_PROMPTS=1", "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING=true",
+		"CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK=true", "CLOUDSDK_SURVEY_DISABLE_PROMPTS=true",
+		// No metadata server to probe here, and nobody reads gcloud's logs.
+		"CLOUDSDK_CORE_CHECK_GCE_METADATA=false", "CLOUDSDK_CORE_DISABLE_FILE_LOGGING=true"}
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/hakube/hakube/internal/emulator"
+)
+
+// op is one GCE operation (or data-plane event) a flow cannot do without,
+// and the ones it must follow.
+type op struct {
+	id, kind string
+	after    []string
+}
+
+// chain is the least a flow needs on GCE, whoever runs it: the operations
+// that must happen, ordered only where GCE's semantics order them. Its
+// expected longest path, under the emulator's latency table, is the flow's
+// true critical path.
+type chain []op
+
+// floor is the expected duration of the chain's longest path, in GCE
+// seconds, over draws from the latency table (each operation uniform in
+// its range, as the emulator draws it), and the path that is longest most
+// often.
+func (c chain) floor(draws int, rng *rand.Rand) (float64, string) {
+	kinds := map[string][2]float64{}
+	for _, o := range c {
+		lo, hi := emulator.GCESeconds(o.kind)
+		kinds[o.id] = [2]float64{lo, hi}
+	}
+	var total float64
+	longest := map[string]int{}
+	took := map[string]float64{}
+	end := map[string]float64{}
+	via := map[string]string{}
+	for range draws {
+		for _, o := range c { // listed after what it follows
+			r := kinds[o.id]
+			took[o.id] = r[0] + rng.Float64()*(r[1]-r[0])
+			start, from := 0.0, ""
+			for _, a := range o.after {
+				if end[a] > start {
+					start, from = end[a], a
+				}
+			}
+			end[o.id], via[o.id] = start+took[o.id], from
+		}
+		last := ""
+		for _, o := range c {
+			if last == "" || end[o.id] > end[last] {
+				last = o.id
+			}
+		}
+		total += end[last]
+		var path []string
+		for id := last; id != ""; id = via[id] {
+			path = append([]string{id}, path...)
+		}
+		longest[strings.Join(path, " → ")]++
+	}
+	best, n := "", 0
+	for p, k := range longest {
+		if k > n || k == n && p < best {
+			best, n = p, k
+		}
+	}
+	return total / float64(draws), best
+}
+
+// check reports an op that follows one not listed before it.
+func (c chain) check() error {
+	seen := map[string]bool{}
+	for _, o := range c {
+		for _, a := range o.after {
+			if !seen[a] {
+				return fmt.Errorf("%s follows %s, which is not listed before it", o.id, a)
+			}
+		}
+		seen[o.id] = true
+	}
+	return nil
+}
+
+// The chains of kube-up's HA guide. Both tools' flows end in the same
+// resources; what a flow must wait for is what GCE orders: an instance
+// that takes the static IP after the address exists; a group after its
+// template and its VMs after the group; a forwarding rule on the static
+// IP after the IP left the master's access config, and its forwarding
+// after propagation; a VM leaves the target pool before it is deleted;
+// the IP returns to the last master after the forwarding rule released it.
+// The load balancer's health check is in the chain: without one, GCE
+// sends requests to a master that is down. What neither tool controls
+// (the control plane's own start, a Node turning Ready) is not.
+var chains = map[string]chain{
+	"fresh up": {
+		{id: "address", kind: "compute.addresses.insert"},
+		{id: "master", kind: "compute.instances.insert", after: []string{"address"}},
+		{id: "master boot", kind: "boot", after: []string{"master"}},
+		{id: "template", kind: "compute.instanceTemplates.insert"},
+		{id: "group", kind: "compute.instanceGroupManagers.insert", after: []string{"template"}},
+		{id: "nodes", kind: "compute.instances.insert", after: []string{"group"}},
+		{id: "firewalls", kind: "compute.firewalls.insert"},
+	},
+	"node pool": {
+		{id: "group", kind: "compute.instanceGroupManagers.insert"},
+		{id: "nodes", kind: "compute.instances.insert", after: []string{"group"}},
+	},
+	"first replica": {
+		{id: "health check", kind: "compute.httpHealthChecks.insert"},
+		{id: "pool", kind: "compute.targetPools.insert", after: []string{"health check"}},
+		{id: "IP off master", kind: "compute.instances.deleteAccessConfig"},
+		{id: "forwarding rule", kind: "compute.forwardingRules.insert", after: []string{"pool", "IP off master"}},
+		{id: "propagation", kind: "propagation", after: []string{"forwarding rule"}},
+		{id: "replica", kind: "compute.instances.insert"},
+		{id: "replica boot", kind: "boot", after: []string{"replica"}},
+		{id: "replica in pool", kind: "compute.targetPools.addInstance", after: []string{"replica", "pool"}},
+	},
+	"second replica": {
+		{id: "replica", kind: "compute.instances.insert"},
+		{id: "replica boot", kind: "boot", after: []string{"replica"}},
+		{id: "replica in pool", kind: "compute.targetPools.addInstance", after: []string{"replica"}},
+	},
+	"remove replica": {
+		{id: "out of pool", kind: "compute.targetPools.removeInstance"},
+		{id: "VM delete", kind: "compute.instances.delete", after: []string{"out of pool"}},
+	},
+	"remove second-to-last replica": {
+		{id: "out of pool", kind: "compute.targetPools.removeInstance"},
+		{id: "VM delete", kind: "compute.instances.delete", after: []string{"out of pool"}},
+		{id: "forwarding rule delete", kind: "compute.forwardingRules.delete"},
+		{id: "ephemeral IP off", kind: "compute.instances.deleteAccessConfig"},
+		{id: "IP on master", kind: "compute.instances.addAccessConfig", after: []string{"forwarding rule delete", "ephemeral IP off"}},
+		{id: "pool delete", kind: "compute.targetPools.delete", after: []string{"forwarding rule delete", "out of pool"}},
+		{id: "health check delete", kind: "compute.httpHealthChecks.delete", after: []string{"pool delete"}},
+	},
+	"remove node pool": {
+		{id: "group delete", kind: "compute.instanceGroupManagers.delete"},
+	},
+	"teardown": {
+		{id: "group delete", kind: "compute.instanceGroupManagers.delete"},
+		{id: "template delete", kind: "compute.instanceTemplates.delete", after: []string{"group delete"}},
+		{id: "master delete", kind: "compute.instances.delete"},
+		{id: "address delete", kind: "compute.addresses.delete", after: []string{"master delete"}},
+		{id: "firewall deletes", kind: "compute.firewalls.delete"},
+	},
+}

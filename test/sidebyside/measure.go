@@ -1,0 +1,306 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hakube/hakube/internal/emulator/emulatortest/kubevm"
+	"github.com/hakube/hakube/test/internal/emuproc"
+)
+
+var lookPath = exec.LookPath
+
+// kubeTestArgs let hakube's controller-manager notice a halted master in
+// seconds, as in the walkthrough; they change no Compute call.
+var kubeTestArgs = []string{
+	"CONTROLLER_MANAGER_TEST_ARGS=" + kubevm.FastControllers,
+	"SCHEDULER_TEST_ARGS=" + kubevm.FastScheduler,
+	"KUBELET_TEST_ARGS=" + kubevm.FastKubelet,
+}
+
+// measured is one tool's run of one flow.
+type measured struct {
+	wall                     time.Duration
+	requests, mutations, ops int64
+	invocations              int // gcloud or hakube processes
+	cpu                      time.Duration
+	outage                   time.Duration
+	failedProbes             int
+	probed                   bool
+}
+
+type row struct {
+	flow      flow
+	m         [2]measured // kube-up, hakube
+	floor     float64     // GCE seconds
+	floorPath string
+}
+
+// run runs the tool's command for f, with the static IP probed while it
+// runs when the flow moves it.
+func (s *side) run(ctx context.Context, o options, f flow, out io.Writer) (measured, error) {
+	var m measured
+	mark, err := s.emu.Control.Mark(ctx)
+	if err != nil {
+		return m, err
+	}
+	var p *probe
+	if f.outage {
+		ip, err := s.staticIP(ctx)
+		if err != nil {
+			return m, err
+		}
+		p = startProbe(ip, o.apiPort)
+	}
+	bin, args := s.command(f)
+	log := filepath.Join(s.home, "gcloud-calls")
+	_ = os.Remove(log)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(append(append(cleanEnv(), "HOME="+s.home, "GCLOUD_LOG="+log, "KUBECONFIG="+filepath.Join(s.home, "kubeconfig")),
+		emuproc.GcloudEnv(s.emu.Endpoint, project, filepath.Join(s.home, "gcloud"))...), append(s.env, f.env...)...)
+	var output bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &output, &output
+	start := time.Now()
+	err = cmd.Run()
+	m.wall = time.Since(start)
+	if p != nil {
+		m.outage, m.failedProbes = p.stop()
+		m.probed = true
+	}
+	if o.verbose || err != nil {
+		fmt.Fprintf(out, "   | %s %s\n%s", s.name, f.name, indent(output.String(), "   | "))
+	}
+	if err != nil {
+		return m, fmt.Errorf("%s %s: %w", bin, strings.Join(args, " "), err)
+	}
+	m.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	m.invocations = 1
+	if b, err := os.ReadFile(log); err == nil {
+		m.invocations = strings.Count(string(b), "\n")
+	}
+	rc, err := s.emu.Control.RequestsSince(ctx, mark)
+	if err != nil {
+		return m, err
+	}
+	m.requests, m.mutations, m.ops = classify(rc.Counts)
+	if o.verbose {
+		fmt.Fprintf(out, "   | %s %s requests: %s\n", s.name, f.name, perMethod(rc.Counts))
+	}
+	return m, nil
+}
+
+// classify splits request counts per API method into all, mutations and
+// operation polls.
+func classify(counts map[string]int64) (all, mutations, polls int64) {
+	for method, n := range counts {
+		all += n
+		verb := method[strings.LastIndexByte(method, '.')+1:]
+		switch {
+		case strings.Contains(method, "Operations."):
+			polls += n
+		case strings.HasPrefix(verb, "get") || strings.HasPrefix(verb, "list") || strings.HasPrefix(verb, "aggregatedList"):
+		default:
+			mutations += n
+		}
+	}
+	return all, mutations, polls
+}
+
+// perMethod lists the counts, most first.
+func perMethod(counts map[string]int64) string {
+	type mc struct {
+		m string
+		n int64
+	}
+	var l []mc
+	for m, n := range counts {
+		l = append(l, mc{strings.TrimPrefix(m, "compute."), n})
+	}
+	sort.Slice(l, func(i, j int) bool { return l[i].n > l[j].n || l[i].n == l[j].n && l[i].m < l[j].m })
+	var b strings.Builder
+	for i, x := range l {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %d", x.m, x.n)
+	}
+	return b.String()
+}
+
+func (s *side) staticIP(ctx context.Context) (string, error) {
+	a, err := s.emu.Compute.Addresses.Get(project, "europe-west1", "kubernetes-master-ip").Context(ctx).Do()
+	if err != nil {
+		return "", fmt.Errorf("%s's static IP: %w", s.name, err)
+	}
+	return a.Address, nil
+}
+
+// leftovers fails when the teardown left anything of the cluster behind.
+func (s *side) leftovers(ctx context.Context) error {
+	inv, err := s.emu.Control.Inventory(ctx, project)
+	if err != nil {
+		return err
+	}
+	var left []string
+	for _, link := range inv.Names() { // projects/p/<collection path>/<name>
+		if strings.HasPrefix(link[strings.LastIndexByte(link, '/')+1:], "kubernetes") {
+			left = append(left, strings.TrimPrefix(link, "projects/"+project+"/"))
+		}
+	}
+	if len(left) > 0 {
+		sort.Strings(left)
+		return fmt.Errorf("%s left %s behind", s.name, strings.Join(left, ", "))
+	}
+	return nil
+}
+
+// probe asks https://ip:port/healthz every 100 ms; any HTTP answer counts
+// (kube-up's wait counts a 401 too). The outage is the time from the first
+// probe of a failing run to the first probe that answered after it.
+type probe struct {
+	stopc chan struct{}
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	down  time.Duration
+	fails int
+}
+
+func startProbe(ip string, port int) *probe {
+	p := &probe{stopc: make(chan struct{})}
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // reachability only
+		DisableKeepAlives: true,
+	}}
+	url := "https://" + net.JoinHostPort(ip, strconv.Itoa(port)) + "/healthz"
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		var since time.Time
+		for {
+			sent := time.Now()
+			resp, err := client.Get(url)
+			if err == nil {
+				resp.Body.Close()
+			}
+			p.mu.Lock()
+			switch {
+			case err != nil:
+				p.fails++
+				if since.IsZero() {
+					since = sent
+				}
+			case !since.IsZero():
+				p.down += sent.Sub(since)
+				since = time.Time{}
+			}
+			p.mu.Unlock()
+			select {
+			case <-p.stopc:
+				if !since.IsZero() {
+					p.mu.Lock()
+					p.down += time.Since(since)
+					p.mu.Unlock()
+				}
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return p
+}
+
+func (p *probe) stop() (time.Duration, int) {
+	close(p.stopc)
+	p.wg.Wait()
+	return p.down, p.fails
+}
+
+// cleanEnv is the environment without kube-up's variables, so that each
+// flow runs with exactly the ones it names.
+func cleanEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "KUBE_") || strings.HasPrefix(k, "HAKUBE_") || strings.HasPrefix(k, "CLOUDSDK_") ||
+			k == "PROJECT" || k == "NUM_NODES" || k == "MULTIZONE" || k == "HOME" || k == "PATH" || k == "KUBECONFIG" {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+func indent(s, prefix string) string {
+	s = strings.TrimRight(s, "\n")
+	if s == "" {
+		return ""
+	}
+	return prefix + strings.ReplaceAll(s, "\n", "\n"+prefix) + "\n"
+}
+
+func printTables(out io.Writer, o options, rows []row) {
+	secs := func(d time.Duration) string { return strconv.FormatFloat(d.Seconds()/o.timeScale, 'f', 1, 64) }
+	outage := func(m measured) string {
+		if !m.probed {
+			return "—"
+		}
+		return fmt.Sprintf("%s (%d)", secs(m.outage), m.failedProbes)
+	}
+	unit := "GCE seconds"
+	if o.latency != "realistic" {
+		unit = "seconds (the critical path is GCE's, so only at realistic latency)"
+	}
+	fmt.Fprintf(out, "Wall time and outages in %s (latency %s, time scale %g); requests all/mutations/operation polls; outage: the static IP unanswered (failed probes, every 100 ms)\n\n", unit, o.latency, o.timeScale)
+	tw := tabwriter.NewWriter(out, 0, 0, 1, ' ', tabwriter.Debug)
+	fmt.Fprintln(tw, "flow\tkube-up\thakube\tratio\tcritical path\thakube/path\tkube-up requests\thakube requests\tkube-up outage\thakube outage\t")
+	for _, r := range rows {
+		ku, hk := r.m[0], r.m[1]
+		ratio := ku.wall.Seconds() / hk.wall.Seconds()
+		path := "—"
+		overPath := "—"
+		if r.floor > 0 && o.latency == "realistic" {
+			path = strconv.FormatFloat(r.floor, 'f', 1, 64)
+			overPath = strconv.FormatFloat(hk.wall.Seconds()/o.timeScale/r.floor, 'f', 2, 64)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f×\t%s\t%s\t%d/%d/%d\t%d/%d/%d\t%s\t%s\t\n", r.flow.name, secs(ku.wall), secs(hk.wall), ratio, path, overPath,
+			ku.requests, ku.mutations, ku.ops, hk.requests, hk.mutations, hk.ops, outage(ku), outage(hk))
+	}
+	tw.Flush()
+	fmt.Fprintln(out, "\nCritical paths (the chain that is longest most often):")
+	for _, r := range rows {
+		if o.latency != "realistic" {
+			break
+		}
+		if r.floorPath != "" {
+			fmt.Fprintf(out, "  %s: %s\n", r.flow.name, r.floorPath)
+		}
+	}
+	fmt.Fprintln(out, "\nCPU (this machine's seconds, user+system, each tool's processes and their children; not the emulators')")
+	tw = tabwriter.NewWriter(out, 0, 0, 1, ' ', tabwriter.Debug)
+	fmt.Fprintln(tw, "flow\tkube-up gcloud calls\tkube-up CPU\tper gcloud call\thakube CPU\t")
+	for _, r := range rows {
+		ku, hk := r.m[0], r.m[1]
+		per := 0.0
+		if ku.invocations > 0 {
+			per = ku.cpu.Seconds() / float64(ku.invocations)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.1f s\t%.2f s\t%.2f s\t\n", r.flow.name, ku.invocations, ku.cpu.Seconds(), per, hk.cpu.Seconds())
+	}
+	tw.Flush()
+}

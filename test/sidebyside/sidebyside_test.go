@@ -1,0 +1,51 @@
+package main
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestChainsAreOrdered(t *testing.T) {
+	for name, c := range chains {
+		if err := c.check(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if err := (chain{{id: "b", after: []string{"a"}}, {id: "a"}}).check(); err == nil {
+		t.Error("a chain listing an op before what it follows passed the check")
+	}
+}
+
+func TestFloor(t *testing.T) {
+	// Fixed-duration kinds (the emulator's setLabels are DONE at once, 0 s)
+	// are not useful here; use ranges and check against their means.
+	// addresses.insert: 2–5 s (mean 3.5); instances.insert 15–35 (25);
+	// firewalls.insert 4–10 (7) beside them.
+	c := chain{
+		{id: "address", kind: "compute.addresses.insert"},
+		{id: "vm", kind: "compute.instances.insert", after: []string{"address"}},
+		{id: "firewall", kind: "compute.firewalls.insert"},
+	}
+	got, path := c.floor(20000, rand.New(rand.NewPCG(1, 2)))
+	if math.Abs(got-28.5) > 0.3 {
+		t.Errorf("floor = %.2f s, want about 28.5 (3.5 + 25)", got)
+	}
+	if diff := cmp.Diff("address → vm", path); diff != "" {
+		t.Errorf("longest path (-want +got):\n%s", diff)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	all, mut, polls := classify(map[string]int64{
+		"compute.instances.insert": 2, "compute.instances.get": 3, "compute.instances.list": 1,
+		"compute.instances.aggregatedList": 1, "compute.zoneOperations.wait": 4, "compute.regionOperations.get": 1,
+		"compute.instanceGroupManagers.listManagedInstances": 2, "compute.instances.getGuestAttributes": 1,
+		"compute.targetPools.addInstance": 1,
+	})
+	if diff := cmp.Diff([3]int64{16, 3, 5}, [3]int64{all, mut, polls}); diff != "" {
+		t.Errorf("all/mutations/polls (-want +got):\n%s", diff)
+	}
+}
