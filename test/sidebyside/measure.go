@@ -45,8 +45,8 @@ type measured struct {
 
 type row struct {
 	flow      flow
-	m         [2]measured // kube-up, hakube
-	floor     float64     // GCE seconds
+	m         [2][]measured // kube-up, hakube: one per repetition
+	floor     float64       // GCE seconds
 	floorPath string
 }
 
@@ -254,53 +254,74 @@ func indent(s, prefix string) string {
 	return prefix + strings.ReplaceAll(s, "\n", "\n"+prefix) + "\n"
 }
 
+// each joins one figure of every repetition with " / ".
+func each(ms []measured, f func(measured) string) string {
+	var parts []string
+	for _, m := range ms {
+		parts = append(parts, f(m))
+	}
+	return strings.Join(parts, " / ")
+}
+
+// mean is the repetitions' mean of one figure.
+func mean(ms []measured, f func(measured) float64) float64 {
+	var sum float64
+	for _, m := range ms {
+		sum += f(m)
+	}
+	return sum / float64(len(ms))
+}
+
 func printTables(out io.Writer, o options, rows []row) {
 	secs := func(d time.Duration) string { return strconv.FormatFloat(d.Seconds()/o.timeScale, 'f', 1, 64) }
+	wall := func(m measured) string { return secs(m.wall) }
+	wallS := func(m measured) float64 { return m.wall.Seconds() / o.timeScale }
 	outage := func(m measured) string {
 		if !m.probed {
 			return "—"
 		}
 		return fmt.Sprintf("%s (%d)", secs(m.outage), m.failedProbes)
 	}
+	reqs := func(m measured) string { return fmt.Sprintf("%d/%d/%d", m.requests, m.mutations, m.ops) }
 	unit := "GCE seconds"
 	if o.latency != "realistic" {
 		unit = "seconds (the critical path is GCE's, so only at realistic latency)"
 	}
-	fmt.Fprintf(out, "Wall time and outages in %s (latency %s, time scale %g); requests all/mutations/operation polls; outage: the static IP unanswered (failed probes, every 100 ms)\n\n", unit, o.latency, o.timeScale)
+	fmt.Fprintf(out, "Wall time and outages in %s (latency %s, time scale %g; repetitions joined by /); requests all/mutations/operation polls; outage: the static IP unanswered (failed probes, every 100 ms)\n\n", unit, o.latency, o.timeScale)
 	tw := tabwriter.NewWriter(out, 0, 0, 1, ' ', tabwriter.Debug)
 	fmt.Fprintln(tw, "flow\tkube-up\thakube\tratio\tcritical path\thakube/path\tkube-up requests\thakube requests\tkube-up outage\thakube outage\t")
 	for _, r := range rows {
 		ku, hk := r.m[0], r.m[1]
-		ratio := ku.wall.Seconds() / hk.wall.Seconds()
-		path := "—"
-		overPath := "—"
+		ratio := mean(ku, wallS) / mean(hk, wallS)
+		path, overPath := "—", "—"
 		if r.floor > 0 && o.latency == "realistic" {
 			path = strconv.FormatFloat(r.floor, 'f', 1, 64)
-			overPath = strconv.FormatFloat(hk.wall.Seconds()/o.timeScale/r.floor, 'f', 2, 64)
+			overPath = strconv.FormatFloat(mean(hk, wallS)/r.floor, 'f', 2, 64)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f×\t%s\t%s\t%d/%d/%d\t%d/%d/%d\t%s\t%s\t\n", r.flow.name, secs(ku.wall), secs(hk.wall), ratio, path, overPath,
-			ku.requests, ku.mutations, ku.ops, hk.requests, hk.mutations, hk.ops, outage(ku), outage(hk))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f×\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.flow.name, each(ku, wall), each(hk, wall), ratio, path, overPath,
+			each(ku, reqs), each(hk, reqs), each(ku, outage), each(hk, outage))
 	}
 	tw.Flush()
-	fmt.Fprintln(out, "\nCritical paths (the chain that is longest most often):")
+	if o.latency == "realistic" {
+		fmt.Fprintln(out, "\nCritical paths (the chain that is longest most often):")
+	}
 	for _, r := range rows {
-		if o.latency != "realistic" {
-			break
-		}
-		if r.floorPath != "" {
+		if r.floorPath != "" && o.latency == "realistic" {
 			fmt.Fprintf(out, "  %s: %s\n", r.flow.name, r.floorPath)
 		}
 	}
-	fmt.Fprintln(out, "\nCPU (this machine's seconds, user+system, each tool's processes and their children; not the emulators')")
+	fmt.Fprintln(out, "\nCPU (this machine's seconds, user+system, each tool's processes and their children; not the emulators'; means of the repetitions)")
 	tw = tabwriter.NewWriter(out, 0, 0, 1, ' ', tabwriter.Debug)
 	fmt.Fprintln(tw, "flow\tkube-up gcloud calls\tkube-up CPU\tper gcloud call\thakube CPU\t")
 	for _, r := range rows {
 		ku, hk := r.m[0], r.m[1]
+		calls := mean(ku, func(m measured) float64 { return float64(m.invocations) })
+		cpu := mean(ku, func(m measured) float64 { return m.cpu.Seconds() })
 		per := 0.0
-		if ku.invocations > 0 {
-			per = ku.cpu.Seconds() / float64(ku.invocations)
+		if calls > 0 {
+			per = cpu / calls
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.1f s\t%.2f s\t%.2f s\t\n", r.flow.name, ku.invocations, ku.cpu.Seconds(), per, hk.cpu.Seconds())
+		fmt.Fprintf(tw, "%s\t%.0f\t%.1f s\t%.2f s\t%.2f s\t\n", r.flow.name, calls, cpu, per, mean(hk, func(m measured) float64 { return m.cpu.Seconds() }))
 	}
 	tw.Flush()
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -47,5 +49,24 @@ func TestClassify(t *testing.T) {
 	})
 	if diff := cmp.Diff([3]int64{16, 3, 5}, [3]int64{all, mut, polls}); diff != "" {
 		t.Errorf("all/mutations/polls (-want +got):\n%s", diff)
+	}
+}
+
+func TestTablesJoinRepetitions(t *testing.T) {
+	ms := func(walls ...float64) []measured {
+		var out []measured
+		for _, w := range walls {
+			out = append(out, measured{wall: time.Duration(w * float64(time.Second)), requests: 10, mutations: 2, ops: 1, invocations: 4, cpu: 2 * time.Second})
+		}
+		return out
+	}
+	r := row{flow: flow{name: "node pool"}, m: [2][]measured{ms(40, 60), ms(20, 30)}, floor: 25}
+	var b strings.Builder
+	printTables(&b, options{latency: "realistic", timeScale: 1}, []row{r})
+	got := b.String()
+	for _, want := range []string{"|40.0 / 60.0 |20.0 / 30.0 |2.00× |25.0 ", "|1.00 ", "|10/2/1 / 10/2/1 ", "|4 ", "|0.50 s "} {
+		if !strings.Contains(got, want) {
+			t.Errorf("tables lack %q:\n%s", want, got)
+		}
 	}
 }
