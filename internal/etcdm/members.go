@@ -44,17 +44,8 @@ type Client struct {
 // call runs one etcd call, cut short with ErrTunnelClosed when the tunnel
 // goes (gRPC would otherwise wait for a connection that never comes).
 func (c *Client) call(ctx context.Context, f func(ctx context.Context) error) error {
-	cctx, cancel := context.WithCancelCause(ctx)
+	cctx, cancel := c.tunnel.bound(ctx)
 	defer cancel(nil)
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		select {
-		case <-c.tunnel.Closed():
-			cancel(ErrTunnelClosed)
-		case <-stop:
-		}
-	}()
 	err := f(cctx)
 	if err != nil && errors.Is(context.Cause(cctx), ErrTunnelClosed) {
 		return fmt.Errorf("%w: %v", ErrTunnelClosed, err)
@@ -73,14 +64,7 @@ func Connect(ctx context.Context, t *Tunnel, cert tls.Certificate, etcdCA []byte
 	if !pool.AppendCertsFromPEM(etcdCA) {
 		return nil, errors.New("the etcd CA is not PEM")
 	}
-	life, end := context.WithCancelCause(context.WithoutCancel(ctx))
-	go func() {
-		select {
-		case <-t.Closed():
-			end(ErrTunnelClosed)
-		case <-life.Done():
-		}
-	}()
+	life, end := t.bound(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, func() { end(context.Cause(ctx)) })
 	host, _, _ := net.SplitHostPort(ClientAddr)
 	cli, err := clientv3.New(clientv3.Config{

@@ -21,14 +21,7 @@ import (
 // drops connections to an external IP that moved away.
 func cuttingSSHServer(t *testing.T) (addr string, hostKey ssh.PublicKey) {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := newSigner(t)
 	cfg := &ssh.ServerConfig{NoClientAuth: true}
 	cfg.AddHostKey(signer)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -58,19 +51,27 @@ func cuttingSSHServer(t *testing.T) (addr string, hostKey ssh.PublicKey) {
 	return ln.Addr().String(), signer.PublicKey()
 }
 
-func TestConnectFailsFastWhenTheTunnelCloses(t *testing.T) {
-	addr, hostKey := cuttingSSHServer(t)
-	host, port, _ := net.SplitHostPort(addr)
-	_, clientKey, _ := ed25519.GenerateKey(rand.Reader)
-	signer, err := ssh.NewSignerFromKey(clientKey)
+func newSigner(t *testing.T) ssh.Signer {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signer
+}
+
+func TestConnectFailsFastWhenTheTunnelCloses(t *testing.T) {
+	addr, hostKey := cuttingSSHServer(t)
+	host, port, _ := net.SplitHostPort(addr)
 	p, err := strconv.Atoi(port)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := SSH{User: "hakube", Signer: signer, Port: p,
+	cfg := SSH{User: "hakube", Signer: newSigner(t), Port: p,
 		HostKey: func(string) ssh.HostKeyCallback { return ssh.FixedHostKey(hostKey) }}
 	tun, err := cfg.Dial(context.Background(), "master", host)
 	if err != nil {

@@ -29,8 +29,19 @@ type Tunnel struct {
 // IP's move). Dialling the master again is the remedy.
 var ErrTunnelClosed = errors.New("the SSH connection to the master closed")
 
-// Closed is closed once the SSH connection is gone.
-func (t *Tunnel) Closed() <-chan struct{} { return t.closed }
+// bound is ctx, also cancelled with ErrTunnelClosed once the tunnel goes;
+// the caller cancels it when done.
+func (t *Tunnel) bound(ctx context.Context) (context.Context, context.CancelCauseFunc) {
+	cctx, cancel := context.WithCancelCause(ctx)
+	go func() {
+		select {
+		case <-t.closed:
+			cancel(ErrTunnelClosed)
+		case <-cctx.Done():
+		}
+	}()
+	return cctx, cancel
+}
 
 // SSH says how to reach masters over SSH.
 type SSH struct {
