@@ -92,10 +92,7 @@ func (m *latencyModel) draw(kind string) time.Duration {
 	if m.preset == LatencyNone {
 		return 0
 	}
-	sp, ok := realisticLatency[strings.TrimPrefix(kind, "compute.")]
-	if !ok {
-		sp = realisticLatency["default"]
-	}
+	sp := spanOf(kind)
 	sec := sp.min + m.rng.Float64()*(sp.max-sp.min)
 	if m.preset == LatencyFast {
 		sec /= fastDivisor
@@ -125,9 +122,14 @@ func GCESeconds(kind string) (min, max float64) {
 	if min, max, ok := dataplane.EventSeconds(kind); ok {
 		return min, max
 	}
-	sp, ok := realisticLatency[strings.TrimPrefix(kind, "compute.")]
-	if !ok {
-		sp = realisticLatency["default"]
-	}
+	sp := spanOf(kind)
 	return sp.min, sp.max
+}
+
+// spanOf is an API method's realistic range ("default" when unlisted).
+func spanOf(kind string) span {
+	if sp, ok := realisticLatency[strings.TrimPrefix(kind, "compute.")]; ok {
+		return sp
+	}
+	return realisticLatency["default"]
 }
