@@ -17,13 +17,15 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
 
-	"github.com/hakube/hakube/test/internal/emuproc"
+	"github.com/hakube/hakube/test/internal/harness"
 )
 
 type options struct {
@@ -90,7 +92,7 @@ var flows = []flow{
 // side is one tool and the emulator it runs against.
 type side struct {
 	name string
-	emu  *emuproc.Emulator
+	emu  *harness.Emulator
 	home string
 	// command is the tool's invocation for a flow.
 	command func(f flow) (bin string, args []string)
@@ -111,13 +113,13 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	scale := strconv.FormatFloat(o.timeScale, 'g', -1, 64)
 	base := []string{"--project", project, "--latency", o.latency, "--time-scale", scale, "--seed", "1", "--dataplane"}
 	// Two emulators, each on loopback ranges of its own.
-	kubeUp, err := emuproc.Start(ctx, o.emulator, append(base, "--kubernetes=false",
+	kubeUp, err := harness.Start(ctx, o.emulator, append(base, "--kubernetes=false",
 		"--external-range", "127.64.0.0/11", "--internal-range", "127.128.0.0/10")...)
 	if err != nil {
 		return err
 	}
 	defer kubeUp.Stop()
-	hk, err := emuproc.Start(ctx, o.emulator, append(base, "--kubernetes", "--kube-binary", o.kubeBinary,
+	hk, err := harness.Start(ctx, o.emulator, append(base, "--kubernetes", "--kube-binary", o.kubeBinary,
 		"--state-dir", filepath.Join(home, "emulator"), "--ssh-port", strconv.Itoa(o.sshPort),
 		"--external-range", "127.96.0.0/11", "--internal-range", "127.192.0.0/10")...)
 	if err != nil {
@@ -129,12 +131,12 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	gcloudDir := filepath.Dir(o.gcloud)
-	if !filepath.IsAbs(o.gcloud) {
-		if p, err := lookPath(o.gcloud); err == nil {
-			gcloudDir = filepath.Dir(p)
-		}
+	gcloud, err := exec.LookPath(o.gcloud)
+	if err != nil {
+		return fmt.Errorf("-gcloud: %w", err)
 	}
+	// kube-up's script is made of gcloud calls; both tools get the same PATH.
+	common := []string{"PATH=" + filepath.Dir(gcloud) + ":" + os.Getenv("PATH"), "PROJECT=" + project}
 	sides := []*side{
 		{name: "kube-up", emu: kubeUp, home: filepath.Join(home, "kube-up"),
 			command: func(f flow) (string, []string) {
@@ -143,7 +145,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 				}
 				return script, []string{"up"}
 			},
-			env: []string{"PATH=" + gcloudDir + ":" + os.Getenv("PATH"), "PROJECT=" + project, "APISERVER_PORT=" + strconv.Itoa(o.apiPort)}},
+			env: slices.Concat(common, []string{"APISERVER_PORT=" + strconv.Itoa(o.apiPort)})},
 		{name: "hakube", emu: hk, home: filepath.Join(home, "hakube"),
 			command: func(f flow) (string, []string) {
 				if f.down {
@@ -151,8 +153,8 @@ func run(ctx context.Context, o options, out io.Writer) error {
 				}
 				return o.hakube, []string{"up"}
 			},
-			env: append([]string{"PATH=" + gcloudDir + ":" + os.Getenv("PATH"), "PROJECT=" + project,
-				"HAKUBE_APISERVER_PORT=" + strconv.Itoa(o.apiPort), "HAKUBE_SSH_PORT=" + strconv.Itoa(o.sshPort)}, kubeTestArgs...)},
+			env: slices.Concat(common, []string{"HAKUBE_APISERVER_PORT=" + strconv.Itoa(o.apiPort),
+				"HAKUBE_SSH_PORT=" + strconv.Itoa(o.sshPort)}, harness.KubeTestArgs)},
 	}
 	for _, s := range sides {
 		if err := os.MkdirAll(s.home, 0o700); err != nil {

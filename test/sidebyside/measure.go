@@ -18,19 +18,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/hakube/hakube/internal/emulator/emulatortest/kubevm"
-	"github.com/hakube/hakube/test/internal/emuproc"
+	"github.com/hakube/hakube/test/internal/harness"
 )
-
-var lookPath = exec.LookPath
-
-// kubeTestArgs let hakube's controller-manager notice a halted master in
-// seconds, as in the walkthrough; they change no Compute call.
-var kubeTestArgs = []string{
-	"CONTROLLER_MANAGER_TEST_ARGS=" + kubevm.FastControllers,
-	"SCHEDULER_TEST_ARGS=" + kubevm.FastScheduler,
-	"KUBELET_TEST_ARGS=" + kubevm.FastKubelet,
-}
 
 // measured is one tool's run of one flow.
 type measured struct {
@@ -70,8 +59,11 @@ func (s *side) run(ctx context.Context, o options, f flow, out io.Writer) (measu
 	log := filepath.Join(s.home, "gcloud-calls")
 	_ = os.Remove(log)
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(append(append(cleanEnv(), "HOME="+s.home, "GCLOUD_LOG="+log, "KUBECONFIG="+filepath.Join(s.home, "kubeconfig")),
-		emuproc.GcloudEnv(s.emu.Endpoint, project, filepath.Join(s.home, "gcloud"))...), append(s.env, f.env...)...)
+	// The script's own variables go too: each flow runs with exactly its own.
+	env := harness.CleanEnv("INSTANCE_PREFIX", "APISERVER_PORT", "NETWORK", "GCLOUD_LOG")
+	env = append(env, "HOME="+s.home, "GCLOUD_LOG="+log, "KUBECONFIG="+filepath.Join(s.home, "kubeconfig"))
+	env = append(env, harness.GcloudEnv(s.emu.Endpoint, project, filepath.Join(s.home, "gcloud"))...)
+	cmd.Env = append(append(env, s.env...), f.env...)
 	var output bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &output, &output
 	start := time.Now()
@@ -82,7 +74,7 @@ func (s *side) run(ctx context.Context, o options, f flow, out io.Writer) (measu
 		m.probed = true
 	}
 	if o.verbose || err != nil {
-		fmt.Fprintf(out, "   | %s %s\n%s", s.name, f.name, indent(output.String(), "   | "))
+		fmt.Fprintf(out, "   | %s %s\n%s", s.name, f.name, harness.Indent(output.String(), "   | "))
 	}
 	if err != nil {
 		return m, fmt.Errorf("%s %s: %w", bin, strings.Join(args, " "), err)
@@ -229,29 +221,6 @@ func (p *probe) stop() (time.Duration, int) {
 	close(p.stopc)
 	p.wg.Wait()
 	return p.down, p.fails
-}
-
-// cleanEnv is the environment without kube-up's variables, so that each
-// flow runs with exactly the ones it names.
-func cleanEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "KUBE_") || strings.HasPrefix(k, "HAKUBE_") || strings.HasPrefix(k, "CLOUDSDK_") ||
-			k == "PROJECT" || k == "NUM_NODES" || k == "MULTIZONE" || k == "HOME" || k == "PATH" || k == "KUBECONFIG" {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
-}
-
-func indent(s, prefix string) string {
-	s = strings.TrimRight(s, "\n")
-	if s == "" {
-		return ""
-	}
-	return prefix + strings.ReplaceAll(s, "\n", "\n"+prefix) + "\n"
 }
 
 // each joins one figure of every repetition with " / ".

@@ -12,8 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hakube/hakube/internal/emulator/emulatortest/kubevm"
-	"github.com/hakube/hakube/test/internal/emuproc"
+	"github.com/hakube/hakube/test/internal/harness"
 )
 
 // The Kubernetes half of the walkthrough: after every step the real
@@ -24,17 +23,7 @@ import (
 // configuration and SSH keys land there, never in the user's.
 func (w *walk) homeEnv() []string {
 	return append([]string{"HOME=" + w.home, "KUBECONFIG=" + filepath.Join(w.home, ".kube", "config")},
-		emuproc.GcloudEnv(w.endpoint, w.o.project, filepath.Join(w.home, "gcloud"))...)
-}
-
-// kubeTestArgs are kube-up's test variables the walkthrough runs with: the
-// controller-manager notices a halted master within seconds instead of
-// 50 s and elects a new leader as fast (the rehearsal's measured flags);
-// the kubelets renew their leases every 2 s, well inside that grace.
-var kubeTestArgs = []string{
-	"CONTROLLER_MANAGER_TEST_ARGS=" + kubevm.FastControllers,
-	"SCHEDULER_TEST_ARGS=" + kubevm.FastScheduler,
-	"KUBELET_TEST_ARGS=" + kubevm.FastKubelet,
+		harness.GcloudEnv(w.endpoint, w.o.project, filepath.Join(w.home, "gcloud"))...)
 }
 
 // tool runs kubectl or gcloud as a user would, showing the command.
@@ -43,7 +32,7 @@ func (w *walk) tool(ctx context.Context, show bool, name string, args ...string)
 		fmt.Fprintf(w.out, "   $ %s %s\n", filepath.Base(name), strings.Join(args, " "))
 	}
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(cleanEnv(), w.homeEnv()...)
+	cmd.Env = append(harness.CleanEnv(), w.homeEnv()...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -169,7 +158,7 @@ func (w *walk) nodesCheck(ctx context.Context, c cluster, halted string, show bo
 		if err != nil {
 			return err
 		}
-		fmt.Fprint(w.out, indent(out, "   "))
+		fmt.Fprint(w.out, harness.Indent(out, "   "))
 	}
 	return nil
 }

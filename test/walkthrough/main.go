@@ -35,9 +35,8 @@ import (
 
 	compute "google.golang.org/api/compute/v1"
 
-	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/emulator"
-	"github.com/hakube/hakube/test/internal/emuproc"
+	"github.com/hakube/hakube/test/internal/harness"
 )
 
 type options struct {
@@ -238,7 +237,7 @@ func (w *walk) startEmulator(ctx context.Context) (func(), error) {
 	if w.o.externalRange != "" {
 		args = append(args, "--external-range", w.o.externalRange, "--internal-range", w.o.internalRange)
 	}
-	emu, err := emuproc.Start(ctx, w.o.emulator, args...)
+	emu, err := harness.Start(ctx, w.o.emulator, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +257,7 @@ func (w *walk) hakube(ctx context.Context, title string, env []string, args ...s
 	err := cmd.Run()
 	took := time.Since(start)
 	if w.o.verbose || err != nil {
-		fmt.Fprint(w.out, indent(stderr.String(), "   | "))
+		fmt.Fprint(w.out, harness.Indent(stderr.String(), "   | "))
 	} else {
 		for _, l := range strings.Split(stderr.String(), "\n") {
 			if strings.HasPrefix(l, " ✓") || strings.HasPrefix(l, " ✗") {
@@ -300,32 +299,16 @@ func (w *walk) hakube(ctx context.Context, title string, env []string, args ...s
 // env is what every hakube command of the walkthrough runs with: where the
 // emulator is, and nothing else hakube reads.
 func (w *walk) env() []string {
-	env := append(cleanEnv(), w.homeEnv()...)
+	env := append(harness.CleanEnv(), w.homeEnv()...)
 	env = append(env, "PROJECT="+w.o.project, "HAKUBE_APISERVER_PORT="+strconv.Itoa(w.o.apiPort), "HAKUBE_SSH_PORT="+strconv.Itoa(w.o.sshPort))
-	return append(env, kubeTestArgs...)
-}
-
-// cleanEnv is the environment without any variable hakube reads, so the
-// walkthrough sets exactly what it shows.
-func cleanEnv() []string {
-	read := map[string]bool{}
-	for _, k := range config.EnvironmentVariables() {
-		read[k] = true
-	}
-	var out []string
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); !read[k] {
-			out = append(out, kv)
-		}
-	}
-	return out
+	return append(env, harness.KubeTestArgs...)
 }
 
 func (w *walk) status(ctx context.Context, title string) error {
 	cmd := exec.CommandContext(ctx, w.o.hakube, "status", "--zone", zoneB)
 	cmd.Env = w.env()
 	b, err := cmd.CombinedOutput()
-	fmt.Fprintf(w.out, "== %s\n   $ hakube status\n%s\n", title, indent(string(b), "   "))
+	fmt.Fprintf(w.out, "== %s\n   $ hakube status\n%s\n", title, harness.Indent(string(b), "   "))
 	if err != nil {
 		return fmt.Errorf("hakube status: %v", err)
 	}
@@ -699,12 +682,4 @@ func (w *walk) summary() {
 		fmt.Fprintf(w.out, "\nOutages are the time the static IP did not answer, as hakube measured it: %s.", w.measured)
 	}
 	fmt.Fprintf(w.out, "\nDurations are at the emulator's realistic latency scaled by %g; multiply by %g for real GCE.\n", w.o.timeScale, 1/w.o.timeScale)
-}
-
-func indent(s, prefix string) string {
-	s = strings.TrimRight(s, "\n")
-	if s == "" {
-		return ""
-	}
-	return prefix + strings.ReplaceAll(s, "\n", "\n"+prefix) + "\n"
 }

@@ -1,8 +1,8 @@
-// Package emuproc runs the gce-emulator binary as a process, for the
-// programs under test/ that drive real binaries (the walkthrough, the
-// side-by-side benchmark), and gives gcloud the environment that points it
-// at one.
-package emuproc
+// Package harness is what the programs under test/ that drive the built
+// binaries (the walkthrough, the side-by-side benchmark) share: the
+// gce-emulator process, the environment hakube, gcloud and kubectl run
+// with, and the indentation of what they print.
+package harness
 
 import (
 	"bufio"
@@ -69,16 +69,4 @@ func (e *Emulator) Stop() {
 	case <-time.After(5 * time.Second):
 		_ = e.cmd.Process.Kill()
 	}
-}
-
-// GcloudEnv points gcloud at endpoint for project, with its configuration
-// in configDir: no credentials, no prompts, no metadata-server probe.
-func GcloudEnv(endpoint, project, configDir string) []string {
-	return []string{"CLOUDSDK_CONFIG=" + configDir,
-		"CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE=" + endpoint,
-		"CLOUDSDK_AUTH_DISABLE_CREDENTIALS=true", "CLOUDSDK_CORE_PROJECT=" + project,
-		"CLOUDSDK_CORE_DISABLE_PROMPTS=1", "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING=true",
-		"CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK=true", "CLOUDSDK_SURVEY_DISABLE_PROMPTS=true",
-		// No metadata server to probe here, and nobody reads gcloud's logs.
-		"CLOUDSDK_CORE_CHECK_GCE_METADATA=false", "CLOUDSDK_CORE_DISABLE_FILE_LOGGING=true"}
 }
