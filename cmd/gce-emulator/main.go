@@ -90,6 +90,7 @@ func run(ctx context.Context, o *options) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	raiseFileLimit(log)
 	ext, err := netip.ParsePrefix(o.externalRange)
 	if err != nil {
 		return fmt.Errorf("--external-range: %w", err)

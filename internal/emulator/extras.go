@@ -63,6 +63,7 @@ func (x vmExtras) Boot(ctx context.Context, b guest.BootInfo) (func(), error) {
 		MachineType: kubelet.MachineType{Name: b.MachineType, CPUs: int(b.CPUs), MemoryMB: int(b.MemoryMB)},
 		PodCIDR:     b.PodCIDR,
 		Console:     console("kubelet"),
+		Dial:        b.Dial,
 	}
 	if len(b.ExternalIP) > 0 {
 		vm.ExternalIP = b.ExternalIP[0]

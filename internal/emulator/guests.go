@@ -3,7 +3,9 @@ package emulator
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -36,7 +38,7 @@ func (s *Server) startDataPlane() error {
 	host, err := guest.NewHost(guest.Options{
 		Kubernetes: s.opts.Kubernetes, Binary: s.opts.KubeBinary, StateDir: dir,
 		SSHPort: s.opts.SSHPort, Extras: s.opts.Extras, Log: s.log.Named("guest"),
-		Power: s.guestPower, Metadata: s.guestMetadata, GuestAttribute: s.guestAttribute,
+		Power: s.guestPower, Metadata: s.guestMetadata, GuestAttribute: s.guestAttribute, Dial: s.guestDial,
 	})
 	if err == nil {
 		s.dp, err = dataplane.New(s.dataPlaneSnapshot, s.log.Named("dataplane"), s.opts.Seed, host)
@@ -52,6 +54,12 @@ func (s *Server) startDataPlane() error {
 	}
 	s.host = host
 	return nil
+}
+
+// guestDial is a guest's connection, through the data plane (which
+// startDataPlane makes before any VM boots).
+func (s *Server) guestDial(ctx context.Context, from netip.Addr, network, addr string) (net.Conn, error) {
+	return s.dp.Dial(ctx, from, network, addr)
 }
 
 // guestPower is a guest's own shutdown (sudo halt, poweroff or reboot over

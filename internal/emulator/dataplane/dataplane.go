@@ -63,6 +63,9 @@ type Plane struct {
 
 	mu     sync.Mutex // guards status
 	status Report
+
+	nmu  sync.Mutex                      // guards nats
+	nats map[netip.AddrPort]*natListener // the open NAT listeners, for Dial
 }
 
 // bindRetry is how long a listener that failed to bind waits before the
@@ -99,10 +102,10 @@ func New(snapshot func() Snapshot, log *zap.Logger, seed uint64, host *guest.Hos
 		rng:       rand.New(rand.NewPCG(seed, seed^0x2545f4914f6cdd1d)),
 		vms:       map[string]*vmRuntime{},
 		rules:     map[string]*ruleRuntime{},
-		listeners: map[netip.AddrPort]*listener{},
-		probers:   map[healthKey]*prober{},
-		health:    map[healthKey]*memberState{},
-		status:    emptyReport(true),
+		listeners: map[netip.AddrPort]*listener{}, nats: map[netip.AddrPort]*natListener{},
+		probers: map[healthKey]*prober{},
+		health:  map[healthKey]*memberState{},
+		status:  emptyReport(true),
 	}
 	d.wg.Add(1)
 	go d.run()
@@ -190,8 +193,7 @@ func (d *Plane) sync(ctx context.Context) {
 // teardown closes everything; it runs on the reconcile goroutine as it exits.
 func (d *Plane) teardown() {
 	for ap, l := range d.listeners {
-		l.close()
-		delete(d.listeners, ap)
+		d.closeListener(ap, l)
 	}
 	for _, r := range d.rules {
 		r.fwd.shutdown()
@@ -303,8 +305,7 @@ func (d *Plane) syncListeners(wants map[netip.AddrPort]*want, now time.Time, wak
 			}
 		}
 		if !ok || w.kind != l.kind || w.owner != l.owner || !l.matches(w) {
-			l.close()
-			delete(d.listeners, ap)
+			d.closeListener(ap, l)
 			if l.ln != nil {
 				d.log.Debug("listener closed", zap.Stringer("address", ap), zap.String("owner", l.owner))
 			}
@@ -387,6 +388,19 @@ func listenerFor(ap netip.AddrPort, w *want) *listener {
 	return l
 }
 
+// closeListener closes l and forgets it.
+func (d *Plane) closeListener(ap netip.AddrPort, l *listener) {
+	if l.nat != nil {
+		d.nmu.Lock()
+		if d.nats[ap] == l.nat {
+			delete(d.nats, ap)
+		}
+		d.nmu.Unlock()
+	}
+	l.close()
+	delete(d.listeners, ap)
+}
+
 func (l *listener) close() {
 	l.hold.release()
 	if l.nat != nil {
@@ -420,6 +434,9 @@ func (d *Plane) open(ap netip.AddrPort, w *want) (*listener, error) {
 	case kindNAT:
 		d.wg.Add(1)
 		go l.nat.serve(d, ln)
+		d.nmu.Lock()
+		d.nats[ap] = l.nat
+		d.nmu.Unlock()
 	default:
 		l.srv = d.guestServer(w)
 		d.wg.Add(1)

@@ -3,6 +3,7 @@ package guest
 import (
 	"context"
 	"io"
+	"net"
 	"net/netip"
 
 	"github.com/hakube/hakube/internal/vmcontract"
@@ -105,6 +106,8 @@ type BootInfo struct {
 	// Console returns a writer of whole lines to the VM's serial console,
 	// each prefixed with "<component>: ".
 	Console func(component string) io.WriteCloser
+	// Dial connects from InternalIP as the network would.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // VMRef names one boot of an instance to the emulator's callbacks.

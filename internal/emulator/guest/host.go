@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -33,6 +35,9 @@ type Options struct {
 	// GuestAttribute writes one of an instance's guest attributes (nil:
 	// the emulator keeps none).
 	GuestAttribute func(ctx context.Context, link string, id uint64, namespace, key, value string) error
+	// Dial connects from a VM's address to addr as the network would
+	// (nil: a socket bound to from).
+	Dial func(ctx context.Context, from netip.Addr, network, addr string) (net.Conn, error)
 }
 
 // Host runs the guests of one emulator: it owns the state directory and
