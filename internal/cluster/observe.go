@@ -57,6 +57,8 @@ type Observed struct {
 	// SharedNetwork is true when other hakube clusters have rules on the
 	// cluster's network, so shared rules stay at teardown.
 	SharedNetwork bool
+	// addresses are the listed addresses the region and the IPs come from.
+	addresses []*compute.Address
 }
 
 // Exists reports whether any part of the cluster exists.
@@ -121,11 +123,35 @@ type Observer interface {
 
 // observation collects one Observe's parallel reads.
 type observation struct {
-	o         *Observed
-	cfg       *config.Config
-	mu        sync.Mutex // guards o.Conflicts
-	addresses []*compute.Address
+	o   *Observed
+	cfg *config.Config
+	mu  sync.Mutex // guards o.Conflicts
+	// reads are the parts to read; the others are prev's.
+	reads reads
+	prev  *Observed
 }
+
+// reads are the parts of an observation, one request (or one list) each,
+// so that the verification pass re-reads only what the run changed.
+type reads uint16
+
+const (
+	readNetwork reads = 1 << iota
+	readFirewalls
+	readAddresses
+	readInstances
+	readDisks
+	readGroups
+	readTemplate
+	readHealthCheck
+	readTargetPool
+	readSubnetworks
+	readForwardingRule
+	readAll = 1<<iota - 1
+)
+
+// read reports whether part r is read (else it is prev's).
+func (ob *observation) read(r reads) bool { return ob.reads&r != 0 }
 
 func (ob *observation) conflict(format string, args ...any) {
 	ob.mu.Lock()
@@ -154,7 +180,21 @@ func getOwned[T any](ctx context.Context, ob *observation, what string, key gce.
 // Observe reads the cluster with parallel lists: one round of project-wide
 // lists and global gets, then the regional gets once the region is known.
 func Observe(ctx context.Context, c Observer, cfg *config.Config) (*Observed, error) {
-	ob := &observation{cfg: cfg, o: &Observed{Firewalls: map[string]*compute.Firewall{}, Disks: map[string]*compute.Disk{}, Pools: map[string][]*compute.InstanceGroupManager{}, InternalIPs: map[string]*compute.Address{}}}
+	return observe(ctx, c, cfg, nil, readAll)
+}
+
+// observe reads the parts of the cluster in parts and takes the others
+// from prev, an observation of the same cluster that nothing has changed
+// those parts of since. A prev with conflicts is read again in full: they
+// are not kept per part.
+func observe(ctx context.Context, c Observer, cfg *config.Config, prev *Observed, parts reads) (*Observed, error) {
+	if prev == nil || len(prev.Conflicts) > 0 {
+		prev, parts = &Observed{}, readAll
+	}
+	ob := &observation{cfg: cfg, reads: parts, prev: prev, o: &Observed{Firewalls: map[string]*compute.Firewall{}, Disks: map[string]*compute.Disk{}, Pools: map[string][]*compute.InstanceGroupManager{}, InternalIPs: map[string]*compute.Address{}}}
+	if parts != readAll {
+		ob.keep()
+	}
 	if err := ob.project(ctx, c); err != nil {
 		return nil, err
 	}
@@ -174,7 +214,12 @@ func Observe(ctx context.Context, c Observer, cfg *config.Config) (*Observed, er
 func (ob *observation) project(ctx context.Context, c Observer) error {
 	o, cfg, cluster := ob.o, ob.cfg, ob.cfg.ClusterName()
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
+	goRead := func(r reads, f func() error) {
+		if ob.read(r) {
+			g.Go(f)
+		}
+	}
+	goRead(readNetwork, func() error {
 		n, err := c.GetNetwork(gctx, gce.GlobalKey(cfg.Network))
 		if gce.IsNotFound(err) {
 			return nil
@@ -182,16 +227,16 @@ func (ob *observation) project(ctx context.Context, c Observer) error {
 		o.Network = n
 		return wrap(err, "read network %s", cfg.Network)
 	})
-	g.Go(func() error { return ob.firewalls(gctx, c) })
-	g.Go(func() error {
+	goRead(readFirewalls, func() error { return ob.firewalls(gctx, c) })
+	goRead(readAddresses, func() error {
 		// The static IP and the masters' internal IPs: every name starts
 		// with the master's (GCE ignores labels given when an address is
 		// reserved, so the name and the description say whose it is).
 		as, err := c.AggregatedAddresses(gctx, fmt.Sprintf("name eq %s.*", regexp.QuoteMeta(cfg.MasterName())))
-		ob.addresses = as
+		o.addresses = as
 		return wrap(err, "list addresses")
 	})
-	g.Go(func() error {
+	goRead(readInstances, func() error {
 		ins, err := c.AggregatedInstances(gctx, gce.RoleFilter(cluster, gce.RoleMaster))
 		if err != nil {
 			return wrap(err, "list instances")
@@ -204,7 +249,7 @@ func (ob *observation) project(ctx context.Context, c Observer) error {
 		slices.SortFunc(o.Masters, func(a, b *compute.Instance) int { return strings.Compare(a.Name, b.Name) })
 		return nil
 	})
-	g.Go(func() error {
+	goRead(readDisks, func() error {
 		ds, err := c.AggregatedDisks(gctx, gce.RoleFilter(cluster, gce.RoleMasterDisk))
 		if err != nil {
 			return wrap(err, "list disks")
@@ -216,7 +261,7 @@ func (ob *observation) project(ctx context.Context, c Observer) error {
 		}
 		return nil
 	})
-	g.Go(func() error {
+	goRead(readGroups, func() error {
 		ms, err := c.AggregatedMIGs(gctx, fmt.Sprintf("name eq '%s(-[0-9]+)?'", regexp.QuoteMeta(cfg.NodeGroupName())))
 		if err != nil {
 			return wrap(err, "list managed instance groups")
@@ -236,12 +281,12 @@ func (ob *observation) project(ctx context.Context, c Observer) error {
 		}
 		return nil
 	})
-	g.Go(func() (err error) {
+	goRead(readTemplate, func() (err error) {
 		o.Template, err = getOwned(gctx, ob, "instance template", gce.GlobalKey(cfg.NodeTemplateName()), c.GetInstanceTemplate,
 			func(t *compute.InstanceTemplate) bool { return gce.OwnedByDescription(cluster, t.Description) })
 		return err
 	})
-	g.Go(func() (err error) {
+	goRead(readHealthCheck, func() (err error) {
 		o.HealthCheck, err = getOwned(gctx, ob, "HTTP health check", gce.GlobalKey(cfg.HealthCheckName()), c.GetHTTPHealthCheck,
 			func(hc *compute.HttpHealthCheck) bool { return gce.OwnedByDescription(cluster, hc.Description) })
 		return err
@@ -282,7 +327,7 @@ func (ob *observation) firewalls(ctx context.Context, c Observer) error {
 func (ob *observation) region() error {
 	o, cfg, cluster := ob.o, ob.cfg, ob.cfg.ClusterName()
 	var owned []*compute.Address
-	for _, a := range ob.addresses {
+	for _, a := range o.addresses {
 		k := gce.KeyOf(a.SelfLink)
 		if a.Name != cfg.StaticIPName() {
 			if a.AddressType == "INTERNAL" && strings.HasSuffix(a.Name, "-internal") && gce.OwnedByDescription(cluster, a.Description) {
@@ -328,13 +373,22 @@ func (ob *observation) region() error {
 // regional is the second round: the load balancer's regional pieces.
 func (ob *observation) regional(ctx context.Context, c Observer) error {
 	o, cfg, cluster := ob.o, ob.cfg, ob.cfg.ClusterName()
+	if o.Region != ob.prev.Region {
+		// prev's regional parts are another region's.
+		ob.reads |= readTargetPool | readSubnetworks | readForwardingRule
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) {
+	goRead := func(r reads, f func() error) {
+		if ob.read(r) {
+			g.Go(f)
+		}
+	}
+	goRead(readTargetPool, func() (err error) {
 		o.TargetPool, err = getOwned(gctx, ob, "target pool", gce.RegionalKey(o.Region, cfg.TargetPoolName()), c.GetTargetPool,
 			func(tp *compute.TargetPool) bool { return gce.OwnedByDescription(cluster, tp.Description) })
 		return err
 	})
-	g.Go(func() error {
+	goRead(readSubnetworks, func() error {
 		// The secondary range is known by its name only: GCE keeps no
 		// labels or description on it. Every region's subnetwork of the
 		// network is read, in one call, since ranges may not overlap
@@ -357,7 +411,7 @@ func (ob *observation) regional(ctx context.Context, c Observer) error {
 		}
 		return nil
 	})
-	g.Go(func() (err error) {
+	goRead(readForwardingRule, func() (err error) {
 		o.ForwardingRule, err = getOwned(gctx, ob, "forwarding rule", gce.RegionalKey(o.Region, cfg.ForwardingRuleName()), c.GetForwardingRule,
 			func(fr *compute.ForwardingRule) bool { return gce.Owned(cluster, fr.Labels, fr.Description) })
 		return err

@@ -86,7 +86,7 @@ func Run(ctx context.Context, env *Env, cfg *config.Config, opts RunOptions) (*R
 	if err := execute(ctx, env, p, opts, rep); err != nil || p.plan.Mutations() == 0 {
 		return rep, err
 	}
-	return rep, verify(ctx, env, p.cfg, opts.Command, rep)
+	return rep, verify(ctx, env, p, opts.Command, changedParts(gce.Diff(before, env.Cloud.Stats().Snapshot())), rep)
 }
 
 // prepare checks the zone, observes (adopting the cluster's own record),
@@ -149,13 +149,17 @@ func execute(ctx context.Context, env *Env, p *planner, opts RunOptions, rep *Re
 	return res.Err
 }
 
-// verify observes again: a converged cluster needs nothing more.
-func verify(ctx context.Context, env *Env, cfg *config.Config, command string, rep *Report) error {
-	obs, err := Observe(ctx, env.Cloud, cfg)
+// verify observes again and plans again: a converged cluster needs nothing
+// more. It re-reads only the parts of the observation the run's mutations
+// could have changed; the others are the plan's observation, which the
+// lock kept every other run from changing.
+func verify(ctx context.Context, env *Env, p *planner, command string, changed reads, rep *Report) error {
+	cfg := p.cfg
+	obs, err := observe(ctx, env.Cloud, cfg, p.obs, changed)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
-	rep.Status, _ = statusOf(ctx, env, cfg, obs, false)
+	rep.Status = statusOf(cfg, obs)
 	if again, err := plan(ctx, env, cfg, obs, command); err == nil && again.plan.Mutations() > 0 {
 		var left []string
 		for _, s := range again.plan.Steps {

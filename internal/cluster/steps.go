@@ -26,9 +26,14 @@ func (r *run) takeLock(ctx context.Context, create bool) error {
 			return fmt.Errorf("reserve static IP %s: %w", key, err)
 		}
 	}
-	a, err := c.GetAddress(ctx, key)
-	if err != nil {
-		return fmt.Errorf("read static IP %s: %w", key, err)
+	// The observation read the address moments ago; the lock's write
+	// against its label fingerprint proves nothing changed since.
+	a := r.obs.Address
+	if a == nil {
+		var err error
+		if a, err = c.GetAddress(ctx, key); err != nil {
+			return fmt.Errorf("read static IP %s: %w", key, err)
+		}
 	}
 	if !gce.Owned(r.cfg.ClusterName(), a.Labels, a.Description) {
 		return refuse("address %s exists but does not belong to cluster %q; choose another --prefix", key, r.cfg.ClusterName())
@@ -49,11 +54,14 @@ func (r *run) takeLock(ctx context.Context, create bool) error {
 		if err := c.SetAddressLabels(ctx, key, labels, a.LabelFingerprint); err != nil && !gce.IsPrecondition(err) {
 			return fmt.Errorf("label static IP %s: %w", key, err)
 		}
+		var err error
 		if a, err = c.GetAddress(ctx, key); err != nil {
 			return fmt.Errorf("read static IP %s: %w", key, err)
 		}
 	}
-	lock, err := c.AcquireLock(ctx, key, r.env.lockRequest(r.flow, r.observedLock()))
+	req := r.env.lockRequest(r.flow, r.observedLock())
+	req.Seen = a
+	lock, err := c.AcquireLock(ctx, key, req)
 	if err != nil {
 		return err
 	}

@@ -346,3 +346,59 @@ func hasReason(err error, reason string) bool {
 	var ge *googleapi.Error
 	return errors.As(err, &ge) && slices.ContainsFunc(ge.Errors, func(e googleapi.ErrorItem) bool { return e.Reason == reason })
 }
+
+// TestLockFromAStaleRead: a lock written from an address read before
+// another run took the lock is refused by its fingerprint, and one read
+// while another held it is taken once that run has let go. A fresh read
+// costs no call.
+func TestLockFromAStaleRead(t *testing.T) {
+	c, _ := newCloud(t, emulator.Options{})
+	ctx := context.Background()
+	key := gce.RegionalKey("us-central1", "lock-ip")
+	if err := c.InsertAddress(ctx, key, &compute.Address{Name: "lock-ip"}); err != nil {
+		t.Fatal(err)
+	}
+	free, err := c.GetAddress(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, err := c.AcquireLock(ctx, key, lockReq("alice-host-1", 11, "up", time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := lockReq("bob-host-2", 22, "down", time.Now())
+	bob.Seen = free
+	var locked *gce.LockedError
+	if _, err := c.AcquireLock(ctx, key, bob); !errors.As(err, &locked) || locked.Info.Holder != "alice-host-1" {
+		t.Fatalf("lock from a read that saw it free, while alice holds it: %v, want refused naming alice", err)
+	}
+
+	held, err := c.GetAddress(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bob.Seen = held
+	if _, err := c.AcquireLock(ctx, key, bob); err != nil {
+		t.Fatalf("lock from a read that saw alice's lock, after she let go: %v", err)
+	}
+	if info := lockHolder(t, c); info.Holder != "bob-host-2" {
+		t.Errorf("holder = %+v, want bob", info)
+	}
+
+	current, err := c.GetAddress(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := lockReq("bob-host-2", 22, "down", time.Now()) // the same process
+	again.Seen = current
+	before := c.Stats().Snapshot()
+	if _, err := c.AcquireLock(ctx, key, again); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]gce.MethodCount{{Method: "addresses.setLabels", Count: 1}}, gce.Diff(before, c.Stats().Snapshot())); diff != "" {
+		t.Errorf("calls of a lock from a fresh read (-want +got):\n%s", diff)
+	}
+}

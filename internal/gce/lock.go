@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	compute "google.golang.org/api/compute/v1"
 )
 
 // The cluster lock lives in GCE itself, as labels on the cluster's static
@@ -113,6 +115,11 @@ type LockRequest struct {
 	Break *LockInfo
 	// Alive tells whether a pid of this machine still runs (nil: ProcessAlive).
 	Alive func(pid int) bool
+	// Seen is the address as the run just read it (nil: read it). The first
+	// attempt writes the lock against its label fingerprint, which GCE
+	// refuses if the labels changed since; a lock it shows held is read
+	// again before the run is refused.
+	Seen *compute.Address
 }
 
 // Gone reports whether the holder is a process of this run's identity (same
@@ -144,17 +151,25 @@ type Lock struct {
 // it is exactly the lock the request breaks.
 func (c *Cloud) AcquireLock(ctx context.Context, address Key, req LockRequest) (*Lock, error) {
 	holder := LabelValue(req.Info.Holder)
+	seen := req.Seen
 	for attempt := 0; attempt < 5; attempt++ {
-		a, err := c.GetAddress(ctx, address)
-		if err != nil {
-			return nil, fmt.Errorf("read lock on address %s: %w", address, err)
+		a := seen
+		if a == nil {
+			var err error
+			if a, err = c.GetAddress(ctx, address); err != nil {
+				return nil, fmt.Errorf("read lock on address %s: %w", address, err)
+			}
 		}
+		fresh := seen == nil
+		seen = nil
 		held := LockInfoOf(a.Labels)
 		var replaced *LockInfo
 		switch {
 		case !held.Held(), held.Holder == holder && held.PID == req.Info.PID:
 		case req.Gone(held), req.Break != nil && held.same(*req.Break):
 			replaced = &held
+		case !fresh:
+			continue // the holder may have released it since: look again
 		default:
 			return nil, &LockedError{Address: address.Name, Info: held, Alive: held.Holder == holder && req.alive(held.PID)}
 		}
@@ -166,7 +181,7 @@ func (c *Cloud) AcquireLock(ctx context.Context, address Key, req LockRequest) (
 		labels[LabelLockPID] = strconv.Itoa(req.Info.PID)
 		labels[LabelLockOp] = LabelValue(req.Info.Operation)
 		labels[LabelLockSince] = strconv.FormatInt(req.Info.Since.Unix(), 10)
-		err = c.SetAddressLabels(ctx, address, labels, a.LabelFingerprint)
+		err := c.SetAddressLabels(ctx, address, labels, a.LabelFingerprint)
 		if IsPrecondition(err) {
 			continue // someone changed the labels since we read them: look again
 		}

@@ -1,0 +1,102 @@
+package cluster
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/hakube/hakube/internal/gce"
+)
+
+func TestChangedParts(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		calls map[string]int
+		want  reads
+	}{
+		{"nothing", nil, 0},
+		{"reads, waits and polls", map[string]int{"instances.aggregatedList": 2, "addresses.get": 3, "zoneOperations.wait": 4,
+			"targetPools.getHealth": 5, "instances.getGuestAttributes": 1, "instanceGroupManagers.listManagedInstances": 2}, 0},
+		{"the lock", map[string]int{"addresses.get": 2, "addresses.setLabels": 2}, readAddresses},
+		{"a resize", map[string]int{"instanceGroupManagers.resize": 1, "addresses.setLabels": 2}, readGroups | readAddresses},
+		{"a master's insert", map[string]int{"instances.insert": 1}, readInstances | readDisks | readAddresses | readTargetPool},
+		{"the forwarding rule", map[string]int{"forwardingRules.insert": 1}, readForwardingRule | readAddresses},
+		{"a call counted zero times", map[string]int{"firewalls.delete": 0}, 0},
+		{"a collection the table does not know", map[string]int{"projects.setCommonInstanceMetadata": 1}, readAll},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := changedParts(methodCounts(tc.calls)); got != tc.want {
+				t.Errorf("changedParts = %011b, want %011b", got, tc.want)
+			}
+		})
+	}
+}
+
+// methodCounts is calls as gce.Diff returns them.
+func methodCounts(calls map[string]int) []gce.MethodCount {
+	var out []gce.MethodCount
+	for m, n := range calls {
+		out = append(out, gce.MethodCount{Method: m, Count: n})
+	}
+	return out
+}
+
+// TestObserveRereadsOnlyChangedParts: a part not re-read is the previous
+// observation's, even when it changed meanwhile; a re-read part is read
+// with its one request.
+func TestObserveRereadsOnlyChangedParts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cloud, cfg := scaleCluster(t, 2)
+	prev, err := Observe(ctx, cloud, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prev.Template == nil || len(prev.Pools[zb]) != 1 {
+		t.Fatalf("the first observation has template %v and pools %v, want the template and one group", prev.Template, prev.Pools)
+	}
+	group := gce.ZonalKey(zb, prev.Pools[zb][0].Name)
+	if err := cloud.ResizeMIG(ctx, group, 3); err != nil {
+		t.Fatal(err)
+	}
+	before := cloud.Stats().Snapshot()
+	got, err := observe(ctx, cloud, cfg, prev, readGroups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := gce.Diff(before, cloud.Stats().Snapshot())
+	if diff := cmp.Diff([]gce.MethodCount{{Method: "instanceGroupManagers.aggregatedList", Count: 1}}, calls); diff != "" {
+		t.Errorf("re-reading the groups made other calls (-want +got):\n%s", diff)
+	}
+	if n := got.Pools[zb][0].TargetSize; n != 3 {
+		t.Errorf("re-read group's target size = %d, want 3", n)
+	}
+	if got.Template != prev.Template || got.Region != prev.Region || got.Subnetwork != prev.Subnetwork {
+		t.Error("the parts not re-read are not the previous observation's")
+	}
+
+	// The template goes after its group: not re-read, it is still there.
+	if err := cloud.DeleteMIG(ctx, group); err != nil {
+		t.Fatal(err)
+	}
+	if err := cloud.DeleteInstanceTemplate(ctx, gce.GlobalKey(cfg.NodeTemplateName())); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = observe(ctx, cloud, cfg, prev, readGroups); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Pools) != 0 || got.Template != prev.Template {
+		t.Errorf("after the group's and the template's deletes, re-reading the groups shows pools %v and template %v; want no pool, the previous template", got.Pools, got.Template)
+	}
+	if got, err = observe(ctx, cloud, cfg, prev, readGroups|readTemplate); err != nil {
+		t.Fatal(err)
+	}
+	full, err := Observe(ctx, cloud, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(full, got, cmp.AllowUnexported(Observed{})); diff != "" {
+		t.Errorf("re-reading what changed differs from a full observation (-full +got):\n%s", diff)
+	}
+}
