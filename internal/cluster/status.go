@@ -115,29 +115,42 @@ type PoolStatus struct {
 	vms             []string
 }
 
-// GetStatus reads the cluster and probes its API.
+// GetStatus reads the cluster and probes its API. After the observation,
+// its three reads are independent and run at once: etcd's membership over
+// SSH, the probes of the API, the load balancer and the pools, and the
+// cluster's own view through its API (the Node list, the longest at 5,000
+// nodes).
 func GetStatus(ctx context.Context, env *Env, cfg *config.Config) (*Status, error) {
 	env.defaults()
 	cfg, obs, err := observeAdopted(ctx, env.Cloud, cfg, "status")
 	if err != nil {
 		return nil, err
 	}
-	if len(obs.Masters) > 0 {
-		// Read-only: without hakube's SSH key on the masters etcd is unknown.
-		if _, err := readEtcd(ctx, env, obs, true); err != nil {
-			return nil, err
-		}
-	}
-	return statusOf(ctx, env, cfg, obs, true)
-}
-
-// statusOf renders what was observed. With probe it also asks the API, the
-// load balancer and the pools how they are doing (a few more calls); without,
-// it costs no call (the summary after a flow).
-func statusOf(ctx context.Context, env *Env, cfg *config.Config, obs *Observed, probe bool) (*Status, error) {
-	st := &Status{Cluster: cfg.ClusterName(), Project: cfg.Project, Region: obs.Region, Exists: obs.Exists(), Conflicts: obs.Conflicts}
+	st := statusOf(cfg, obs)
 	if !st.Exists {
 		return st, nil
+	}
+	var api apiView
+	g, gctx := errgroup.WithContext(ctx)
+	if len(obs.Masters) > 0 {
+		// Read-only: without hakube's SSH key on the masters etcd is unknown.
+		g.Go(func() error { _, err := readEtcd(gctx, env, obs, true); return err })
+	}
+	g.Go(func() error { probeStatus(gctx, env, cfg, obs, st); return nil })
+	g.Go(func() error { api = readAPI(gctx, env, cfg, obs, st.StaticIP != nil); return nil })
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	clusterStatus(ctx, env, obs, st, api)
+	return st, nil
+}
+
+// statusOf renders what was observed, without a call (the summary after a
+// flow, and the start of GetStatus).
+func statusOf(cfg *config.Config, obs *Observed) *Status {
+	st := &Status{Cluster: cfg.ClusterName(), Project: cfg.Project, Region: obs.Region, Exists: obs.Exists(), Conflicts: obs.Conflicts}
+	if !st.Exists {
+		return st
 	}
 	st.Mode = modeOf(obs)
 	if obs.ForwardingRule != nil || obs.TargetPool != nil || obs.HealthCheck != nil {
@@ -193,31 +206,49 @@ func statusOf(ctx context.Context, env *Env, cfg *config.Config, obs *Observed, 
 	for _, z := range slices.Sorted(maps.Keys(byZone)) {
 		st.Zones = append(st.Zones, *byZone[z])
 	}
-	if probe {
-		probeStatus(ctx, env, cfg, obs, st)
-		clusterStatus(ctx, env, cfg, obs, st)
+	return st
+}
+
+// apiView is the cluster's own view through its API on the static IP.
+type apiView struct {
+	api   *APIStatus
+	nodes []kube.Node
+}
+
+// readAPI asks the API for /readyz and the Nodes, at once. Without a
+// static IP there is no API to ask (and nothing to report, unless hasIP).
+func readAPI(ctx context.Context, env *Env, cfg *config.Config, obs *Observed, hasIP bool) apiView {
+	r := &run{env: env, cfg: cfg, obs: obs, st: newRunState(obs)}
+	c, err := r.kubeClient()
+	if err != nil {
+		if hasIP {
+			return apiView{api: &APIStatus{Error: err.Error()}}
+		}
+		return apiView{}
 	}
-	return st, nil
+	kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	v := apiView{api: &APIStatus{Ready: true}}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if nodes, err := c.Nodes(kctx); err == nil {
+			v.nodes = nodes
+		}
+	}()
+	if err := c.Readyz(kctx); err != nil {
+		v.api = &APIStatus{Error: err.Error()}
+	}
+	wg.Wait()
+	return v
 }
 
 // clusterStatus adds the cluster's own view: /readyz, the Nodes (per master
 // its Node's Ready, per pool how many are Ready) and etcd's members (per
 // master its member; phantoms and masters without one).
-func clusterStatus(ctx context.Context, env *Env, cfg *config.Config, obs *Observed, st *Status) {
-	r := &run{env: env, cfg: cfg, obs: obs, st: newRunState(obs)}
-	if c, err := r.kubeClient(); err == nil {
-		kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		st.API = &APIStatus{Ready: true}
-		if err := c.Readyz(kctx); err != nil {
-			st.API = &APIStatus{Error: err.Error()}
-		}
-		if nodes, err := c.Nodes(kctx); err == nil {
-			st.Nodes = nodes
-		}
-		cancel()
-	} else if st.StaticIP != nil {
-		st.API = &APIStatus{Error: err.Error()}
-	}
+func clusterStatus(ctx context.Context, env *Env, obs *Observed, st *Status, v apiView) {
+	st.API, st.Nodes = v.api, v.nodes
 	ready := map[string]bool{}
 	for _, n := range st.Nodes {
 		ready[n.Name] = n.Ready

@@ -21,6 +21,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/kubernetes"
@@ -54,6 +55,10 @@ func New(server string, caPEM []byte, cert tls.Certificate) (*Client, error) {
 		UserAgent:       "hakube",
 		QPS:             50,
 		Burst:           100,
+		// Protobuf, as the kubelets and controllers speak: a list of 5,000
+		// Nodes is several times smaller and faster to decode than JSON.
+		ContentConfig: rest.ContentConfig{ContentType: runtime.ContentTypeProtobuf,
+			AcceptContentTypes: runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON},
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
