@@ -15,7 +15,7 @@ all: build
 
 build: rehearsal
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./cmd/... ./test/walkthrough ./test/sidebyside
+	$(GO) build -o $(BIN)/ ./cmd/... ./test/walkthrough ./test/sidebyside ./test/scale
 
 # The real etcd and Kubernetes control plane the emulator's masters run
 # (a module of its own: the CLI's stays small). Slow only the first time.
@@ -30,11 +30,13 @@ demo: build
 # Flow benchmarks (wall time against the critical path, API calls against
 # kube-up's) and the emulator's throughput and memory at 5,000 VMs; then
 # kube-up's gcloud sequence and hakube side by side, flow by flow, at GCE's
-# latency and at the fast preset (CPU per invocation).
+# latency and at the fast preset (CPU per invocation); then hakube's fresh up,
+# status, resize and down at 500, 2,000 and 5,000 nodes.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./internal/cluster/ ./internal/emulator/
 	$(BIN)/sidebyside -latency realistic
 	$(BIN)/sidebyside -latency fast
+	$(BIN)/scale -nodes 500,2000,5000
 
 # The cluster package's scenarios run real control planes, several at once:
 # alone, after the rest, so that no other package's load starves them.

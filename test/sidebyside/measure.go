@@ -88,49 +88,11 @@ func (s *side) run(ctx context.Context, o options, f flow, out io.Writer) (measu
 	if err != nil {
 		return m, err
 	}
-	m.requests, m.mutations, m.ops = classify(rc.Counts)
+	m.requests, m.mutations, m.ops = harness.Classify(rc.Counts)
 	if o.verbose {
-		fmt.Fprintf(out, "   | %s %s requests: %s\n", s.name, f.name, perMethod(rc.Counts))
+		fmt.Fprintf(out, "   | %s %s requests: %s\n", s.name, f.name, harness.PerMethod(rc.Counts))
 	}
 	return m, nil
-}
-
-// classify splits request counts per API method into all, mutations and
-// operation polls.
-func classify(counts map[string]int64) (all, mutations, polls int64) {
-	for method, n := range counts {
-		all += n
-		verb := method[strings.LastIndexByte(method, '.')+1:]
-		switch {
-		case strings.Contains(method, "Operations."):
-			polls += n
-		case strings.HasPrefix(verb, "get") || strings.HasPrefix(verb, "list") || strings.HasPrefix(verb, "aggregatedList"):
-		default:
-			mutations += n
-		}
-	}
-	return all, mutations, polls
-}
-
-// perMethod lists the counts, most first.
-func perMethod(counts map[string]int64) string {
-	type mc struct {
-		m string
-		n int64
-	}
-	var l []mc
-	for m, n := range counts {
-		l = append(l, mc{strings.TrimPrefix(m, "compute."), n})
-	}
-	sort.Slice(l, func(i, j int) bool { return l[i].n > l[j].n || l[i].n == l[j].n && l[i].m < l[j].m })
-	var b strings.Builder
-	for i, x := range l {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "%s %d", x.m, x.n)
-	}
-	return b.String()
 }
 
 func (s *side) staticIP(ctx context.Context) (string, error) {

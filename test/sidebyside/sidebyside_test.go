@@ -40,18 +40,6 @@ func TestFloor(t *testing.T) {
 	}
 }
 
-func TestClassify(t *testing.T) {
-	all, mut, polls := classify(map[string]int64{
-		"compute.instances.insert": 2, "compute.instances.get": 3, "compute.instances.list": 1,
-		"compute.instances.aggregatedList": 1, "compute.zoneOperations.wait": 4, "compute.regionOperations.get": 1,
-		"compute.instanceGroupManagers.listManagedInstances": 2, "compute.instances.getGuestAttributes": 1,
-		"compute.targetPools.addInstance": 1,
-	})
-	if diff := cmp.Diff([3]int64{16, 3, 5}, [3]int64{all, mut, polls}); diff != "" {
-		t.Errorf("all/mutations/polls (-want +got):\n%s", diff)
-	}
-}
-
 func TestTablesJoinRepetitions(t *testing.T) {
 	ms := func(walls ...float64) []measured {
 		var out []measured

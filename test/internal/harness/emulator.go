@@ -58,6 +58,9 @@ func Start(ctx context.Context, bin string, args ...string) (*Emulator, error) {
 	return e, nil
 }
 
+// Pid is the emulator's process id.
+func (e *Emulator) Pid() int { return e.cmd.Process.Pid }
+
 // Stop interrupts the emulator (it ends its VMs' processes) and kills it
 // if it has not exited within 5 s.
 func (e *Emulator) Stop() {
