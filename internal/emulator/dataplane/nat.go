@@ -133,7 +133,8 @@ func (d *Plane) Dial(ctx context.Context, from netip.Addr, network, addr string)
 			return pipeConn{client, from, ap}, nil
 		}
 	}
-	dl := &net.Dialer{}
+	// The dialer a kubelet stand-in uses without the data plane.
+	dl := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	if from.IsValid() {
 		dl.LocalAddr = &net.TCPAddr{IP: from.AsSlice()}
 	}

@@ -106,7 +106,8 @@ type BootInfo struct {
 	// Console returns a writer of whole lines to the VM's serial console,
 	// each prefixed with "<component>: ".
 	Console func(component string) io.WriteCloser
-	// Dial connects from InternalIP as the network would.
+	// Dial connects from InternalIP as the network would (nil when the
+	// host has no Options.Dial: the extra opens a socket of its own).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 

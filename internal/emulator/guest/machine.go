@@ -409,15 +409,10 @@ func (b *boot) bootInfo() BootInfo {
 		MachineType: spec.MachineType, CPUs: spec.CPUs, MemoryMB: spec.MemoryMB, StateDir: m.h.vmDir(m.id), SSHPort: m.h.opts.SSHPort,
 		Console: func(component string) io.WriteCloser { return m.console.Line(component, nil) },
 	}
-	info.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if m.h.opts.Dial != nil {
-			return m.h.opts.Dial(ctx, spec.Internal, network, addr)
+	if dial := m.h.opts.Dial; dial != nil {
+		info.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return dial(ctx, spec.Internal, network, addr)
 		}
-		d := &net.Dialer{}
-		if spec.Internal.IsValid() {
-			d.LocalAddr = &net.TCPAddr{IP: spec.Internal.AsSlice()}
-		}
-		return d.DialContext(ctx, network, addr)
 	}
 	if err := os.MkdirAll(info.StateDir, 0o700); err != nil {
 		b.logf("cannot make the VM's directory: %v", err)
