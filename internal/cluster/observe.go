@@ -153,6 +153,13 @@ const (
 // read reports whether part r is read (else it is prev's).
 func (ob *observation) read(r reads) bool { return ob.reads&r != 0 }
 
+// goRead runs f in g when part r is read.
+func (ob *observation) goRead(g *errgroup.Group, r reads, f func() error) {
+	if ob.read(r) {
+		g.Go(f)
+	}
+}
+
 func (ob *observation) conflict(format string, args ...any) {
 	ob.mu.Lock()
 	ob.o.Conflicts = append(ob.o.Conflicts, fmt.Sprintf(format, args...))
@@ -214,12 +221,7 @@ func observe(ctx context.Context, c Observer, cfg *config.Config, prev *Observed
 func (ob *observation) project(ctx context.Context, c Observer) error {
 	o, cfg, cluster := ob.o, ob.cfg, ob.cfg.ClusterName()
 	g, gctx := errgroup.WithContext(ctx)
-	goRead := func(r reads, f func() error) {
-		if ob.read(r) {
-			g.Go(f)
-		}
-	}
-	goRead(readNetwork, func() error {
+	ob.goRead(g, readNetwork, func() error {
 		n, err := c.GetNetwork(gctx, gce.GlobalKey(cfg.Network))
 		if gce.IsNotFound(err) {
 			return nil
@@ -227,8 +229,8 @@ func (ob *observation) project(ctx context.Context, c Observer) error {
 		o.Network = n
 		return wrap(err, "read network %s", cfg.Network)
 	})
-	goRead(readFirewalls, func() error { return ob.firewalls(gctx, c) })
-	goRead(readAddresses, func() error {
+	ob.goRead(g, readFirewalls, func() error { return ob.firewalls(gctx, c) })
+	ob.goRead(g, readAddresses, func() error {
 		// The static IP and the masters' internal IPs: every name starts
 		// with the master's (GCE ignores labels given when an address is
 		// reserved, so the name and the description say whose it is).
@@ -236,7 +238,7 @@ func (ob *observation) project(ctx context.Context, c Observer) error {
 		o.addresses = as
 		return wrap(err, "list addresses")
 	})
-	goRead(readInstances, func() error {
+	ob.goRead(g, readInstances, func() error {
 		ins, err := c.AggregatedInstances(gctx, gce.RoleFilter(cluster, gce.RoleMaster))
 		if err != nil {
 			return wrap(err, "list instances")
@@ -249,7 +251,7 @@ func (ob *observation) project(ctx context.Context, c Observer) error {
 		slices.SortFunc(o.Masters, func(a, b *compute.Instance) int { return strings.Compare(a.Name, b.Name) })
 		return nil
 	})
-	goRead(readDisks, func() error {
+	ob.goRead(g, readDisks, func() error {
 		ds, err := c.AggregatedDisks(gctx, gce.RoleFilter(cluster, gce.RoleMasterDisk))
 		if err != nil {
 			return wrap(err, "list disks")
@@ -261,7 +263,7 @@ func (ob *observation) project(ctx context.Context, c Observer) error {
 		}
 		return nil
 	})
-	goRead(readGroups, func() error {
+	ob.goRead(g, readGroups, func() error {
 		ms, err := c.AggregatedMIGs(gctx, fmt.Sprintf("name eq '%s(-[0-9]+)?'", regexp.QuoteMeta(cfg.NodeGroupName())))
 		if err != nil {
 			return wrap(err, "list managed instance groups")
@@ -281,12 +283,12 @@ func (ob *observation) project(ctx context.Context, c Observer) error {
 		}
 		return nil
 	})
-	goRead(readTemplate, func() (err error) {
+	ob.goRead(g, readTemplate, func() (err error) {
 		o.Template, err = getOwned(gctx, ob, "instance template", gce.GlobalKey(cfg.NodeTemplateName()), c.GetInstanceTemplate,
 			func(t *compute.InstanceTemplate) bool { return gce.OwnedByDescription(cluster, t.Description) })
 		return err
 	})
-	goRead(readHealthCheck, func() (err error) {
+	ob.goRead(g, readHealthCheck, func() (err error) {
 		o.HealthCheck, err = getOwned(gctx, ob, "HTTP health check", gce.GlobalKey(cfg.HealthCheckName()), c.GetHTTPHealthCheck,
 			func(hc *compute.HttpHealthCheck) bool { return gce.OwnedByDescription(cluster, hc.Description) })
 		return err
@@ -378,17 +380,12 @@ func (ob *observation) regional(ctx context.Context, c Observer) error {
 		ob.reads |= readTargetPool | readSubnetworks | readForwardingRule
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	goRead := func(r reads, f func() error) {
-		if ob.read(r) {
-			g.Go(f)
-		}
-	}
-	goRead(readTargetPool, func() (err error) {
+	ob.goRead(g, readTargetPool, func() (err error) {
 		o.TargetPool, err = getOwned(gctx, ob, "target pool", gce.RegionalKey(o.Region, cfg.TargetPoolName()), c.GetTargetPool,
 			func(tp *compute.TargetPool) bool { return gce.OwnedByDescription(cluster, tp.Description) })
 		return err
 	})
-	goRead(readSubnetworks, func() error {
+	ob.goRead(g, readSubnetworks, func() error {
 		// The secondary range is known by its name only: GCE keeps no
 		// labels or description on it. Every region's subnetwork of the
 		// network is read, in one call, since ranges may not overlap
@@ -411,7 +408,7 @@ func (ob *observation) regional(ctx context.Context, c Observer) error {
 		}
 		return nil
 	})
-	goRead(readForwardingRule, func() (err error) {
+	ob.goRead(g, readForwardingRule, func() (err error) {
 		o.ForwardingRule, err = getOwned(gctx, ob, "forwarding rule", gce.RegionalKey(o.Region, cfg.ForwardingRuleName()), c.GetForwardingRule,
 			func(fr *compute.ForwardingRule) bool { return gce.Owned(cluster, fr.Labels, fr.Description) })
 		return err

@@ -137,7 +137,7 @@ func GetStatus(ctx context.Context, env *Env, cfg *config.Config) (*Status, erro
 		g.Go(func() error { _, err := readEtcd(gctx, env, obs, true); return err })
 	}
 	g.Go(func() error { probeStatus(gctx, env, cfg, obs, st); return nil })
-	g.Go(func() error { api = readAPI(gctx, env, cfg, obs, st.StaticIP != nil); return nil })
+	g.Go(func() error { api = readAPI(gctx, env, cfg, obs); return nil })
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
@@ -216,12 +216,13 @@ type apiView struct {
 }
 
 // readAPI asks the API for /readyz and the Nodes, at once. Without a
-// static IP there is no API to ask (and nothing to report, unless hasIP).
-func readAPI(ctx context.Context, env *Env, cfg *config.Config, obs *Observed, hasIP bool) apiView {
+// client (no cluster CA yet) it reports why, when there is a static IP to
+// ask.
+func readAPI(ctx context.Context, env *Env, cfg *config.Config, obs *Observed) apiView {
 	r := &run{env: env, cfg: cfg, obs: obs, st: newRunState(obs)}
 	c, err := r.kubeClient()
 	if err != nil {
-		if hasIP {
+		if obs.Address != nil { // statusOf shows it as the StaticIP
 			return apiView{api: &APIStatus{Error: err.Error()}}
 		}
 		return apiView{}
