@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -190,18 +189,11 @@ func (c *cluster) status(ctx context.Context, n int) (row, error) {
 
 // leftovers fails when down left anything of the cluster behind.
 func (c *cluster) leftovers(ctx context.Context) error {
-	inv, err := c.emu.Control.Inventory(ctx, project)
+	left, err := c.emu.Leftovers(ctx, project, "kubernetes")
 	if err != nil {
 		return err
 	}
-	var left []string
-	for _, link := range inv.Names() {
-		if strings.HasPrefix(link[strings.LastIndexByte(link, '/')+1:], "kubernetes") {
-			left = append(left, strings.TrimPrefix(link, "projects/"+project+"/"))
-		}
-	}
 	if len(left) > 0 {
-		sort.Strings(left)
 		return fmt.Errorf("down left %s behind", strings.Join(left, ", "))
 	}
 	return nil

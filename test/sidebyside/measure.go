@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,18 +104,11 @@ func (s *side) staticIP(ctx context.Context) (string, error) {
 
 // leftovers fails when the teardown left anything of the cluster behind.
 func (s *side) leftovers(ctx context.Context) error {
-	inv, err := s.emu.Control.Inventory(ctx, project)
+	left, err := s.emu.Leftovers(ctx, project, "kubernetes")
 	if err != nil {
 		return err
 	}
-	var left []string
-	for _, link := range inv.Names() { // projects/p/<collection path>/<name>
-		if strings.HasPrefix(link[strings.LastIndexByte(link, '/')+1:], "kubernetes") {
-			left = append(left, strings.TrimPrefix(link, "projects/"+project+"/"))
-		}
-	}
 	if len(left) > 0 {
-		sort.Strings(left)
 		return fmt.Errorf("%s left %s behind", s.name, strings.Join(left, ", "))
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"sort"
 	"strings"
 	"time"
 
@@ -56,6 +57,24 @@ func Start(ctx context.Context, bin string, args ...string) (*Emulator, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// Leftovers lists what the emulator still holds in project whose name
+// starts with prefix (as "<collection path>/<name>", sorted): what a
+// teardown left behind.
+func (e *Emulator) Leftovers(ctx context.Context, project, prefix string) ([]string, error) {
+	inv, err := e.Control.Inventory(ctx, project)
+	if err != nil {
+		return nil, err
+	}
+	var left []string
+	for _, link := range inv.Names() { // projects/p/<collection path>/<name>
+		if strings.HasPrefix(link[strings.LastIndexByte(link, '/')+1:], prefix) {
+			left = append(left, strings.TrimPrefix(link, "projects/"+project+"/"))
+		}
+	}
+	sort.Strings(left)
+	return left, nil
 }
 
 // Pid is the emulator's process id.
