@@ -134,7 +134,16 @@ func TestGuestExtrasAndPower(t *testing.T) {
 		t.Errorf("a guest attribute written without enable-guest-attributes")
 	}
 	for _, ip := range []string{internalOf(n1), externalOf(n1)} {
-		if got, err := sshBanner(net.JoinHostPort(ip, fmt.Sprint(sshPort))); err != nil || got != "SSH-2.0-test-n1" {
+		// The external IP's NAT listener opens at the data plane's next
+		// pass, which may come just after the extras' boot.
+		var got string
+		var err error
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if got, err = sshBanner(net.JoinHostPort(ip, fmt.Sprint(sshPort))); err == nil || time.Now().After(deadline) {
+				break
+			}
+		}
+		if err != nil || got != "SSH-2.0-test-n1" {
 			t.Errorf("SSH port on %s: %q, %v", ip, got, err)
 		}
 	}
