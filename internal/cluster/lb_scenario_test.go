@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -244,10 +245,18 @@ func TestScenarioStatusSettlesAfterAFlap(t *testing.T) {
 	if err := s.emu.Control.SetZone(ctx, zc, "DOWN"); err != nil {
 		t.Fatal(err)
 	}
-	up := make(chan error, 1)
-	time.AfterFunc(300*time.Millisecond, func() { up <- s.emu.Control.SetZone(ctx, zc, "UP") })
-	st, flapped := s.settledAfter(s.config("status"))
-	if err := <-up; err != nil {
+	// The zone comes back once a reading has seen it down, or after 2 s if
+	// that reading is slow on a loaded machine: long enough for its probes
+	// to have run, short enough that the two masters' etcd, which loses
+	// quorum while a zone is down, recovers well within the 20 s.
+	var once sync.Once
+	upErr := make(chan error, 1)
+	comeBack := func() { once.Do(func() { upErr <- s.emu.Control.SetZone(ctx, zc, "UP") }) }
+	timer := time.AfterFunc(2*time.Second, comeBack)
+	st, flapped := s.settledAfter(s.config("status"), comeBack)
+	timer.Stop()
+	comeBack()
+	if err := <-upErr; err != nil {
 		t.Fatal(err)
 	}
 	if flapped == 0 {

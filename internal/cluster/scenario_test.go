@@ -307,12 +307,13 @@ func (s *scenario) serving(cfg *config.Config) error {
 // loaded machine a master can read UNHEALTHY (or a probe of it time out)
 // for a moment while nothing is wrong.
 func (s *scenario) settled(cfg *config.Config) *Status {
-	st, _ := s.settledAfter(cfg)
+	st, _ := s.settledAfter(cfg, nil)
 	return st
 }
 
-// settledAfter is settled, also saying how many readings had problems.
-func (s *scenario) settledAfter(cfg *config.Config) (*Status, int) {
+// settledAfter is settled, also saying how many readings had problems; it
+// calls onProblem, when not nil, after each reading that had some.
+func (s *scenario) settledAfter(cfg *config.Config, onProblem func()) (*Status, int) {
 	s.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	var seen []string
@@ -329,6 +330,9 @@ func (s *scenario) settledAfter(cfg *config.Config) (*Status, int) {
 			return st, len(seen)
 		}
 		seen = append(seen, strings.Join(problems, "; "))
+		if onProblem != nil {
+			onProblem()
+		}
 		if time.Now().After(deadline) {
 			s.t.Fatalf("status still has problems after 20 s; readings:\n  %s", strings.Join(seen, "\n  "))
 		}
