@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 	compute "google.golang.org/api/compute/v1"
 
@@ -122,22 +123,34 @@ type PoolStatus struct {
 // nodes).
 func GetStatus(ctx context.Context, env *Env, cfg *config.Config) (*Status, error) {
 	env.defaults()
+	start := time.Now()
 	cfg, obs, err := observeAdopted(ctx, env.Cloud, cfg, "status")
 	if err != nil {
 		return nil, err
 	}
+	env.Log.Debug("status read", zap.String("read", "observation"), zap.Duration("took", time.Since(start)))
 	st := statusOf(cfg, obs)
 	if !st.Exists {
 		return st, nil
 	}
 	var api apiView
 	g, gctx := errgroup.WithContext(ctx)
+	// timed logs each read's duration at debug level (-vv): what a slow
+	// status spent its time on.
+	timed := func(what string, f func() error) func() error {
+		return func() error {
+			start := time.Now()
+			err := f()
+			env.Log.Debug("status read", zap.String("read", what), zap.Duration("took", time.Since(start)))
+			return err
+		}
+	}
 	if len(obs.Masters) > 0 {
 		// Read-only: without hakube's SSH key on the masters etcd is unknown.
-		g.Go(func() error { _, err := readEtcd(gctx, env, obs, true); return err })
+		g.Go(timed("etcd members", func() error { _, err := readEtcd(gctx, env, obs, true); return err }))
 	}
-	g.Go(func() error { probeStatus(gctx, env, cfg, obs, st); return nil })
-	g.Go(func() error { api = readAPI(gctx, env, cfg, obs); return nil })
+	g.Go(timed("probes and groups", func() error { probeStatus(gctx, env, cfg, obs, st); return nil }))
+	g.Go(timed("API and Nodes", func() error { api = readAPI(gctx, env, cfg, obs); return nil }))
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}

@@ -199,7 +199,12 @@ func (c *Cloud) do(ctx context.Context, g group, method string, call func(ctx co
 			return err
 		}
 		c.stats.add(method)
+		start := time.Now()
 		err := call(ctx)
+		if ce := c.log.Check(zap.DebugLevel, "call"); ce != nil {
+			ce.Write(zap.String("method", method), zap.Int("attempt", attempt),
+				zap.Duration("took", time.Since(start)), zap.Error(err))
+		}
 		var ge *googleapi.Error
 		if err == nil || errors.As(err, &ge) {
 			c.answered.Store(true) // an HTTP answer: the endpoint is right

@@ -2,12 +2,17 @@ package kube
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 )
 
 func TestBootstrapIsIdempotent(t *testing.T) {
@@ -72,5 +77,74 @@ func TestPrepareMasterAndNodes(t *testing.T) {
 	}
 	if err := c.DeleteNode(ctx, "kubernetes-master"); err != nil {
 		t.Errorf("deleting a deleted node: %v", err)
+	}
+}
+
+// nodeTableJSON is an apiserver's table of Nodes as kubectl get nodes asks
+// for it (the columns kube-apiserver's Node printer makes, rows only).
+const nodeTableJSON = `{"kind":"Table","apiVersion":"meta.k8s.io/v1","metadata":{"resourceVersion":"812"},
+"columnDefinitions":[{"name":"Name","type":"string","format":"name"},{"name":"Status","type":"string"},
+{"name":"Roles","type":"string"},{"name":"Age","type":"string"},{"name":"Version","type":"string"}],
+"rows":[
+ {"cells":["kubernetes-minion-group-x1","NotReady","<none>","2m","v1.35.4"],"object":null},
+ {"cells":["kubernetes-master","Ready,SchedulingDisabled","control-plane","5m","v1.35.4"],"object":null},
+ {"cells":["kubernetes-minion-group-a2","Ready","<none>","2m","v1.35.4"],"object":null},
+ {"cells":["kubernetes-minion-group-b3","Unknown","ingress,worker","2m","v1.35.4"],"object":null}]}`
+
+func TestNodesAsTable(t *testing.T) {
+	var accept, include string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/nodes" {
+			http.NotFound(w, r)
+			return
+		}
+		accept, include = r.Header.Get("Accept"), r.URL.Query().Get("includeObject")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(nodeTableJSON))
+	}))
+	defer srv.Close()
+	cs, err := kubernetes.NewForConfig(&rest.Config{Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Client{cs: cs, core: cs.CoreV1().RESTClient()}
+	got, err := c.Nodes(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Node{
+		{Name: "kubernetes-master", Ready: true, Roles: []string{"control-plane"}, Unschedulable: true},
+		{Name: "kubernetes-minion-group-a2", Ready: true},
+		{Name: "kubernetes-minion-group-b3", Roles: []string{"ingress", "worker"}},
+		{Name: "kubernetes-minion-group-x1"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("nodes (-want +got):\n%s", diff)
+	}
+	if !strings.HasPrefix(accept, "application/json;as=Table;v=v1;g=meta.k8s.io") || include != "None" {
+		t.Errorf("asked with Accept %q, includeObject %q; want the table, rows only", accept, include)
+	}
+}
+
+func TestNodesOfTableNeedsItsColumns(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		columns []string
+		wantErr string
+	}{
+		{"kubectl's columns in another order", []string{"Roles", "Name", "Status"}, ""},
+		{"no Status", []string{"Name", "Roles"}, "no Status column"},
+		{"no Roles", []string{"Name", "Status"}, "no Roles column"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tab := &metav1.Table{}
+			for _, c := range tc.columns {
+				tab.ColumnDefinitions = append(tab.ColumnDefinitions, metav1.TableColumnDefinition{Name: c})
+			}
+			_, err := nodesOfTable(tab)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("error %v, want %q", err, tc.wantErr)
+			}
+		})
 	}
 }

@@ -156,8 +156,12 @@ func (c *cluster) step(ctx context.Context, name string, args ...string) (row, [
 // slowest; every run must show each VM's Node, Ready.
 func (c *cluster) status(ctx context.Context, n int) (row, error) {
 	var slowest row
+	args := []string{"status", "-o", "json"}
+	if c.o.verbose { // each call's and each read's duration
+		args = append(args, "-vv")
+	}
 	for i := 0; i < max(c.o.statusRuns, 1); i++ {
-		r, stdout, err := c.step(ctx, "status", "status", "-o", "json")
+		r, stdout, err := c.step(ctx, "status", args...)
 		if err != nil {
 			return r, err
 		}
