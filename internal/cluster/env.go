@@ -101,6 +101,11 @@ func (e *Env) progress(ctx context.Context, format string, args ...any) {
 // poll calls check with growing intervals until it reports done, fails, or
 // the timeout passes; every few seconds it reports progress.
 func (e *Env) poll(ctx context.Context, what string, timeout time.Duration, check func(ctx context.Context) (bool, string, error)) error {
+	return e.pollUpTo(ctx, what, timeout, 10*time.Second, check)
+}
+
+// pollUpTo is poll with intervals that grow to at most maxInterval.
+func (e *Env) pollUpTo(ctx context.Context, what string, timeout, maxInterval time.Duration, check func(ctx context.Context) (bool, string, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
@@ -126,8 +131,8 @@ func (e *Env) poll(ctx context.Context, what string, timeout time.Duration, chec
 			return ctx.Err()
 		case <-time.After(interval):
 		}
-		if interval *= 2; interval > 10*time.Second {
-			interval = 10 * time.Second
+		if interval *= 2; interval > maxInterval {
+			interval = maxInterval
 		}
 	}
 }
@@ -143,12 +148,20 @@ func (e *Env) waitMIGStable(ctx context.Context, key gce.Key) error {
 		if m.Status != nil && m.Status.IsStable {
 			return true, "stable", nil
 		}
-		a := m.CurrentActions
-		if a == nil {
-			return false, "not stable", nil
-		}
-		return false, fmt.Sprintf("%d creating, %d deleting, %d running of %d", a.Creating+a.CreatingWithoutRetries, a.Deleting, a.None, m.TargetSize), nil
+		return false, migState(m), nil
 	})
+}
+
+// migState is what a group is doing, as its current actions say.
+func migState(m *compute.InstanceGroupManager) string {
+	if m.Status != nil && m.Status.IsStable {
+		return fmt.Sprintf("stable, %d VMs", m.TargetSize)
+	}
+	a := m.CurrentActions
+	if a == nil {
+		return "not stable"
+	}
+	return fmt.Sprintf("%d creating, %d deleting, %d running of %d", a.Creating+a.CreatingWithoutRetries, a.Deleting, a.None, m.TargetSize)
 }
 
 // waitMemberHealthy waits until the target pool sees the instance healthy.

@@ -52,6 +52,16 @@ type run struct {
 	obs  *Observed
 	flow string
 	st   *runState
+	// grown are the groups the run creates or grows: the Nodes wait
+	// counts their Nodes instead of a wait until each group is stable.
+	grown []grownGroup
+}
+
+// grownGroup is a group the run creates or grows, and how many VMs it
+// will hold.
+type grownGroup struct {
+	key    gce.Key
+	target int
 }
 
 // planner decides: which steps a flow needs, why, and in what order. It
@@ -200,8 +210,9 @@ func (p *planner) ensureTemplate(deps ...string) string {
 // ensurePool makes the zone's node pool what was asked: its groups (one,
 // or ceil(nodes / MAX_INSTANCES_PER_MIG) as kube-up splits a big pool)
 // created or resized, the groups a smaller pool no longer has deleted, and
-// each waited on until stable. A re-run that does not give the node count
-// keeps the pool as it is. It returns the waits' ids.
+// each waited on until stable, except the groups that grow: the Nodes
+// wait counts theirs. A re-run that does not give the node count keeps the
+// pool as it is. It returns the ids of what the Nodes wait follows.
 func (p *planner) ensurePool(zone, template string) []string {
 	have := map[string]*compute.InstanceGroupManager{}
 	for _, m := range p.obs.Pools[zone] {
@@ -237,7 +248,16 @@ func (p *planner) ensurePool(zone, template string) []string {
 			dep = p.step(ActUpdate, gce.Group(key), fmt.Sprintf("resize from %d to %d nodes", m.TargetSize, g.Size),
 				func(ctx context.Context) error { return p.resizePool(ctx, key, g.Size) })
 		}
-		if m == nil || dep != "" || m.Status == nil || !m.Status.IsStable {
+		if m == nil || m.TargetSize < int64(g.Size) {
+			// A VM whose Node is Ready is running: the Nodes wait sees the
+			// group through, polling the cluster's API instead of Compute,
+			// and from the group's insert on rather than after a wait for
+			// its VMs (whose polls stretch to 10 s apart).
+			p.grown = append(p.grown, grownGroup{key: key, target: g.Size})
+			waits = append(waits, dep)
+			continue
+		}
+		if dep != "" || m.Status == nil || !m.Status.IsStable {
 			waits = append(waits, p.wait("wait stable "+gce.Group(key).String(), gce.Group(key), "until every node VM is running (gcloud's wait-until-stable)",
 				func(ctx context.Context) error { return p.env.waitMIGStable(ctx, key) }, dep))
 		}

@@ -66,12 +66,15 @@ func (r *run) waitNodes(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := r.waitGrown(ctx, c); err != nil {
+		return err
+	}
 	// The VMs are listed once, and again only when all their Nodes are
 	// Ready, to see that no group made another meanwhile: the polls in
 	// between ask the cluster's API, not Compute.
 	var masters, workers []string
 	listed := false
-	return r.env.poll(ctx, "the nodes", r.env.StableTimeout, func(ctx context.Context) (bool, string, error) {
+	return r.env.pollUpTo(ctx, "the nodes", r.env.StableTimeout, nodePollCap(r.nodeCount()), func(ctx context.Context) (bool, string, error) {
 		if !listed {
 			var err error
 			if masters, workers, err = r.vmNames(ctx); err != nil {
@@ -115,6 +118,106 @@ func (r *run) waitNodes(ctx context.Context) error {
 		}
 		return false, fmt.Sprintf("%d of %d nodes Ready; waiting for %s", len(masters)+len(workers)-len(waiting), len(masters)+len(workers), abbreviate(waiting, 5)), nil
 	})
+}
+
+// nodePollCap is how far apart the polls of n Nodes get: they ask the
+// cluster's API for its table of Nodes, not Compute, so a Node that turns
+// Ready is seen within 2 s; a list of thousands costs the apiserver more,
+// and is asked for less often.
+func nodePollCap(n int) time.Duration {
+	return 2 * time.Second * time.Duration(max(1, n/1000))
+}
+
+// nodeCount is about how many node VMs the cluster has: its observed
+// groups' sizes and the sizes the run gives the groups it grows.
+func (r *run) nodeCount() int {
+	n := 0
+	for _, groups := range r.obs.Pools {
+		for _, m := range groups {
+			n += int(m.TargetSize)
+		}
+	}
+	for _, g := range r.grown {
+		n += g.target
+	}
+	return n
+}
+
+// groupReadNote is how often the wait for a growing group's Nodes reads
+// the group, to say what Compute is doing when its Nodes are late (VMs
+// still being created, or failing to be).
+const groupReadNote = 20 * time.Second
+
+// waitGrown waits until each group the run creates or grows has as many
+// Ready Nodes in its zone as it will have VMs. It polls the cluster's API;
+// Compute is read only to explain a wait that lasts.
+func (r *run) waitGrown(ctx context.Context, c *kube.Client) error {
+	if len(r.grown) == 0 {
+		return nil
+	}
+	zones := map[string][]grownGroup{}
+	want := 0
+	for _, g := range r.grown {
+		zones[g.key.Zone] = append(zones[g.key.Zone], g)
+		want += g.target
+	}
+	start, lastRead, compute := time.Now(), time.Time{}, ""
+	return r.env.pollUpTo(ctx, "the new nodes", r.env.StableTimeout, nodePollCap(want), func(ctx context.Context) (bool, string, error) {
+		ready := 0
+		var short []grownGroup
+		for zone, groups := range zones {
+			nodes, err := c.NodesIn(ctx, zone)
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			for _, g := range groups {
+				n := 0
+				for _, nd := range nodes {
+					if nd.Ready && isVMOf(nd.Name, g.key.Name) {
+						n++
+					}
+				}
+				ready += min(n, g.target)
+				if n < g.target {
+					short = append(short, g)
+				}
+			}
+		}
+		if len(short) == 0 {
+			return true, "", nil
+		}
+		if time.Since(start) >= groupReadNote && time.Since(lastRead) >= groupReadNote {
+			lastRead, compute = time.Now(), r.groupsNote(ctx, short)
+		}
+		state := fmt.Sprintf("%d of %d new nodes Ready", ready, want)
+		if compute != "" {
+			state += "; " + compute
+		}
+		return false, state, nil
+	})
+}
+
+// isVMOf reports whether name is one of group's VMs: the group's base
+// instance name (its own name) and a suffix, so that the VMs of
+// kubernetes-minion-group are not taken for those of
+// kubernetes-minion-group-1.
+func isVMOf(name, group string) bool {
+	suffix, ok := strings.CutPrefix(name, group+"-")
+	return ok && suffix != "" && !strings.Contains(suffix, "-")
+}
+
+// groupsNote says what Compute shows of groups whose Nodes are late.
+func (r *run) groupsNote(ctx context.Context, groups []grownGroup) string {
+	var notes []string
+	for _, g := range groups {
+		m, err := r.env.Cloud.GetMIG(ctx, g.key)
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("%s: %v", g.key, err))
+			continue
+		}
+		notes = append(notes, fmt.Sprintf("%s: %s", g.key, migState(m)))
+	}
+	return strings.Join(notes, "; ")
 }
 
 // vmNames lists the running masters and pool VMs as they are now.
