@@ -154,9 +154,6 @@ func (e *Env) waitMIGStable(ctx context.Context, key gce.Key) error {
 
 // migState is what a group is doing, as its current actions say.
 func migState(m *compute.InstanceGroupManager) string {
-	if m.Status != nil && m.Status.IsStable {
-		return fmt.Sprintf("stable, %d VMs", m.TargetSize)
-	}
 	a := m.CurrentActions
 	if a == nil {
 		return "not stable"

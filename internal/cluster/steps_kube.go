@@ -143,81 +143,112 @@ func (r *run) nodeCount() int {
 	return n
 }
 
-// groupReadNote is how often the wait for a growing group's Nodes reads
-// the group, to say what Compute is doing when its Nodes are late (VMs
-// still being created, or failing to be).
-const groupReadNote = 20 * time.Second
+// groupReread is how long the wait for growing groups' Nodes goes without
+// one more turning Ready before it lists the groups again: to say what
+// Compute is doing (VMs still being created, or failing to be) and to
+// follow a VM a group made again under another name. Each list that finds
+// nothing new doubles it, up to groupRereadMax: while Nodes keep turning
+// Ready (thousands of them joining) the groups are listed once.
+const (
+	groupReread    = 20 * time.Second
+	groupRereadMax = 2 * time.Minute
+)
 
-// waitGrown waits until each group the run creates or grows has as many
-// Ready Nodes in its zone as it will have VMs. It polls the cluster's API;
-// Compute is read only to explain a wait that lasts.
+// waitGrown waits until the VMs of each group the run creates or grows
+// have Ready Nodes. The groups' VMs are named when the group is made (GCE
+// lists them, CREATING, at once): one list of each group names them, and
+// the polls ask the cluster's table of Nodes, not Compute. (No label is
+// relied on: a real kubelet without a cloud provider sets no zone.)
 func (r *run) waitGrown(ctx context.Context, c *kube.Client) error {
 	if len(r.grown) == 0 {
 		return nil
 	}
-	zones := map[string][]grownGroup{}
 	want := 0
 	for _, g := range r.grown {
-		zones[g.key.Zone] = append(zones[g.key.Zone], g)
 		want += g.target
 	}
-	start, lastRead, compute := time.Now(), time.Time{}, ""
-	return r.env.pollUpTo(ctx, "the new nodes", r.env.StableTimeout, nodePollCap(want), func(ctx context.Context) (bool, string, error) {
-		ready := 0
-		var short []grownGroup
-		for zone, groups := range zones {
-			nodes, err := c.NodesIn(ctx, zone)
-			if err != nil {
-				return false, err.Error(), nil
+	vms := map[gce.Key][]string{}
+	var listed, moved time.Time // the groups' last list; the last Node that turned Ready
+	reread, seen, note := groupReread, 0, ""
+	return r.env.pollUpTo(ctx, "the new nodes", r.env.StableTimeout, nodePollCap(r.nodeCount()), func(ctx context.Context) (bool, string, error) {
+		if listed.IsZero() || time.Since(listed) >= reread && time.Since(moved) >= reread {
+			if !listed.IsZero() {
+				reread = min(2*reread, groupRereadMax)
 			}
-			for _, g := range groups {
-				n := 0
-				for _, nd := range nodes {
-					if nd.Ready && isVMOf(nd.Name, g.key.Name) {
-						n++
-					}
-				}
-				ready += min(n, g.target)
-				if n < g.target {
-					short = append(short, g)
-				}
+			var err error
+			if note, err = r.groupVMs(ctx, vms); err != nil {
+				return false, "", err
 			}
+			listed = time.Now()
 		}
-		if len(short) == 0 {
+		nodes, err := c.Nodes(ctx)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		ready := map[string]bool{}
+		for _, n := range nodes {
+			ready[n.Name] = n.Ready
+		}
+		n, done := 0, true
+		for _, g := range r.grown {
+			k := 0
+			for _, vm := range vms[g.key] {
+				if ready[vm] {
+					k++
+				}
+			}
+			n += min(k, g.target)
+			done = done && k >= g.target
+		}
+		if done {
 			return true, "", nil
 		}
-		if time.Since(start) >= groupReadNote && time.Since(lastRead) >= groupReadNote {
-			lastRead, compute = time.Now(), r.groupsNote(ctx, short)
+		if n > seen { // the groups' last list is out of date
+			seen, moved, note = n, time.Now(), ""
 		}
-		state := fmt.Sprintf("%d of %d new nodes Ready", ready, want)
-		if compute != "" {
-			state += "; " + compute
+		state := fmt.Sprintf("%d of %d new nodes Ready", n, want)
+		if note != "" {
+			state += "; " + note
 		}
 		return false, state, nil
 	})
 }
 
-// isVMOf reports whether name is one of group's VMs: the group's base
-// instance name (its own name) and a suffix, so that the VMs of
-// kubernetes-minion-group are not taken for those of
-// kubernetes-minion-group-1.
-func isVMOf(name, group string) bool {
-	suffix, ok := strings.CutPrefix(name, group+"-")
-	return ok && suffix != "" && !strings.Contains(suffix, "-")
-}
-
-// groupsNote says what Compute shows of groups whose Nodes are late.
-func (r *run) groupsNote(ctx context.Context, groups []grownGroup) string {
+// groupVMs names each growing group's VMs (those it keeps) into vms and
+// says what the groups are doing: how many VMs are in progress, and the
+// last error of one that failed.
+func (r *run) groupVMs(ctx context.Context, vms map[gce.Key][]string) (string, error) {
 	var notes []string
-	for _, g := range groups {
-		m, err := r.env.Cloud.GetMIG(ctx, g.key)
+	for _, g := range r.grown {
+		ins, err := r.env.Cloud.ListManagedInstances(ctx, g.key)
 		if err != nil {
-			notes = append(notes, fmt.Sprintf("%s: %v", g.key, err))
-			continue
+			return "", wrap(err, "list the VMs of group %s", g.key)
 		}
-		notes = append(notes, fmt.Sprintf("%s: %s", g.key, migState(m)))
+		var names []string
+		busy, lastErr := 0, ""
+		for _, in := range ins {
+			if in.TargetStatus == "DELETED" {
+				continue
+			}
+			name := gce.KeyOf(in.Instance).Name
+			names = append(names, name)
+			if in.CurrentAction != "NONE" {
+				busy++
+			}
+			if a := in.LastAttempt; a != nil && a.Errors != nil && len(a.Errors.Errors) > 0 {
+				lastErr = name + ": " + a.Errors.Errors[0].Message
+			}
+		}
+		vms[g.key] = names
+		if busy > 0 || lastErr != "" {
+			n := fmt.Sprintf("%s: %d of %d VMs in progress", g.key, busy, len(names))
+			if lastErr != "" {
+				n += ", last error " + lastErr
+			}
+			notes = append(notes, n)
+		}
 	}
-	return strings.Join(notes, "; ")
+	return strings.Join(notes, "; "), nil
 }
 
 // vmNames lists the running masters and pool VMs as they are now.

@@ -151,24 +151,14 @@ type Node struct {
 
 // Nodes lists the cluster's Nodes, sorted by name.
 func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
-	return c.nodes(ctx, "")
-}
-
-// NodesIn lists the Nodes of one zone (their topology label), sorted by
-// name.
-func (c *Client) NodesIn(ctx context.Context, zone string) ([]Node, error) {
-	return c.nodes(ctx, corev1.LabelTopologyZone+"="+zone)
-}
-
-func (c *Client) nodes(ctx context.Context, selector string) ([]Node, error) {
 	var out []Node
 	if c.core != nil {
 		var err error
-		if out, err = c.nodeTable(ctx, selector); err != nil {
+		if out, err = c.nodeTable(ctx); err != nil {
 			return nil, err
 		}
 	} else {
-		list, err := c.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: selector})
+		list, err := c.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return nil, fmt.Errorf("list nodes: %w", err)
 		}
@@ -190,12 +180,9 @@ const tableAccept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/js
 // the full list is tens of megabytes the apiserver encodes and hakube
 // decodes while the kubelets keep it busy; the table is a few hundred
 // bytes a Node.
-func (c *Client) nodeTable(ctx context.Context, selector string) ([]Node, error) {
-	req := c.core.Get().Resource("nodes").Param("includeObject", string(metav1.IncludeNone))
-	if selector != "" {
-		req = req.Param("labelSelector", selector)
-	}
-	body, err := req.SetHeader("Accept", tableAccept).DoRaw(ctx)
+func (c *Client) nodeTable(ctx context.Context) ([]Node, error) {
+	body, err := c.core.Get().Resource("nodes").Param("includeObject", string(metav1.IncludeNone)).
+		SetHeader("Accept", tableAccept).DoRaw(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
