@@ -148,17 +148,12 @@ func (e *Env) waitMIGStable(ctx context.Context, key gce.Key) error {
 		if m.Status != nil && m.Status.IsStable {
 			return true, "stable", nil
 		}
-		return false, migState(m), nil
+		a := m.CurrentActions
+		if a == nil {
+			return false, "not stable", nil
+		}
+		return false, fmt.Sprintf("%d creating, %d deleting, %d running of %d", a.Creating+a.CreatingWithoutRetries, a.Deleting, a.None, m.TargetSize), nil
 	})
-}
-
-// migState is what a group is doing, as its current actions say.
-func migState(m *compute.InstanceGroupManager) string {
-	a := m.CurrentActions
-	if a == nil {
-		return "not stable"
-	}
-	return fmt.Sprintf("%d creating, %d deleting, %d running of %d", a.Creating+a.CreatingWithoutRetries, a.Deleting, a.None, m.TargetSize)
 }
 
 // waitMemberHealthy waits until the target pool sees the instance healthy.

@@ -82,13 +82,9 @@ func (r *run) waitNodes(ctx context.Context) error {
 			}
 			listed = true
 		}
-		nodes, err := c.Nodes(ctx)
+		ready, err := readyNodes(ctx, c)
 		if err != nil {
 			return false, err.Error(), nil
-		}
-		ready := map[string]bool{}
-		for _, n := range nodes {
-			ready[n.Name] = n.Ready
 		}
 		var waiting []string
 		for _, m := range masters {
@@ -118,6 +114,19 @@ func (r *run) waitNodes(ctx context.Context) error {
 		}
 		return false, fmt.Sprintf("%d of %d nodes Ready; waiting for %s", len(masters)+len(workers)-len(waiting), len(masters)+len(workers), abbreviate(waiting, 5)), nil
 	})
+}
+
+// readyNodes lists the Nodes: per name, whether it is Ready.
+func readyNodes(ctx context.Context, c *kube.Client) (map[string]bool, error) {
+	nodes, err := c.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ready := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		ready[n.Name] = n.Ready
+	}
+	return ready, nil
 }
 
 // nodePollCap is how far apart the polls of n Nodes get: they ask the
@@ -181,13 +190,9 @@ func (r *run) waitGrown(ctx context.Context, c *kube.Client) error {
 			}
 			listed = time.Now()
 		}
-		nodes, err := c.Nodes(ctx)
+		ready, err := readyNodes(ctx, c)
 		if err != nil {
 			return false, err.Error(), nil
-		}
-		ready := map[string]bool{}
-		for _, n := range nodes {
-			ready[n.Name] = n.Ready
 		}
 		n, done := 0, true
 		for _, g := range r.grown {

@@ -172,7 +172,8 @@ func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
 }
 
 // tableAccept asks for the apiserver's table of a list (what kubectl
-// prints), falling back to the list itself on a server without tables.
+// prints), or else the list itself: a server without tables then answers
+// with a list, which nodeTable refuses naming its kind, rather than 406.
 const tableAccept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 
 // nodeTable reads the Nodes as the apiserver's table of them, rows only:
