@@ -297,7 +297,8 @@ func (c *Client) DeleteNode(ctx context.Context, name string) error {
 }
 
 // DeleteNodesOf deletes the Nodes of a node pool's VMs that are gone: in
-// the zone (its topology label), named <base>-<suffix> for one of the
+// the zone (its topology label, which every kubelet sets: see
+// vmcontract.KubeletNodeLabels), named <base>-<suffix> for one of the
 // groups' base instance names, never a control-plane Node. It returns how
 // many it deleted.
 func (c *Client) DeleteNodesOf(ctx context.Context, zone string, bases []string) (int, error) {
@@ -314,7 +315,7 @@ func (c *Client) DeleteNodesOf(ctx context.Context, zone string, bases []string)
 		if _, master := node.Labels[vmcontract.ControlPlaneRole]; master {
 			continue
 		}
-		if !slices.ContainsFunc(bases, func(b string) bool { return strings.HasPrefix(node.Name, b+"-") }) {
+		if !slices.ContainsFunc(bases, func(b string) bool { return groupVM(node.Name, b) }) {
 			continue
 		}
 		if err := c.DeleteNode(ctx, node.Name); err != nil {
@@ -323,6 +324,15 @@ func (c *Client) DeleteNodesOf(ctx context.Context, zone string, bases []string)
 		n++
 	}
 	return n, nil
+}
+
+// groupVM reports whether name is one a managed instance group with that
+// base instance name gives its VMs: the base, "-" and four lowercase letters
+// or digits. (A prefix match would take group -1's VMs for the unsuffixed
+// group's.)
+func groupVM(name, base string) bool {
+	rest, ok := strings.CutPrefix(name, base+"-")
+	return ok && len(rest) == 4 && strings.Trim(rest, "abcdefghijklmnopqrstuvwxyz0123456789") == ""
 }
 
 // Readyz asks the apiserver behind the static IP whether it is ready (the

@@ -51,6 +51,44 @@ func TestBootstrapIsIdempotent(t *testing.T) {
 	}
 }
 
+// A pool's removal deletes its VMs' Nodes only: not another zone's, not a
+// master's, not those of a group whose base name extends this one's.
+func TestDeleteNodesOf(t *testing.T) {
+	node := func(name, zone string, labels ...string) *corev1.Node {
+		l := map[string]string{corev1.LabelTopologyZone: zone}
+		for _, k := range labels {
+			l[k] = ""
+		}
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: l}}
+	}
+	cs := fake.NewClientset(
+		node("kubernetes-minion-group-ab12", "europe-west1-b"),
+		node("kubernetes-minion-group-zz9z", "europe-west1-b"),
+		node("kubernetes-minion-group-1-ab12", "europe-west1-b"), // group -1, kept
+		node("kubernetes-minion-group-abcde", "europe-west1-b"),  // not a group's VM name
+		node("kubernetes-minion-group-cd34", "europe-west1-c"),   // another zone
+		node("kubernetes-minion-group-ef56", "europe-west1-b", "node-role.kubernetes.io/control-plane"),
+		node("kubernetes-master", "europe-west1-b"),
+	)
+	n, err := NewFromInterface(cs).DeleteNodesOf(context.Background(), "europe-west1-b", []string{"kubernetes-minion-group"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := cs.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, n := range list.Items {
+		left = append(left, n.Name)
+	}
+	want := []string{"kubernetes-master", "kubernetes-minion-group-1-ab12", "kubernetes-minion-group-abcde",
+		"kubernetes-minion-group-cd34", "kubernetes-minion-group-ef56"}
+	if diff := cmp.Diff(want, left); n != 2 || diff != "" {
+		t.Errorf("deleted %d (want 2); left (-want +got):\n%s", n, diff)
+	}
+}
+
 func TestPrepareMasterAndNodes(t *testing.T) {
 	cs := fake.NewClientset(&corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes-master"},

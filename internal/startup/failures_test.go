@@ -154,6 +154,21 @@ func TestFailures(t *testing.T) {
 			noFiles: []string{"etc/kubernetes/bootstrap-token"},
 		},
 		{
+			name:  "no zone in the metadata",
+			node:  true,
+			setup: func(v *vm) { v.metadata("instance/zone", "") },
+			step:  "kubelet", reason: "cannot read metadata instance/zone",
+			noCalls: []string{"systemctl restart kubelet"},
+			noFiles: []string{"etc/kubernetes/kubelet.env", "etc/systemd/system/kubelet.service"},
+		},
+		{
+			name:  "a zone that is not one",
+			node:  true,
+			setup: func(v *vm) { v.metadata("instance/zone", "projects/1/zones/europe-west1-d\nx") },
+			step:  "kubelet", reason: "is not a zone",
+			noFiles: []string{"etc/kubernetes/kubelet.env"},
+		},
+		{
 			name:    "apt-get failing",
 			node:    true,
 			replace: map[string]string{"apt-get": "echo \"apt-get $*\" >>\"$HAKUBE_TEST_LOG/calls\"\nexit 100"},

@@ -156,6 +156,8 @@ func checkKubeletFiles(t *testing.T, v *vm) {
 		{"var/lib/kubelet/config.yaml", 0o644, string(config)},
 		{"etc/kubernetes/bootstrap-kubelet.conf", 0o600, string(bootstrap)},
 		{"etc/kubernetes/bootstrap-token", 0o600, testToken},
+		{"etc/kubernetes/kubelet.env", 0o644, vmcontract.KubeletNodeLabelsVar + "=" + vmcontract.KubeletNodeLabels(v.zone, v.machineType) + "\n" +
+			vmcontract.KubeletProviderIDVar + "=" + vmcontract.ProviderID(v.project, v.zone, v.name) + "\n"},
 		{"etc/kubernetes/kube-proxy.conf", 0o600, string(proxy)},
 		{"etc/kubernetes/pki/ca.crt", 0o600, string(testCA)},
 	} {

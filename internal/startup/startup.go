@@ -78,6 +78,7 @@ type data struct {
 	HealthPort                                   int
 	DataDevice, DataMount, DataDeviceName        string
 	Kubelet, KubeProxy                           []file
+	KubeletEnvFile, NodeLabelsVar, ProviderIDVar string
 	CNIBin, CNIConf, CNIConflist, GuestAgentMark string
 }
 
@@ -185,8 +186,10 @@ func common(env *vmcontract.KubeEnv, master bool) (*data, error) {
 		ClusterIPRange: env.ClusterIPRange(), APIServer: api,
 		Packages:    packages,
 		KubeVersion: vmcontract.KubeVersion, KubeRelease: kubeRelease,
-		Containerd: file{"/etc/containerd/config.toml", "0644", string(toml)},
-		PKIDir:     vmcontract.RealPKIDir, CAFile: vmcontract.CA.Path(vmcontract.RealPKIDir),
+		KubeletEnvFile: vmcontract.KubeletEnvFile, NodeLabelsVar: vmcontract.KubeletNodeLabelsVar,
+		ProviderIDVar: vmcontract.KubeletProviderIDVar,
+		Containerd:    file{"/etc/containerd/config.toml", "0644", string(toml)},
+		PKIDir:        vmcontract.RealPKIDir, CAFile: vmcontract.CA.Path(vmcontract.RealPKIDir),
 		TokenFile: vmcontract.BootstrapTokenFile,
 		CNIBin:    cniBin, CNIConf: cniConf, CNIConflist: conflist(), GuestAgentMark: guestAgentMark,
 	}
@@ -246,6 +249,7 @@ func kubeletFiles(env *vmcontract.KubeEnv) ([]file, error) {
 		return nil, err
 	}
 	u := unit{Name: "kubelet", Description: "the kubelet", After: []string{"containerd.service"}, Wants: []string{"containerd.service"},
+		EnvFile: vmcontract.KubeletEnvFile, Expand: []string{vmcontract.KubeletNodeLabelsVar, vmcontract.KubeletProviderIDVar},
 		Exec: append([]string{path.Join(binDir, "kubelet")}, vmcontract.Kubelet(env)...)}
 	return []file{
 		{vmcontract.KubeletConfigFile, "0644", string(config)},

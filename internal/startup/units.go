@@ -14,7 +14,13 @@ type unit struct {
 	// MountsFor is a path the service must not start without (etcd's data
 	// disk): systemd orders it after that mount and stops it if it goes.
 	MountsFor string
-	Exec      []string // the program (absolute) and its arguments, verbatim
+	// EnvFile is a file of VAR=value lines the VM writes at boot; Expand
+	// names its variables that Exec refers to as ${VAR}, which systemd
+	// replaces (each reference stays within its word). Every other $ is
+	// literal.
+	EnvFile string
+	Expand  []string
+	Exec    []string // the program (absolute) and its arguments, verbatim but for Expand
 }
 
 func (u unit) path() string { return "/etc/systemd/system/" + u.Name + ".service" }
@@ -37,9 +43,18 @@ func (u unit) render() string {
 		fmt.Fprintf(&b, "RequiresMountsFor=%s\n", u.MountsFor)
 	}
 	b.WriteString("\n[Service]\n")
+	if u.EnvFile != "" {
+		// No "-": the service must not start without the file.
+		fmt.Fprintf(&b, "EnvironmentFile=%s\n", u.EnvFile)
+	}
+	var keep []string
+	for _, v := range u.Expand {
+		keep = append(keep, "$${"+v+"}", "${"+v+"}")
+	}
+	expand := strings.NewReplacer(keep...)
 	b.WriteString("ExecStart=" + systemdArg(u.Exec[0]))
 	for _, a := range u.Exec[1:] {
-		b.WriteString(" \\\n  " + systemdArg(a))
+		b.WriteString(" \\\n  " + expand.Replace(systemdArg(a)))
 	}
 	b.WriteString("\nRestart=always\nRestartSec=5\nLimitNOFILE=1048576\n")
 	b.WriteString("\n[Install]\nWantedBy=multi-user.target\n")

@@ -38,6 +38,8 @@ type vm struct {
 	real                               string
 	kubeEnv                            *vmcontract.KubeEnv
 	aliasRange                         string
+	// the instance as the metadata server describes it
+	project, zone, name, machineType string
 }
 
 func newVM(t *testing.T, script string) *vm {
@@ -154,6 +156,7 @@ func (v *vm) bootMaster(tm testMaster) {
 	v.metadata("instance/attributes/kube-env", v.kubeEnv.String())
 	v.metadata("instance/attributes/kube-master-certs", testCerts().Encode())
 	v.metadata("instance/network-interfaces/0/ip-aliases/0", v.aliasRange)
+	v.instance(tm.zone, tm.name, "e2-standard-2")
 	// A new, blank data disk (1 MiB of zeros is what the script checks).
 	v.write("dev/disk/by-id/google-master-pd", "", 0o600)
 	must(v.t, os.Truncate(v.root+"/dev/disk/by-id/google-master-pd", 4<<20))
@@ -163,6 +166,17 @@ func (v *vm) bootNode() {
 	v.kubeEnv = nodeEnv()
 	v.metadata("instance/attributes/kube-env", v.kubeEnv.String())
 	v.metadata("instance/network-interfaces/0/ip-aliases/0", v.aliasRange)
+	v.instance("europe-west1-d", "kubernetes-minion-group-x1z2", "n2-standard-4")
+}
+
+// instance sets what the metadata server says of the VM itself, in the
+// form GCE answers (zone and machine type as paths with the project number).
+func (v *vm) instance(zone, name, machineType string) {
+	v.project, v.zone, v.name, v.machineType = "hakube-test.example.com:ha", zone, name, machineType
+	v.metadata("project/project-id", v.project)
+	v.metadata("instance/zone", "projects/123456789012/zones/"+zone)
+	v.metadata("instance/name", name)
+	v.metadata("instance/machine-type", "projects/123456789012/machineTypes/"+machineType)
 }
 
 // run boots the VM: runs the script once, as GCE's guest agent would.

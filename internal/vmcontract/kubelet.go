@@ -4,6 +4,7 @@ import (
 	"net"
 	"strconv"
 
+	"github.com/hakube/hakube/internal/zones"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -24,18 +25,51 @@ const (
 	ContainerdSocket     = "unix:///run/containerd/containerd.sock"
 )
 
+// What a kubelet is told about its own VM. The nodes of every zone share
+// one script and one kube-env (the template is global), so the script reads
+// the VM's zone, machine type, project and name from the metadata server at
+// boot and writes them to KubeletEnvFile, which the kubelet's unit reads.
+// With no cloud provider nothing else sets them: kubectl, topology spread and
+// hakube's removal of a pool's Nodes read the zone label.
+const (
+	KubeletEnvFile       = RealConfDir + "/kubelet.env"
+	KubeletNodeLabelsVar = "KUBELET_NODE_LABELS"
+	KubeletProviderIDVar = "KUBELET_PROVIDER_ID"
+)
+
+// KubeletNodeLabels is the kubelet's --node-labels on a VM of that zone and
+// machine type: the labels GCE's cloud provider used to set, all of them
+// ones NodeRestriction lets a kubelet set on its own Node. Sorted by key,
+// as the startup-script writes them.
+func KubeletNodeLabels(zone, machineType string) string {
+	return corev1.LabelInstanceTypeStable + "=" + machineType +
+		"," + corev1.LabelTopologyRegion + "=" + zones.Region(zone) +
+		"," + corev1.LabelTopologyZone + "=" + zone
+}
+
+// ProviderID is a GCE VM's spec.providerID, as GCE's cloud provider writes it.
+func ProviderID(project, zone, name string) string {
+	return "gce://" + project + "/" + zone + "/" + name
+}
+
 // Kubelet is the kubelet's command line on every real VM, master or node.
 // It depends on neither the VM's name nor its IP, so one node template
 // serves a whole pool: the Node is named after the hostname, which on GCE is
 // the instance's name. Everything kubelet 1.35 wants in its config file
 // (certificate rotation, taints, the runtime's socket) is in KubeletConfig,
-// since those flags are deprecated. KUBELET_TEST_ARGS come last.
+// since those flags are deprecated. The VM's own labels and provider ID
+// are references to KubeletEnvFile's variables, which systemd expands
+// (KubeletConfiguration's providerID would need a file per VM). The
+// deprecated --provider-id flag still sets it in 1.35. KUBELET_TEST_ARGS
+// come last.
 func Kubelet(env *KubeEnv) []string {
 	args := []string{
 		"--config=" + KubeletConfigFile,
 		"--kubeconfig=" + KubeletKubeconfig,
 		"--bootstrap-kubeconfig=" + BootstrapKubeconfig,
 		"--cert-dir=" + KubeletCertDir,
+		"--node-labels=${" + KubeletNodeLabelsVar + "}",
+		"--provider-id=${" + KubeletProviderIDVar + "}",
 	}
 	return append(args, env.TestArgs(EnvKubeletTestArgs)...)
 }

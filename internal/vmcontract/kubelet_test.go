@@ -20,6 +20,18 @@ func testEnv(master bool) *KubeEnv {
 	return e
 }
 
+// The labels a kubelet sets on its Node are the cloud provider's, and
+// ones a kubelet may set (kubelet refuses other kubernetes.io labels).
+func TestKubeletNodeLabels(t *testing.T) {
+	want := "node.kubernetes.io/instance-type=e2-standard-2,topology.kubernetes.io/region=europe-west1,topology.kubernetes.io/zone=europe-west1-b"
+	if got := KubeletNodeLabels("europe-west1-b", "e2-standard-2"); got != want {
+		t.Errorf("KubeletNodeLabels = %q, want %q", got, want)
+	}
+	if got, want := ProviderID("p", "europe-west1-b", "vm"), "gce://p/europe-west1-b/vm"; got != want {
+		t.Errorf("ProviderID = %q, want %q", got, want)
+	}
+}
+
 func TestKubeletFlags(t *testing.T) {
 	env := testEnv(false)
 	want := []string{
@@ -27,6 +39,8 @@ func TestKubeletFlags(t *testing.T) {
 		"--kubeconfig=/etc/kubernetes/kubelet.conf",
 		"--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf",
 		"--cert-dir=/var/lib/kubelet/pki",
+		"--node-labels=${KUBELET_NODE_LABELS}",
+		"--provider-id=${KUBELET_PROVIDER_ID}",
 	}
 	if diff := cmp.Diff(want, Kubelet(env)); diff != "" {
 		t.Errorf("kubelet flags (-want +got):\n%s", diff)

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -58,7 +57,7 @@ func (k *kubelet) registerNode() *corev1.Node {
 		Spec: corev1.NodeSpec{Taints: append([]corev1.Taint(nil), k.set.taints...)},
 	}
 	if k.vm.Project != "" {
-		n.Spec.ProviderID = fmt.Sprintf("gce://%s/%s/%s", k.vm.Project, k.vm.Zone, k.vm.Name)
+		n.Spec.ProviderID = vmcontract.ProviderID(k.vm.Project, k.vm.Zone, k.vm.Name)
 	}
 	n.Status = k.status(n, time.Now())
 	return n

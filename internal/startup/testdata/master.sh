@@ -905,6 +905,7 @@ setup_kubelet() {
 	printf '%s' "$token" >"$RUN_DIR/token"
 	put_file 0600 "$ROOT"/etc/kubernetes/bootstrap-token <"$RUN_DIR/token"
 	rm -f "$RUN_DIR/token"
+	kubelet_env
 	put_file 0644 "$ROOT"/var/lib/kubelet/config.yaml <<'HAKUBE_EOF'
 apiVersion: kubelet.config.k8s.io/v1beta1
 authentication:
@@ -953,11 +954,14 @@ After=containerd.service
 Wants=containerd.service
 
 [Service]
+EnvironmentFile=/etc/kubernetes/kubelet.env
 ExecStart=/usr/local/bin/kubelet \
   --config=/var/lib/kubelet/config.yaml \
   --kubeconfig=/etc/kubernetes/kubelet.conf \
   --bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf \
-  --cert-dir=/var/lib/kubelet/pki
+  --cert-dir=/var/lib/kubelet/pki \
+  --node-labels=${KUBELET_NODE_LABELS} \
+  --provider-id=${KUBELET_PROVIDER_ID}
 Restart=always
 RestartSec=5
 LimitNOFILE=1048576
@@ -966,6 +970,27 @@ LimitNOFILE=1048576
 WantedBy=multi-user.target
 HAKUBE_EOF
 	activate "$since" kubelet.service
+}
+
+# kubelet_env writes what the kubelet is told about this VM, which the
+# script (one for all the VMs of a pool) reads from the metadata server:
+# the labels GCE's cloud provider used to set and the provider ID. The
+# kubelet's unit passes them as --node-labels and --provider-id.
+kubelet_env() {
+	local zone type project name
+	zone=$(metadata instance/zone) || fail "cannot read metadata instance/zone"
+	type=$(metadata instance/machine-type) || fail "cannot read metadata instance/machine-type"
+	project=$(metadata project/project-id) || fail "cannot read metadata project/project-id"
+	name=$(metadata instance/name) || fail "cannot read metadata instance/name"
+	zone=${zone##*/} type=${type##*/}
+	[[ $zone =~ ^[a-z]+-[a-z]+[0-9]+-[a-z]$ ]] || fail "metadata instance/zone: $zone is not a zone"
+	[[ $type =~ ^[a-z0-9][-a-z0-9]*$ ]] || fail "metadata instance/machine-type: $type is not a machine type"
+	[[ $project =~ ^[a-z][-a-z0-9.:]*$ ]] || fail "metadata project/project-id: $project is not a project ID"
+	[[ $name =~ ^[a-z]([-a-z0-9]*[a-z0-9])?$ ]] || fail "metadata instance/name: $name is not an instance name"
+	printf '%s=%s\n' \
+		KUBELET_NODE_LABELS "node.kubernetes.io/instance-type=$type,topology.kubernetes.io/region=${zone%-*},topology.kubernetes.io/zone=$zone" \
+		KUBELET_PROVIDER_ID "gce://$project/$zone/$name" >"$RUN_DIR/kubelet.env"
+	put_file 0644 "$ROOT"/etc/kubernetes/kubelet.env <"$RUN_DIR/kubelet.env"
 }
 
 setup_kube_proxy() {
