@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -51,6 +52,11 @@ type Env struct {
 	Force bool
 	// Now is the clock certificates are issued by (nil: time.Now).
 	Now func() time.Time
+
+	// hostKeys holds the SSH host keys each master published, by its
+	// instance id (a VM made again has a new one): one read per master,
+	// however many etcd calls a flow makes through it.
+	hostKeys sync.Map
 }
 
 func (e *Env) now() time.Time {

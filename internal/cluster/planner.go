@@ -283,7 +283,7 @@ func (p *planner) healthCheckStep(reason string) string {
 		}
 		return p.step(ActUpdate, res, strings.Join(changes, ", ")+": a halted master leaves the rotation within about a second", p.ensureHealthCheck)
 	}
-	return p.step(ActCreate, res, reason, p.ensureHealthCheck)
+	return p.step(ActCreate, res, reason, p.createHealthCheck)
 }
 
 // verifyAPI adds the final check that the API serves on the static IP.

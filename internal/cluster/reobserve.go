@@ -65,6 +65,20 @@ var changedBy = map[string]reads{
 	"forwardingRules":       readForwardingRule | readAddresses,
 }
 
+// changedByCall narrows changedBy for calls that change one field of a
+// resource: a pool's members are its own list (the rule names the pool,
+// not them); an instance's metadata, labels and tags are its own; its
+// access configs are its own and the users of the address they take.
+var changedByCall = map[string]reads{
+	"targetPools.addInstance":      readTargetPool,
+	"targetPools.removeInstance":   readTargetPool,
+	"instances.setMetadata":        readInstances,
+	"instances.setLabels":          readInstances,
+	"instances.setTags":            readInstances,
+	"instances.addAccessConfig":    readInstances | readAddresses,
+	"instances.deleteAccessConfig": readInstances | readAddresses,
+}
+
 // changedParts are the parts of an observation that the calls a run made
 // ("collection.verb", as gce.Stats counts them) may have changed. A
 // mutation of a collection not in changedBy re-reads everything.
@@ -75,7 +89,10 @@ func changedParts(calls []gce.MethodCount) reads {
 		if c.Count == 0 || !mutates(collection, verb) {
 			continue
 		}
-		r, ok := changedBy[collection]
+		r, ok := changedByCall[c.Method]
+		if !ok {
+			r, ok = changedBy[collection]
+		}
 		if !ok {
 			return readAll
 		}

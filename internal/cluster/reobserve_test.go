@@ -24,6 +24,10 @@ func TestChangedParts(t *testing.T) {
 		{"a resize", map[string]int{"instanceGroupManagers.resize": 1, "addresses.setLabels": 2}, readGroups | readAddresses},
 		{"a master's insert", map[string]int{"instances.insert": 1}, readInstances | readDisks | readAddresses | readTargetPool},
 		{"the forwarding rule", map[string]int{"forwardingRules.insert": 1}, readForwardingRule | readAddresses},
+		{"a replica joins the pool", map[string]int{"targetPools.addInstance": 1}, readTargetPool},
+		{"a pool is made", map[string]int{"targetPools.insert": 1}, readTargetPool | readForwardingRule},
+		{"the first master gets an ephemeral IP", map[string]int{"instances.deleteAccessConfig": 1, "instances.addAccessConfig": 1}, readInstances | readAddresses},
+		{"hakube's SSH key on a master", map[string]int{"instances.setMetadata": 1}, readInstances},
 		{"a call counted zero times", map[string]int{"firewalls.delete": 0}, 0},
 		{"a collection the table does not know", map[string]int{"projects.setCommonInstanceMetadata": 1}, readAll},
 	} {

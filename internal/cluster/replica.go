@@ -141,11 +141,12 @@ func (p *planner) poolHoldsMasters(zone string, newReplica bool, hc string) stri
 	if !missing {
 		return ""
 	}
-	action := ActCreate
-	if tp != nil {
-		action = ActUpdate
+	const why = "holds the existing masters before anything moves (reversible)"
+	if tp == nil {
+		return p.step(ActCreate, gce.TargetPool(p.poolKey()), why,
+			func(ctx context.Context) error { return p.createTargetPool(ctx, existing) }, hc)
 	}
-	return p.step(action, gce.TargetPool(p.poolKey()), "holds the existing masters before anything moves (reversible)",
+	return p.step(ActUpdate, gce.TargetPool(p.poolKey()), why,
 		func(ctx context.Context) error { return p.fillPool(ctx, existing) }, hc)
 }
 

@@ -125,6 +125,23 @@ func (s *scenario) mustRun(command string, args ...string) *Report {
 	return rep
 }
 
+// withinBudget checks a flow's Compute requests against its budget: every
+// request but the polls (operation waits and a pool's getHealth), whose
+// number is the emulator's latency and not the flow's.
+func (s *scenario) withinBudget(flow string, rep *Report, budget int) {
+	s.t.Helper()
+	n := 0
+	for _, m := range rep.ByMethod {
+		if !strings.HasSuffix(m.Method, ".wait") && !strings.HasSuffix(m.Method, ".getHealth") {
+			n += m.Count
+		}
+	}
+	s.t.Logf("%s: %d requests besides polls (budget %d)", flow, n, budget)
+	if n > budget {
+		s.t.Errorf("%s made %d requests besides polls, over its budget of %d: %v", flow, n, budget, rep.ByMethod)
+	}
+}
+
 var suffixed = regexp.MustCompile(`^(.*-(master|minion-group))-[a-z0-9]{3,4}(-pd|-internal)?$`)
 
 // inventory reads every resource, folding random names into patterns.

@@ -18,6 +18,7 @@ type runState struct {
 	lbMode   string // modeStandard or modeLBFirst
 	lock     *gce.Lock
 	moves    []lb.Move
+	moving   bool // a move of the static IP has begun in this run
 	warnings []string
 
 	secrets     *clusterSecrets   // the cluster's PKI and token, once known
@@ -33,6 +34,22 @@ func newRunState(obs *Observed) *runState {
 		st.lbMode = obs.Address.Labels[labelMode]
 	}
 	return st
+}
+
+// moveBegins records that the static IP may leave the master it was
+// observed on: masters' addresses must be read again from now on.
+func (st *runState) moveBegins() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.moving = true
+}
+
+// addressesAsObserved reports whether the masters' external IPs are still
+// those the run observed: no move of the static IP has begun.
+func (st *runState) addressesAsObserved() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return !st.moving
 }
 
 func (st *runState) staticIP() string {

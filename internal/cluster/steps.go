@@ -109,12 +109,23 @@ func (r *run) createFirewall(ctx context.Context, fw *compute.Firewall) error {
 }
 
 // createPool makes one of a zone's node groups from the template.
+// The template is named by its observed link, or by the link GCE gives
+// it when this run made it; read only when neither is known.
 func (r *run) createPool(ctx context.Context, key gce.Key, size int) error {
-	t, err := r.env.Cloud.GetInstanceTemplate(ctx, r.templateKey())
-	if err != nil {
-		return wrap(err, "read instance template %s", r.templateKey())
+	link := ""
+	if t := r.obs.Template; t != nil {
+		link = t.SelfLink
+	} else {
+		link = r.templateKey().Link(r.linkPrefix(), "instanceTemplates")
 	}
-	err = r.env.Cloud.InsertMIG(ctx, key, nodeGroup(r.cfg, key.Name, size, t.SelfLink))
+	if link == "" {
+		t, err := r.env.Cloud.GetInstanceTemplate(ctx, r.templateKey())
+		if err != nil {
+			return wrap(err, "read instance template %s", r.templateKey())
+		}
+		link = t.SelfLink
+	}
+	err := r.env.Cloud.InsertMIG(ctx, key, nodeGroup(r.cfg, key.Name, size, link))
 	if gce.IsAlreadyExists(err) {
 		return nil
 	}
@@ -135,6 +146,7 @@ func (r *run) lbSpec(ctx context.Context) *lb.Spec {
 		Pool:        r.poolKey(),
 		Rule:        r.ruleKey(),
 		HealthCheck: r.healthCheckKey(),
+		LinkPrefix:  r.linkPrefix(),
 		APIPort:     r.cfg.APIServerPort,
 		HealthPort:  r.cfg.HealthCheckPort,
 		Deadline:    r.env.APIDeadline,
@@ -148,9 +160,55 @@ func (r *run) ensureHealthCheck(ctx context.Context) error {
 	return lb.EnsureHealthCheck(ctx, r.env.Cloud, r.lbSpec(ctx))
 }
 
+// createHealthCheck makes the health check the observation found missing.
+func (r *run) createHealthCheck(ctx context.Context) error {
+	return lb.CreateHealthCheck(ctx, r.env.Cloud, r.lbSpec(ctx))
+}
+
+// linkPrefix is the project's part of the links GCE gave what the run
+// observed ("" when it observed nothing): the load balancer's steps name
+// resources by links made from it instead of reading them first.
+func (r *run) linkPrefix() string {
+	var links []string
+	if r.obs.Address != nil {
+		links = append(links, r.obs.Address.SelfLink)
+	}
+	if r.obs.Network != nil {
+		links = append(links, r.obs.Network.SelfLink)
+	}
+	for _, m := range r.obs.Masters {
+		links = append(links, m.SelfLink)
+	}
+	for _, l := range links {
+		if p := gce.ProjectPrefix(l); p != "" {
+			return p
+		}
+	}
+	return ""
+}
+
+// master names a master of the cluster for the load balancer, by the link
+// GCE gives it (read back only when the run observed no link to make it
+// from).
+func (r *run) master(ctx context.Context, key gce.Key) (lb.Master, error) {
+	if link := key.Link(r.linkPrefix(), "instances"); link != "" {
+		return lb.Master{Key: key, Link: link}, nil
+	}
+	in, err := r.env.Cloud.GetInstance(ctx, key)
+	if err != nil {
+		return lb.Master{}, wrap(err, "read replica %s", key)
+	}
+	return lb.MasterOf(in), nil
+}
+
 // fillPool makes sure the target pool exists and holds these masters.
 func (r *run) fillPool(ctx context.Context, masters []lb.Master) error {
 	return lb.EnsurePool(ctx, r.env.Cloud, r.lbSpec(ctx), masters)
+}
+
+// createTargetPool makes the target pool the observation found missing.
+func (r *run) createTargetPool(ctx context.Context, masters []lb.Master) error {
+	return lb.CreatePool(ctx, r.env.Cloud, r.lbSpec(ctx), masters)
 }
 
 // fillPoolWithMasters puts every master of the cluster in the target pool,
@@ -171,20 +229,20 @@ func (r *run) fillPoolWithMasters(ctx context.Context) error {
 
 // joinPool adds one replica to the target pool.
 func (r *run) joinPool(ctx context.Context, key gce.Key) error {
-	in, err := r.env.Cloud.GetInstance(ctx, key)
+	m, err := r.master(ctx, key)
 	if err != nil {
-		return wrap(err, "read replica %s", key)
+		return err
 	}
-	return r.fillPool(ctx, []lb.Master{lb.MasterOf(in)})
+	return r.fillPool(ctx, []lb.Master{m})
 }
 
 // waitHealthy waits until the load balancer's health check passes the replica.
 func (r *run) waitHealthy(ctx context.Context, key gce.Key) error {
-	in, err := r.env.Cloud.GetInstance(ctx, key)
+	m, err := r.master(ctx, key)
 	if err != nil {
-		return wrap(err, "read replica %s", key)
+		return err
 	}
-	return r.env.waitMemberHealthy(ctx, r.poolKey(), in.SelfLink)
+	return r.env.waitMemberHealthy(ctx, r.poolKey(), m.Link)
 }
 
 func (r *run) leavePool(ctx context.Context, m lb.Master) error {
@@ -197,6 +255,7 @@ func (r *run) createRule(ctx context.Context) error {
 
 // promote moves the static IP from the master onto the forwarding rule.
 func (r *run) promote(ctx context.Context, first lb.Master) error {
+	r.st.moveBegins()
 	mv, err := lb.Promote(ctx, r.env.Cloud, r.lbSpec(ctx), first)
 	r.st.record(mv)
 	return err
@@ -204,6 +263,7 @@ func (r *run) promote(ctx context.Context, first lb.Master) error {
 
 // demote gives the static IP back to the last master.
 func (r *run) demote(ctx context.Context, last lb.Master) error {
+	r.st.moveBegins()
 	mv, err := lb.Demote(ctx, r.env.Cloud, r.lbSpec(ctx), last)
 	r.st.record(mv)
 	return err

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -168,7 +169,23 @@ func setMetadataKey(ctx context.Context, c *gce.Cloud, key gce.Key, item string,
 
 // hostKeys verifies a master's SSH host key against the keys its guest
 // published as guest attributes (hostkeys/), as gcloud compute ssh does.
-func hostKeys(ctx context.Context, c *gce.Cloud, in *compute.Instance) (ssh.HostKeyCallback, error) {
+// The keys are read once per VM; a key they do not match reads them again
+// on the next dial.
+func hostKeys(ctx context.Context, env *Env, in *compute.Instance) (ssh.HostKeyCallback, error) {
+	id := strconv.FormatUint(in.Id, 10) + " " + in.SelfLink
+	if v, ok := env.hostKeys.Load(id); ok {
+		keys := v.([]ssh.PublicKey)
+		return matchHostKey(in.Name, keys, func() { env.hostKeys.CompareAndDelete(id, v) }), nil
+	}
+	keys, err := publishedHostKeys(ctx, env.Cloud, in)
+	if err != nil {
+		return nil, err
+	}
+	env.hostKeys.Store(id, keys)
+	return matchHostKey(in.Name, keys, func() { env.hostKeys.Delete(id) }), nil
+}
+
+func publishedHostKeys(ctx context.Context, c *gce.Cloud, in *compute.Instance) ([]ssh.PublicKey, error) {
 	items, err := c.GuestAttributes(ctx, gce.KeyOf(in.SelfLink), "hostkeys/")
 	if err != nil {
 		return nil, fmt.Errorf("read the SSH host keys %s published: %w", in.Name, err)
@@ -187,14 +204,21 @@ func hostKeys(ctx context.Context, c *gce.Cloud, in *compute.Instance) (ssh.Host
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("%s published no SSH host keys (guest attributes hostkeys/), so its identity cannot be verified", in.Name)
 	}
+	return keys, nil
+}
+
+// matchHostKey accepts only a host key among keys; on a mismatch it calls
+// forget, so that the next dial reads what the VM publishes now.
+func matchHostKey(name string, keys []ssh.PublicKey, forget func()) ssh.HostKeyCallback {
 	return func(_ string, _ net.Addr, key ssh.PublicKey) error {
 		for _, k := range keys {
 			if string(k.Marshal()) == string(key.Marshal()) {
 				return nil
 			}
 		}
-		return fmt.Errorf("the SSH host key of %s is not one it published", in.Name)
-	}, nil
+		forget()
+		return fmt.Errorf("the SSH host key of %s is not one it published", name)
+	}
 }
 
 // connectionCut reports an error of a connection that went away under it,
@@ -232,7 +256,7 @@ func dialEtcd(ctx context.Context, env *Env, secrets *clusterSecrets, in *comput
 	if ip == "" {
 		ip, internal = internalIP(in), true
 	}
-	hk, err := hostKeys(ctx, env.Cloud, in)
+	hk, err := hostKeys(ctx, env, in)
 	if err != nil {
 		return nil, err
 	}
@@ -276,10 +300,15 @@ func (r *run) withEtcd(ctx context.Context, exclude []string, f func(ctx context
 			if slices.Contains(exclude, m.Name) || !running(m) {
 				continue
 			}
-			in, err := r.env.Cloud.GetInstance(ctx, gce.KeyOf(m.SelfLink)) // its IP may have moved
-			if err != nil {
-				errs = append(errs, err)
-				continue
+			// The observed master, until its IP may have moved: the run
+			// moved the static IP, or a tunnel was cut.
+			in := m
+			if round > 1 || !r.st.addressesAsObserved() {
+				var err error
+				if in, err = r.env.Cloud.GetInstance(ctx, gce.KeyOf(m.SelfLink)); err != nil {
+					errs = append(errs, err)
+					continue
+				}
 			}
 			sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 			s, err := dialEtcd(sctx, r.env, secrets, in)

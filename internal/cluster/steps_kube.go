@@ -71,11 +71,13 @@ func (r *run) waitNodes(ctx context.Context) error {
 	}
 	// The VMs are listed once, and again only when all their Nodes are
 	// Ready, to see that no group made another meanwhile: the polls in
-	// between ask the cluster's API, not Compute.
+	// between ask the cluster's API, not Compute. Nodes all Ready in the
+	// poll that listed their VMs need no second list.
 	var masters, workers []string
 	listed := false
 	return r.env.pollUpTo(ctx, "the nodes", r.env.StableTimeout, nodePollCap(r.nodeCount()), func(ctx context.Context) (bool, string, error) {
-		if !listed {
+		fresh := !listed
+		if fresh {
 			var err error
 			if masters, workers, err = r.vmNames(ctx); err != nil {
 				return false, "", err
@@ -100,6 +102,9 @@ func (r *run) waitNodes(ctx context.Context) error {
 			if !ready[w] {
 				waiting = append(waiting, w)
 			}
+		}
+		if len(waiting) == 0 && fresh {
+			return true, "", nil
 		}
 		if len(waiting) == 0 {
 			m, w, err := r.vmNames(ctx)

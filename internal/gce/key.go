@@ -96,3 +96,38 @@ func Template(k Key) Ref       { return Ref{KindTemplate, k} }
 func Firewall(k Key) Ref       { return Ref{KindFirewall, k} }
 func Network(k Key) Ref        { return Ref{KindNetwork, k} }
 func Subnetwork(k Key) Ref     { return Ref{KindSubnetwork, k} }
+
+// ProjectPrefix is the part of a resource URL up to and including its
+// project ("https://www.googleapis.com/compute/v1/projects/p/"), "" when
+// the link names no project. Links made from it (Link) read as GCE's own
+// selfLinks, so that a flow can name a resource it has observed or just
+// created without reading it back.
+func ProjectPrefix(link string) string {
+	i := strings.Index(link, "/projects/")
+	if i < 0 {
+		return ""
+	}
+	rest := link[i+len("/projects/"):]
+	j := strings.Index(rest, "/")
+	if j <= 0 {
+		return ""
+	}
+	return link[:i+len("/projects/")+j+1]
+}
+
+// Link is the URL of the resource of collection ("instances",
+// "targetPools", "httpHealthChecks", ...) under prefix (ProjectPrefix), ""
+// when prefix is "".
+func (k Key) Link(prefix, collection string) string {
+	if prefix == "" {
+		return ""
+	}
+	scope := "global/"
+	switch {
+	case k.Zone != "":
+		scope = "zones/" + k.Zone + "/"
+	case k.Region != "":
+		scope = "regions/" + k.Region + "/"
+	}
+	return prefix + scope + collection + "/" + k.Name
+}

@@ -37,3 +37,30 @@ func TestRefString(t *testing.T) {
 		}
 	}
 }
+
+func TestLinks(t *testing.T) {
+	const real = "https://www.googleapis.com/compute/v1/projects/p/"
+	cases := []struct {
+		from       string
+		key        gce.Key
+		collection string
+		want       string
+	}{
+		{"https://www.googleapis.com/compute/v1/projects/p/regions/europe-west1/addresses/k-master-ip", gce.ZonalKey("europe-west1-b", "k-master"), "instances",
+			real + "zones/europe-west1-b/instances/k-master"},
+		{"http://127.0.0.1:9/compute/v1/projects/lab/global/networks/default", gce.RegionalKey("us-central1", "k-master"), "targetPools",
+			"http://127.0.0.1:9/compute/v1/projects/lab/regions/us-central1/targetPools/k-master"},
+		{real + "global/networks/default", gce.GlobalKey("k-master"), "httpHealthChecks", real + "global/httpHealthChecks/k-master"},
+		{"zones/us-east1-b/diskTypes/pd-ssd", gce.GlobalKey("k"), "networks", ""}, // no project: no link
+		{"https://x/compute/v1/projects/", gce.GlobalKey("k"), "networks", ""},
+	}
+	for _, c := range cases {
+		got := c.key.Link(gce.ProjectPrefix(c.from), c.collection)
+		if got != c.want {
+			t.Errorf("%v.Link(ProjectPrefix(%q), %q) = %q, want %q", c.key, c.from, c.collection, got, c.want)
+		}
+		if got != "" && gce.KeyOf(got) != c.key {
+			t.Errorf("KeyOf(%q) = %v, want %v", got, gce.KeyOf(got), c.key)
+		}
+	}
+}

@@ -55,8 +55,13 @@ type Spec struct {
 	Pool        gce.Key // the target pool (regional)
 	Rule        gce.Key // the forwarding rule (regional)
 	HealthCheck gce.Key // the legacy HTTP health check (global; no Name: none)
-	APIPort     int
-	HealthPort  int
+	// LinkPrefix is the project's part of an observed selfLink
+	// (gce.ProjectPrefix): with it the pool, check and masters are named
+	// by the links GCE gives them, without reading them back first. ""
+	// reads them.
+	LinkPrefix string
+	APIPort    int
+	HealthPort int
 	// Deadline bounds the wait for the IP to serve after a move (kube-up: 30 min).
 	Deadline time.Duration
 	// MaxDowntime reverts a move whose outage exceeds it (0: never revert).
@@ -138,6 +143,24 @@ func HealthCheckChanges(hc *compute.HttpHealthCheck, port int) []string {
 	return out
 }
 
+// CreateHealthCheck makes the health check the observation found missing;
+// one that appeared since is brought to hakube's parameters as
+// EnsureHealthCheck does.
+func CreateHealthCheck(ctx context.Context, c Cloud, s *Spec) error {
+	err := c.InsertHTTPHealthCheck(ctx, s.HealthCheck, healthCheck(s))
+	if gce.IsAlreadyExists(err) {
+		return EnsureHealthCheck(ctx, c, s)
+	}
+	return wrapf(err, "create health check %s", s.HealthCheck)
+}
+
+func wrapf(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf(format+": %w", append(args, err)...)
+}
+
 // EnsureHealthCheck creates the legacy HTTP health check on the masters'
 // health port if it is missing, and brings an existing one of the cluster's
 // to the parameters hakube wants.
@@ -172,32 +195,58 @@ func EnsureHealthCheck(ctx context.Context, c Cloud, s *Spec) error {
 func EnsurePool(ctx context.Context, c Cloud, s *Spec, masters []Master) error {
 	tp, err := c.GetTargetPool(ctx, s.Pool)
 	if gce.IsNotFound(err) {
-		tp = &compute.TargetPool{
-			Name:            s.Pool.Name,
-			Description:     gce.Description(s.Cluster, gce.RoleTargetPool, "master replicas"),
-			SessionAffinity: "NONE",
-		}
-		if s.HealthCheck.Name != "" {
-			hc, err := c.GetHTTPHealthCheck(ctx, s.HealthCheck)
-			if err != nil {
-				return fmt.Errorf("read health check %s: %w", s.HealthCheck, err)
-			}
-			tp.HealthChecks = []string{hc.SelfLink}
-		}
-		for _, m := range masters {
-			tp.Instances = append(tp.Instances, m.Link)
-		}
-		if err := c.InsertTargetPool(ctx, s.Pool, tp); err != nil && !gce.IsAlreadyExists(err) {
-			return fmt.Errorf("create target pool %s: %w", s.Pool, err)
-		}
-		tp, err = c.GetTargetPool(ctx, s.Pool)
+		return CreatePool(ctx, c, s, masters)
 	}
 	if err != nil {
 		return fmt.Errorf("read target pool %s: %w", s.Pool, err)
 	}
+	return addMissing(ctx, c, s, tp, masters)
+}
+
+// CreatePool makes the target pool the observation found missing, holding
+// the masters: GCE's DONE insert is the proof it does, so it is not read
+// back. A pool that appeared since gets the masters it lacks.
+func CreatePool(ctx context.Context, c Cloud, s *Spec, masters []Master) error {
+	tp := &compute.TargetPool{
+		Name:            s.Pool.Name,
+		Description:     gce.Description(s.Cluster, gce.RoleTargetPool, "master replicas"),
+		SessionAffinity: "NONE",
+	}
+	if s.HealthCheck.Name != "" {
+		link := s.HealthCheck.Link(s.LinkPrefix, "httpHealthChecks")
+		if link == "" {
+			hc, err := c.GetHTTPHealthCheck(ctx, s.HealthCheck)
+			if err != nil {
+				return fmt.Errorf("read health check %s: %w", s.HealthCheck, err)
+			}
+			link = hc.SelfLink
+		}
+		tp.HealthChecks = []string{link}
+	}
+	for _, m := range masters {
+		tp.Instances = append(tp.Instances, m.Link)
+	}
+	err := c.InsertTargetPool(ctx, s.Pool, tp)
+	if !gce.IsAlreadyExists(err) {
+		return wrapf(err, "create target pool %s", s.Pool)
+	}
+	got, err := c.GetTargetPool(ctx, s.Pool)
+	if err != nil {
+		return fmt.Errorf("read target pool %s: %w", s.Pool, err)
+	}
+	return addMissing(ctx, c, s, got, masters)
+}
+
+// holds reports whether the pool lists the master. Members are compared by
+// what they name: a link the flow built and GCE's own may differ in host.
+func holds(tp *compute.TargetPool, m Master) bool {
+	return slices.ContainsFunc(tp.Instances, func(link string) bool { return gce.KeyOf(link) == m.Key })
+}
+
+func addMissing(ctx context.Context, c Cloud, s *Spec, tp *compute.TargetPool, masters []Master) error {
 	var missing []string
 	for _, m := range masters {
-		if !slices.Contains(tp.Instances, m.Link) {
+		if !holds(tp, m) {
 			missing = append(missing, m.Link)
 		}
 	}
@@ -218,7 +267,7 @@ func RemoveFromPool(ctx context.Context, c Cloud, s *Spec, m Master) error {
 	if err != nil {
 		return fmt.Errorf("read target pool %s: %w", s.Pool, err)
 	}
-	if !slices.Contains(tp.Instances, m.Link) {
+	if !holds(tp, m) {
 		return nil
 	}
 	if err := c.RemoveTargetPoolInstances(ctx, s.Pool, m.Link); err != nil {
@@ -324,14 +373,16 @@ func Promote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
 	start := time.Now()
 	w := s.Prober.watch(ctx, s.IP)
 	defer w.stop()
-	if owner.Kind == OwnerMaster {
+	ac := externalIP(in)
+	if owner.Kind == OwnerMaster && ac != nil {
 		// The outage starts here: the IP stops answering once this is done.
-		if err := detach(ctx, c, m, externalIP(in).Name); err != nil {
+		if err := detach(ctx, c, m, ac.Name); err != nil {
 			mv.measure(w)
 			return mv, fmt.Errorf("detach static IP from %s: %w", m.Name, err)
 		}
+		ac = nil
 	}
-	if err := ruleAndEphemeral(ctx, c, s, m); err != nil {
+	if err := ruleAndEphemeral(ctx, c, s, m, ac); err != nil {
 		mv.measure(w)
 		return mv, err
 	}
@@ -364,16 +415,13 @@ func Promote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
 }
 
 // ruleAndEphemeral inserts the forwarding rule on the static IP and, in
-// parallel, gives the old master an ephemeral IP of its own.
-func ruleAndEphemeral(ctx context.Context, c Cloud, s *Spec, m Master) error {
+// parallel, gives the old master an ephemeral IP of its own; ac is the
+// master's access config as Promote last knew it.
+func ruleAndEphemeral(ctx context.Context, c Cloud, s *Spec, m Master, ac *compute.AccessConfig) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return insertRule(gctx, c, s) })
 	g.Go(func() error {
-		in, err := c.GetInstance(gctx, m.Key)
-		if err != nil {
-			return fmt.Errorf("read master %s: %w", m.Name, err)
-		}
-		if ac := externalIP(in); ac != nil && ac.NatIP != s.IP {
+		if ac != nil && ac.NatIP != s.IP {
 			return nil
 		} else if ac != nil {
 			if err := detach(gctx, c, m, ac.Name); err != nil {
@@ -397,9 +445,13 @@ func (s *Spec) waitProgress(via string) func(time.Duration) {
 
 // insertRule creates the forwarding rule on the static IP and labels it.
 func insertRule(ctx context.Context, c Cloud, s *Spec) error {
-	tp, err := c.GetTargetPool(ctx, s.Pool)
-	if err != nil {
-		return fmt.Errorf("read target pool %s: %w", s.Pool, err)
+	target := s.Pool.Link(s.LinkPrefix, "targetPools")
+	if target == "" {
+		tp, err := c.GetTargetPool(ctx, s.Pool)
+		if err != nil {
+			return fmt.Errorf("read target pool %s: %w", s.Pool, err)
+		}
+		target = tp.SelfLink
 	}
 	fr := &compute.ForwardingRule{
 		Name:        s.Rule.Name,
@@ -407,7 +459,7 @@ func insertRule(ctx context.Context, c Cloud, s *Spec) error {
 		IPAddress:   s.IP,
 		IPProtocol:  "TCP",
 		PortRange:   strconv.Itoa(s.APIPort),
-		Target:      tp.SelfLink,
+		Target:      target,
 	}
 	if err := c.InsertForwardingRule(ctx, s.Rule, fr); err != nil && !gce.IsAlreadyExists(err) {
 		return fmt.Errorf("create forwarding rule %s: %w", s.Rule, err)
@@ -454,6 +506,7 @@ func Demote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
 // demote is Demote's work, its outage observed by w (a revert of Promote
 // passes the promotion's watch).
 func demote(ctx context.Context, c Cloud, s *Spec, m Master, w *outageWatch) error {
+	var ac *compute.AccessConfig // the master's, once the rule is gone
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := c.DeleteForwardingRule(gctx, s.Rule); err != nil {
@@ -466,32 +519,45 @@ func demote(ctx context.Context, c Cloud, s *Spec, m Master, w *outageWatch) err
 		if err != nil {
 			return fmt.Errorf("read master %s: %w", m.Name, err)
 		}
-		if ac := externalIP(in); ac != nil && ac.NatIP != s.IP {
+		if ac = externalIP(in); ac != nil && ac.NatIP != s.IP {
 			if err := detach(gctx, c, m, ac.Name); err != nil {
 				return fmt.Errorf("drop %s's ephemeral IP: %w", m.Name, err)
 			}
+			ac = nil
 		}
 		return nil
 	})
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	in, err := c.GetInstance(ctx, m.Key)
-	if err != nil {
-		return fmt.Errorf("read master %s: %w", m.Name, err)
-	}
-	if ac := externalIP(in); ac == nil || ac.NatIP != s.IP {
-		if ac != nil {
-			// An earlier, interrupted run's ephemeral IP came back meanwhile.
-			if err := detach(ctx, c, m, ac.Name); err != nil {
-				return fmt.Errorf("drop %s's ephemeral IP: %w", m.Name, err)
-			}
-		}
-		if err := attach(ctx, c, m, s.IP); err != nil {
-			return fmt.Errorf("attach static IP %s to %s: %w", s.IP, m.Name, err)
+	if ac == nil {
+		if err := attachStatic(ctx, c, s, m); err != nil {
+			return err
 		}
 	}
 	return w.waitServing(ctx, time.Now(), s.Deadline, s.waitProgress("master "+m.Name))
+}
+
+// attachStatic gives the master the static IP. When GCE refuses because
+// the master has an access config again (an earlier, interrupted run's
+// ephemeral IP came back meanwhile), that one goes first.
+func attachStatic(ctx context.Context, c Cloud, s *Spec, m Master) error {
+	err := attach(ctx, c, m, s.IP)
+	if err == nil || ctx.Err() != nil {
+		return wrapf(err, "attach static IP %s to %s", s.IP, m.Name)
+	}
+	in, gerr := c.GetInstance(ctx, m.Key)
+	if gerr != nil {
+		return fmt.Errorf("attach static IP %s to %s: %w", s.IP, m.Name, err)
+	}
+	ac := externalIP(in)
+	if ac == nil || ac.NatIP == s.IP {
+		return fmt.Errorf("attach static IP %s to %s: %w", s.IP, m.Name, err)
+	}
+	if err := detach(ctx, c, m, ac.Name); err != nil {
+		return fmt.Errorf("drop %s's ephemeral IP: %w", m.Name, err)
+	}
+	return wrapf(attach(ctx, c, m, s.IP), "attach static IP %s to %s", s.IP, m.Name)
 }
 
 // Teardown deletes the pool and then the health check (the rule must be

@@ -10,9 +10,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	compute "google.golang.org/api/compute/v1"
 
 	"github.com/hakube/hakube/internal/emulator"
@@ -281,5 +283,84 @@ func TestProbeVerifiesTheCertificate(t *testing.T) {
 	var unknown x509.UnknownAuthorityError
 	if !errors.As(err, &unknown) {
 		t.Errorf("probe with another CA: %v, want an unknown-authority error", err)
+	}
+}
+
+// mutationsAndReads are the requests since before, less operation waits
+// (how many a slow operation takes is the emulator's latency, not the flow's).
+func mutationsAndReads(c *gce.Cloud, before map[string]int) []gce.MethodCount {
+	var out []gce.MethodCount
+	for _, m := range gce.Diff(before, c.Stats().Snapshot()) {
+		if !strings.Contains(m.Method, "perations.") {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// The create steps trust what the observation found missing: they insert
+// without reading first or after, naming the check by the link GCE gives it.
+// What appeared meanwhile is adopted as the Ensure steps would.
+func TestCreateTrustsTheObservation(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	a, err := f.c.GetAddress(ctx, f.spec.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := *f.spec
+	s.Pool, s.HealthCheck, s.LinkPrefix = gce.RegionalKey(region, "p2"), gce.GlobalKey("hc2"), gce.ProjectPrefix(a.SelfLink)
+
+	before := f.c.Stats().Snapshot()
+	if err := lb.CreateHealthCheck(ctx, f.c, &s); err != nil {
+		t.Fatal(err)
+	}
+	if err := lb.CreatePool(ctx, f.c, &s, []lb.Master{f.m}); err != nil {
+		t.Fatal(err)
+	}
+	want := []gce.MethodCount{{Method: "httpHealthChecks.insert", Count: 1}, {Method: "targetPools.insert", Count: 1}}
+	if diff := cmp.Diff(want, mutationsAndReads(f.c, before)); diff != "" {
+		t.Errorf("requests of creating a check and a pool (-want +got):\n%s", diff)
+	}
+	tp, err := f.c.GetTargetPool(ctx, s.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := f.c.GetHTTPHealthCheck(ctx, s.HealthCheck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{hc.SelfLink}, tp.HealthChecks); diff != "" {
+		t.Errorf("pool's health checks (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{f.m.Link}, tp.Instances); diff != "" {
+		t.Errorf("pool's instances (-want +got):\n%s", diff)
+	}
+
+	// Both exist now, the check with GCE's defaults as an older run left it:
+	// the create steps of a stale observation adopt them.
+	hc.CheckIntervalSec, hc.UnhealthyThreshold = 5, 2
+	if err := f.c.PatchHTTPHealthCheck(ctx, s.HealthCheck, hc); err != nil {
+		t.Fatal(err)
+	}
+	if err := lb.CreateHealthCheck(ctx, f.c, &s); err != nil {
+		t.Fatal(err)
+	}
+	if err := lb.CreatePool(ctx, f.c, &s, []lb.Master{f.m}); err != nil {
+		t.Fatal(err)
+	}
+	hc, err = f.c.GetHTTPHealthCheck(ctx, s.HealthCheck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changes := lb.HealthCheckChanges(hc, s.HealthPort); len(changes) > 0 {
+		t.Errorf("the existing check was not brought to hakube's parameters: %v", changes)
+	}
+	tp, err = f.c.GetTargetPool(ctx, s.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{f.m.Link}, tp.Instances); diff != "" {
+		t.Errorf("pool's instances after a second create (-want +got):\n%s", diff)
 	}
 }
