@@ -13,6 +13,9 @@ import (
 type op struct {
 	id, kind string
 	after    []string
+	// n operations of the kind run at once (a group's VMs): the op ends
+	// with the last of them. 0 is one.
+	n int
 }
 
 // chain is the least a flow needs on GCE, whoever runs it: the operations
@@ -39,7 +42,10 @@ func (c chain) floor(draws int, rng *rand.Rand) (float64, string) {
 	for range draws {
 		for _, o := range c { // listed after what it follows
 			r := kinds[o.id]
-			took[o.id] = r[0] + rng.Float64()*(r[1]-r[0])
+			took[o.id] = 0
+			for range max(o.n, 1) {
+				took[o.id] = max(took[o.id], r[0]+rng.Float64()*(r[1]-r[0]))
+			}
 			start, from := 0.0, ""
 			for _, a := range o.after {
 				if end[a] > start {
@@ -91,9 +97,15 @@ func (c chain) check() error {
 // IP after the IP left the master's access config, and its forwarding
 // after propagation; a VM leaves the target pool before it is deleted;
 // the IP returns to the last master after the forwarding rule released it.
+// A group's VMs are made, and deleted, at once: the group's insert is
+// DONE before they exist, its delete only once the last is gone (GCE
+// deletes a group's VMs first), so a pool's chain ends with the slowest of
+// its VMs (nodesPerPool: the guide's NUM_NODES).
 // The load balancer's health check is in the chain: without one, GCE
 // sends requests to a master that is down. What neither tool controls
 // (the control plane's own start, a Node turning Ready) is not.
+const nodesPerPool = 3
+
 var chains = map[string]chain{
 	"fresh up": {
 		{id: "address", kind: "compute.addresses.insert"},
@@ -101,12 +113,12 @@ var chains = map[string]chain{
 		{id: "master boot", kind: "boot", after: []string{"master"}},
 		{id: "template", kind: "compute.instanceTemplates.insert"},
 		{id: "group", kind: "compute.instanceGroupManagers.insert", after: []string{"template"}},
-		{id: "nodes", kind: "compute.instances.insert", after: []string{"group"}},
+		{id: "nodes", kind: "compute.instances.insert", after: []string{"group"}, n: nodesPerPool},
 		{id: "firewalls", kind: "compute.firewalls.insert"},
 	},
 	"node pool": {
 		{id: "group", kind: "compute.instanceGroupManagers.insert"},
-		{id: "nodes", kind: "compute.instances.insert", after: []string{"group"}},
+		{id: "nodes", kind: "compute.instances.insert", after: []string{"group"}, n: nodesPerPool},
 	},
 	"first replica": {
 		{id: "health check", kind: "compute.httpHealthChecks.insert"},
@@ -137,10 +149,10 @@ var chains = map[string]chain{
 		{id: "health check delete", kind: "compute.httpHealthChecks.delete", after: []string{"pool delete"}},
 	},
 	"remove node pool": {
-		{id: "group delete", kind: "compute.instanceGroupManagers.delete"},
+		{id: "group delete", kind: "compute.instances.delete", n: nodesPerPool},
 	},
 	"teardown": {
-		{id: "group delete", kind: "compute.instanceGroupManagers.delete"},
+		{id: "group delete", kind: "compute.instances.delete", n: nodesPerPool},
 		{id: "template delete", kind: "compute.instanceTemplates.delete", after: []string{"group delete"}},
 		{id: "master delete", kind: "compute.instances.delete"},
 		{id: "address delete", kind: "compute.addresses.delete", after: []string{"master delete"}},

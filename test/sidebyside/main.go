@@ -77,9 +77,9 @@ type flow struct {
 }
 
 var flows = []flow{
-	{name: "fresh up", env: []string{"MULTIZONE=true", "NUM_NODES=3", "KUBE_GCE_ZONE=" + zoneB}, measure: true},
-	{name: "node pool", env: []string{"KUBE_USE_EXISTING_MASTER=true", "NUM_NODES=3", "KUBE_GCE_ZONE=" + zoneC}, measure: true},
-	{name: "node pool d", env: []string{"KUBE_USE_EXISTING_MASTER=true", "NUM_NODES=3", "KUBE_GCE_ZONE=" + zoneD}},
+	{name: "fresh up", env: []string{"MULTIZONE=true", "NUM_NODES=" + strconv.Itoa(nodesPerPool), "KUBE_GCE_ZONE=" + zoneB}, measure: true},
+	{name: "node pool", env: []string{"KUBE_USE_EXISTING_MASTER=true", "NUM_NODES=" + strconv.Itoa(nodesPerPool), "KUBE_GCE_ZONE=" + zoneC}, measure: true},
+	{name: "node pool d", env: []string{"KUBE_USE_EXISTING_MASTER=true", "NUM_NODES=" + strconv.Itoa(nodesPerPool), "KUBE_GCE_ZONE=" + zoneD}},
 	{name: "first replica", env: []string{"KUBE_REPLICATE_EXISTING_MASTER=true", "KUBE_GCE_ZONE=" + zoneC}, outage: true, measure: true},
 	{name: "second replica", env: []string{"KUBE_REPLICATE_EXISTING_MASTER=true", "KUBE_GCE_ZONE=" + zoneD}, measure: true},
 	{name: "remove replica", env: []string{"KUBE_DELETE_NODES=false", "KUBE_GCE_ZONE=" + zoneD}, down: true, measure: true},

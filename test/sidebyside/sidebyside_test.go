@@ -40,6 +40,15 @@ func TestFloor(t *testing.T) {
 	}
 }
 
+// A group's three VMs made at once end with the slowest: the mean of the
+// largest of three uniform draws on 15–35 s is 15 + 20·3/4 = 30 s.
+func TestFloorOfParallelOperations(t *testing.T) {
+	c := chain{{id: "vms", kind: "compute.instances.insert", n: 3}}
+	if got, _ := c.floor(20000, rand.New(rand.NewPCG(1, 2))); math.Abs(got-30) > 0.3 {
+		t.Errorf("floor = %.2f s, want about 30", got)
+	}
+}
+
 func TestTablesJoinRepetitions(t *testing.T) {
 	ms := func(walls ...float64) []measured {
 		var out []measured
