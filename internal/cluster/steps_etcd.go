@@ -171,19 +171,25 @@ func setMetadataKey(ctx context.Context, c *gce.Cloud, key gce.Key, item string,
 // published as guest attributes (hostkeys/), as gcloud compute ssh does.
 // The keys are read once per VM; a key they do not match reads them again
 // on the next dial.
+// The cache holds a pointer: sync.Map's CompareAndDelete compares values,
+// and a slice is not comparable.
 func hostKeys(ctx context.Context, env *Env, in *compute.Instance) (ssh.HostKeyCallback, error) {
-	id := strconv.FormatUint(in.Id, 10) + " " + in.SelfLink
-	if v, ok := env.hostKeys.Load(id); ok {
-		keys := v.([]ssh.PublicKey)
-		return matchHostKey(in.Name, keys, func() { env.hostKeys.CompareAndDelete(id, v) }), nil
+	id := hostKeyID(in)
+	cached, ok := env.hostKeys.Load(id)
+	if !ok {
+		keys, err := publishedHostKeys(ctx, env.Cloud, in)
+		if err != nil {
+			return nil, err
+		}
+		cached, _ = env.hostKeys.LoadOrStore(id, &keys)
 	}
-	keys, err := publishedHostKeys(ctx, env.Cloud, in)
-	if err != nil {
-		return nil, err
-	}
-	env.hostKeys.Store(id, keys)
-	return matchHostKey(in.Name, keys, func() { env.hostKeys.Delete(id) }), nil
+	keys := cached.(*[]ssh.PublicKey)
+	return matchHostKey(in.Name, *keys, func() { env.hostKeys.CompareAndDelete(id, keys) }), nil
 }
+
+// hostKeyID names a VM for the host-key cache: a VM made again under the
+// same name has a new id.
+func hostKeyID(in *compute.Instance) string { return strconv.FormatUint(in.Id, 10) + " " + in.SelfLink }
 
 func publishedHostKeys(ctx context.Context, c *gce.Cloud, in *compute.Instance) ([]ssh.PublicKey, error) {
 	items, err := c.GuestAttributes(ctx, gce.KeyOf(in.SelfLink), "hostkeys/")
