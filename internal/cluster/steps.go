@@ -112,11 +112,9 @@ func (r *run) createFirewall(ctx context.Context, fw *compute.Firewall) error {
 // The template is named by its observed link, or by the link GCE gives
 // it when this run made it; read only when neither is known.
 func (r *run) createPool(ctx context.Context, key gce.Key, size int) error {
-	link := ""
+	link := r.templateKey().Link(r.linkPrefix(), "instanceTemplates")
 	if t := r.obs.Template; t != nil {
 		link = t.SelfLink
-	} else {
-		link = r.templateKey().Link(r.linkPrefix(), "instanceTemplates")
 	}
 	if link == "" {
 		t, err := r.env.Cloud.GetInstanceTemplate(ctx, r.templateKey())
