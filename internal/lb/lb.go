@@ -541,8 +541,12 @@ func demote(ctx context.Context, c Cloud, s *Spec, m Master, w *outageWatch) err
 // attachStatic gives the master the static IP. When GCE refuses because
 // the master has an access config again (an earlier, interrupted run's
 // ephemeral IP came back meanwhile), that one goes first.
+//
+// One read after a refusal tells the three cases apart (attach's own
+// check would be a second): the static IP there already (an earlier
+// attempt's), another access config, or none.
 func attachStatic(ctx context.Context, c Cloud, s *Spec, m Master) error {
-	err := attach(ctx, c, m, s.IP)
+	err := c.AddAccessConfig(ctx, m.Key, AccessConfigName, s.IP)
 	if err == nil || ctx.Err() != nil {
 		return wrapf(err, "attach static IP %s to %s", s.IP, m.Name)
 	}
@@ -551,8 +555,11 @@ func attachStatic(ctx context.Context, c Cloud, s *Spec, m Master) error {
 		return fmt.Errorf("attach static IP %s to %s: %w", s.IP, m.Name, err)
 	}
 	ac := externalIP(in)
-	if ac == nil || ac.NatIP == s.IP {
+	switch {
+	case ac == nil:
 		return fmt.Errorf("attach static IP %s to %s: %w", s.IP, m.Name, err)
+	case ac.NatIP == s.IP:
+		return nil
 	}
 	if err := detach(ctx, c, m, ac.Name); err != nil {
 		return fmt.Errorf("drop %s's ephemeral IP: %w", m.Name, err)
