@@ -137,6 +137,9 @@ func IsNotFound(err error) bool { return code(err) == http.StatusNotFound }
 // IsAlreadyExists reports a 409.
 func IsAlreadyExists(err error) bool { return code(err) == http.StatusConflict }
 
+// IsBadRequest reports a 400: GCE refused the request as made.
+func IsBadRequest(err error) bool { return code(err) == http.StatusBadRequest }
+
 // IsPrecondition reports a 412: a stale fingerprint.
 func IsPrecondition(err error) bool { return code(err) == http.StatusPreconditionFailed }
 

@@ -208,27 +208,40 @@ func LockInfoOf(labels map[string]string) LockInfo {
 // Release drops the lock if this run still holds it. A deleted address
 // (the cluster was torn down) releases it too.
 func (l *Lock) Release(ctx context.Context) error {
-	return l.c.clearLock(ctx, l.address, func(held LockInfo) bool {
-		return held.Holder == l.holder && held.PID == l.pid
-	})
+	return l.ReleaseSeen(ctx, nil)
 }
+
+// ReleaseSeen is Release starting from the address as read since the lock
+// was taken (nil: read it): its label fingerprint guards the write, and a
+// stale one means one more read.
+func (l *Lock) ReleaseSeen(ctx context.Context, seen *compute.Address) error {
+	return l.c.clearLock(ctx, l.address, seen, l.Holds)
+}
+
+// Holds reports whether held is this lock.
+func (l *Lock) Holds(held LockInfo) bool { return held.Holder == l.holder && held.PID == l.pid }
 
 // ClearStaleLock removes a lock whose holder is gone, exactly that holder's:
 // a run that finds nothing to do still leaves the cluster unlocked.
 func (c *Cloud) ClearStaleLock(ctx context.Context, address Key, stale LockInfo) error {
-	return c.clearLock(ctx, address, func(held LockInfo) bool { return held.same(stale) })
+	return c.clearLock(ctx, address, nil, func(held LockInfo) bool { return held.same(stale) })
 }
 
 // clearLock removes the lock labels while mine says the holder is the one
 // to remove, re-reading after a concurrent change.
-func (c *Cloud) clearLock(ctx context.Context, address Key, mine func(LockInfo) bool) error {
+func (c *Cloud) clearLock(ctx context.Context, address Key, seen *compute.Address, mine func(LockInfo) bool) error {
 	for attempt := 0; attempt < 5; attempt++ {
-		a, err := c.GetAddress(ctx, address)
-		if IsNotFound(err) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("release lock on address %s: %w", address, err)
+		a := seen
+		seen = nil
+		if a == nil {
+			var err error
+			a, err = c.GetAddress(ctx, address)
+			if IsNotFound(err) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("release lock on address %s: %w", address, err)
+			}
 		}
 		if !mine(LockInfoOf(a.Labels)) {
 			return nil
@@ -241,7 +254,7 @@ func (c *Cloud) clearLock(ctx context.Context, address Key, mine func(LockInfo) 
 				labels[k] = v
 			}
 		}
-		err = c.SetAddressLabels(ctx, address, labels, a.LabelFingerprint)
+		err := c.SetAddressLabels(ctx, address, labels, a.LabelFingerprint)
 		if IsPrecondition(err) {
 			continue
 		}

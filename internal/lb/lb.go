@@ -258,6 +258,22 @@ func addMissing(ctx context.Context, c Cloud, s *Spec, tp *compute.TargetPool, m
 	return nil
 }
 
+// JoinPool adds a master to the pool that exists under the run's lock,
+// as observed (tp) or made by this run without it (tp nil): nothing when
+// tp holds it, else addInstance without reading the pool first. If GCE
+// refuses (a member it already holds, say), the pool is read and only
+// what it lacks is added.
+func JoinPool(ctx context.Context, c Cloud, s *Spec, tp *compute.TargetPool, m Master) error {
+	if tp != nil && holds(tp, m) {
+		return nil
+	}
+	err := c.AddTargetPoolInstances(ctx, s.Pool, m.Link)
+	if err == nil || !(gce.IsBadRequest(err) || gce.IsAlreadyExists(err)) {
+		return wrapf(err, "add %s to target pool %s", m.Name, s.Pool)
+	}
+	return EnsurePool(ctx, c, s, []Master{m})
+}
+
 // RemoveFromPool takes a master out of the pool if it is in it.
 func RemoveFromPool(ctx context.Context, c Cloud, s *Spec, m Master) error {
 	tp, err := c.GetTargetPool(ctx, s.Pool)

@@ -364,3 +364,51 @@ func TestCreateTrustsTheObservation(t *testing.T) {
 		t.Errorf("pool's instances after a second create (-want +got):\n%s", diff)
 	}
 }
+
+// A replica's join trusts the pool the run observed (or made without it):
+// nothing when it holds the replica, one addInstance when not, and only a
+// refusal reads the pool and adds what it lacks.
+func TestJoinPoolTrustsTheObservation(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	s := *f.spec
+	s.Pool = gce.RegionalKey(region, "p3")
+	if err := lb.CreatePool(ctx, f.c, &s, nil); err != nil {
+		t.Fatal(err)
+	}
+	empty, err := f.c.GetTargetPool(ctx, s.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	join := func(observed *compute.TargetPool) []gce.MethodCount {
+		t.Helper()
+		before := f.c.Stats().Snapshot()
+		if err := lb.JoinPool(ctx, f.c, &s, observed, f.m); err != nil {
+			t.Fatal(err)
+		}
+		return mutationsAndReads(f.c, before)
+	}
+	if diff := cmp.Diff([]gce.MethodCount{{Method: "targetPools.addInstance", Count: 1}}, join(nil)); diff != "" {
+		t.Errorf("joining the pool the run made (-want +got):\n%s", diff)
+	}
+	full, err := f.c.GetTargetPool(ctx, s.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{f.m.Link}, full.Instances); diff != "" {
+		t.Errorf("pool's instances after the join (-want +got):\n%s", diff)
+	}
+	if calls := join(full); len(calls) != 0 {
+		t.Errorf("joining a pool observed holding the master made %v, want no request", calls)
+	}
+
+	// A stale observation and a GCE that refuses a member it holds.
+	if _, err := f.emu.Control.AddFault(ctx, emulator.Fault{Method: "targetPools.addInstance", Code: 400, Reason: "invalid",
+		Message: "already a member", Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	want := []gce.MethodCount{{Method: "targetPools.addInstance", Count: 1}, {Method: "targetPools.get", Count: 1}}
+	if diff := cmp.Diff(want, join(empty)); diff != "" {
+		t.Errorf("a refused join (-want +got):\n%s", diff)
+	}
+}
