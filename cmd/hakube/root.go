@@ -198,6 +198,7 @@ func (g *globalOptions) newEnv(cfg *config.Config, cloud *gce.Cloud, progress fu
 		return nil, err
 	}
 	env.SSH.Signer = key.Signer
+	env.KnownHosts = filepath.Join(conf, "hakube", "ssh", "known_hosts")
 	if env.Kubeconfig, err = kube.KubeconfigPath(); err != nil {
 		return nil, err
 	}

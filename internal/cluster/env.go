@@ -52,11 +52,15 @@ type Env struct {
 	Force bool
 	// Now is the clock certificates are issued by (nil: time.Now).
 	Now func() time.Time
+	// KnownHosts is the file the masters' SSH host keys are remembered in
+	// across runs ("": for the run only).
+	KnownHosts string
 
 	// hostKeys holds the SSH host keys each master published, by its
 	// instance id (a VM made again has a new one): one read per master,
 	// however many etcd calls a flow makes through it.
 	hostKeys sync.Map
+	known    knownHosts
 }
 
 func (e *Env) now() time.Time {
@@ -88,6 +92,7 @@ func (e *Env) defaults() {
 	if e.PollInterval == 0 {
 		e.PollInterval = 500 * time.Millisecond
 	}
+	e.known.file = e.KnownHosts
 	if e.SSHUser == "" {
 		e.SSHUser = "hakube"
 	}

@@ -44,9 +44,11 @@ type scenario struct {
 	emu      *emulatortest.Emulator
 	cloud    *gce.Cloud
 	baseline map[string]int
-	// signer is hakube's SSH key; kubeconfig the file up writes.
+	// signer is hakube's SSH key; kubeconfig the file up writes;
+	// knownHosts where the masters' host keys are remembered, as the CLI's.
 	signer     ssh.Signer
 	kubeconfig string
+	knownHosts string
 }
 
 func newScenario(t testing.TB) *scenario {
@@ -82,7 +84,8 @@ func newScenarioAt(t testing.TB, scale float64, waitCap time.Duration) *scenario
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &scenario{t: t, emu: emu, cloud: cloud, signer: signer, kubeconfig: filepath.Join(t.TempDir(), "kubeconfig")}
+	s := &scenario{t: t, emu: emu, cloud: cloud, signer: signer, kubeconfig: filepath.Join(t.TempDir(), "kubeconfig"),
+		knownHosts: filepath.Join(t.TempDir(), "known_hosts")}
 	s.baseline = s.inventory()
 	return s
 }
@@ -92,7 +95,7 @@ func newScenarioAt(t testing.TB, scale float64, waitCap time.Duration) *scenario
 func (s *scenario) env() *Env {
 	e := &Env{Cloud: s.cloud, Parallelism: 8, PollInterval: 20 * time.Millisecond,
 		APIDeadline: 2 * time.Minute, StableTimeout: time.Minute, Holder: "scenario-test",
-		Kubeconfig: s.kubeconfig}
+		Kubeconfig: s.kubeconfig, KnownHosts: s.knownHosts}
 	e.SSH.Signer, e.SSH.Port = s.signer, scenarioSSHPort
 	return e
 }

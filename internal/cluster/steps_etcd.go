@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"go.uber.org/zap"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sync/errgroup"
 	compute "google.golang.org/api/compute/v1"
@@ -169,21 +171,46 @@ func setMetadataKey(ctx context.Context, c *gce.Cloud, key gce.Key, item string,
 
 // hostKeys verifies a master's SSH host key against the keys its guest
 // published as guest attributes (hostkeys/), as gcloud compute ssh does.
-// The keys are read once per VM; a key they do not match reads them again
-// on the next dial.
+// The keys are read once per VM: those an earlier run remembered (Env's
+// KnownHosts) are tried first, and a key they do not match is checked
+// against what the VM publishes now, in the same handshake. Within a run
+// a key the read keys do not match reads them again on the next dial.
 // The cache holds a pointer: sync.Map's CompareAndDelete compares values,
 // and a slice is not comparable.
 func hostKeys(ctx context.Context, env *Env, in *compute.Instance) (ssh.HostKeyCallback, error) {
 	id := hostKeyID(in)
-	cached, ok := env.hostKeys.Load(id)
-	if !ok {
+	if cached, ok := env.hostKeys.Load(id); ok {
+		keys := cached.(*[]ssh.PublicKey)
+		return matchHostKey(in.Name, *keys, func() { env.hostKeys.CompareAndDelete(id, keys) }), nil
+	}
+	read := func() (*[]ssh.PublicKey, error) {
 		keys, err := publishedHostKeys(ctx, env.Cloud, in)
 		if err != nil {
 			return nil, err
 		}
-		cached, _ = env.hostKeys.LoadOrStore(id, &keys)
+		if err := env.known.remember(in, keys); err != nil {
+			env.Log.Debug("could not remember the SSH host keys", zap.String("instance", in.Name), zap.Error(err))
+		}
+		env.hostKeys.Store(id, &keys)
+		return &keys, nil
 	}
-	keys := cached.(*[]ssh.PublicKey)
+	if remembered := env.known.lookup(in); len(remembered) > 0 {
+		return func(host string, addr net.Addr, key ssh.PublicKey) error {
+			if hasHostKey(remembered, key) {
+				env.hostKeys.LoadOrStore(id, &remembered)
+				return nil
+			}
+			keys, err := read()
+			if err != nil {
+				return err
+			}
+			return matchHostKey(in.Name, *keys, func() { env.hostKeys.CompareAndDelete(id, keys) })(host, addr, key)
+		}, nil
+	}
+	keys, err := read()
+	if err != nil {
+		return nil, err
+	}
 	return matchHostKey(in.Name, *keys, func() { env.hostKeys.CompareAndDelete(id, keys) }), nil
 }
 
@@ -217,14 +244,21 @@ func publishedHostKeys(ctx context.Context, c *gce.Cloud, in *compute.Instance) 
 // forget, so that the next dial reads what the VM publishes now.
 func matchHostKey(name string, keys []ssh.PublicKey, forget func()) ssh.HostKeyCallback {
 	return func(_ string, _ net.Addr, key ssh.PublicKey) error {
-		for _, k := range keys {
-			if string(k.Marshal()) == string(key.Marshal()) {
-				return nil
-			}
+		if hasHostKey(keys, key) {
+			return nil
 		}
 		forget()
 		return fmt.Errorf("the SSH host key of %s is not one it published", name)
 	}
+}
+
+func hasHostKey(keys []ssh.PublicKey, key ssh.PublicKey) bool {
+	for _, k := range keys {
+		if bytes.Equal(k.Marshal(), key.Marshal()) {
+			return true
+		}
+	}
+	return false
 }
 
 // connectionCut reports an error of a connection that went away under it,
