@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -259,7 +260,10 @@ func writeSummary(w io.Writer, st *cluster.Status) {
 	if len(masters) > 0 {
 		fmt.Fprintf(w, "Masters: %s.\n", strings.Join(masters, ", "))
 	}
-	if len(pools) > 0 {
+	switch {
+	case slices.Contains(st.Unobserved, "node pools"):
+		fmt.Fprintf(w, "Node pools: not read by this flow (hakube status lists them).\n")
+	case len(pools) > 0:
 		fmt.Fprintf(w, "Node pools: %s.\n", strings.Join(pools, ", "))
 	}
 }

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/hakube/hakube/internal/cluster"
 )
 
 // TestDescribeOutage: the "Static IP moved" line says how the outage was
@@ -29,5 +32,37 @@ func TestDescribeOutage(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("describeOutage (-want +got):\n%s", diff)
+	}
+}
+
+// TestWriteSummary: the summary after a flow says what the flow did not
+// read instead of showing it as absent.
+func TestWriteSummary(t *testing.T) {
+	zones := []cluster.ZoneStatus{
+		{Zone: "us-central1-b", Masters: []cluster.MasterStatus{{Name: "kubernetes-master"}}, Pool: &cluster.PoolStatus{TargetSize: 3}},
+		{Zone: "us-central1-c", Masters: []cluster.MasterStatus{{Name: "kubernetes-master-x1y"}}},
+	}
+	ip := &cluster.IPStatus{Address: "203.0.113.7", Port: 443, Owner: "forwarding-rule kubernetes-master", Name: "kubernetes-master-ip"}
+	tests := []struct {
+		name string
+		st   cluster.Status
+		want string
+	}{
+		{"everything read", cluster.Status{Exists: true, Mode: "load-balanced", StaticIP: ip, Zones: zones},
+			"API: https://203.0.113.7:443, held by forwarding-rule kubernetes-master (load-balanced).\n" +
+				"Masters: kubernetes-master (us-central1-b), kubernetes-master-x1y (us-central1-c).\nNode pools: us-central1-b: 3 nodes.\n"},
+		{"a replica's flow", cluster.Status{Exists: true, Mode: "load-balanced", StaticIP: ip, Zones: zones[1:], Unobserved: []string{"node pools"}},
+			"API: https://203.0.113.7:443, held by forwarding-rule kubernetes-master (load-balanced).\n" +
+				"Masters: kubernetes-master-x1y (us-central1-c).\nNode pools: not read by this flow (hakube status lists them).\n"},
+		{"gone", cluster.Status{Cluster: "kubernetes"}, "Cluster \"kubernetes\" no longer exists.\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b strings.Builder
+			writeSummary(&b, &tt.st)
+			if diff := cmp.Diff(tt.want, b.String()); diff != "" {
+				t.Errorf("summary (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

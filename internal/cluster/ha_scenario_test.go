@@ -65,13 +65,13 @@ func TestScenarioNodePoolsAndReplicasGrowAndShrink(t *testing.T) {
 	// Each flow's budget is what it takes, plus one: a tunnel the IP's
 	// move cuts is dialled again, a Node not Ready at the first look makes
 	// the Nodes wait list the VMs once more.
-	s.withinBudget("node pool", s.mustRun("up", "--zone", zc, "--use-existing-master", "--num-nodes", "1"), 24)
+	s.withinBudget("node pool", s.mustRun("up", "--zone", zc, "--use-existing-master", "--num-nodes", "1"), 19)
 	one[zc] = 1
 	s.expect(shape{prefix: "kubernetes", masters: []string{zb}, pools: one})
 
 	// The first replica builds the load balancer and moves the IP.
 	rep := s.mustRun("up", "--zone", zc, "--replicate-master")
-	s.withinBudget("first replica", rep, 46)
+	s.withinBudget("first replica", rep, 35)
 	s.expect(shape{prefix: "kubernetes", masters: []string{zb, zc}, pools: one, lb: true})
 	s.wantOwner(lb.OwnerLB)
 	if len(rep.Outages) != 1 || rep.Outages[0].Outage <= 0 || rep.Outages[0].Reverted {
@@ -98,7 +98,7 @@ func TestScenarioNodePoolsAndReplicasGrowAndShrink(t *testing.T) {
 	if rep := s.mustRun("up", "--zone", zc, "--replicate-master"); !rep.NothingToDo {
 		t.Errorf("re-run planned changes: %v", rep.Plan.Steps)
 	} else {
-		s.withinBudget("replica re-run", rep, 14)
+		s.withinBudget("replica re-run", rep, 8)
 	}
 	if muts := s.mutations(m); len(muts) > 0 {
 		t.Errorf("re-run made mutations: %v", muts)
@@ -106,7 +106,7 @@ func TestScenarioNodePoolsAndReplicasGrowAndShrink(t *testing.T) {
 
 	// A second replica joins without moving anything.
 	rep = s.mustRun("up", "--zone", zd, "--replicate-master")
-	s.withinBudget("second replica", rep, 33)
+	s.withinBudget("second replica", rep, 22)
 	if len(rep.Outages) != 0 {
 		t.Errorf("second replica moved the IP: %+v", rep.Outages)
 	}
@@ -116,11 +116,11 @@ func TestScenarioNodePoolsAndReplicasGrowAndShrink(t *testing.T) {
 	}
 
 	// Remove replicas: the last removal but one gives the IP back.
-	s.withinBudget("remove replica", s.mustRun("down", "--zone", zd, "--delete-nodes=false"), 28)
+	s.withinBudget("remove replica", s.mustRun("down", "--zone", zd, "--delete-nodes=false"), 24)
 	s.expect(shape{prefix: "kubernetes", masters: []string{zb, zc}, pools: one, lb: true})
 	s.wantOwner(lb.OwnerLB)
 	rep = s.mustRun("down", "--zone", zc, "--delete-nodes=false")
-	s.withinBudget("remove second-to-last replica", rep, 35)
+	s.withinBudget("remove second-to-last replica", rep, 32)
 	s.expect(shape{prefix: "kubernetes", masters: []string{zb}, pools: one})
 	s.wantOwner(lb.OwnerMaster)
 	if len(rep.Outages) != 1 {
@@ -128,9 +128,9 @@ func TestScenarioNodePoolsAndReplicasGrowAndShrink(t *testing.T) {
 	}
 
 	// Remove a pool: the template stays while another pool uses it.
-	s.withinBudget("remove node pool", s.mustRun("down", "--zone", zc, "--use-existing-master"), 19)
+	s.withinBudget("remove node pool", s.mustRun("down", "--zone", zc, "--use-existing-master"), 18)
 	s.expect(shape{prefix: "kubernetes", masters: []string{zb}, pools: map[string]int{zb: 1}})
-	s.withinBudget("teardown", s.mustRun("down", "--zone", zb), 37)
+	s.withinBudget("teardown", s.mustRun("down", "--zone", zb), 36)
 	s.expect()
 }
 

@@ -57,8 +57,14 @@ type Observed struct {
 	// SharedNetwork is true when other hakube clusters have rules on the
 	// cluster's network, so shared rules stay at teardown.
 	SharedNetwork bool
+	// otherDisks are disks named as masters' data disks that are not the
+	// cluster's.
+	otherDisks []gce.Key
 	// addresses are the listed addresses the region and the IPs come from.
 	addresses []*compute.Address
+	// scope are the parts the observation holds: readAll, or the parts a
+	// flow touches (scopeOf); the others are absent, not missing.
+	scope reads
 }
 
 // Exists reports whether any part of the cluster exists.
@@ -72,6 +78,24 @@ func (o *Observed) Exists() bool {
 	return o.Address != nil || len(o.Masters) > 0 || len(o.Pools) > 0 || o.Template != nil ||
 		o.ForwardingRule != nil || o.TargetPool != nil || len(o.Disks) > 0 || o.HealthCheck != nil || fws > 0 ||
 		o.PodRange != nil
+}
+
+// holds reports whether the observation read part r (or took it from one
+// that did): an Observed made by hand holds everything.
+func (o *Observed) holds(r reads) bool { return o.scope == 0 || o.scope&r == r }
+
+// inZone reports whether the cluster has a master, a node group or a
+// master's disk in the zone: GCE made them there, so the zone exists.
+func (o *Observed) inZone(zone string) bool {
+	if len(o.MasterIn(zone)) > 0 || len(o.Pools[zone]) > 0 {
+		return true
+	}
+	for _, d := range o.Disks {
+		if gce.KeyOf(d.SelfLink).Zone == zone {
+			return true
+		}
+	}
+	return false
 }
 
 // MasterIn returns the masters of a zone.
@@ -190,15 +214,44 @@ func Observe(ctx context.Context, c Observer, cfg *config.Config) (*Observed, er
 	return observe(ctx, c, cfg, nil, readAll)
 }
 
+// observeScope reads only the parts in scope: what a flow touches.
+func observeScope(ctx context.Context, c Observer, cfg *config.Config, scope reads) (*Observed, error) {
+	return observe(ctx, c, cfg, &Observed{scope: scope}, scope)
+}
+
+// scopeOf is what a flow reads of the cluster. A replica's flow changes
+// masters, their disks and IPs, etcd and the load balancer: the network,
+// its rules, the node pools and their template are not its business. A
+// node pool's flow changes a pool and maybe the template, reads the
+// masters for its VMs' kube-env and the load balancer for the summary,
+// but not their disks, the network or its rules. Every other flow (and
+// status) reads everything.
+func scopeOf(cfg *config.Config, command string) reads {
+	switch {
+	case command != "up":
+		return readAll
+	case cfg.UseExistingMaster:
+		return readAll &^ (readNetwork | readFirewalls | readDisks)
+	case cfg.ReplicateMaster:
+		return readAll &^ (readNetwork | readFirewalls | readGroups | readTemplate)
+	}
+	return readAll
+}
+
 // observe reads the parts of the cluster in parts and takes the others
 // from prev, an observation of the same cluster that nothing has changed
-// those parts of since. A prev with conflicts is read again in full: they
-// are not kept per part.
+// those parts of since; it keeps prev's scope. A prev with conflicts is
+// read again in all its scope: they are not kept per part.
 func observe(ctx context.Context, c Observer, cfg *config.Config, prev *Observed, parts reads) (*Observed, error) {
-	if prev == nil || len(prev.Conflicts) > 0 {
-		prev, parts = &Observed{}, readAll
+	scope := reads(readAll)
+	if prev != nil && prev.scope != 0 {
+		scope = prev.scope
 	}
-	ob := &observation{cfg: cfg, reads: parts, prev: prev, o: &Observed{Firewalls: map[string]*compute.Firewall{}, Disks: map[string]*compute.Disk{}, Pools: map[string][]*compute.InstanceGroupManager{}, InternalIPs: map[string]*compute.Address{}}}
+	if prev == nil || len(prev.Conflicts) > 0 {
+		prev, parts = &Observed{}, scope
+	}
+	parts &= scope
+	ob := &observation{cfg: cfg, reads: parts, prev: prev, o: &Observed{scope: scope, Firewalls: map[string]*compute.Firewall{}, Disks: map[string]*compute.Disk{}, Pools: map[string][]*compute.InstanceGroupManager{}, InternalIPs: map[string]*compute.Address{}}}
 	if parts != readAll {
 		ob.keep()
 	}
@@ -252,13 +305,18 @@ func (ob *observation) project(ctx context.Context, c Observer) error {
 		return nil
 	})
 	ob.goRead(g, readDisks, func() error {
-		ds, err := c.AggregatedDisks(gctx, gce.RoleFilter(cluster, gce.RoleMasterDisk))
+		// By the masters' data disk names, not by label: GCE attaches a
+		// disk that has the name a new master's insert gives its data
+		// disk, so one that is not the cluster's must be seen beforehand.
+		ds, err := c.AggregatedDisks(gctx, fmt.Sprintf("name eq '%s(-[a-z0-9]+)?-pd'", regexp.QuoteMeta(cfg.MasterName())))
 		if err != nil {
 			return wrap(err, "list disks")
 		}
 		for _, d := range ds {
-			if d.Labels[gce.LabelRole] == gce.RoleMasterDisk {
+			if d.Labels[gce.LabelCluster] == cluster && d.Labels[gce.LabelRole] == gce.RoleMasterDisk {
 				o.Disks[d.Name] = d
+			} else {
+				o.otherDisks = append(o.otherDisks, gce.KeyOf(d.SelfLink))
 			}
 		}
 		return nil
@@ -377,7 +435,14 @@ func (ob *observation) regional(ctx context.Context, c Observer) error {
 	o, cfg, cluster := ob.o, ob.cfg, ob.cfg.ClusterName()
 	if o.Region != ob.prev.Region {
 		// prev's regional parts are another region's.
-		ob.reads |= readTargetPool | readSubnetworks | readForwardingRule
+		ob.reads |= (readTargetPool | readSubnetworks | readForwardingRule) & ob.o.scope
+	}
+	if ob.read(readSubnetworks) && ob.o.scope != readAll {
+		// A flow that does not add the pods' range needs to know only that
+		// it exists: a master's alias range taken from it proves it does.
+		if r := podRangeOfMasters(o.Masters, cfg.PodRangeName()); r != nil {
+			o.PodRange, ob.reads = r, ob.reads&^readSubnetworks
+		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	ob.goRead(g, readTargetPool, func() (err error) {
@@ -414,6 +479,21 @@ func (ob *observation) regional(ctx context.Context, c Observer) error {
 		return err
 	})
 	return g.Wait()
+}
+
+// podRangeOfMasters is the pods' range as the masters' alias ranges name
+// it (only its name: GCE gives a VM's range, not the range's), or nil.
+func podRangeOfMasters(masters []*compute.Instance, name string) *compute.SubnetworkSecondaryRange {
+	for _, m := range masters {
+		for _, nic := range m.NetworkInterfaces {
+			for _, r := range nic.AliasIpRanges {
+				if r.SubnetworkRangeName == name {
+					return &compute.SubnetworkSecondaryRange{RangeName: name}
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // clusterCA is the cluster CA certificate a master carries, or nil.

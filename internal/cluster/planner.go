@@ -55,6 +55,9 @@ type run struct {
 	// grown are the groups the run creates or grows: the Nodes wait
 	// counts their Nodes instead of a wait until each group is stable.
 	grown []grownGroup
+	// masterNodes are the only Nodes a replica's flow waits for: the
+	// masters (nil: every VM's, listed from Compute).
+	masterNodes []string
 }
 
 // grownGroup is a group the run creates or grows, and how many VMs it

@@ -37,8 +37,17 @@ func TestScenarioPreflightRefusesBeforeAnyChange(t *testing.T) {
 			[]string{"HAKUBE_IMAGE_PROJECT=nobody-images and the default imageFamily debian-12"}},
 		{"several at once", map[string]string{"NODE_SIZE": "x1-big", "MASTER_SIZE": "x2-big"}, nil, config.ErrInvalidConfig,
 			[]string{`MASTER_SIZE=x2-big`, `NODE_SIZE=x1-big`}},
+		// The zone is checked after the observation (a zone the cluster's
+		// VMs are in exists), still before any change.
+		{"a zone that does not exist", nil, []string{"--zone", "europe-west1-q"}, config.ErrInvalidConfig,
+			[]string{`zone "europe-west1-q" does not exist in this project`}},
+		{"a zone that is down", nil, []string{"--zone", "europe-west1-c"}, config.ErrInvalidConfig,
+			[]string{"zone europe-west1-c is DOWN"}},
 		{"instance quota", map[string]string{"NUM_NODES": "9"}, nil, ErrRefused,
 			[]string{"region europe-west1 has 8 of its 8 INSTANCES quota left, and the plan needs 10 ([1 × e2-standard-2 9 × e2-standard-2])", "lower NUM_NODES=9"}},
+	}
+	if err := s.emu.Control.SetZone(ctx, "europe-west1-c", "DOWN"); err != nil {
+		t.Fatal(err)
 	}
 	if err := s.emu.Control.SetQuota(ctx, emulator.QuotaLimit{Project: scenarioProject, Region: "europe-west1", Metric: "INSTANCES", Limit: 8}); err != nil {
 		t.Fatal(err)

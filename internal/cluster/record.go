@@ -81,6 +81,16 @@ func clusterRecord(obs *Observed) []recorded {
 	if r := obs.PodRange; r != nil && obs.Subnetwork != nil {
 		add("clusterIPRange", r.IpCidrRange, "secondary range "+r.RangeName+" of subnet "+obs.Subnetwork.Name)
 	}
+	if !hasKey(out, "clusterIPRange") {
+		// A flow that did not read the subnetwork: the masters' kube-env
+		// says which range their pods come from.
+		for _, m := range obs.Masters {
+			if env, err := vmcontract.ParseKubeEnv(metadataValue(m, vmcontract.KeyKubeEnv)); err == nil && env.IsMaster() {
+				add("clusterIPRange", env.Get(vmcontract.EnvClusterIPRange), "kube-env of "+m.Name)
+				break
+			}
+		}
+	}
 	if a := obs.Address; a != nil {
 		if mode := a.Labels[labelMode]; mode != "" {
 			add("lbFirst", strconv.FormatBool(mode == modeLBFirst), "address "+a.Name)
@@ -157,7 +167,8 @@ func adoptRecord(cfg *config.Config, obs *Observed, command string) error {
 // the cluster means a second look.
 func observeAdopted(ctx context.Context, c Observer, cfg *config.Config, command string) (*config.Config, *Observed, error) {
 	cfg = cfg.Clone()
-	obs, err := Observe(ctx, c, cfg)
+	scope := scopeOf(cfg, command)
+	obs, err := observeScope(ctx, c, cfg, scope)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -166,7 +177,7 @@ func observeAdopted(ctx context.Context, c Observer, cfg *config.Config, command
 		return nil, nil, err
 	}
 	if cfg.Network != network {
-		if obs, err = Observe(ctx, c, cfg); err != nil {
+		if obs, err = observeScope(ctx, c, cfg, scope); err != nil {
 			return nil, nil, fmt.Errorf("observe on the cluster's network %s: %w", cfg.Network, err)
 		}
 	}

@@ -71,15 +71,19 @@ func TestScenarioClusterRecordWins(t *testing.T) {
 		args    []string
 		want    []config.Drift
 	}{
-		{"ports and sizes on a replica", "up", map[string]string{"NODE_SIZE": "e2-standard-2", "MULTIZONE": "true"},
+		// A replica's flow does not read the node template (its scope):
+		// NODE_SIZE is the pools' setting, refused by their flow below.
+		{"ports on a replica", "up", map[string]string{"NODE_SIZE": "e2-standard-2", "MULTIZONE": "true"},
 			[]string{"--zone", "europe-west1-d", "--replicate-master", "--apiserver-port", "443"},
 			[]config.Drift{
 				{Key: "multizone", Input: "MULTIZONE=true", Requested: "true", Cluster: "false", From: "kube-env of kubernetes-master"},
-				{Key: "nodeSize", Input: "NODE_SIZE=e2-standard-2", Requested: "e2-standard-2", Cluster: "e2-standard-4", From: "instance-template kubernetes-minion-template"},
 				{Key: "apiserverPort", Input: "--apiserver-port=443", Requested: "443", Cluster: "16443", From: "kube-env of kubernetes-master"},
 			}},
-		{"another network for a pool", "up", nil, []string{"--zone", "europe-west1-d", "--use-existing-master", "--network", "other"},
-			[]config.Drift{{Key: "network", Input: "--network=other", Requested: "other", Cluster: "default", From: "instance kubernetes-master"}}},
+		{"another network and node size for a pool", "up", map[string]string{"NODE_SIZE": "e2-standard-2"}, []string{"--zone", "europe-west1-d", "--use-existing-master", "--network", "other"},
+			[]config.Drift{
+				{Key: "nodeSize", Input: "NODE_SIZE=e2-standard-2", Requested: "e2-standard-2", Cluster: "e2-standard-4", From: "instance-template kubernetes-minion-template"},
+				{Key: "network", Input: "--network=other", Requested: "other", Cluster: "default", From: "instance kubernetes-master"},
+			}},
 		{"a mistyped network for down", "down", map[string]string{"KUBE_GCE_NETWORK": "defualt"}, nil,
 			[]config.Drift{{Key: "network", Input: "KUBE_GCE_NETWORK=defualt", Requested: "defualt", Cluster: "default", From: "instance kubernetes-master"}}},
 		{"status on another port", "status", nil, []string{"--healthcheck-port", "3990"},

@@ -25,6 +25,7 @@ func (ob *observation) keep() {
 	}
 	if !ob.read(readDisks) {
 		maps.Copy(o.Disks, p.Disks)
+		o.otherDisks = p.otherDisks
 	}
 	if !ob.read(readGroups) {
 		maps.Copy(o.Pools, p.Pools)

@@ -2,10 +2,12 @@ package cluster
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	compute "google.golang.org/api/compute/v1"
 	"google.golang.org/api/googleapi"
 
 	"github.com/hakube/hakube/internal/gce"
@@ -110,3 +112,104 @@ func TestObserveRereadsOnlyChangedParts(t *testing.T) {
 // ignoreResponse drops the HTTP metadata each read carries: two reads a
 // second apart differ in their Date header, not in what they observed.
 var ignoreResponse = cmpopts.IgnoreTypes(googleapi.ServerResponse{})
+
+// TestObserveScope: a flow reads only the parts it touches (scopeOf), each
+// with its one request, and a re-read keeps to that scope.
+func TestObserveScope(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cloud, cfg := scaleCluster(t, 2)
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		reads []string
+	}{
+		{"a replica", []string{"--replicate-master"}, []string{"addresses.aggregatedList", "disks.aggregatedList", "forwardingRules.get",
+			"httpHealthChecks.get", "instances.aggregatedList", "subnetworks.aggregatedList", "targetPools.get"}},
+		{"a node pool", []string{"--use-existing-master"}, []string{"addresses.aggregatedList", "forwardingRules.get", "httpHealthChecks.get",
+			"instanceGroupManagers.aggregatedList", "instanceTemplates.get", "instances.aggregatedList", "subnetworks.aggregatedList", "targetPools.get"}},
+		{"a fresh up", nil, []string{"addresses.aggregatedList", "disks.aggregatedList", "firewalls.list", "forwardingRules.get",
+			"httpHealthChecks.get", "instanceGroupManagers.aggregatedList", "instanceTemplates.get", "instances.aggregatedList", "networks.get",
+			"subnetworks.aggregatedList", "targetPools.get"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			flow := cfg.Clone()
+			flow.ReplicateMaster = slices.Contains(tc.args, "--replicate-master")
+			flow.UseExistingMaster = slices.Contains(tc.args, "--use-existing-master")
+			scope := scopeOf(flow, "up")
+			before := cloud.Stats().Snapshot()
+			obs, err := observeScope(ctx, cloud, flow, scope)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, m := range gce.Diff(before, cloud.Stats().Snapshot()) {
+				if m.Count != 1 {
+					t.Errorf("%s made %d times", m.Method, m.Count)
+				}
+				got = append(got, m.Method)
+			}
+			slices.Sort(got)
+			if diff := cmp.Diff(tc.reads, got); diff != "" {
+				t.Errorf("requests (-want +got):\n%s", diff)
+			}
+			// Verifying after a resize and a pool's change re-reads only
+			// what is in scope.
+			before = cloud.Stats().Snapshot()
+			if _, err := observe(ctx, cloud, flow, obs, readGroups|readTargetPool); err != nil {
+				t.Fatal(err)
+			}
+			got = got[:0]
+			for _, m := range gce.Diff(before, cloud.Stats().Snapshot()) {
+				got = append(got, m.Method)
+			}
+			want := []string{"targetPools.get"}
+			if scope&readGroups != 0 {
+				want = []string{"instanceGroupManagers.aggregatedList", "targetPools.get"}
+			}
+			slices.Sort(got)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("re-read requests (-want +got):\n%s", diff)
+			}
+			wantPools := 1
+			if scope&readGroups == 0 {
+				wantPools = 0
+			}
+			if len(obs.Pools) != wantPools {
+				t.Errorf("observed pools %v, want %d zone's", obs.Pools, wantPools)
+			}
+			if un := statusOf(flow, obs).Unobserved; (scope&readGroups == 0) != slices.Contains(un, "node pools") {
+				t.Errorf("status says unobserved %v with scope %011b", un, scope)
+			}
+		})
+	}
+}
+
+// A master's alias range from the pods' range proves the range exists: a
+// scoped flow need not list the subnetworks for it.
+func TestPodRangeOfMasters(t *testing.T) {
+	m := func(ranges ...string) *compute.Instance {
+		nic := &compute.NetworkInterface{}
+		for _, r := range ranges {
+			nic.AliasIpRanges = append(nic.AliasIpRanges, &compute.AliasIpRange{IpCidrRange: "/24", SubnetworkRangeName: r})
+		}
+		return &compute.Instance{NetworkInterfaces: []*compute.NetworkInterface{nic}}
+	}
+	for _, tc := range []struct {
+		name    string
+		masters []*compute.Instance
+		want    bool
+	}{
+		{"no master", nil, false},
+		{"a master without alias range", []*compute.Instance{m()}, false},
+		{"another range", []*compute.Instance{m("other-pods")}, false},
+		{"the second master's", []*compute.Instance{m(), m("other-pods", "kubernetes-pods")}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := podRangeOfMasters(tc.masters, "kubernetes-pods")
+			if (got != nil) != tc.want || (got != nil && got.RangeName != "kubernetes-pods") {
+				t.Errorf("podRangeOfMasters = %+v, want found %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -95,6 +95,14 @@ func planReplica(ctx context.Context, env *Env, cfg *config.Config, obs *Observe
 	if p.plan.Mutations() > 0 {
 		verify = p.verifyAPI("the API answers on the static IP through the load balancer", move, add)
 	}
+	// The flow changes masters only: their Nodes are the ones to wait for.
+	for _, m := range obs.Masters {
+		if running(m) && m.Name != replica {
+			p.masterNodes = append(p.masterNodes, m.Name)
+		}
+	}
+	p.masterNodes = append(p.masterNodes, replica)
+	slices.Sort(p.masterNodes)
 	p.joinKubernetes(verify, nil, false)
 	return p, nil
 }

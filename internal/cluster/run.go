@@ -1,10 +1,14 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
+
+	compute "google.golang.org/api/compute/v1"
 
 	"github.com/hakube/hakube/internal/cluster/config"
 	"github.com/hakube/hakube/internal/gce"
@@ -92,17 +96,22 @@ func Run(ctx context.Context, env *Env, cfg *config.Config, opts RunOptions) (*R
 // prepare checks the zone, observes (adopting the cluster's own record),
 // plans, runs the preflight and shows the plan.
 func prepare(ctx context.Context, env *Env, cfg *config.Config, opts RunOptions, rep *Report) (*planner, error) {
-	if cfg.Zone != "" {
-		if err := zones.Check(ctx, env.Cloud, cfg.Zone); err != nil {
-			if errors.Is(err, zones.ErrZone) {
-				return nil, fmt.Errorf("%w: %v", config.ErrInvalidConfig, err)
-			}
-			return nil, err
-		}
+	if cfg.Zone != "" && !zones.Valid(cfg.Zone) {
+		return nil, checkZone(ctx, env, cfg.Zone) // fails without a call
 	}
 	cfg, obs, err := observeAdopted(ctx, env.Cloud, cfg, opts.Command)
 	if err != nil {
 		return nil, err
+	}
+	// The zone must exist and be UP before anything changes (etcd's
+	// access included). One that holds the cluster's VMs exists: it is
+	// checked for being UP beside the preflight, and not at all by a run
+	// that changes nothing.
+	proven := cfg.Zone == "" || obs.inZone(cfg.Zone)
+	if !proven {
+		if err := checkZone(ctx, env, cfg.Zone); err != nil {
+			return nil, err
+		}
 	}
 	if needsEtcd(cfg, opts.Command, obs) {
 		w, err := readEtcd(ctx, env, obs, opts.DryRun)
@@ -120,7 +129,15 @@ func prepare(ctx context.Context, env *Env, cfg *config.Config, opts RunOptions,
 	}
 	rep.Flow, rep.Plan, rep.Region = p.plan.Flow, p.plan, p.region()
 	p.pre.region = p.region()
-	if err := p.pre.check(ctx, env.Cloud, cfg); err != nil {
+	var zoneErr, preErr error
+	var wg sync.WaitGroup
+	if cfg.Zone != "" && proven && p.plan.Mutations() > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); zoneErr = checkZone(ctx, env, cfg.Zone) }()
+	}
+	preErr = p.pre.check(ctx, env.Cloud, cfg)
+	wg.Wait()
+	if err := cmp.Or(zoneErr, preErr); err != nil {
 		return nil, err
 	}
 	if opts.ShowPlan != nil {
@@ -131,6 +148,16 @@ func prepare(ctx context.Context, env *Env, cfg *config.Config, opts RunOptions,
 	return p, nil
 }
 
+// checkZone confirms the zone exists and is UP: a zone that does not is
+// invalid input (exit 2).
+func checkZone(ctx context.Context, env *Env, zone string) error {
+	err := zones.Check(ctx, env.Cloud, zone)
+	if errors.Is(err, zones.ErrZone) {
+		return fmt.Errorf("%w: %v", config.ErrInvalidConfig, err)
+	}
+	return err
+}
+
 // execute runs the plan and releases the lock, even when the run was
 // cancelled: a stale lock would block the re-run meant to finish the job.
 func execute(ctx context.Context, env *Env, p *planner, opts RunOptions, rep *Report) error {
@@ -139,14 +166,36 @@ func execute(ctx context.Context, env *Env, p *planner, opts RunOptions, rep *Re
 	moves, warnings := p.st.outcome()
 	rep.Outages = moves
 	rep.Warnings = append(rep.Warnings, warnings...)
-	if lock := p.st.heldLock(); lock != nil {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		if err := lock.Release(rctx); err != nil {
-			env.Log.Warn("could not release the cluster lock; the next run may need --break-lock")
-		}
-		cancel()
+	if res.Err != nil || p.plan.Mutations() == 0 {
+		release(ctx, env, p, nil)
 	}
 	return res.Err
+}
+
+// release drops the run's lock, even when the run was cancelled: a stale
+// lock would block the re-run meant to finish the job. seen is the
+// verification's observation (nil when there is none): its static IP,
+// read after the lock was taken, saves the read before the write, and a
+// static IP it found gone took the lock with it. It returns the lock it
+// released (nil: none, or it could not).
+func release(ctx context.Context, env *Env, p *planner, seen *Observed) *gce.Lock {
+	lock := p.st.heldLock()
+	if lock == nil {
+		return nil
+	}
+	var a *compute.Address
+	if seen != nil {
+		if a = seen.Address; a == nil && seen.holds(readAddresses) {
+			return lock
+		}
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if err := lock.ReleaseSeen(rctx, a); err != nil {
+		env.Log.Warn("could not release the cluster lock; the next run may need --break-lock")
+		return nil
+	}
+	return lock
 }
 
 // verify observes again and plans again: a converged cluster needs nothing
@@ -157,9 +206,14 @@ func verify(ctx context.Context, env *Env, p *planner, command string, changed r
 	cfg := p.cfg
 	obs, err := observe(ctx, env.Cloud, cfg, p.obs, changed)
 	if err != nil {
+		release(ctx, env, p, nil)
 		return fmt.Errorf("verify: %w", err)
 	}
+	released := release(ctx, env, p, obs)
 	rep.Status = statusOf(cfg, obs)
+	if l := rep.Status.Lock; l != nil && released != nil && released.Holds(*l) {
+		rep.Status.Lock = nil // the cluster as the run leaves it: unlocked
+	}
 	if again, err := plan(ctx, env, cfg, obs, command); err == nil && again.plan.Mutations() > 0 {
 		var left []string
 		for _, s := range again.plan.Steps {

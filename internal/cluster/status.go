@@ -33,6 +33,10 @@ type Status struct {
 	Zones        []ZoneStatus  `json:"zones"`
 	Lock         *gce.LockInfo `json:"lock,omitempty"`
 	Conflicts    []string      `json:"conflicts,omitempty"`
+	// Unobserved are what the flow that rendered the status did not read
+	// (a replica's flow does not list the node pools): `hakube status`
+	// reads everything.
+	Unobserved []string `json:"unobserved,omitempty"`
 	// From the cluster itself: the apiserver's /readyz through the static
 	// IP, its Nodes, and etcd's members.
 	API   *APIStatus  `json:"api,omitempty"`
@@ -166,6 +170,9 @@ func statusOf(cfg *config.Config, obs *Observed) *Status {
 		return st
 	}
 	st.Mode = modeOf(obs)
+	if !obs.holds(readGroups) {
+		st.Unobserved = append(st.Unobserved, "node pools")
+	}
 	if obs.ForwardingRule != nil || obs.TargetPool != nil || obs.HealthCheck != nil {
 		st.LoadBalancer = &LBStatus{}
 		if obs.ForwardingRule != nil {

@@ -225,13 +225,14 @@ func (r *run) fillPoolWithMasters(ctx context.Context) error {
 	return r.fillPool(ctx, masters)
 }
 
-// joinPool adds one replica to the target pool.
+// joinPool adds one replica to the target pool, which exists by now: the
+// observed one, or the one this run made without the replica.
 func (r *run) joinPool(ctx context.Context, key gce.Key) error {
 	m, err := r.master(ctx, key)
 	if err != nil {
 		return err
 	}
-	return r.fillPool(ctx, []lb.Master{m})
+	return lb.JoinPool(ctx, r.env.Cloud, r.lbSpec(ctx), r.obs.TargetPool, m)
 }
 
 // waitHealthy waits until the load balancer's health check passes the replica.

@@ -59,8 +59,8 @@ func (r *run) bootstrapAPI(ctx context.Context) error {
 }
 
 // waitNodes waits until every VM of the cluster (the masters and every
-// pool's VMs) has its Node Ready, labelling and cordoning the masters' as
-// they register.
+// pool's VMs; in a replica's flow the masters only) has its Node Ready,
+// labelling and cordoning the masters' as they register.
 func (r *run) waitNodes(ctx context.Context) error {
 	c, err := r.kubeClient()
 	if err != nil {
@@ -74,7 +74,10 @@ func (r *run) waitNodes(ctx context.Context) error {
 	// between ask the cluster's API, not Compute. Nodes all Ready in the
 	// poll that listed their VMs need no second list.
 	var masters, workers []string
-	listed := false
+	listed, fixed := false, r.masterNodes != nil
+	if fixed {
+		masters, listed = r.masterNodes, true
+	}
 	return r.env.pollUpTo(ctx, "the nodes", r.env.StableTimeout, nodePollCap(r.nodeCount()), func(ctx context.Context) (bool, string, error) {
 		fresh := !listed
 		if fresh {
@@ -103,7 +106,7 @@ func (r *run) waitNodes(ctx context.Context) error {
 				waiting = append(waiting, w)
 			}
 		}
-		if len(waiting) == 0 && fresh {
+		if len(waiting) == 0 && (fresh || fixed) {
 			return true, "", nil
 		}
 		if len(waiting) == 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	compute "google.golang.org/api/compute/v1"
@@ -52,11 +53,16 @@ func (r *run) internalIP(replica string) (string, error) {
 // newDataDisk reports whether a master's insert must make its etcd data
 // disk. GCE attaches a disk that already has the name instead of making
 // one, so a disk of that name must be the cluster's: an earlier run's,
-// which is reused with its data.
+// which is reused with its data. The observation lists the disks by those
+// names, under the lock: one it did not find is read only when it did not
+// list disks.
 func (r *run) newDataDisk(ctx context.Context, key gce.Key) (bool, error) {
 	dk := r.diskKey(key.Zone, key.Name)
 	if d := r.obs.Disks[dk.Name]; d != nil {
 		return false, nil
+	}
+	if r.obs.holds(readDisks) && r.obs.scope != 0 && !slices.Contains(r.obs.otherDisks, dk) {
+		return true, nil
 	}
 	d, err := r.env.Cloud.GetDisk(ctx, dk)
 	switch {

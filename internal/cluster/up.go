@@ -93,8 +93,11 @@ func (p *planner) joinKubernetes(verify string, stable []string, kubeconfig bool
 	boot := p.plan.add(&Step{Action: ActUpdate, Resource: apiRes.String() + " bootstrap objects",
 		Reason:    "the kubelets' bootstrap token and TLS-bootstrapping RBAC, kubeadm's cluster-admins binding (kept when present)",
 		DependsOn: compact([]string{verify}), Run: p.bootstrapAPI})
-	p.wait("wait nodes", text("nodes of cluster "+p.cfg.ClusterName()),
-		"until every VM's Node is Ready (masters labelled control-plane and cordoned)", p.waitNodes, append([]string{boot}, stable...)...)
+	until := "until every VM's Node is Ready (masters labelled control-plane and cordoned)"
+	if p.masterNodes != nil {
+		until = "until every master's Node is Ready, labelled control-plane and cordoned (the node pools are not this flow's)"
+	}
+	p.wait("wait nodes", text("nodes of cluster "+p.cfg.ClusterName()), until, p.waitNodes, append([]string{boot}, stable...)...)
 	if writeKubeconfig {
 		p.plan.add(&Step{Action: ActWrite, Resource: "kubeconfig context " + kubeconfigName(p.cfg.Project, p.cfg.Prefix),
 			Reason:    "merged into " + p.env.Kubeconfig + " (0600) and made current, as kube-up does",
