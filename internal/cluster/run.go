@@ -158,8 +158,9 @@ func checkZone(ctx context.Context, env *Env, zone string) error {
 	return err
 }
 
-// execute runs the plan and releases the lock, even when the run was
-// cancelled: a stale lock would block the re-run meant to finish the job.
+// execute runs the plan. A run that failed or was cancelled, or that has
+// nothing to verify, releases the lock here; one that succeeded, once the
+// verification has read the static IP.
 func execute(ctx context.Context, env *Env, p *planner, opts RunOptions, rep *Report) error {
 	res := Execute(ctx, p.plan, ExecuteOptions{Parallelism: env.Parallelism, Reporter: opts.Reporter, Log: env.Log})
 	rep.Result = res
