@@ -168,8 +168,21 @@ func (e *Env) waitMIGStable(ctx context.Context, key gce.Key) error {
 }
 
 // waitMemberHealthy waits until the target pool sees the instance healthy.
-func (e *Env) waitMemberHealthy(ctx context.Context, pool gce.Key, instance string) error {
-	return e.poll(ctx, "health check of "+gce.KeyOf(instance).Name, e.APIDeadline, func(ctx context.Context) (bool, string, error) {
+// The polls are at most four first intervals apart (2 s, two of the health
+// check's own intervals): a replica turns healthy 3–10 s after its join,
+// once its apiserver serves, and polls that kept doubling would see it up
+// to as long again late. One that has just joined is not asked at once:
+// GCE passes a member only after healthyThreshold checks in a row, a check
+// interval apart.
+func (e *Env) waitMemberHealthy(ctx context.Context, pool gce.Key, instance string, joined bool) error {
+	if joined {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(e.PollInterval):
+		}
+	}
+	return e.pollUpTo(ctx, "health check of "+gce.KeyOf(instance).Name, e.APIDeadline, 4*e.PollInterval, func(ctx context.Context) (bool, string, error) {
 		st, err := e.Cloud.TargetPoolHealth(ctx, pool, instance)
 		if err != nil {
 			return false, "", err

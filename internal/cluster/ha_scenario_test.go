@@ -71,7 +71,7 @@ func TestScenarioNodePoolsAndReplicasGrowAndShrink(t *testing.T) {
 
 	// The first replica builds the load balancer and moves the IP.
 	rep := s.mustRun("up", "--zone", zc, "--replicate-master")
-	s.withinBudget("first replica", rep, 35)
+	s.withinBudget("first replica", rep, 34)
 	s.expect(shape{prefix: "kubernetes", masters: []string{zb, zc}, pools: one, lb: true})
 	s.wantOwner(lb.OwnerLB)
 	if len(rep.Outages) != 1 || rep.Outages[0].Outage <= 0 || rep.Outages[0].Reverted {
@@ -106,7 +106,7 @@ func TestScenarioNodePoolsAndReplicasGrowAndShrink(t *testing.T) {
 
 	// A second replica joins without moving anything.
 	rep = s.mustRun("up", "--zone", zd, "--replicate-master")
-	s.withinBudget("second replica", rep, 22)
+	s.withinBudget("second replica", rep, 21)
 	if len(rep.Outages) != 0 {
 		t.Errorf("second replica moved the IP: %+v", rep.Outages)
 	}

@@ -69,8 +69,12 @@ var changedBy = map[string]reads{
 // changedByCall narrows changedBy for calls that change one field of a
 // resource: a pool's members are its own list (the rule names the pool,
 // not them); an instance's metadata, labels and tags are its own; its
-// access configs are its own and the users of the address they take.
+// access configs are its own and the users of the address they take. An
+// instance's insert takes its IPs, and makes its data disk as its DONE
+// says (initializeParams): no plan reads a new master's disk once the
+// master exists, so the disks are not listed again for it.
 var changedByCall = map[string]reads{
+	"instances.insert":             readInstances | readAddresses,
 	"targetPools.addInstance":      readTargetPool,
 	"targetPools.removeInstance":   readTargetPool,
 	"instances.setMetadata":        readInstances,

@@ -89,7 +89,7 @@ func planReplica(ctx context.Context, env *Env, cfg *config.Config, obs *Observe
 	// it is healthy).
 	if add != "" || (obs.TargetPool != nil && slices.ContainsFunc(obs.MasterIn(cfg.Zone), running)) {
 		p.wait("wait healthy "+replica, gce.Instance(key), "until the replica answers the load balancer's health check",
-			func(ctx context.Context) error { return p.waitHealthy(ctx, key) }, add)
+			func(ctx context.Context) error { return p.waitHealthy(ctx, key, add != "") }, add)
 	}
 	verify := ""
 	if p.plan.Mutations() > 0 {

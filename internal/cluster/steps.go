@@ -235,13 +235,14 @@ func (r *run) joinPool(ctx context.Context, key gce.Key) error {
 	return lb.JoinPool(ctx, r.env.Cloud, r.lbSpec(ctx), r.obs.TargetPool, m)
 }
 
-// waitHealthy waits until the load balancer's health check passes the replica.
-func (r *run) waitHealthy(ctx context.Context, key gce.Key) error {
+// waitHealthy waits until the load balancer's health check passes the replica
+// (joined: this run has just added it to the pool).
+func (r *run) waitHealthy(ctx context.Context, key gce.Key, joined bool) error {
 	m, err := r.master(ctx, key)
 	if err != nil {
 		return err
 	}
-	return r.env.waitMemberHealthy(ctx, r.poolKey(), m.Link)
+	return r.env.waitMemberHealthy(ctx, r.poolKey(), m.Link, joined)
 }
 
 func (r *run) leavePool(ctx context.Context, m lb.Master) error {
