@@ -1,13 +1,13 @@
 package cluster
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -44,19 +44,28 @@ func (k *knownHosts) lookup(in *compute.Instance) []ssh.PublicKey {
 		return nil
 	}
 	var keys []ssh.PublicKey
-	for rest := b; len(rest) > 0; {
-		_, hosts, key, _, next, err := ssh.ParseKnownHosts(rest)
-		if err != nil {
-			break
+	eachLine(b, func(line []byte) {
+		if hosts, key, ok := parseLine(line); ok && slices.Contains(hosts, alias(in)) {
+			keys = append(keys, key)
 		}
-		rest = next
-		for _, h := range hosts {
-			if h == alias(in) {
-				keys = append(keys, key)
-			}
-		}
-	}
+	})
 	return keys
+}
+
+// eachLine calls f with each line of b, without its newline.
+func eachLine(b []byte, f func(line []byte)) {
+	for len(b) > 0 {
+		line, rest, _ := bytes.Cut(b, []byte("\n"))
+		f(line)
+		b = rest
+	}
+}
+
+// parseLine reads one known_hosts line: its hosts and key (ok false for a
+// comment, a blank line or one that does not parse).
+func parseLine(line []byte) (hosts []string, key ssh.PublicKey, ok bool) {
+	_, hosts, key, _, _, err := ssh.ParseKnownHosts(line)
+	return hosts, key, err == nil
 }
 
 // remember replaces the VM's keys in the file: written to a temporary file
@@ -73,16 +82,12 @@ func (k *knownHosts) remember(in *compute.Instance, keys []ssh.PublicKey) error 
 		return err
 	}
 	var out bytes.Buffer
-	sc := bufio.NewScanner(bytes.NewReader(old))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Bytes()
-		if _, hosts, _, _, _, err := ssh.ParseKnownHosts(line); err == nil && len(hosts) == 1 && hosts[0] == alias(in) {
-			continue
+	eachLine(old, func(line []byte) {
+		if hosts, _, ok := parseLine(line); !ok || !slices.Equal(hosts, []string{alias(in)}) {
+			out.Write(line)
+			out.WriteByte('\n')
 		}
-		out.Write(line)
-		out.WriteByte('\n')
-	}
+	})
 	for _, key := range keys {
 		out.WriteString(knownhosts.Line([]string{alias(in)}, key) + "\n")
 	}

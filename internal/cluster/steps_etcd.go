@@ -179,9 +179,11 @@ func setMetadataKey(ctx context.Context, c *gce.Cloud, key gce.Key, item string,
 // and a slice is not comparable.
 func hostKeys(ctx context.Context, env *Env, in *compute.Instance) (ssh.HostKeyCallback, error) {
 	id := hostKeyID(in)
+	match := func(keys *[]ssh.PublicKey) ssh.HostKeyCallback {
+		return matchHostKey(in.Name, *keys, func() { env.hostKeys.CompareAndDelete(id, keys) })
+	}
 	if cached, ok := env.hostKeys.Load(id); ok {
-		keys := cached.(*[]ssh.PublicKey)
-		return matchHostKey(in.Name, *keys, func() { env.hostKeys.CompareAndDelete(id, keys) }), nil
+		return match(cached.(*[]ssh.PublicKey)), nil
 	}
 	read := func() (*[]ssh.PublicKey, error) {
 		keys, err := publishedHostKeys(ctx, env.Cloud, in)
@@ -204,14 +206,14 @@ func hostKeys(ctx context.Context, env *Env, in *compute.Instance) (ssh.HostKeyC
 			if err != nil {
 				return err
 			}
-			return matchHostKey(in.Name, *keys, func() { env.hostKeys.CompareAndDelete(id, keys) })(host, addr, key)
+			return match(keys)(host, addr, key)
 		}, nil
 	}
 	keys, err := read()
 	if err != nil {
 		return nil, err
 	}
-	return matchHostKey(in.Name, *keys, func() { env.hostKeys.CompareAndDelete(id, keys) }), nil
+	return match(keys), nil
 }
 
 // hostKeyID names a VM for the host-key cache: a VM made again under the

@@ -2,8 +2,6 @@ package cluster
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
@@ -14,18 +12,7 @@ import (
 // Cloud to read with), and a key it does not match is forgotten, so that
 // the dial after reads what the VM publishes now.
 func TestHostKeysCacheForgetsAMismatch(t *testing.T) {
-	pub := func() ssh.PublicKey {
-		k, _, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := ssh.NewPublicKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	published, other := pub(), pub()
+	published, other := newHostKey(t), newHostKey(t)
 	env := &Env{}
 	in := &compute.Instance{Id: 7, Name: "kubernetes-master", SelfLink: "https://www.googleapis.com/compute/v1/projects/p/zones/z/instances/kubernetes-master"}
 	env.hostKeys.Store(hostKeyID(in), &[]ssh.PublicKey{published})

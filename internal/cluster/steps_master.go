@@ -61,7 +61,7 @@ func (r *run) newDataDisk(ctx context.Context, key gce.Key) (bool, error) {
 	if d := r.obs.Disks[dk.Name]; d != nil {
 		return false, nil
 	}
-	if r.obs.holds(readDisks) && r.obs.scope != 0 && !slices.Contains(r.obs.otherDisks, dk) {
+	if r.obs.scope&readDisks != 0 && !slices.Contains(r.obs.otherDisks, dk) {
 		return true, nil
 	}
 	d, err := r.env.Cloud.GetDisk(ctx, dk)
