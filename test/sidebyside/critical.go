@@ -16,6 +16,9 @@ type op struct {
 	// n operations of the kind run at once (a group's VMs): the op ends
 	// with the last of them. 0 is one.
 	n int
+	// then is an event each of the n goes through after its own operation
+	// (a VM's boot after its insert); "" is none.
+	then string
 }
 
 // chain is the least a flow needs on GCE, whoever runs it: the operations
@@ -29,11 +32,16 @@ type chain []op
 // its range, as the emulator draws it), and the path that is longest most
 // often.
 func (c chain) floor(draws int, rng *rand.Rand) (float64, string) {
-	kinds := map[string][2]float64{}
+	kinds, thens := map[string][2]float64{}, map[string][2]float64{}
 	for _, o := range c {
 		lo, hi := emulator.GCESeconds(o.kind)
 		kinds[o.id] = [2]float64{lo, hi}
+		if o.then != "" {
+			lo, hi := emulator.GCESeconds(o.then)
+			thens[o.id] = [2]float64{lo, hi}
+		}
 	}
+	draw := func(r [2]float64) float64 { return r[0] + rng.Float64()*(r[1]-r[0]) }
 	var total float64
 	longest := map[string]int{}
 	took := map[string]float64{}
@@ -41,10 +49,13 @@ func (c chain) floor(draws int, rng *rand.Rand) (float64, string) {
 	via := map[string]string{}
 	for range draws {
 		for _, o := range c { // listed after what it follows
-			r := kinds[o.id]
 			took[o.id] = 0
 			for range max(o.n, 1) {
-				took[o.id] = max(took[o.id], r[0]+rng.Float64()*(r[1]-r[0]))
+				d := draw(kinds[o.id])
+				if o.then != "" {
+					d += draw(thens[o.id])
+				}
+				took[o.id] = max(took[o.id], d)
 			}
 			start, from := 0.0, ""
 			for _, a := range o.after {
@@ -102,8 +113,12 @@ func (c chain) check() error {
 // deletes a group's VMs first), so a pool's chain ends with the slowest of
 // its VMs (nodesPerPool: the guide's NUM_NODES).
 // The load balancer's health check is in the chain: without one, GCE
-// sends requests to a master that is down. What neither tool controls
-// (the control plane's own start, a Node turning Ready) is not.
+// sends requests to a master that is down. A VM's boot is in it where the
+// flow waits for what runs on the VM: a master's apiserver, and the nodes'
+// kubelets on the flows that make nodes (kube-up.sh ends each of them
+// with validate-cluster, which waits for every Node). What neither tool
+// controls (the control plane's own start, a Node turning Ready once its
+// VM has booted) is not.
 const nodesPerPool = 3
 
 var chains = map[string]chain{
@@ -113,12 +128,12 @@ var chains = map[string]chain{
 		{id: "master boot", kind: "boot", after: []string{"master"}},
 		{id: "template", kind: "compute.instanceTemplates.insert"},
 		{id: "group", kind: "compute.instanceGroupManagers.insert", after: []string{"template"}},
-		{id: "nodes", kind: "compute.instances.insert", after: []string{"group"}, n: nodesPerPool},
+		{id: "nodes booted", kind: "compute.instances.insert", after: []string{"group"}, n: nodesPerPool, then: "boot"},
 		{id: "firewalls", kind: "compute.firewalls.insert"},
 	},
 	"node pool": {
 		{id: "group", kind: "compute.instanceGroupManagers.insert"},
-		{id: "nodes", kind: "compute.instances.insert", after: []string{"group"}, n: nodesPerPool},
+		{id: "nodes booted", kind: "compute.instances.insert", after: []string{"group"}, n: nodesPerPool, then: "boot"},
 	},
 	"first replica": {
 		{id: "health check", kind: "compute.httpHealthChecks.insert"},

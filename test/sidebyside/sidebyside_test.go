@@ -49,6 +49,36 @@ func TestFloorOfParallelOperations(t *testing.T) {
 	}
 }
 
+// Each VM boots after its own insert: the group ends with the largest of
+// three sums of an insert (15–35 s) and a boot (10–25 s), not with the
+// slowest insert plus the slowest boot. The sum's distribution is a
+// trapezoid on 25–60 s; E[max of 3] = 25 + ∫(1 − F³).
+func TestFloorOfVMsThatBoot(t *testing.T) {
+	cdf := func(x float64) float64 { // of U(0,20) + U(0,15)
+		switch {
+		case x <= 15:
+			return x * x / 600
+		case x <= 20:
+			return (x - 7.5) / 20
+		default:
+			return 1 - (35-x)*(35-x)/600
+		}
+	}
+	want, dx := 25.0, 0.001
+	for x := dx / 2; x < 35; x += dx {
+		f := cdf(x)
+		want += (1 - f*f*f) * dx
+	}
+	c := chain{{id: "vms", kind: "compute.instances.insert", n: 3, then: "boot"}}
+	if got, _ := c.floor(50000, rand.New(rand.NewPCG(1, 2))); math.Abs(got-want) > 0.3 {
+		t.Errorf("floor = %.2f s, want about %.2f", got, want)
+	}
+	slowest := chain{{id: "vms", kind: "compute.instances.insert", n: 3}, {id: "boots", kind: "boot", n: 3, after: []string{"vms"}}}
+	if got, _ := slowest.floor(50000, rand.New(rand.NewPCG(1, 2))); got < want+2 {
+		t.Errorf("the slowest insert then the slowest boot = %.2f s, want well above %.2f", got, want)
+	}
+}
+
 func TestTablesJoinRepetitions(t *testing.T) {
 	ms := func(walls ...float64) []measured {
 		var out []measured
