@@ -139,7 +139,7 @@ func TestDryRunPrintsThePlanAndChangesNothing(t *testing.T) {
 			} `json:"steps"`
 		} `json:"plan"`
 	}
-	if code != 0 || json.Unmarshal([]byte(stdout), &rep) != nil || !rep.DryRun || len(rep.Plan.Steps) != 16 {
+	if code != 0 || json.Unmarshal([]byte(stdout), &rep) != nil || !rep.DryRun || len(rep.Plan.Steps) != 17 {
 		t.Errorf("dry run -o json: exit %d, %+v\n%s", code, rep, stdout)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -573,6 +574,61 @@ func TestScenarioFailureInsideOperationConverges(t *testing.T) {
 	}
 	s.mustRun("up", "--zone", "europe-west1-b", "--num-nodes", "1")
 	s.expect(shape{prefix: "kubernetes", masters: []string{"europe-west1-b"}, pools: map[string]int{"europe-west1-b": 1}})
+}
+
+// GCE accepts the first master's insert and fails it inside its operation.
+// The node template and pool follow the insert's acceptance, so they are
+// made with a CA that then lives nowhere: the re-run replaces them, and
+// the Nodes of the new pool join the new master.
+func TestScenarioMasterFailingInsideItsOperationConverges(t *testing.T) {
+	t.Parallel()
+	s := newScenario(t)
+	ctx := context.Background()
+	if _, err := s.emu.Control.AddFault(ctx, emulator.Fault{Method: "instances.insert", Name: "kubernetes-master", Code: 403, Reason: "quotaExceeded",
+		Message: "Quota 'CPUS' exceeded. Limit: 8.0 in region europe-west1.", Delivery: "operation", Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.run(ctx, "up", "--zone", "europe-west1-b", "--num-nodes", "2")
+	if err == nil || !strings.Contains(err.Error(), "CPUS") || !strings.Contains(err.Error(), "run hakube up again") {
+		t.Fatalf("err = %v, want the quota error and what to do", err)
+	}
+	st := map[string]string{}
+	for _, r := range rep.Result.Steps {
+		st[r.Action+" "+r.Resource] = r.Status
+	}
+	for step, want := range map[string]string{
+		"create instance kubernetes-master (europe-west1-b)":             "done",
+		"wait instance kubernetes-master (europe-west1-b)":               "failed",
+		"create instance-template kubernetes-minion-template":            "done",
+		"create instance-group kubernetes-minion-group (europe-west1-b)": "done",
+		"wait api https://kubernetes-master-ip:" + scenarioPort:          "skipped",
+		"wait nodes of cluster kubernetes":                               "skipped",
+	} {
+		if st[step] != want {
+			t.Errorf("step %q: %s, want %s", step, st[step], want)
+		}
+	}
+	old, err := s.cloud.GetInstanceTemplate(ctx, gce.GlobalKey("kubernetes-minion-template"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep = s.mustRun("up", "--zone", "europe-west1-b", "--num-nodes", "2")
+	if !slices.ContainsFunc(rep.Plan.Notes, func(n string) bool { return strings.Contains(n, "trusts a CA that no master holds") }) {
+		t.Errorf("the re-run's notes %q do not say why the template goes", rep.Plan.Notes)
+	}
+	now, err := s.cloud.GetInstanceTemplate(ctx, gce.GlobalKey("kubernetes-minion-template"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now.Id == old.Id {
+		t.Error("the template trusting the lost CA was kept")
+	}
+	// The up waited for every Node Ready: the new pool's kubelets trust the
+	// new master's CA.
+	s.expect(shape{prefix: "kubernetes", masters: []string{"europe-west1-b"}, pools: map[string]int{"europe-west1-b": 2}})
+	if err := s.serving(s.config("status")); err != nil {
+		t.Error(err)
+	}
 }
 
 func TestScenarioInterruptedUpResumes(t *testing.T) {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"sync"
 
 	"github.com/hakube/hakube/internal/gce"
@@ -21,9 +22,10 @@ type runState struct {
 	moving   bool // a move of the static IP has begun in this run
 	warnings []string
 
-	secrets     *clusterSecrets   // the cluster's PKI and token, once known
-	internalIPs map[string]string // replica → reserved internal IP, this run
-	learners    map[string]uint64 // replica → its etcd member id, added this run
+	secrets     *clusterSecrets       // the cluster's PKI and token, once known
+	inserts     map[string]*insertion // instance → its insert, accepted by GCE and still running
+	internalIPs map[string]string     // replica → reserved internal IP, this run
+	learners    map[string]uint64     // replica → its etcd member id, added this run
 }
 
 // newRunState starts from what was observed.
@@ -145,4 +147,43 @@ func (st *runState) outcome() ([]lb.Move, []string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return st.moves, st.warnings
+}
+
+// insertion is an instance's insert whose operation goes on after the
+// step that started it returned: done closes when it ends, with err.
+type insertion struct {
+	done chan struct{}
+	err  error
+}
+
+func (in *insertion) finish(err error) {
+	in.err = err
+	close(in.done)
+}
+
+// wait waits for the insert's end (or ctx's).
+func (in *insertion) wait(ctx context.Context) error {
+	select {
+	case <-in.done:
+		return in.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (st *runState) newInsertion(name string) *insertion {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.inserts == nil {
+		st.inserts = map[string]*insertion{}
+	}
+	in := &insertion{done: make(chan struct{})}
+	st.inserts[name] = in
+	return in
+}
+
+func (st *runState) insertionOf(name string) *insertion {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.inserts[name]
 }

@@ -77,8 +77,11 @@ func (r *run) newDataDisk(ctx context.Context, key gce.Key) (bool, error) {
 }
 
 // createFirstMaster issues the cluster's PKI and bootstrap token, the
-// master's own certificates, and creates the VM: its metadata is where the
-// PKI lives from then on.
+// master's own certificates, and starts the VM's insert: its metadata is
+// where the PKI lives from then on. It returns once GCE has accepted the
+// insert, the instance (with that metadata) then existing; the insert's
+// operation goes on, and waitInsert waits for it. What needs only the
+// secrets (the node template) need not wait for the VM.
 func (r *run) createFirstMaster(ctx context.Context, key gce.Key) error {
 	ip, err := r.internalIP(key.Name)
 	if err != nil {
@@ -108,14 +111,46 @@ func (r *run) createFirstMaster(ctx context.Context, key gce.Key) error {
 		return err
 	}
 	withSSHKey(r.env, in)
-	err = r.env.Cloud.InsertInstance(ctx, key, in)
-	if gce.IsAlreadyExists(err) {
-		return r.adoptMaster(ctx, key)
+	ins := r.st.newInsertion(key.Name)
+	accepted := make(chan struct{})
+	go func() {
+		err := r.env.Cloud.InsertInstanceNotify(ctx, key, in, func() { close(accepted) })
+		switch {
+		case gce.IsAlreadyExists(err):
+			err = r.adoptMaster(ctx, key)
+		case err != nil:
+			err = wrap(err, "create master %s", key)
+		}
+		ins.finish(err)
+	}()
+	select {
+	case <-accepted:
+	case <-ins.done:
 	}
-	if err != nil {
-		return wrap(err, "create master %s", key)
+	select {
+	case <-accepted:
+		r.st.setSecrets(secrets)
+		return nil
+	default: // refused, or a master already there (adopted)
+		return ins.err
 	}
-	r.st.setSecrets(secrets)
+}
+
+// waitInsert waits for the operation of an insert a step of this run
+// started. A first master's insert that fails there leaves what was made
+// from its secrets (the node template, the pool) without a CA anywhere: a
+// re-run replaces them.
+func (r *run) waitInsert(ctx context.Context, key gce.Key) error {
+	ins := r.st.insertionOf(key.Name)
+	if ins == nil {
+		return fmt.Errorf("no insert of %s was started in this run", key)
+	}
+	if err := ins.wait(ctx); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("%w; what this run made from its CA (the node template, the pool) is no use without it: run hakube up again, which replaces them", err)
+	}
 	return nil
 }
 

@@ -56,14 +56,16 @@ func planFreshUp(ctx context.Context, env *Env, cfg *config.Config, obs *Observe
 		network = podRange
 	}
 
-	masterStep := ""
+	accepted, masterStep := "", ""
 	if len(obs.MasterIn(cfg.Zone)) == 0 {
-		masterStep = p.createMaster(p.masterKey(cfg.Zone, cfg.MasterName()), subnet, network)
+		accepted, masterStep = p.createMaster(p.masterKey(cfg.Zone, cfg.MasterName()), subnet, network)
 	}
 	// The template carries the cluster CA's certificate and the bootstrap
 	// token, which the first master's step issues and keeps (in its
-	// metadata, their only home): the template follows it.
-	template := p.ensureTemplate(network, masterStep)
+	// metadata, their only home): the template follows the insert's
+	// acceptance, and the pool's VMs boot while the master's are made.
+	stale := p.replaceOrphanTemplate()
+	template := p.ensureTemplate(append([]string{network, accepted}, stale...)...)
 	var lbSteps []string
 	if p.lbFirst() && obs.ForwardingRule == nil {
 		lbSteps = p.planLBFirst(masterStep)
@@ -120,15 +122,40 @@ func (p *planner) hasKubeconfig() bool {
 // run reserved it, then the VM, whose etcd data disk its insert makes. The
 // IP needs only the subnetwork, not the pods' range the VM's alias range
 // comes from: the two are reserved and patched side by side.
-func (p *planner) createMaster(key gce.Key, subnet, network string) string {
+// createMaster adds the first master's insert, done once GCE accepts it
+// (the CAs are then in the instance's metadata), and the wait for its
+// operation, which what needs the VM follows.
+func (p *planner) createMaster(key gce.Key, subnet, network string) (accepted, done string) {
 	p.needMaster(key.Zone)
 	ip := p.reserveIPStep(key.Name, subnet)
 	reason := "the first master, on the static IP, with kube-env and serving certificates"
 	if p.lbFirst() {
 		reason = "the first master (ephemeral IP: the static IP goes on the load balancer from the start)"
 	}
-	return p.step(ActCreate, gce.Instance(key), reason+p.dataDiskReason(key)+"; it issues the cluster's CAs, which live in its metadata",
+	accepted = p.step(ActCreate, gce.Instance(key), reason+p.dataDiskReason(key)+"; it issues the cluster's CAs, which live in its metadata (the node template follows once GCE accepts the insert)",
 		func(ctx context.Context) error { return p.createFirstMaster(ctx, key) }, network, ip)
+	done = p.wait("wait master "+key.Name, gce.Instance(key), "until its insert's operation is DONE",
+		func(ctx context.Context) error { return p.waitInsert(ctx, key) }, accepted)
+	return accepted, done
+}
+
+// replaceOrphanTemplate deletes, when the cluster has no master, the node
+// template and the zone's pool: the CA their nodes trust is no master's
+// (the first master's insert failed after the template was made, or the
+// masters were deleted), so no Node of theirs could join the new master.
+// Pools in other zones were refused before. It returns the deletes.
+func (p *planner) replaceOrphanTemplate() []string {
+	obs := p.obs
+	if len(obs.Masters) > 0 || obs.Template == nil {
+		return nil
+	}
+	migs := p.deletePool(p.cfg.Zone)
+	del := p.deleteTemplate(migs...)
+	p.plan.Notes = append(p.plan.Notes, fmt.Sprintf("node template %s trusts a CA that no master holds: it is made again, with the zone's pool, from the new master's", obs.Template.Name))
+	// What the plan makes from here on is new.
+	obs.Template = nil
+	delete(obs.Pools, p.cfg.Zone)
+	return append(migs, del)
 }
 
 // dataDiskReason says how a master's VM gets its etcd data disk: made by

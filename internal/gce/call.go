@@ -332,6 +332,12 @@ func sleep(ctx context.Context, d time.Duration) error {
 // operation. Failures of the calls themselves are not repeated here: do has
 // spent their retry budget already.
 func (c *Cloud) mutate(ctx context.Context, method string, call func(ctx context.Context, requestID string) (*compute.Operation, error)) error {
+	return c.mutateNotify(ctx, method, call, nil)
+}
+
+// mutateNotify is mutate, calling accepted (when not nil) once GCE has
+// first accepted the request, before its operation is waited on.
+func (c *Cloud) mutateNotify(ctx context.Context, method string, call func(ctx context.Context, requestID string) (*compute.Operation, error), accepted func()) error {
 	bo := gax.Backoff{Initial: c.opts.RetryInitial, Max: c.opts.RetryMax, Multiplier: 2}
 	for attempt := 1; ; attempt++ {
 		rid := uuid.NewString()
@@ -343,6 +349,10 @@ func (c *Cloud) mutate(ctx context.Context, method string, call func(ctx context
 		})
 		if err != nil {
 			return err
+		}
+		if accepted != nil {
+			accepted()
+			accepted = nil
 		}
 		if op, err = c.waitDone(ctx, op); err != nil {
 			return err

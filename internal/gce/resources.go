@@ -297,10 +297,18 @@ func (c *Cloud) AggregatedInstances(ctx context.Context, filter string) ([]*comp
 }
 
 func (c *Cloud) InsertInstance(ctx context.Context, k Key, in *compute.Instance) error {
+	return c.InsertInstanceNotify(ctx, k, in, nil)
+}
+
+// InsertInstanceNotify is InsertInstance, calling accepted once GCE has
+// accepted the insert: from then on the instance, with its metadata, is
+// listed, even while its operation runs (it may still fail, and the
+// instance then goes).
+func (c *Cloud) InsertInstanceNotify(ctx context.Context, k Key, in *compute.Instance, accepted func()) error {
 	in.Name = k.Name
-	return c.mutate(ctx, "instances.insert", func(ctx context.Context, rid string) (*compute.Operation, error) {
+	return c.mutateNotify(ctx, "instances.insert", func(ctx context.Context, rid string) (*compute.Operation, error) {
 		return c.svc.Instances.Insert(c.project, k.Zone, in).RequestId(rid).Context(ctx).Do()
-	})
+	}, accepted)
 }
 
 func (c *Cloud) DeleteInstance(ctx context.Context, k Key) error {
