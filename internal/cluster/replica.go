@@ -81,8 +81,12 @@ func planReplica(ctx context.Context, env *Env, cfg *config.Config, obs *Observe
 	}
 	add := ""
 	if joinLater || (obs.TargetPool != nil && !memberOf(obs.TargetPool, replica, obs.Masters)) {
+		// Not after the IP's move: a pool without a forwarding rule gets no
+		// traffic, and the health check keeps the replica out of rotation
+		// until its apiserver is ready, so it may join (and turn healthy)
+		// while the rule propagates.
 		add = p.step(ActUpdate, text(gce.TargetPool(p.poolKey()).String()+" += "+replica), "the new replica joins the load balancer once its etcd member votes",
-			func(ctx context.Context) error { return p.joinPool(ctx, key) }, replicaStep, promote, pool, move)
+			func(ctx context.Context) error { return p.joinPool(ctx, key) }, replicaStep, promote, pool)
 	}
 	// Waited for on every run while the replica runs, so that a re-run after
 	// a stop between its join and its health still checks it (one call when
