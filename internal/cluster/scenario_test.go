@@ -527,13 +527,10 @@ func TestScenarioCrashMidUpConverges(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "create master kubernetes-master") {
 		t.Fatalf("err = %v, want the master's creation to fail", err)
 	}
-	st := map[string]string{}
-	for _, r := range rep.Result.Steps {
-		st[r.Action+" "+r.Resource] = r.Status
-	}
 	// The node template carries the CA certificate and bootstrap token the
-	// master's step issues, so the pool waits for the master too.
-	for step, want := range map[string]string{
+	// master's step issues, so the pool waits for GCE to accept the
+	// master's insert: a refused one skips them.
+	wantStatuses(t, rep, map[string]string{
 		"create instance kubernetes-master (europe-west1-b)":             "failed",
 		"wait api https://kubernetes-master-ip:" + scenarioPort:          "skipped",
 		"create instance-template kubernetes-minion-template":            "skipped",
@@ -541,11 +538,7 @@ func TestScenarioCrashMidUpConverges(t *testing.T) {
 		"create address kubernetes-master-internal (europe-west1)":       "done",
 		"update subnet default (europe-west1)":                           "done",
 		"wait nodes of cluster kubernetes":                               "skipped",
-	} {
-		if st[step] != want {
-			t.Errorf("step %q: %s, want %s", step, st[step], want)
-		}
-	}
+	})
 	if err := s.emu.Control.ClearFaults(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -592,22 +585,14 @@ func TestScenarioMasterFailingInsideItsOperationConverges(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "CPUS") || !strings.Contains(err.Error(), "run hakube up again") {
 		t.Fatalf("err = %v, want the quota error and what to do", err)
 	}
-	st := map[string]string{}
-	for _, r := range rep.Result.Steps {
-		st[r.Action+" "+r.Resource] = r.Status
-	}
-	for step, want := range map[string]string{
+	wantStatuses(t, rep, map[string]string{
 		"create instance kubernetes-master (europe-west1-b)":             "done",
 		"wait instance kubernetes-master (europe-west1-b)":               "failed",
 		"create instance-template kubernetes-minion-template":            "done",
 		"create instance-group kubernetes-minion-group (europe-west1-b)": "done",
 		"wait api https://kubernetes-master-ip:" + scenarioPort:          "skipped",
 		"wait nodes of cluster kubernetes":                               "skipped",
-	} {
-		if st[step] != want {
-			t.Errorf("step %q: %s, want %s", step, st[step], want)
-		}
-	}
+	})
 	old, err := s.cloud.GetInstanceTemplate(ctx, gce.GlobalKey("kubernetes-minion-template"))
 	if err != nil {
 		t.Fatal(err)
@@ -650,6 +635,21 @@ func TestScenarioInterruptedUpResumes(t *testing.T) {
 	s.expect(shape{prefix: "kubernetes", masters: []string{"europe-west1-b"}, pools: map[string]int{"europe-west1-b": 2}})
 	if err := s.serving(s.config("status")); err != nil {
 		t.Error(err)
+	}
+}
+
+// wantStatuses checks the statuses of the run's steps, each named by its
+// action and resource.
+func wantStatuses(t *testing.T, rep *Report, want map[string]string) {
+	t.Helper()
+	st := map[string]string{}
+	for _, r := range rep.Result.Steps {
+		st[r.Action+" "+r.Resource] = r.Status
+	}
+	for step, w := range want {
+		if st[step] != w {
+			t.Errorf("step %q: %s, want %s", step, st[step], w)
+		}
 	}
 }
 

@@ -121,10 +121,10 @@ func (p *planner) hasKubeconfig() bool {
 // createMaster adds the first master: its internal IP unless an earlier
 // run reserved it, then the VM, whose etcd data disk its insert makes. The
 // IP needs only the subnetwork, not the pods' range the VM's alias range
-// comes from: the two are reserved and patched side by side.
-// createMaster adds the first master's insert, done once GCE accepts it
-// (the CAs are then in the instance's metadata), and the wait for its
-// operation, which what needs the VM follows.
+// comes from: the two are reserved and patched side by side. The VM's
+// step is done once GCE accepts the insert (accepted: the CAs are then in
+// the instance's metadata); what needs the VM follows the wait for its
+// operation (done).
 func (p *planner) createMaster(key gce.Key, subnet, network string) (accepted, done string) {
 	p.needMaster(key.Zone)
 	ip := p.reserveIPStep(key.Name, subnet)
