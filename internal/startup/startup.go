@@ -168,7 +168,7 @@ func common(env *vmcontract.KubeEnv, master bool) (*data, error) {
 	if err != nil {
 		return nil, err
 	}
-	api, err := env.APIServerAddress()
+	api, err := env.KubeletAPIServer(vmcontract.RealLoopback)
 	if err != nil {
 		return nil, err
 	}

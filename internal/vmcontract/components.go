@@ -30,9 +30,12 @@ type Host struct {
 	LoopbackNetwork bool
 }
 
+// RealLoopback is a real VM's own address.
+const RealLoopback = "127.0.0.1"
+
 // RealHost is a real VM's layout.
 func RealHost(name, internalIP string) Host {
-	return Host{Name: name, InternalIP: internalIP, Loopback: "127.0.0.1", Listen: "0.0.0.0",
+	return Host{Name: name, InternalIP: internalIP, Loopback: RealLoopback, Listen: "0.0.0.0",
 		PKIDir: RealPKIDir, ConfDir: RealConfDir, DataDir: RealDataDisk + "/etcd"}
 }
 

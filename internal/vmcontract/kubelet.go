@@ -143,8 +143,9 @@ func KubeletConfig(env *KubeEnv) KubeletConfiguration {
 // Marshal renders the configuration file.
 func (c KubeletConfiguration) Marshal() ([]byte, error) { return yaml.Marshal(c) }
 
-// APIServerAddress is where kubelets and kube-proxies reach the API:
-// https://KUBERNETES_MASTER_NAME:APISERVER_PORT, the static IP.
+// APIServerAddress is where clients and the nodes' kubelets and
+// kube-proxies reach the API: https://KUBERNETES_MASTER_NAME:APISERVER_PORT,
+// the static IP.
 func (e *KubeEnv) APIServerAddress() (string, error) {
 	host := e.Get(EnvMasterAddress)
 	if host == "" {
@@ -174,8 +175,26 @@ func KubeProxyKubeconfigFile(env *KubeEnv) ([]byte, error) {
 	return nodeKubeconfig(env, "kube-proxy", &clientcmdapi.AuthInfo{ClientCertificate: KubeletClientCurrent, ClientKey: KubeletClientCurrent})
 }
 
+// KubeletAPIServer is where a VM's kubelet and kube-proxy reach the API.
+// On a node, the static IP. On a master, its own apiserver on loopback
+// (the VM's 127.0.0.1, or the rehearsal's stand-in for it), as kubeadm's
+// control-plane kubelets do since 1.33 (ControlPlaneKubeletLocalMode): the
+// master's Node then does not hang on the load balancer, stays Ready while
+// the static IP moves, and turns NotReady when its own control plane
+// cannot serve.
+func (e *KubeEnv) KubeletAPIServer(loopback string) (string, error) {
+	if !e.IsMaster() {
+		return e.APIServerAddress()
+	}
+	port, err := e.APIServerPort()
+	if err != nil {
+		return "", err
+	}
+	return url(loopback, port), nil
+}
+
 func nodeKubeconfig(env *KubeEnv, user string, auth *clientcmdapi.AuthInfo) ([]byte, error) {
-	server, err := env.APIServerAddress()
+	server, err := env.KubeletAPIServer(RealLoopback)
 	if err != nil {
 		return nil, err
 	}

@@ -136,6 +136,23 @@ func TestNodeKubeconfigs(t *testing.T) {
 		t.Errorf("kube-proxy user = %+v, want the kubelet's rotated certificate", auth)
 	}
 
+	// A master's kubelet and kube-proxy reach its own apiserver.
+	for name, render := range map[string]func(*KubeEnv) ([]byte, error){
+		"bootstrap":  func(e *KubeEnv) ([]byte, error) { return KubeletBootstrapKubeconfig(e, "/t") },
+		"kube-proxy": KubeProxyKubeconfigFile,
+	} {
+		b, err := render(testEnv(true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, err = clientcmd.Load(b); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Clusters[c.Contexts[c.CurrentContext].Cluster].Server; got != "https://127.0.0.1:6443" {
+			t.Errorf("a master's %s server = %s, want its loopback", name, got)
+		}
+	}
+
 	env.Set(EnvAPIServerPort, "443x")
 	if _, err := KubeProxyKubeconfigFile(env); err == nil || !strings.Contains(err.Error(), EnvAPIServerPort) {
 		t.Errorf("a bad port rendered: %v", err)

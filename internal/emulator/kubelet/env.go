@@ -4,7 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -17,7 +17,7 @@ import (
 // settings is what one kubelet runs with: its VM's kube-env, and the
 // kubelet flags of KUBELET_TEST_ARGS this stand-in models.
 type settings struct {
-	server string // https://KUBERNETES_MASTER_NAME:APISERVER_PORT
+	server string // https://KUBERNETES_MASTER_NAME:APISERVER_PORT; a master's own apiserver
 	caPEM  []byte
 	token  string
 	master bool
@@ -48,7 +48,7 @@ const (
 var errNoKubelet = errors.New("no " + vmcontract.EnvBootstrapToken + " in kube-env: no kubelet")
 
 // parseSettings reads a kube-env as a kubelet's unit would.
-func parseSettings(kubeEnv string) (*settings, error) {
+func parseSettings(kubeEnv string, internalIP netip.Addr) (*settings, error) {
 	env, err := vmcontract.ParseKubeEnv(kubeEnv)
 	if err != nil {
 		return nil, err
@@ -59,15 +59,17 @@ func parseSettings(kubeEnv string) (*settings, error) {
 	if s.token == "" {
 		return nil, errNoKubelet
 	}
-	host := env.Get(vmcontract.EnvMasterAddress)
-	if host == "" {
+	if env.Get(vmcontract.EnvMasterAddress) == "" {
 		return nil, &vmcontract.InvalidError{Key: vmcontract.EnvMasterAddress, Why: "missing: the kubelet has no API to join"}
 	}
-	port, err := env.APIServerPort()
-	if err != nil {
+	// A master's kubelet reaches its own apiserver, on the VM's internal
+	// IP, which stands for its loopback in the rehearsal.
+	if s.master && !internalIP.IsValid() {
+		return nil, errors.New("a master's kubelet needs the VM's internal IP: its own apiserver listens there")
+	}
+	if s.server, err = env.KubeletAPIServer(internalIP.String()); err != nil {
 		return nil, err
 	}
-	s.server = "https://" + net.JoinHostPort(host, strconv.Itoa(port))
 	if s.caPEM, err = base64.StdEncoding.DecodeString(env.Get(vmcontract.EnvCACert)); err != nil || len(s.caPEM) == 0 {
 		return nil, &vmcontract.InvalidError{Key: vmcontract.EnvCACert, Why: "want base64 of the cluster CA's PEM certificate"}
 	}

@@ -3,6 +3,7 @@ package kubelet
 import (
 	"encoding/base64"
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +17,8 @@ func TestParseSettings(t *testing.T) {
 		return "KUBERNETES_MASTER: 'false'\nKUBERNETES_MASTER_NAME: '127.64.0.2'\nAPISERVER_PORT: '6443'\nCA_CERT: '" + ca +
 			"'\nKUBELET_BOOTSTRAP_TOKEN: 'abcdef.0123456789abcdef'\n" + extra
 	}
-	s, err := parseSettings(env(""))
+	vmIP := netip.MustParseAddr("127.128.0.5")
+	s, err := parseSettings(env(""), vmIP)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +26,8 @@ func TestParseSettings(t *testing.T) {
 		s.leaseRenew() != 10*time.Second || s.statusUpdate != 10*time.Second || s.statusReport != 5*time.Minute || s.maxPods != 110 {
 		t.Errorf("defaults: %+v (renew %v)", s, s.leaseRenew())
 	}
-	s, err = parseSettings(env("KUBERNETES_MASTER: 'true'\nKUBELET_TEST_ARGS: '--node-lease-duration-seconds=8 --node-status-update-frequency 2s --v=4 --node-labels=example.com/pool=a --register-with-taints=dedicated=infra:NoExecute'\n"))
+	master := env("KUBERNETES_MASTER: 'true'\nKUBELET_TEST_ARGS: '--node-lease-duration-seconds=8 --node-status-update-frequency 2s --v=4 --node-labels=example.com/pool=a --register-with-taints=dedicated=infra:NoExecute'\n")
+	s, err = parseSettings(master, vmIP)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,15 +36,22 @@ func TestParseSettings(t *testing.T) {
 		strings.Join(s.ignored, " ") != "--v" {
 		t.Errorf("master with test args: %+v", s)
 	}
-	if _, err := parseSettings("KUBERNETES_MASTER: 'false'\n"); !errors.Is(err, errNoKubelet) {
+	// A master's kubelet reaches its own apiserver, not the static IP.
+	if s.server != "https://127.128.0.5:6443" {
+		t.Errorf("master's server = %s, want its own internal IP's", s.server)
+	}
+	if _, err := parseSettings(master, netip.Addr{}); err == nil {
+		t.Error("a master without an internal IP accepted")
+	}
+	if _, err := parseSettings("KUBERNETES_MASTER: 'false'\n", vmIP); !errors.Is(err, errNoKubelet) {
 		t.Errorf("no bootstrap token: %v, want errNoKubelet", err)
 	}
 	for _, bad := range []string{"KUBELET_TEST_ARGS: '--node-lease-duration-seconds=0'\n", "KUBELET_TEST_ARGS: '--register-with-taints=a:Sometimes'\n", "APISERVER_PORT: '0'\n"} {
-		if _, err := parseSettings(env(bad)); err == nil {
+		if _, err := parseSettings(env(bad), vmIP); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}
-	if _, err := parseSettings(strings.Replace(env(""), "KUBERNETES_MASTER_NAME: '127.64.0.2'\n", "", 1)); err == nil {
+	if _, err := parseSettings(strings.Replace(env(""), "KUBERNETES_MASTER_NAME: '127.64.0.2'\n", "", 1), vmIP); err == nil {
 		t.Error("no KUBERNETES_MASTER_NAME accepted")
 	}
 }

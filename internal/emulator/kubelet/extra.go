@@ -60,7 +60,7 @@ func NewExtra(cfg Config) *Extra {
 // ends it, as the VM stopping does. A kube-env the kubelet cannot run with
 // is an error, also written to the console.
 func (x *Extra) Boot(vm VM) (stop func(), err error) {
-	set, err := parseSettings(vm.KubeEnv)
+	set, err := parseSettings(vm.KubeEnv, vm.InternalIP)
 	if errors.Is(err, errNoKubelet) {
 		return func() {}, nil
 	}

@@ -101,7 +101,8 @@ func waitNodeReady(t *testing.T, cs kubernetes.Interface, name string, want core
 
 // TestKubelet runs kubelets against a real control plane: TLS bootstrap
 // (begun before the API and its RBAC exist), Nodes Ready as
-// system:node:<vm> under the real NodeRestriction, a master's taint, lease
+// system:node:<vm> under the real NodeRestriction, a master's taint and its
+// kubelet on its own apiserver (the static IP answering nothing), lease
 // renewals, pods bound → Running and finalized, Stop → NotReady within the
 // controller-manager's grace, Start → Ready with the same certificate.
 func TestKubelet(t *testing.T) {
@@ -113,7 +114,15 @@ func TestKubelet(t *testing.T) {
 	args := "--node-lease-duration-seconds=8 --node-status-update-frequency=2s --v=2"
 	nodeA, consoleA := testVM("node-a", 101, ips.take(), cp.kubeEnv(false, args))
 	nodeB, _ := testVM("node-b", 102, ips.take(), cp.kubeEnv(false, args))
-	master, _ := testVM("master-1", 103, ips.take(), cp.kubeEnv(true, args))
+	// A master's kubelet reaches the apiserver on its own VM, not the static
+	// IP: its Node registers and stays Ready while the IP answers nothing,
+	// as it does while it moves to the load balancer.
+	masterEnv, err := vmcontract.ParseKubeEnv(cp.kubeEnv(true, args))
+	if err != nil {
+		t.Fatal(err)
+	}
+	masterEnv.Set(vmcontract.EnvMasterAddress, ips.take().String())
+	master, _ := testVM("master-1", 103, cp.ip, masterEnv.String())
 	boot := func(vm kubelet.VM) func() {
 		stop, err := x.Boot(vm)
 		if err != nil {

@@ -931,7 +931,7 @@ apiVersion: v1
 clusters:
 - cluster:
     certificate-authority: /etc/kubernetes/pki/ca.crt
-    server: https://34.76.10.20:443
+    server: https://127.0.0.1:443
   name: cluster
 contexts:
 - context:
@@ -1000,7 +1000,7 @@ apiVersion: v1
 clusters:
 - cluster:
     certificate-authority: /etc/kubernetes/pki/ca.crt
-    server: https://34.76.10.20:443
+    server: https://127.0.0.1:443
   name: cluster
 contexts:
 - context:
@@ -1066,7 +1066,7 @@ main() {
 	health_agent "$since"
 	step network "pod networking on this VM's alias IP range"
 	pod_network
-	step kubelet "the kubelet, TLS-bootstrapping against https://34.76.10.20:443"
+	step kubelet "the kubelet, TLS-bootstrapping against https://127.0.0.1:443"
 	setup_kubelet
 	step kube-proxy "kube-proxy in iptables mode"
 	setup_kube_proxy
