@@ -34,6 +34,21 @@ func stepOf(ctx context.Context) string {
 	return id
 }
 
+// awaitKey carries, in the context a step's Run gets, the executor's way
+// to wait for a step it Awaits.
+type awaitKey struct{}
+
+// awaitStep waits, inside a running step, until the step id (one it
+// Awaits) is done. It fails when that step failed or was skipped, and when
+// the step was not run by Execute.
+func awaitStep(ctx context.Context, id string) error {
+	await, _ := ctx.Value(awaitKey{}).(func(context.Context, string) error)
+	if await == nil {
+		return fmt.Errorf("await %s: the step is not run by a plan's execution", id)
+	}
+	return await(ctx, id)
+}
+
 // StepResult is what happened to one step.
 type StepResult struct {
 	ID       string        `json:"id"`
@@ -108,7 +123,10 @@ type executor struct {
 	running int
 	sem     chan struct{}
 	changed chan struct{}
-	wg      sync.WaitGroup
+	// finished is closed once its step is done, failed, skipped or will
+	// not start (awaitStep waits on it).
+	finished map[string]chan struct{}
+	wg       sync.WaitGroup
 }
 
 // Execute runs the plan: every step whose dependencies are done, up to
@@ -128,9 +146,11 @@ func Execute(ctx context.Context, p *Plan, opts ExecuteOptions) *Result {
 	}
 	start := time.Now()
 	x := &executor{plan: p, opts: opts, state: map[string]string{}, results: map[string]*StepResult{},
-		sem: make(chan struct{}, opts.Parallelism), changed: make(chan struct{}, len(p.Steps)+1)}
+		sem: make(chan struct{}, opts.Parallelism), changed: make(chan struct{}, len(p.Steps)+1),
+		finished: map[string]chan struct{}{}}
 	for _, s := range p.Steps {
 		x.results[s.ID] = &StepResult{ID: s.ID, Action: s.Action, Resource: s.Resource, Status: stNotStarted}
+		x.finished[s.ID] = make(chan struct{})
 	}
 	tick := time.NewTicker(opts.WaitLog)
 	defer tick.Stop()
@@ -174,8 +194,9 @@ func Execute(ctx context.Context, p *Plan, opts ExecuteOptions) *Result {
 	return res
 }
 
-// skipBlocked marks the dependents of failed or skipped steps skipped, as
-// far as that reaches. Called with mu held.
+// skipBlocked marks the steps not started yet that need a failed or
+// skipped step (before they start or while they run) skipped, as far as
+// that reaches. Called with mu held.
 func (x *executor) skipBlocked() {
 	for progress := true; progress; {
 		progress = false
@@ -183,16 +204,46 @@ func (x *executor) skipBlocked() {
 			if x.state[s.ID] != "" {
 				continue
 			}
-			for _, d := range s.DependsOn {
+			for _, d := range s.waitsFor() {
 				if st := x.state[d]; st == stFailed || st == stSkipped {
 					x.state[s.ID] = stSkipped
 					x.results[s.ID].Status, x.results[s.ID].Error = stSkipped, "needs "+d
+					close(x.finished[s.ID])
 					progress = true
 					break
 				}
 			}
 		}
 	}
+}
+
+// await is awaitStep for the running step s. The step hands its
+// parallelism slot back while it waits: the step it awaits may need it.
+func (x *executor) await(ctx context.Context, s *Step, id string) error {
+	if !slices.Contains(s.Awaits, id) {
+		return fmt.Errorf("plan: step %q awaits %q, which it does not declare", s.ID, id)
+	}
+	<-x.sem
+	select {
+	case <-x.finished[id]:
+	case <-ctx.Done():
+	}
+	x.sem <- struct{}{}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	x.mu.Lock()
+	st := x.state[id]
+	x.mu.Unlock()
+	switch st {
+	case stDone:
+		return nil
+	case stFailed:
+		return fmt.Errorf("needs %s, which failed", id)
+	case stSkipped:
+		return fmt.Errorf("needs %s, which was skipped", id)
+	}
+	return fmt.Errorf("needs %s, which did not start", id)
 }
 
 // readySteps claims the steps whose dependencies are all done. Called with
@@ -230,7 +281,8 @@ func (x *executor) runStep(ctx context.Context, s *Step) {
 		if rep := x.opts.Reporter; rep != nil {
 			rep.StepStarted(s)
 		}
-		err = s.Run(withStep(ctx, s.ID))
+		await := func(ctx context.Context, id string) error { return x.await(ctx, s, id) }
+		err = s.Run(context.WithValue(withStep(ctx, s.ID), awaitKey{}, await))
 		if rep := x.opts.Reporter; rep != nil {
 			rep.StepDone(s, err, time.Since(t0))
 		}
@@ -251,6 +303,7 @@ func (x *executor) runStep(ctx context.Context, s *Step) {
 	default:
 		x.state[s.ID], r.Status = stDone, stDone
 	}
+	close(x.finished[s.ID])
 	x.mu.Unlock()
 	x.changed <- struct{}{}
 }

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -156,6 +157,16 @@ func TestPlanValidate(t *testing.T) {
 	if err := missing.Validate(); err == nil {
 		t.Error("unknown dependency not detected")
 	}
+	// A step that awaits one that waits for it would never finish.
+	awaits := step("a", ok)
+	awaits.Awaits = []string{"b"}
+	if err := (&Plan{Steps: []*Step{awaits, step("b", ok, "a")}}).Validate(); err == nil {
+		t.Error("cycle through an await not detected")
+	}
+	awaits.Awaits = []string{"nope"}
+	if err := (&Plan{Steps: []*Step{awaits}}).Validate(); err == nil {
+		t.Error("unknown awaited step not detected")
+	}
 }
 
 func TestResultSummary(t *testing.T) {
@@ -199,5 +210,117 @@ func TestExecuteLogsWhatWaitsForWhat(t *testing.T) {
 	}
 	if logs.FilterMessage("step is waiting").FilterField(zap.String("step", "verify")).Len() == 0 {
 		t.Errorf("the step two edges away was not logged: %v", logs.All())
+	}
+}
+
+// A step that Awaits another starts without it, waits for it partway
+// through its Run and hears how it ended; a step not started yet that
+// awaits a failed one is skipped.
+func TestExecuteAwait(t *testing.T) {
+	boom := errors.New("boom")
+	fail := func(context.Context) error { return boom }
+	tests := []struct {
+		name  string
+		pool  []*Step // "pool" and what it needs
+		heard string  // what the move's await returns ("": nil)
+		want  map[string]string
+	}{
+		{
+			name:  "done",
+			pool:  []*Step{step("pool", ok)},
+			heard: "",
+			want:  map[string]string{"move": "done", "pool": "done"},
+		},
+		{
+			name:  "failed",
+			pool:  []*Step{step("pool", fail)},
+			heard: "needs pool, which failed",
+			want:  map[string]string{"move": "done", "pool": "failed"},
+		},
+		{
+			name:  "skipped",
+			pool:  []*Step{step("hc", fail), step("pool", ok, "hc")},
+			heard: "needs pool, which was skipped",
+			want:  map[string]string{"move": "done", "hc": "failed", "pool": "skipped"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			awaiting := make(chan struct{})
+			var heard error
+			move := step("move", func(ctx context.Context) error {
+				close(awaiting)
+				heard = awaitStep(ctx, "pool")
+				return nil
+			})
+			move.Awaits = []string{"pool"}
+			// The pool's step ends only once the move waits for it.
+			for _, s := range tt.pool {
+				if s.ID == "pool" {
+					run := s.Run
+					s.Run = func(ctx context.Context) error { <-awaiting; return run(ctx) }
+				}
+			}
+			p := &Plan{Steps: append([]*Step{move}, tt.pool...)}
+			if err := p.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			res := Execute(ctx, p, ExecuteOptions{Parallelism: 2})
+			if diff := cmp.Diff(tt.want, statuses(res)); diff != "" {
+				t.Errorf("statuses (-want +got):\n%s", diff)
+			}
+			got := ""
+			if heard != nil {
+				got = heard.Error()
+			}
+			if got != tt.heard {
+				t.Errorf("await = %q, want %q", got, tt.heard)
+			}
+		})
+	}
+
+	t.Run("not started after a failure", func(t *testing.T) {
+		move := step("move", ok, "slow")
+		move.Awaits = []string{"pool"}
+		slow := step("slow", func(context.Context) error { time.Sleep(50 * time.Millisecond); return nil })
+		p := &Plan{Steps: []*Step{move, slow, step("pool", fail)}}
+		res := Execute(context.Background(), p, ExecuteOptions{Parallelism: 2})
+		want := map[string]string{"move": "skipped", "slow": "done", "pool": "failed"}
+		if diff := cmp.Diff(want, statuses(res)); diff != "" {
+			t.Errorf("statuses (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("undeclared", func(t *testing.T) {
+		var heard error
+		p := &Plan{Steps: []*Step{step("pool", ok), step("move", func(ctx context.Context) error {
+			heard = awaitStep(ctx, "pool")
+			return nil
+		})}}
+		Execute(context.Background(), p, ExecuteOptions{Parallelism: 2})
+		if heard == nil || !strings.Contains(heard.Error(), "does not declare") {
+			t.Errorf("await of an undeclared step = %v", heard)
+		}
+		if err := awaitStep(context.Background(), "pool"); err == nil {
+			t.Error("await outside an execution succeeded")
+		}
+	})
+}
+
+// One parallelism slot: a step that waits for another hands its slot
+// over, whichever of the two starts first (repeated to see both orders).
+func TestExecuteAwaitHandsItsSlotOver(t *testing.T) {
+	for i := range 10 {
+		move := step("move", func(ctx context.Context) error { return awaitStep(ctx, "pool") })
+		move.Awaits = []string{"pool"}
+		p := &Plan{Steps: []*Step{step("first", ok), step("pool", ok, "first"), move}}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		res := Execute(ctx, p, ExecuteOptions{Parallelism: 1})
+		cancel()
+		if res.Err != nil {
+			t.Fatalf("run %d: %v", i, res.Err)
+		}
 	}
 }

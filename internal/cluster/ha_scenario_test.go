@@ -77,6 +77,15 @@ func TestScenarioNodePoolsAndReplicasGrowAndShrink(t *testing.T) {
 	if len(rep.Outages) != 1 || rep.Outages[0].Outage <= 0 || rep.Outages[0].Reverted {
 		t.Errorf("outages = %+v, want one measured move", rep.Outages)
 	}
+	// The IP's detach starts with the pool's insert; only the rule awaits it.
+	for _, st := range rep.Plan.Steps {
+		if st.Action == ActMove {
+			pool := "create target-pool kubernetes-master (europe-west1)"
+			if slices.Contains(st.DependsOn, pool) || !slices.Equal(st.Awaits, []string{pool}) || !rep.Plan.dependsOn(st.ID, "create http-health-check kubernetes-master") {
+				t.Errorf("move: depends on %q, awaits %q; want it after the health check, awaiting the pool", st.DependsOn, st.Awaits)
+			}
+		}
+	}
 	replica := s.replicaIn(zc)
 	in, err := s.cloud.GetInstance(context.Background(), gce.ZonalKey(zc, replica))
 	if err != nil {

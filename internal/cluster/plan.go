@@ -29,6 +29,10 @@ type Step struct {
 	Resource  string   `json:"resource"`
 	Reason    string   `json:"reason"`
 	DependsOn []string `json:"dependsOn,omitempty"`
+	// Awaits are steps this one waits for partway through its Run
+	// (awaitStep), not before it starts: the IP's move detaches the static
+	// IP while the target pool is made, and inserts the rule once it is.
+	Awaits []string `json:"awaits,omitempty"`
 	// Outage marks the steps of the window in which the API is unreachable.
 	Outage bool `json:"outage,omitempty"`
 	// Run performs the step. Steps that change nothing in GCE (waits,
@@ -81,14 +85,24 @@ func (p *Plan) HasOutage() bool {
 // Empty reports a plan that changes nothing.
 func (p *Plan) Empty() bool { return p.Mutations() == 0 }
 
-// Validate checks the plan is a DAG whose dependencies exist.
+// waitsFor is every step s waits for, before it starts or while it runs.
+func (s *Step) waitsFor() []string {
+	if len(s.Awaits) == 0 {
+		return s.DependsOn
+	}
+	return append(slices.Clip(s.DependsOn), s.Awaits...)
+}
+
+// Validate checks the plan is a DAG whose dependencies exist; what a step
+// awaits counts as a dependency (a step awaiting one that waits for it
+// would never finish).
 func (p *Plan) Validate() error {
 	ids := map[string]*Step{}
 	for _, s := range p.Steps {
 		ids[s.ID] = s
 	}
 	for _, s := range p.Steps {
-		for _, d := range s.DependsOn {
+		for _, d := range s.waitsFor() {
 			if ids[d] == nil {
 				return fmt.Errorf("plan: step %q depends on unknown step %q", s.ID, d)
 			}
@@ -104,7 +118,7 @@ func (p *Plan) Validate() error {
 			return nil
 		}
 		state[id] = 1
-		for _, d := range ids[id].DependsOn {
+		for _, d := range ids[id].waitsFor() {
 			if err := visit(d); err != nil {
 				return err
 			}
@@ -218,7 +232,7 @@ func (p *Plan) WriteJSON(w io.Writer) error {
 }
 
 // dependsOn reports whether step a waits, directly or through other steps,
-// for step b.
+// before it starts or while it runs, for step b.
 func (p *Plan) dependsOn(a, b string) bool {
 	byID := map[string]*Step{}
 	for _, s := range p.Steps {
@@ -232,7 +246,7 @@ func (p *Plan) dependsOn(a, b string) bool {
 			return false
 		}
 		seen[id] = true
-		for _, d := range s.DependsOn {
+		for _, d := range s.waitsFor() {
 			if d == b || walk(d) {
 				return true
 			}

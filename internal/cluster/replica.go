@@ -77,7 +77,7 @@ func planReplica(ctx context.Context, env *Env, cfg *config.Config, obs *Observe
 		}
 		// After the learner's add: the move takes the first master's
 		// external IP, and with it the SSH tunnel etcd is reached through.
-		move = p.promoteStep(lb.MasterOf(first), pool, learner)
+		move = p.promoteStep(lb.MasterOf(first), hc, pool, learner)
 	}
 	add := ""
 	if joinLater || (obs.TargetPool != nil && !memberOf(obs.TargetPool, replica, obs.Masters)) {
@@ -162,14 +162,27 @@ func (p *planner) poolHoldsMasters(zone string, newReplica bool, hc string) stri
 		func(ctx context.Context) error { return p.fillPool(ctx, existing) }, hc)
 }
 
-// promoteStep is the outage window of the first replica.
-func (p *planner) promoteStep(first lb.Master, deps ...string) string {
+// promoteStep is the outage window of the first replica. Only the
+// forwarding rule's insert needs the target pool (pool, when this run makes
+// or fills it): the static IP's detach, which takes about as long as the
+// pool's insert, starts with it, once the health check (hc) is there, so
+// that the IP leaves the master about when the pool can take it. Waiting
+// for the pool first would add the detach to the flow's critical path.
+func (p *planner) promoteStep(first lb.Master, hc, pool string, deps ...string) string {
+	reason := "the outage window: delete the master's static access config, insert the forwarding rule on the IP (the master's new ephemeral IP in parallel), then wait until the IP serves again"
+	var awaits []string
+	if pool != "" {
+		deps = append(deps, hc)
+		awaits = []string{pool}
+		reason = "the outage window: delete the master's static access config while the target pool is made, insert the forwarding rule on the IP once the pool holds the masters (the master's new ephemeral IP in parallel), then wait until the IP serves again; the IP goes back to the master if the pool fails"
+	}
 	return p.plan.add(&Step{
 		Action: ActMove, Mutating: true, Outage: true,
 		Resource:  fmt.Sprintf("static IP %s: instance %s → forwarding-rule %s", p.cfg.StaticIPName(), first.Name, p.cfg.ForwardingRuleName()),
-		Reason:    "the outage window: delete the master's static access config, insert the forwarding rule on the IP (the master's new ephemeral IP in parallel), then wait until the IP serves again",
+		Reason:    reason,
 		DependsOn: compact(append([]string{p.lockID}, deps...)),
-		Run:       func(ctx context.Context) error { return p.promote(ctx, first) },
+		Awaits:    awaits,
+		Run:       func(ctx context.Context) error { return p.promote(ctx, first, pool) },
 	})
 }
 

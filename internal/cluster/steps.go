@@ -253,10 +253,15 @@ func (r *run) createRule(ctx context.Context) error {
 	return lb.EnsureRule(ctx, r.env.Cloud, r.lbSpec(ctx))
 }
 
-// promote moves the static IP from the master onto the forwarding rule.
-func (r *run) promote(ctx context.Context, first lb.Master) error {
+// promote moves the static IP from the master onto the forwarding rule;
+// pool is the step that makes the target pool meanwhile ("" none).
+func (r *run) promote(ctx context.Context, first lb.Master, pool string) error {
 	r.st.moveBegins()
-	mv, err := lb.Promote(ctx, r.env.Cloud, r.lbSpec(ctx), first)
+	s := r.lbSpec(ctx)
+	if pool != "" {
+		s.PoolReady = func(ctx context.Context) error { return awaitStep(ctx, pool) }
+	}
+	mv, err := lb.Promote(ctx, r.env.Cloud, s, first)
 	r.st.record(mv)
 	return err
 }

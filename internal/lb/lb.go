@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -66,7 +67,12 @@ type Spec struct {
 	Deadline time.Duration
 	// MaxDowntime reverts a move whose outage exceeds it (0: never revert).
 	MaxDowntime time.Duration
-	Prober      *Prober
+	// PoolReady, when set, waits until the target pool exists and holds
+	// the masters, made meanwhile by someone else: Promote detaches the IP
+	// while it waits and inserts the rule once it returns; its error
+	// reverts the move. nil: the pool is ready already.
+	PoolReady func(ctx context.Context) error
+	Prober    *Prober
 	// Progress receives human progress lines during long waits.
 	Progress func(msg string)
 }
@@ -340,8 +346,15 @@ func (mv *Move) measure(w *outageWatch) {
 	}
 }
 
-// ErrReverted means a move exceeded MaxDowntime and was rolled back.
+// ErrReverted means a move was rolled back: it exceeded MaxDowntime, or
+// the target pool it waited for did not come.
 var ErrReverted = errors.New("IP move reverted")
+
+// poolError is PoolReady's failure, which reverts the move.
+type poolError struct{ err error }
+
+func (e *poolError) Error() string { return e.err.Error() }
+func (e *poolError) Unwrap() error { return e.err }
 
 // externalIP returns the instance's access config on nic0, if any.
 func externalIP(in *compute.Instance) *compute.AccessConfig {
@@ -352,8 +365,9 @@ func externalIP(in *compute.Instance) *compute.AccessConfig {
 }
 
 // Promote moves the static IP from the master to a forwarding rule in front
-// of the target pool. The pool must exist (EnsurePool). It resumes from any
-// point: IP still on the master, on nobody, or already on the rule.
+// of the target pool. The pool must exist (EnsurePool), or be on its way
+// (Spec.PoolReady). It resumes from any point: IP still on the master, on
+// nobody, or already on the rule.
 func Promote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
 	mv := Move{From: "instance " + m.Name, To: "forwarding rule " + s.Rule.Name}
 	addr, err := c.GetAddress(ctx, s.Address)
@@ -399,8 +413,13 @@ func Promote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
 		ac = nil
 	}
 	if err := ruleAndEphemeral(ctx, c, s, m, ac); err != nil {
-		mv.measure(w)
-		return mv, err
+		var pe *poolError
+		if !errors.As(err, &pe) || ctx.Err() != nil {
+			mv.measure(w)
+			return mv, err
+		}
+		s.progress("the target pool is not ready (%v): moving the IP back to %s", pe.err, m.Name)
+		return mv, revert(ctx, c, s, m, w, &mv, err, fmt.Sprintf("the target pool %s is not ready", s.Pool))
 	}
 	deadline := s.Deadline
 	if s.MaxDowntime > 0 {
@@ -420,36 +439,56 @@ func Promote(ctx context.Context, c Cloud, s *Spec, m Master) (Move, error) {
 		return mv, err
 	}
 	s.progress("outage %s exceeded --max-downtime %s: moving the IP back to %s", mv.Outage.Round(time.Second), s.MaxDowntime, m.Name)
-	// The same watch goes on: the outage reported spans the revert.
+	return mv, revert(ctx, c, s, m, w, &mv, err, fmt.Sprintf("%s did not serve through the load balancer within --max-downtime %s", s.IP, s.MaxDowntime))
+}
+
+// revert gives the static IP back to the master after a move that could
+// not finish (cause; why says it for the user). The move's watch goes on:
+// the outage reported spans the revert.
+func revert(ctx context.Context, c Cloud, s *Spec, m Master, w *outageWatch, mv *Move, cause error, why string) error {
 	rerr := demote(ctx, c, s, m, w)
 	mv.measure(w)
 	if rerr != nil {
-		return mv, fmt.Errorf("revert after %s: %w (the move failed first: %v)", mv.Outage.Round(time.Second), rerr, err)
+		return fmt.Errorf("revert after %s: %w (the move failed first: %v)", mv.Outage.Round(time.Second), rerr, cause)
 	}
 	mv.Reverted = true
-	return mv, fmt.Errorf("%w: %s did not serve through the load balancer within --max-downtime %s; the IP is back on %s", ErrReverted, s.IP, s.MaxDowntime, m.Name)
+	return fmt.Errorf("%w: %s; the IP is back on %s", ErrReverted, why, m.Name)
 }
 
-// ruleAndEphemeral inserts the forwarding rule on the static IP and, in
-// parallel, gives the old master an ephemeral IP of its own; ac is the
-// master's access config as Promote last knew it.
+// ruleAndEphemeral inserts the forwarding rule on the static IP (once the
+// pool is ready) and, in parallel, gives the old master an ephemeral IP of
+// its own; ac is the master's access config as Promote last knew it. Each
+// runs to its end whatever the other does, so that a revert finds the
+// master as GCE has it.
 func ruleAndEphemeral(ctx context.Context, c Cloud, s *Spec, m Master, ac *compute.AccessConfig) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return insertRule(gctx, c, s) })
-	g.Go(func() error {
-		if ac != nil && ac.NatIP != s.IP {
-			return nil
-		} else if ac != nil {
-			if err := detach(gctx, c, m, ac.Name); err != nil {
-				return fmt.Errorf("detach static IP from %s: %w", m.Name, err)
+	var ruleErr, ipErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if s.PoolReady != nil {
+			if err := s.PoolReady(ctx); err != nil {
+				ruleErr = &poolError{err}
+				return
 			}
 		}
-		if err := attach(gctx, c, m, ""); err != nil {
-			return fmt.Errorf("give %s an ephemeral IP: %w", m.Name, err)
+		ruleErr = insertRule(ctx, c, s)
+	}()
+	switch {
+	case ac != nil && ac.NatIP != s.IP:
+	case ac != nil:
+		if err := detach(ctx, c, m, ac.Name); err != nil {
+			ipErr = fmt.Errorf("detach static IP from %s: %w", m.Name, err)
+			break
 		}
-		return nil
-	})
-	return g.Wait()
+		fallthrough
+	default:
+		if err := attach(ctx, c, m, ""); err != nil {
+			ipErr = fmt.Errorf("give %s an ephemeral IP: %w", m.Name, err)
+		}
+	}
+	wg.Wait()
+	return errors.Join(ruleErr, ipErr)
 }
 
 func (s *Spec) waitProgress(via string) func(time.Duration) {

@@ -238,6 +238,53 @@ func TestPromoteRevertsPastMaxDowntime(t *testing.T) {
 	}
 }
 
+// With PoolReady the static IP leaves the master while the pool is being
+// made; the rule goes in only once the pool is ready.
+func TestPromoteDetachesWhileThePoolIsMade(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	var owner lb.Owner
+	var ruleErr error
+	f.spec.PoolReady = func(ctx context.Context) error {
+		owner = f.owner()
+		_, ruleErr = f.c.GetForwardingRule(ctx, gce.RegionalKey(region, "m"))
+		return nil
+	}
+	if _, err := lb.Promote(ctx, f.c, f.spec, f.m); err != nil {
+		t.Fatal(err)
+	}
+	if owner.Kind != lb.OwnerNone || !gce.IsNotFound(ruleErr) {
+		t.Errorf("while the pool was made: owner %+v, rule %v; want the IP detached and no rule yet", owner, ruleErr)
+	}
+	if o := f.owner(); o.Kind != lb.OwnerLB {
+		t.Errorf("after promote: owner %+v", o)
+	}
+	f.serving()
+}
+
+// A pool that fails while the IP is off the master sends the IP back.
+func TestPromoteRevertsWhenThePoolFails(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.spec.PoolReady = func(context.Context) error { return errors.New("needs create target-pool m, which failed") }
+	var lines []string
+	f.spec.Progress = func(msg string) { lines = append(lines, msg) }
+	mv, err := lb.Promote(ctx, f.c, f.spec, f.m)
+	if !errors.Is(err, lb.ErrReverted) || !mv.Reverted || !strings.Contains(err.Error(), "target pool") {
+		t.Fatalf("err = %v, move %+v; want a revert naming the pool", err, mv)
+	}
+	if o := f.owner(); o.Kind != lb.OwnerMaster || f.masterIP() != f.ip {
+		t.Errorf("after revert: owner %+v, master IP %q", o, f.masterIP())
+	}
+	if _, err := f.c.GetForwardingRule(ctx, gce.RegionalKey(region, "m")); !gce.IsNotFound(err) {
+		t.Errorf("forwarding rule after revert: %v", err)
+	}
+	f.serving()
+	if len(lines) == 0 || !strings.Contains(lines[0], "target pool") {
+		t.Errorf("progress %q: want a line saying the pool sent the IP back", lines)
+	}
+}
+
 // One fault inside the setLabels operation of the new forwarding rule (the
 // sweep saw it fail the first-replica flow with 412 conditionNotMet): the
 // label write re-reads the fingerprint and succeeds.
