@@ -14,9 +14,10 @@ import (
 )
 
 // planReplica adds a master replica in the zone. The first replica also
-// builds the load balancer: everything reversible first (health check,
-// target pool holding the masters), then the outage window in which the
-// static IP moves from the first master to the forwarding rule.
+// builds the load balancer: the health check first, then the target pool
+// holding the masters (reversible) beside the start of the outage window,
+// in which the static IP moves from the first master to the forwarding
+// rule once the pool is there.
 func planReplica(ctx context.Context, env *Env, cfg *config.Config, obs *Observed) (*planner, error) {
 	p := newPlanner(env, cfg, obs, FlowReplica)
 	if err := p.growPreflight(ctx); err != nil {
@@ -140,7 +141,8 @@ func (p *planner) addReplicaVM(key gce.Key, source *compute.Instance, deps ...st
 }
 
 // poolHoldsMasters makes the target pool hold the masters that exist
-// before anything moves; the zone's replica joins later when it is new.
+// before the forwarding rule takes the static IP; the zone's replica joins
+// later when it is new.
 func (p *planner) poolHoldsMasters(zone string, newReplica bool, hc string) string {
 	var existing []lb.Master
 	for _, m := range p.obs.Masters {
@@ -153,7 +155,7 @@ func (p *planner) poolHoldsMasters(zone string, newReplica bool, hc string) stri
 	if !missing {
 		return ""
 	}
-	const why = "holds the existing masters before anything moves (reversible)"
+	const why = "holds the existing masters before the forwarding rule takes the static IP (reversible)"
 	if tp == nil {
 		return p.step(ActCreate, gce.TargetPool(p.poolKey()), why,
 			func(ctx context.Context) error { return p.createTargetPool(ctx, existing) }, hc)

@@ -2,9 +2,10 @@
 // target pool holding the master replicas and a forwarding rule on the
 // cluster's static IP — and the dangerous step of moving that IP between the
 // first master VM and the forwarding rule. Everything reversible happens
-// before the move; the move itself is kept to "delete the static access
+// before the move, or beside its first call (the pool, which the rule's
+// insert waits for); the move itself is kept to "delete the static access
 // config → insert the forwarding rule", measured, and reverted when it takes
-// longer than allowed.
+// longer than allowed or the pool fails.
 package lb
 
 import (
